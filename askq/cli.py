@@ -1,0 +1,113 @@
+"""``askq``: submit question files, run workers, watch and collect results.
+
+A user's mistake (bad file, bad config, unreachable Redis, unknown batch) is one line on stderr and
+exit status 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from common.errors import AskqError
+from common.secrets import redact_secrets
+from producer.results import RESULT_FORMATS
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="askq",
+        description="Durable, observable batch runner for LLM questions (Redis + arq workers).",
+        epilog="Environment: REDIS_URL (default redis://localhost:6379), ASKQ_CONFIG (default ./jobs.yaml), "
+        "OPENAI_API_KEY / OPENAI_BASE_URL (the provider).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    worker = commands.add_parser("worker", help="run an arq worker that answers queued questions")
+    worker.add_argument("--burst", action="store_true", help="exit once the queue is empty")
+    worker.add_argument("--concurrency", type=_positive, metavar="N", help="provider calls in flight")
+    worker.add_argument("-v", "--verbose", action="store_true", help="debug logs, and arq's own")
+
+    submit = commands.add_parser("submit", help="enqueue one job per question of a .jsonl, .txt or .csv file")
+    submit.add_argument("file", type=Path)
+    submit.add_argument("--batch", metavar="NAME", help="batch name (default: file name + content hash)")
+    submit.add_argument("--job", metavar="TYPE", help="job type from jobs.yaml (default: qa)")
+    submit.add_argument("--wait", action="store_true", help="show progress until the batch is done")
+    submit.add_argument("--skip-invalid", action="store_true", help="enqueue the good lines, report the bad")
+    submit.add_argument("--json", action="store_true", help="machine-readable output")
+
+    status = commands.add_parser("status", help="totals by state, tokens, latency and job ids of a batch")
+    status.add_argument("batch")
+    status.add_argument("--json", action="store_true")
+
+    results = commands.add_parser("results", help="one line per item in input order")
+    results.add_argument("batch")
+    results.add_argument("-o", "--output", type=Path, metavar="FILE", help="write here instead of stdout")
+    results.add_argument("--format", choices=RESULT_FORMATS, default="jsonl")
+
+    tail = commands.add_parser("tail", help="print a job's answer as it streams")
+    tail.add_argument("job_id")
+    tail.add_argument("--json", action="store_true", help="raw events as JSON lines")
+
+    demo = commands.add_parser("demo", help="run everything locally: embedded Redis, simulator, a worker")
+    demo.add_argument("--questions", type=Path, help="question file (default: examples/questions.jsonl)")
+    return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except AskqError as exc:
+        print(f"askq: {redact_secrets(str(exc))}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from askq import commands
+
+    if args.command == "worker":
+        from askq.run_worker import run_worker
+
+        return run_worker(burst=args.burst, concurrency=args.concurrency, verbose=args.verbose)
+    if args.command == "demo":
+        from askq.demo import run_demo
+
+        return _run(run_demo, questions=args.questions)
+    if args.command == "submit":
+        return _run(
+            commands.submit, args.file, batch=args.batch, job_type=args.job, wait=args.wait,
+            as_json=args.json, skip_invalid=args.skip_invalid,
+        )  # fmt: skip
+    if args.command == "status":
+        return _run(commands.status, args.batch, as_json=args.json)
+    if args.command == "results":
+        return _run(commands.results, args.batch, output=args.output, fmt=args.format)
+    return _run(commands.tail, args.job_id, as_json=args.json)
+
+
+def _run(command: Callable[..., Coroutine[Any, Any, int]], *args: Any, **kwargs: Any) -> int:
+    return asyncio.run(command(*args, **kwargs))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""``askq demo``: the whole pipeline on embedded defaults, from an empty machine, leaving nothing running.
+
+It starts a private redis-server, the simulator (unless OPENAI_API_KEY or OPENAI_BASE_URL names a
+real provider) and a worker, submits the example questions, streams one answer live, prints the
+results table and stops everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from arq.worker import Worker
+
+from askq.commands import stderr, stdout, tail, wait_for_batch
+from askq.render import results_table
+from askq.stack import embedded_redis, simulator_process
+from common.config import load_config
+from common.errors import InputError
+from producer.batches import batch_status
+from producer.connection import connect
+from producer.results import iter_results
+from producer.submit import submit_file
+from worker.logging import configure_logging
+from worker.settings import worker_settings
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "questions.jsonl"
+DATA_DIR = Path(".askq") / "demo-redis"
+# Slow enough to watch the answer stream in, with a few 503s so the retries show in the table.
+SIMULATOR_FLAGS = ("--ttft-ms", "400", "--tokens-per-s", "40", "--answer-tokens", "60", "--rate-503", "0.2",
+                   "--seed", "7")  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def provider() -> AsyncIterator[str]:
+    if os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"):
+        yield "your provider (OPENAI_API_KEY / OPENAI_BASE_URL)"
+        return
+    async with simulator_process(*SIMULATOR_FLAGS) as base_url:
+        os.environ["OPENAI_BASE_URL"] = base_url
+        try:
+            yield f"the simulator at {base_url}"
+        finally:
+            del os.environ["OPENAI_BASE_URL"]
+
+
+async def run_demo(questions: Path | None = None) -> int:
+    questions = questions or EXAMPLES
+    if not questions.is_file():
+        raise InputError(f"{questions}: no such file")
+    configure_logging(quiet=True, json=False)
+    config = load_config()
+    async with embedded_redis(DATA_DIR) as url, provider() as where:
+        stderr.print(f"[bold]askq demo[/]: embedded Redis at {url}, answers from {where}")
+        worker = Worker(**worker_settings(config, url=url), handle_signals=False)
+        worker_task = asyncio.create_task(worker.async_run())
+        try:
+            async with connect(url) as redis:
+                report = await submit_file(redis, questions, config)
+                stderr.print(f"submitted {report.items} questions as batch [bold]{report.batch}[/]\n")
+                first = (await batch_status(redis, report.batch)).job_ids[0]
+                stderr.print(f"[bold]askq tail {first}[/] (live):")
+                await tail(first, as_json=False, url=url)
+                stderr.print()
+                status = await wait_for_batch(redis, report.batch, show=True)
+                rows = [result async for result in iter_results(redis, report.batch)]
+                stdout.print(results_table(rows, width=stdout.width))
+        finally:
+            await worker.close()
+            worker_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker_task
+    stderr.print(
+        f"\n{status.finished} of {status.total} answered in batch {status.batch}. Next: "
+        "`askq worker` + `askq submit FILE --wait` against your own Redis (see README)."
+    )
+    return 0

@@ -1,0 +1,89 @@
+"""Human output: tables, progress and streamed text, with rich. ``--json`` output never comes here."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from common.status import JobState
+from producer.batches import BatchStatus
+from producer.results import Result
+
+SHOWN_JOB_IDS = 10
+
+
+def status_table(status: BatchStatus) -> Table:
+    table = Table(title=f"batch {status.batch}", show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    table.add_row("total", str(status.total))
+    for state in JobState:
+        table.add_row(state.value, str(status.counts[state]))
+    tokens = status.prompt_tokens + status.completion_tokens
+    table.add_row(
+        "tokens", f"{tokens} ({status.prompt_tokens} prompt + {status.completion_tokens} completion)"
+    )
+    table.add_row("latency p50 / p95", f"{_ms(status.latency_p50_ms)} / {_ms(status.latency_p95_ms)}")
+    table.add_row("source", status.source)
+    shown = ", ".join(status.job_ids[:SHOWN_JOB_IDS])
+    if len(status.job_ids) > SHOWN_JOB_IDS:
+        shown += f" … (+{len(status.job_ids) - SHOWN_JOB_IDS} more; --json lists all)"
+    table.add_row("job ids", shown)
+    return table
+
+
+def results_table(results: Iterable[Result], *, width: int) -> Table:
+    """One row per item, each cell on one line, fitted to ``width`` columns of terminal."""
+    table = Table(title="results", title_justify="left")
+    fixed = (("id", 14), ("status", 9), ("tries", 5), ("tokens", 6), ("question", 30))
+    for column, column_width in fixed:
+        table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=column_width)
+    # Borders and padding take 3 characters per column, plus one.
+    answer_chars = max(width - sum(column_width for _, column_width in fixed) - 3 * (len(fixed) + 1) - 1, 10)
+    table.add_column("answer or error", no_wrap=True, overflow="ellipsis", max_width=answer_chars)
+    for result in results:
+        style = "green" if result.status == JobState.SUCCEEDED.value else "red"
+        shown = result.answer if result.answer is not None else (result.error or "")
+        tokens = str(result.usage.get("total_tokens", "")) if result.usage else ""
+        table.add_row(
+            result.item_id,
+            f"[{style}]{result.status}[/]",
+            str(result.attempts),
+            tokens,
+            _clip(result.question, 30),
+            _clip(shown, answer_chars),
+        )
+    return table
+
+
+def batch_progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def progress_detail(status: BatchStatus, started: float) -> str:
+    elapsed = max(time.monotonic() - started, 1e-6)
+    failed = status.counts[JobState.FAILED]
+    running = status.counts[JobState.RUNNING]
+    rate = status.finished / elapsed
+    return f"running {running} · failed {failed} · {rate:.1f}/s"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} ms"
+
+
+def _clip(text: str, width: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"

@@ -1,0 +1,151 @@
+"""The ``jobs.yaml`` model, validated at load; every error names the file and the key path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from common.errors import ConfigError, NotFoundError
+
+CONFIG_ENV = "ASKQ_CONFIG"
+DEFAULT_CONFIG_FILE = "jobs.yaml"
+
+QA_SYSTEM_PROMPT = (
+    "You are a careful assistant. Answer the user's question accurately and concisely. "
+    "If you do not know the answer, say that you do not know rather than guessing."
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProviderConfig(_Strict):
+    model: str = Field(default="gpt-4o-mini", min_length=1)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    max_tokens: int = Field(default=1024, ge=1)
+    request_timeout_s: float = Field(default=60.0, gt=0)
+
+
+class LimitsConfig(_Strict):
+    concurrency: int = Field(default=32, ge=1, le=10_000)
+    """Provider calls in flight per worker process: the semaphore."""
+    max_jobs: int = Field(default=64, ge=1, le=100_000)
+    """arq jobs a worker holds at once; jobs beyond `concurrency` wait for a slot or sleep in backoff."""
+    job_timeout_s: float = Field(default=600.0, gt=0)
+    poll_delay_s: float = Field(default=0.05, gt=0, le=10)
+
+
+class RetryConfig(_Strict):
+    attempts: int = Field(default=5, ge=1, le=100)
+    initial_wait_s: float = Field(default=0.5, ge=0)
+    max_wait_s: float = Field(default=30.0, ge=0)
+    jitter_s: float = Field(default=0.5, ge=0)
+
+    @model_validator(mode="after")
+    def _max_not_below_initial(self) -> RetryConfig:
+        if self.max_wait_s < self.initial_wait_s:
+            raise ValueError("max_wait_s must be >= initial_wait_s")
+        return self
+
+
+class StreamConfig(_Strict):
+    flush_interval_ms: int = Field(default=50, ge=0, le=10_000)
+    """Deltas after an attempt's first are coalesced and published at most this often..."""
+    flush_chars: int = Field(default=256, ge=1)
+    """...or as soon as this many characters are waiting."""
+
+
+class RetentionConfig(_Strict):
+    results_days: float = Field(default=7.0, gt=0)
+
+    @property
+    def ttl_s(self) -> int:
+        return int(self.results_days * 86_400)
+
+
+class JobTypeConfig(_Strict):
+    system_prompt: str = Field(min_length=1)
+    model: str | None = None
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, ge=1)
+
+
+def _default_job_types() -> dict[str, JobTypeConfig]:
+    return {"qa": JobTypeConfig(system_prompt=QA_SYSTEM_PROMPT)}
+
+
+class AskqConfig(_Strict):
+    provider: ProviderConfig = ProviderConfig()
+    limits: LimitsConfig = LimitsConfig()
+    retry: RetryConfig = RetryConfig()
+    stream: StreamConfig = StreamConfig()
+    retention: RetentionConfig = RetentionConfig()
+    job_types: dict[str, JobTypeConfig] = Field(default_factory=_default_job_types, min_length=1)
+    default_job_type: str = "qa"
+
+    @model_validator(mode="after")
+    def _default_job_type_exists(self) -> AskqConfig:
+        if self.default_job_type not in self.job_types:
+            raise ValueError(f"default_job_type {self.default_job_type!r} is not one of job_types")
+        return self
+
+    def job_type(self, name: str) -> JobTypeConfig:
+        try:
+            return self.job_types[name]
+        except KeyError:
+            known = ", ".join(sorted(self.job_types))
+            raise NotFoundError(f"unknown job type {name!r} (jobs.yaml defines: {known})") from None
+
+
+def config_path() -> Path | None:
+    """The file to load: $ASKQ_CONFIG, else ./jobs.yaml if present, else None (built-in defaults)."""
+    explicit = os.environ.get(CONFIG_ENV)
+    if explicit:
+        return Path(explicit)
+    local = Path(DEFAULT_CONFIG_FILE)
+    return local if local.is_file() else None
+
+
+def load_config(path: Path | None = None) -> AskqConfig:
+    path = path if path is not None else config_path()
+    if path is None:
+        return AskqConfig()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" line {where.line + 1}" if where is not None else ""
+        raise ConfigError(f"{path}:{line} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    return parse_config(raw, source=str(path))
+
+
+def parse_config(raw: Any, *, source: str = DEFAULT_CONFIG_FILE) -> AskqConfig:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of settings at the top level")
+    try:
+        return AskqConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(source, exc)) from None
+
+
+def describe_validation_error(source: str, exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        path = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        got = "" if error["type"] in ("extra_forbidden", "missing") else f" (got {error['input']!r})"
+        lines.append(f"{source}: {path}: {message}{got}")
+    return "\n".join(lines)

@@ -1,0 +1,54 @@
+"""Stream events: what a worker publishes on a job's channel, one JSON object per message.
+
+Order per job: one ``start`` per attempt, its ``delta`` events, then ``retry`` (the attempt's partial
+text is void and a new attempt follows) or a final ``done`` / ``failed``. ``seq`` rises by one with
+every event of the job, across attempts.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from common.usage import Usage
+
+EVENT_SCHEMA_VERSION = 1
+
+
+class EventType(StrEnum):
+    START = "start"
+    DELTA = "delta"
+    RETRY = "retry"
+    DONE = "done"
+    FAILED = "failed"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (EventType.DONE, EventType.FAILED)
+
+
+class StreamEvent(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    v: int = EVENT_SCHEMA_VERSION
+    type: EventType
+    job_id: str
+    seq: int
+    attempt: int
+    ts: float
+    text: str | None = None
+    """delta: the text that follows what came before in this attempt."""
+    model: str | None = None
+    """start: the model asked."""
+    error: str | None = None
+    """retry and failed: why the attempt (or the job) failed."""
+    retry_in_s: float | None = None
+    """retry: how long the worker waits before the next attempt."""
+    usage: Usage | None = None
+    """done and failed: tokens used over all attempts."""
+    latency_ms: float | None = None
+    """done and failed: from the job's start to its end."""
+
+    def to_json(self) -> str:
+        return self.model_dump_json(exclude_none=True)

@@ -1,0 +1,55 @@
+"""Every Redis key and pub/sub channel name askq uses; nothing else spells one.
+
+askq's own keys live under ``askq:``. arq's keys for a job (``arq:job:``, ``arq:in-progress:``,
+``arq:retry:``, ``arq:result:``) are fixed by arq and re-exported here so they too have one home.
+"""
+
+from __future__ import annotations
+
+from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix, retry_key_prefix
+
+PREFIX = "askq"
+QUEUE = f"{PREFIX}:queue"
+BATCHES = f"{PREFIX}:batches"
+
+ARQ_JOB_PREFIX = job_key_prefix
+ARQ_IN_PROGRESS_PREFIX = in_progress_key_prefix
+ARQ_RETRY_PREFIX = retry_key_prefix
+ARQ_RESULT_PREFIX = result_key_prefix
+
+ANSWER_FUNCTION = "answer"
+"""Name of the arq job function that answers one question."""
+
+
+def job_id(batch: str, item_id: str) -> str:
+    """A job's id is derived from its batch and item, so resubmitting a file enqueues nothing new."""
+    return f"{batch}:{item_id}"
+
+
+def job_record(job_id: str) -> str:
+    """Hash holding one job's question, state, answer, error, usage and timings."""
+    return f"{PREFIX}:job:{job_id}"
+
+
+def batch_record(batch: str) -> str:
+    """Hash holding a batch's metadata and its counters by state and tokens."""
+    return f"{PREFIX}:batch:{batch}"
+
+
+def batch_items(batch: str) -> str:
+    """List of the batch's job ids in input order."""
+    return f"{PREFIX}:batch:{batch}:items"
+
+
+def batch_latencies(batch: str) -> str:
+    """List of finished jobs' latencies in milliseconds, for percentiles."""
+    return f"{PREFIX}:batch:{batch}:latency_ms"
+
+
+def job_events_channel(job_id: str) -> str:
+    """Pub/sub channel carrying a job's stream events as JSON."""
+    return f"{PREFIX}:events:{job_id}"
+
+
+def arq_job(job_id: str) -> str:
+    return f"{ARQ_JOB_PREFIX}{job_id}"

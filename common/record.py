@@ -1,0 +1,35 @@
+"""Field names of the per-job and per-batch Redis hashes, written by one side and read by the other."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from common.status import JobState
+
+# Job record (keys.job_record): one hash per job.
+BATCH: Final = "batch"
+ITEM_ID: Final = "item_id"
+QUESTION: Final = "question"
+JOB_TYPE: Final = "job_type"
+CUSTOM_ID: Final = "custom_id"
+"""Set when the item came from an OpenAI Batch API line, so results can be written back in that format."""
+STATE: Final = "state"
+ANSWER: Final = "answer"
+ERROR: Final = "error"
+ERROR_CODE: Final = "error_code"
+ATTEMPTS: Final = "attempts"
+USAGE: Final = "usage"
+MODEL: Final = "model"
+FINISH_REASON: Final = "finish_reason"
+LATENCY_MS: Final = "latency_ms"
+ENQUEUED_AT: Final = "enqueued_at"
+STARTED_AT: Final = "started_at"
+FINISHED_AT: Final = "finished_at"
+
+# Batch record (keys.batch_record): metadata, then one counter per state and per token kind.
+CREATED_AT: Final = "created_at"
+SOURCE: Final = "source"
+TOTAL: Final = "total"
+PROMPT_TOKENS: Final = "prompt_tokens"
+COMPLETION_TOKENS: Final = "completion_tokens"
+STATE_COUNTERS: Final = tuple(state.value for state in JobState)

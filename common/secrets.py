@@ -1,0 +1,18 @@
+"""Keep secrets out of logs, events, results and error messages."""
+
+from __future__ import annotations
+
+import os
+import re
+
+_API_KEY_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9_\-]{4})[A-Za-z0-9_\-*]{8,}")
+_URL_PASSWORD = re.compile(r"(rediss?://[^:/@\s]*:)[^@\s]+@")
+
+
+def redact_secrets(text: str) -> str:
+    """Text with the configured API key, anything shaped like one and URL passwords masked."""
+    key = os.environ.get("OPENAI_API_KEY")
+    if key and len(key) >= 8:
+        text = text.replace(key, "***")
+    text = _API_KEY_PATTERN.sub(r"\1***", text)
+    return _URL_PASSWORD.sub(r"\1***@", text)

@@ -1,0 +1,81 @@
+"""A batch's status from its counters and latency list: no keyspace scan, whatever its size."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from redis.asyncio import Redis
+
+from common import keys, record
+from common.errors import NotFoundError
+from common.status import TERMINAL_STATES, JobState
+
+
+@dataclass(frozen=True)
+class BatchStatus:
+    batch: str
+    total: int
+    counts: dict[JobState, int]
+    prompt_tokens: int
+    completion_tokens: int
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    created_at: float
+    source: str
+    job_type: str
+    job_ids: list[str] = field(default_factory=list)
+
+    @property
+    def finished(self) -> int:
+        return sum(self.counts[state] for state in TERMINAL_STATES)
+
+    @property
+    def done(self) -> bool:
+        return self.finished >= self.total
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "batch": self.batch,
+            "total": self.total,
+            "counts": {state.value: count for state, count in self.counts.items()},
+            "done": self.done,
+            "tokens": {
+                "prompt": self.prompt_tokens,
+                "completion": self.completion_tokens,
+                "total": self.prompt_tokens + self.completion_tokens,
+            },
+            "latency_ms": {"p50": self.latency_p50_ms, "p95": self.latency_p95_ms},
+            "created_at": self.created_at,
+            "source": self.source,
+            "job_type": self.job_type,
+            "job_ids": self.job_ids,
+        }
+
+
+async def batch_status(redis: Redis, batch: str, *, with_job_ids: bool = True) -> BatchStatus:
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hgetall(keys.batch_record(batch))
+        pipe.lrange(keys.batch_latencies(batch), 0, -1)
+        if with_job_ids:
+            pipe.lrange(keys.batch_items(batch), 0, -1)
+        replies = await pipe.execute()
+    fields = {name.decode(): value.decode() for name, value in replies[0].items()}
+    if not fields:
+        raise NotFoundError(f"unknown batch {batch!r} (never submitted, or expired after the retention)")
+    latencies = np.array([float(value) for value in replies[1]], dtype=np.float64)
+    p50, p95 = np.percentile(latencies, [50, 95]).tolist() if latencies.size else (None, None)
+    return BatchStatus(
+        batch=batch,
+        total=int(fields.get(record.TOTAL, 0)),
+        counts={state: max(int(fields.get(state.value, 0)), 0) for state in JobState},
+        prompt_tokens=int(fields.get(record.PROMPT_TOKENS, 0)),
+        completion_tokens=int(fields.get(record.COMPLETION_TOKENS, 0)),
+        latency_p50_ms=p50,
+        latency_p95_ms=p95,
+        created_at=float(fields.get(record.CREATED_AT, 0)),
+        source=fields.get(record.SOURCE, ""),
+        job_type=fields.get(record.JOB_TYPE, ""),
+        job_ids=[job_id.decode() for job_id in replies[2]] if with_job_ids else [],
+    )

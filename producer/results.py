@@ -1,0 +1,135 @@
+"""Read a batch's results in input order and write them as JSON lines or OpenAI Batch API output."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from redis.asyncio import Redis
+
+from common import keys, record
+from common.errors import NotFoundError
+from common.status import JobState
+
+PAGE_ITEMS = 500
+RESULT_FORMATS = ("jsonl", "openai-batch")
+
+
+@dataclass(frozen=True)
+class Result:
+    item_id: str
+    job_id: str
+    question: str
+    answer: str | None
+    status: str
+    error: str | None
+    error_code: str | None
+    attempts: int
+    usage: dict[str, int] | None
+    model: str | None
+    finish_reason: str | None
+    custom_id: str | None
+    finished_at: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.item_id,
+            "job_id": self.job_id,
+            "question": self.question,
+            "answer": self.answer,
+            "status": self.status,
+            "error": self.error,
+            "attempts": self.attempts,
+            "usage": self.usage,
+        }
+
+
+def _result(job_id: str, raw: dict[bytes, bytes]) -> Result:
+    fields = {name.decode(): value.decode() for name, value in raw.items()}
+    state = fields.get(record.STATE, "expired")
+    finished = state in (JobState.SUCCEEDED.value, JobState.FAILED.value)
+    usage = json.loads(fields[record.USAGE]) if fields.get(record.USAGE) else None
+    return Result(
+        item_id=fields.get(record.ITEM_ID, job_id.rsplit(":", 1)[-1]),
+        job_id=job_id,
+        question=fields.get(record.QUESTION, ""),
+        answer=fields.get(record.ANSWER) if state == JobState.SUCCEEDED.value else None,
+        status=state,
+        error=fields.get(record.ERROR) or None,
+        error_code=fields.get(record.ERROR_CODE) or None,
+        attempts=int(fields.get(record.ATTEMPTS, 0)),
+        usage=usage,
+        model=fields.get(record.MODEL) or None,
+        finish_reason=fields.get(record.FINISH_REASON) or None,
+        custom_id=fields.get(record.CUSTOM_ID) or None,
+        finished_at=float(fields[record.FINISHED_AT])
+        if finished and fields.get(record.FINISHED_AT)
+        else None,
+    )
+
+
+async def iter_results(redis: Redis, batch: str) -> AsyncIterator[Result]:
+    """Every item of the batch in input order, one pipelined round trip per page."""
+    if not await redis.exists(keys.batch_record(batch)):
+        raise NotFoundError(f"unknown batch {batch!r} (never submitted, or expired after the retention)")
+    start = 0
+    while True:
+        page = keys.batch_items(batch), start, start + PAGE_ITEMS - 1
+        job_ids = [job_id.decode() for job_id in await redis.lrange(*page)]  # type: ignore[misc]  # redis-py types sync and async alike
+        if not job_ids:
+            return
+        async with redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hgetall(keys.job_record(job_id))
+            records = await pipe.execute()
+        for job_id, raw in zip(job_ids, records, strict=True):
+            yield _result(job_id, raw)
+        start += PAGE_ITEMS
+
+
+def openai_batch_line(result: Result) -> dict[str, Any]:
+    """One line of the OpenAI Batch API output file for this result."""
+    custom_id = result.custom_id or result.item_id
+    line_id = "batch_req_" + hashlib.sha256(result.job_id.encode()).hexdigest()[:24]
+    if result.status == JobState.SUCCEEDED.value:
+        body = {
+            "id": "chatcmpl-" + line_id.removeprefix("batch_req_"),
+            "object": "chat.completion",
+            "created": int(result.finished_at or 0),
+            "model": result.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": result.answer},
+                    "finish_reason": result.finish_reason or "stop",
+                }
+            ],
+            "usage": result.usage,
+        }
+        response = {"status_code": 200, "request_id": line_id, "body": body}
+        return {"id": line_id, "custom_id": custom_id, "response": response, "error": None}
+    code = result.error_code or result.status
+    if code.isdigit():
+        error_body = {"error": {"message": result.error, "type": "askq_error", "code": None}}
+        response = {"status_code": int(code), "request_id": line_id, "body": error_body}
+        return {"id": line_id, "custom_id": custom_id, "response": response, "error": None}
+    message = result.error or f"not finished: {result.status}"
+    return {
+        "id": line_id,
+        "custom_id": custom_id,
+        "response": None,
+        "error": {"code": code, "message": message},
+    }
+
+
+async def write_results(redis: Redis, batch: str, out: TextIO, fmt: str = "jsonl") -> dict[str, int]:
+    """Write one line per item; returns the count of lines by status."""
+    counts: dict[str, int] = {}
+    async for result in iter_results(redis, batch):
+        line = openai_batch_line(result) if fmt == "openai-batch" else result.to_json()
+        out.write(json.dumps(line, ensure_ascii=False) + "\n")
+        counts[result.status] = counts.get(result.status, 0) + 1
+    return counts

@@ -1,0 +1,84 @@
+"""The first pass over a question file: every line checked before anything is enqueued.
+
+Duplicate ids are found with 8-byte digests in a numpy array, so checking a million lines costs
+megabytes, not a set of strings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from array import array
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from producer.readers import LineProblem, read_items
+
+MAX_REPORTED_PROBLEMS = 20
+
+
+@dataclass
+class FileCheck:
+    path: Path
+    items: int = 0
+    problems: list[LineProblem] = field(default_factory=list)
+    more_problems: int = 0
+    digest: str = ""
+
+    def add(self, problem: LineProblem) -> None:
+        if len(self.problems) < MAX_REPORTED_PROBLEMS:
+            self.problems.append(problem)
+        else:
+            self.more_problems += 1
+
+    def describe(self) -> str:
+        lines = [f"{self.path}: line {problem.line}: {problem.message}" for problem in self.problems]
+        if self.more_problems:
+            lines.append(f"{self.path}: ... and {self.more_problems} more bad lines")
+        return "\n".join(lines)
+
+
+def _id_digest(item_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(item_id.encode(), digest_size=8).digest(), "little")
+
+
+def check_file(path: Path) -> FileCheck:
+    """Read the whole file once: count questions, collect bad lines and duplicate ids, hash the content."""
+    check = FileCheck(path)
+    content = hashlib.sha256()
+    digests = array("Q")
+    for parsed in read_items(path):
+        if isinstance(parsed, LineProblem):
+            check.add(parsed)
+            continue
+        check.items += 1
+        content.update(f"{parsed.item_id}\x00{parsed.question}\x00".encode())
+        digests.append(_id_digest(parsed.item_id))
+    check.digest = content.hexdigest()
+    for problem in _duplicate_ids(path, digests):
+        check.add(problem)
+    return check
+
+
+def _duplicate_ids(path: Path, digests: array[int]) -> list[LineProblem]:
+    ordered = np.sort(np.frombuffer(digests, dtype=np.uint64))
+    repeated = set(ordered[1:][ordered[1:] == ordered[:-1]].tolist())
+    if not repeated:
+        return []
+    # Rare path: read again to name the lines of the repeated ids.
+    seen: dict[int, int] = {}
+    problems = []
+    for parsed in read_items(path):
+        if isinstance(parsed, LineProblem):
+            continue
+        digest = _id_digest(parsed.item_id)
+        if digest not in repeated:
+            continue
+        if digest in seen:
+            problems.append(
+                LineProblem(parsed.line, f"duplicate id {parsed.item_id!r} (first on line {seen[digest]})")
+            )
+        else:
+            seen[digest] = parsed.line
+    return problems

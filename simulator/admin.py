@@ -1,0 +1,39 @@
+"""Admin routes under `/_sim/`: stats, live settings and reset."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from .errors import error_response
+from .settings import SettingsError
+from .state import STATE_KEY
+
+
+async def get_stats(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STATE_KEY].stats.snapshot())
+
+
+async def get_settings(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STATE_KEY].settings.model_dump())
+
+
+async def post_settings(request: web.Request) -> web.Response:
+    """Partial update; the whole update is refused when any key is unknown or any value is bad."""
+    try:
+        changes = json.loads(await request.read())
+    except ValueError:
+        return error_response(400, "settings body must be a JSON object")
+    if not isinstance(changes, dict):
+        return error_response(400, "settings body must be a JSON object")
+    try:
+        settings = request.app[STATE_KEY].update_settings(changes)
+    except SettingsError as exc:
+        return error_response(400, f"invalid setting {exc}", param=exc.key or None, code="invalid_setting")
+    return web.json_response(settings.model_dump())
+
+
+async def post_reset(request: web.Request) -> web.Response:
+    request.app[STATE_KEY].reset()
+    return web.json_response({"reset": True})

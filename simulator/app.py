@@ -1,0 +1,37 @@
+"""The aiohttp application: routes bound to one `SimState`."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from . import admin
+from .auth import check_api_key
+from .chat import handle_chat
+from .settings import SimulatorSettings
+from .state import STATE_KEY, SimState
+
+MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1")
+_MAX_BODY_BYTES = 32 * 1024 * 1024
+
+
+def create_app(settings: SimulatorSettings | None = None) -> web.Application:
+    app = web.Application(client_max_size=_MAX_BODY_BYTES)
+    app[STATE_KEY] = SimState(settings or SimulatorSettings())
+    app.router.add_post("/v1/chat/completions", handle_chat)
+    app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/_sim/stats", admin.get_stats)
+    app.router.add_get("/_sim/settings", admin.get_settings)
+    app.router.add_post("/_sim/settings", admin.post_settings)
+    app.router.add_post("/_sim/reset", admin.post_reset)
+    return app
+
+
+async def list_models(request: web.Request) -> web.Response:
+    refused = check_api_key(request, request.app[STATE_KEY].settings)
+    if refused is not None:
+        return refused
+    created = int(time.time())
+    data = [{"id": name, "object": "model", "created": created, "owned_by": "simulator"} for name in MODELS]
+    return web.json_response({"object": "list", "data": data})

@@ -1,0 +1,79 @@
+"""`POST /v1/chat/completions`: admission (auth, validation, rate window), fault choice, dispatch."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from aiohttp import web
+
+from .answers import make_answer
+from .auth import check_api_key
+from .chat_request import ChatRequest, RequestError, parse_chat_request
+from .completion import send_completion
+from .errors import error_response, retry_after_headers
+from .faults import Directive, DirectiveError, draw_random_fault, find_plan
+from .pacing import Pace, sleep_until
+from .rejections import rejection_for
+from .settings import SimulatorSettings
+from .state import STATE_KEY, SimState
+from .streaming import send_stream
+
+
+async def handle_chat(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE_KEY]
+    state.stats.request_started()
+    try:
+        return await _serve(request, state)
+    except (ConnectionResetError, asyncio.CancelledError):
+        # The server cancels a handler when its client hangs up (and on shutdown).
+        state.stats.client_disconnects += 1
+        raise
+    finally:
+        state.stats.request_finished()
+
+
+async def _serve(request: web.Request, state: SimState) -> web.StreamResponse:
+    settings = state.settings
+    loop = asyncio.get_running_loop()
+    await sleep_until(loop.time() + settings.slow_start_ms / 1000.0)
+    admitted = await _admit(request, state, settings)
+    if isinstance(admitted, web.Response):
+        state.stats.responses_by_status[admitted.status] += 1
+        return admitted
+    chat, directive = admitted
+    rejection = rejection_for(directive, settings)
+    if rejection is not None:
+        state.stats.responses_by_status[rejection.status] += 1
+        return rejection
+    answer = make_answer(chat.model, chat.messages, settings.answer_tokens, chat.max_tokens)
+    pace = Pace.of(settings.ttft_ms, directive.slow_ms, settings.tokens_per_s)
+    if chat.stream:
+        return await send_stream(request, state, answer, directive, pace, chat.model, chat.include_usage)
+    return await send_completion(request, state, answer, directive, pace, chat.model, loop.time())
+
+
+async def _admit(
+    request: web.Request, state: SimState, settings: SimulatorSettings
+) -> tuple[ChatRequest, Directive] | web.Response:
+    """The request and the directive for this attempt, or the response refusing it."""
+    refused = check_api_key(request, settings)
+    if refused is not None:
+        return refused
+    try:
+        chat = parse_chat_request(json.loads(await request.read()))
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError and RequestError alike
+        if isinstance(exc, RequestError):
+            return error_response(400, exc.message, param=exc.param, code=exc.code)
+        return error_response(400, "We could not parse the JSON body of your request.")
+    attempt = state.stats.count_attempt(chat.key)
+    try:
+        plan = find_plan(chat.key)
+    except DirectiveError as exc:
+        return error_response(400, str(exc), param="messages", code="invalid_sim_directive")
+    retry_after = state.limiter.acquire(asyncio.get_running_loop().time(), settings.rpm_limit)
+    if retry_after is not None:
+        message = f"Rate limit reached: {settings.rpm_limit} requests per minute (simulated)."
+        return error_response(429, message, headers=retry_after_headers(retry_after))
+    directive = plan.for_attempt(attempt) if plan is not None else draw_random_fault(settings, state.rng)
+    return chat, directive

@@ -1,0 +1,86 @@
+"""Command line: one flag per setting, serve until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from pydantic import ValidationError
+
+from .server import start_simulator
+from .settings import SettingsError, SimulatorSettings
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # A single line keeps wrapper scripts' logs readable; usage is one `--help` away.
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0..65535, got {port}")
+    return port
+
+
+def _flag_type(annotation: Any) -> Callable[[str], Any]:
+    return {int: int, float: float}.get(annotation, str)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(
+        prog="python -m simulator", description="OpenAI-compatible chat-completions simulator"
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=_port, default=0, help="port to bind; 0 picks a free one (default)")
+    for name, field in SimulatorSettings.model_fields.items():
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            type=_flag_type(field.annotation),
+            default=None,
+            help=f"{field.description or name} (default {field.default})",
+        )
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> SimulatorSettings:
+    given = {name: getattr(args, name) for name in SimulatorSettings.model_fields}
+    try:
+        return SimulatorSettings.model_validate({k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        raise SettingsError.from_validation(exc) from None
+
+
+async def serve(settings: SimulatorSettings, host: str, port: int) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # Handlers go in before the announcement so a supervisor's SIGTERM is always a clean stop.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with await start_simulator(settings, host, port) as sim:
+        print(f"simulator listening on {sim.base_url}", flush=True)
+        await stop.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+    except SettingsError as exc:
+        flag = "--" + exc.key.replace("_", "-") if exc.key else "settings"
+        parser.error(f"{flag}: {exc.reason}")
+    try:
+        asyncio.run(serve(settings, args.host, args.port))
+    except OSError as exc:
+        print(f"{parser.prog}: error: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # only possible before the signal handlers are installed
+        return 0
+    return 0

@@ -1,0 +1,65 @@
+"""Runtime settings of the simulator: one frozen pydantic model, replaced wholesale on update."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+def _probability(what: str) -> Any:
+    return Field(default=0.0, ge=0.0, le=1.0, description=f"probability of {what} per request")
+
+
+class SimulatorSettings(BaseModel):
+    """Latency, answer size and fault rates; every field is a CLI flag and a /_sim/settings key."""
+
+    # strict: a JSON "5" for a number is a client bug we want reported, not coerced.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+    ttft_ms: float = Field(default=50.0, ge=0.0, description="delay before the first content token")
+    tokens_per_s: float = Field(default=200.0, ge=0.0, description="token pace; 0 = no inter-token delay")
+    answer_tokens: int = Field(default=40, ge=1, le=1_000_000, description="tokens in a full answer")
+    seed: int = Field(default=0, description="seed of the random fault generator")
+    rate_429: float = _probability("a 429")
+    rate_500: float = _probability("a 500")
+    rate_503: float = _probability("a 503")
+    rate_cut: float = _probability("a cut connection")
+    rate_error_in_stream: float = _probability("an error inside a 200 stream")
+    retry_after_s: float = Field(default=1.0, ge=0.0, description="Retry-After sent with simulated 429s")
+    cut_after_chunks: int = Field(default=3, ge=0, description="content chunks sent before a cut or error")
+    slow_start_ms: float = Field(default=0.0, ge=0.0, description="extra delay before response headers")
+    rpm_limit: int = Field(default=0, ge=0, description="requests per sliding minute; 0 = unlimited")
+    require_api_key: str | None = Field(default=None, description="expected Bearer token; unset = any")
+
+    @model_validator(mode="after")
+    def _rates_fit_in_one_draw(self) -> SimulatorSettings:
+        # One uniform draw picks at most one fault, so the rates share the unit interval.
+        if self.fault_rate_total() > 1.0 + 1e-9:
+            raise ValueError("rate_429 + rate_500 + rate_503 + rate_cut + rate_error_in_stream must be <= 1")
+        return self
+
+    def fault_rate_total(self) -> float:
+        return self.rate_429 + self.rate_500 + self.rate_503 + self.rate_cut + self.rate_error_in_stream
+
+    def updated(self, changes: dict[str, Any]) -> SimulatorSettings:
+        """Return a validated copy with `changes` applied; raises SettingsError naming the key."""
+        try:
+            return SimulatorSettings.model_validate({**self.model_dump(), **changes})
+        except ValidationError as exc:
+            raise SettingsError.from_validation(exc) from None
+
+
+class SettingsError(ValueError):
+    """A settings update was refused; `key` is the offending field (or "" for a cross-field rule)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}" if key else message)
+        self.key = key
+        self.reason = message
+
+    @classmethod
+    def from_validation(cls, exc: ValidationError) -> SettingsError:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        return cls(key, first["msg"])

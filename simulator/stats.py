@@ -1,0 +1,58 @@
+"""Counters exposed by `GET /_sim/stats`."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class SimStats:
+    """Counts for chat-completion requests only; admin and model-list calls are not counted."""
+
+    requests_total: int = 0
+    responses_by_status: Counter[int] = field(default_factory=Counter)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    streams_completed: int = 0
+    streams_cut: int = 0
+    streams_errored: int = 0
+    client_disconnects: int = 0
+    completion_tokens_sent: int = 0
+    attempts: Counter[str] = field(default_factory=Counter)
+
+    def request_started(self) -> None:
+        self.requests_total += 1
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def request_finished(self) -> None:
+        self.in_flight -= 1
+
+    def count_attempt(self, key: str) -> int:
+        """Record one more request for `key` and return its 1-based attempt number."""
+        self.attempts[key] += 1
+        return self.attempts[key]
+
+    def reset(self) -> None:
+        # in_flight describes live requests, so it survives; the peak restarts from it.
+        self.max_in_flight = self.in_flight
+        self.requests_total = self.completion_tokens_sent = self.client_disconnects = 0
+        self.streams_completed = self.streams_cut = self.streams_errored = 0
+        self.responses_by_status.clear()
+        self.attempts.clear()
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "requests_total": self.requests_total,
+            "responses_by_status": {str(code): n for code, n in sorted(self.responses_by_status.items())},
+            "in_flight": self.in_flight,
+            "max_in_flight": self.max_in_flight,
+            "streams_completed": self.streams_completed,
+            "streams_cut": self.streams_cut,
+            "streams_errored": self.streams_errored,
+            "client_disconnects": self.client_disconnects,
+            "completion_tokens_sent": self.completion_tokens_sent,
+            "attempts": dict(self.attempts),
+        }

@@ -1,0 +1,86 @@
+"""Streamed (`stream: true`) 200 responses: normal, cut, error-in-stream and no-finish variants."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+from aiohttp import web
+
+from .answers import Answer
+from .faults import Directive
+from .pacing import Pace, Step, play
+from .rejections import stream_error_message
+from .sse import DONE, ChunkEncoder, error_event
+from .state import SimState
+
+_SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
+
+
+def new_completion_id() -> str:
+    return "chatcmpl-" + uuid.uuid4().hex[:24]
+
+
+async def send_stream(
+    request: web.Request,
+    state: SimState,
+    answer: Answer,
+    directive: Directive,
+    pace: Pace,
+    model: str,
+    include_usage: bool,
+) -> web.StreamResponse:
+    stats = state.stats
+    encoder = ChunkEncoder(new_completion_id(), int(time.time()), model)
+    cut_after = state.settings.cut_after_chunks
+    resp = web.StreamResponse(headers=_SSE_HEADERS)
+    stats.responses_by_status[200] += 1
+    await resp.prepare(request)
+    start = asyncio.get_running_loop().time()
+
+    def count_tokens(sent: int) -> None:
+        stats.completion_tokens_sent += sent
+
+    steps = _content_steps(
+        encoder, answer.tokens[:cut_after] if directive.kind in ("cut", "error") else answer.tokens, pace
+    )
+    if directive.kind == "cut":
+        await play(resp, steps, start, count_tokens, eof=False)
+        _cut_connection(request)
+        stats.streams_cut += 1
+    elif directive.kind == "error":
+        steps.append(Step(pace.token_at(len(steps) - 1), error_event(stream_error_message())))
+        await play(resp, steps, start, count_tokens, eof=True)
+        stats.streams_errored += 1
+    else:
+        finish_reason = None if directive.kind == "nofinish" else answer.finish_reason
+        usage = (answer.prompt_tokens, len(answer.tokens)) if include_usage else None
+        steps.append(Step(steps[-1].at_s, _tail(encoder, finish_reason, usage)))
+        await play(resp, steps, start, count_tokens, eof=True)
+        stats.streams_completed += 1
+    return resp
+
+
+def _content_steps(encoder: ChunkEncoder, tokens: list[str], pace: Pace) -> list[Step]:
+    steps = [Step(0.0, encoder.role())]
+    steps.extend(Step(pace.token_at(i), encoder.content(token), 1) for i, token in enumerate(tokens))
+    return steps
+
+
+def _tail(encoder: ChunkEncoder, finish_reason: str | None, usage: tuple[int, int] | None) -> bytes:
+    parts = []
+    if finish_reason is not None:
+        parts.append(encoder.finish(finish_reason))
+    if usage is not None:
+        parts.append(encoder.usage(*usage))
+    parts.append(DONE)
+    return b"".join(parts)
+
+
+def _cut_connection(request: web.Request) -> None:
+    # close() flushes what was written, then sends FIN without the terminating chunk:
+    # the client sees an incomplete chunked body, as when a real upstream connection drops.
+    transport = request.transport
+    if transport is not None:
+        transport.close()

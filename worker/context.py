@@ -1,0 +1,28 @@
+"""The typed worker context: what ``on_startup`` builds once per process, plus arq's per-job keys."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import TypedDict
+
+from arq.connections import ArqRedis
+from openai import AsyncOpenAI
+
+from common.config import AskqConfig
+from worker.provider import ChatProvider
+from worker.store import JobStore
+
+
+class WorkerContext(TypedDict, total=False):
+    # Set by arq.
+    redis: ArqRedis
+    job_id: str
+    job_try: int
+    enqueue_time: datetime
+    # Set by askq: `config` when the settings are built, the rest in on_startup.
+    config: AskqConfig
+    client: AsyncOpenAI
+    provider: ChatProvider
+    semaphore: asyncio.Semaphore
+    store: JobStore

@@ -1,0 +1,99 @@
+"""The arq job function: validate the payload, answer, record exactly one result, publish the end."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from common.errors import NotFoundError, ProviderError
+from common.events import EventType
+from common.payload import JobPayload
+from common.status import JobState
+from worker.answering import Answerer, build_request
+from worker.context import WorkerContext
+from worker.publisher import EventPublisher
+from worker.store import Outcome
+
+log = structlog.get_logger(__name__)
+
+
+async def answer(ctx: WorkerContext, raw_payload: Any) -> dict[str, Any]:
+    """Answer one question. Returns a short summary to arq; the result itself lives in askq's keys."""
+    try:
+        payload = JobPayload.model_validate(raw_payload)
+    except ValidationError as exc:
+        # Never executed: a payload that is not ours is refused (it cannot name a record to fail).
+        log.error("rejected job payload", arq_job_id=ctx.get("job_id"), error=str(exc).splitlines()[0])
+        return {"state": "rejected", "error": "invalid job payload"}
+    with structlog.contextvars.bound_contextvars(job_id=payload.job_id, batch=payload.batch):
+        return await _answer(ctx, payload)
+
+
+async def _answer(ctx: WorkerContext, payload: JobPayload) -> dict[str, Any]:
+    store = ctx["store"]
+    if not await store.mark_running(payload.job_id, payload.batch):
+        log.info("skipped: already finished or unknown")
+        return {"state": "skipped"}
+    publisher = EventPublisher(ctx["redis"], payload.job_id, ctx["config"].stream)
+    try:
+        outcome = await _outcome(ctx, payload, publisher)
+        await store.finish(payload.job_id, payload.batch, outcome)
+        _publish_end(publisher, outcome)
+    finally:
+        await publisher.aclose()
+    log.info(
+        "job finished",
+        state=outcome.state.value,
+        attempts=outcome.attempts,
+        latency_ms=round(outcome.latency_ms),
+    )
+    return {"state": outcome.state.value, "attempts": outcome.attempts}
+
+
+async def _outcome(ctx: WorkerContext, payload: JobPayload, publisher: EventPublisher) -> Outcome:
+    config = ctx["config"]
+    started = time.monotonic()
+    answerer = Answerer(ctx["provider"], ctx["semaphore"], config, publisher)
+    model = ""
+    try:
+        request = build_request(payload, config)
+        model = request.model
+        result = await answerer.answer(request)
+    except (ProviderError, NotFoundError) as exc:
+        error, code = str(exc), str(getattr(exc, "status_code", None) or type(exc).__name__)
+    except Exception as exc:
+        # A bug must fail this one job with a reason, never the batch or the worker.
+        log.exception("job crashed")
+        error, code = f"internal error: {type(exc).__name__}: {exc}", "internal"
+    else:
+        return Outcome(
+            state=JobState.SUCCEEDED,
+            attempts=result.attempts,
+            answer=result.text,
+            usage=result.usage,
+            finish_reason=result.finish_reason,
+            model=model,
+            latency_ms=(time.monotonic() - started) * 1000,
+        )
+    return Outcome(
+        state=JobState.FAILED,
+        attempts=max(answerer.attempts, 1),
+        error=error,
+        error_code=code,
+        model=model,
+        latency_ms=(time.monotonic() - started) * 1000,
+    )
+
+
+def _publish_end(publisher: EventPublisher, outcome: Outcome) -> None:
+    kind = EventType.DONE if outcome.state is JobState.SUCCEEDED else EventType.FAILED
+    publisher.emit(
+        kind,
+        outcome.attempts,
+        error=outcome.error or None,
+        usage=outcome.usage,
+        latency_ms=round(outcome.latency_ms, 1),
+    )

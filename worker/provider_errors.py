@@ -1,0 +1,71 @@
+"""Translate what the provider client raises into retryable or fatal ``ProviderError``s."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx2
+import openai
+
+from common.errors import FatalProviderError, ProviderError, RetryableProviderError
+from common.secrets import redact_secrets
+
+RETRYABLE_STATUS = frozenset({408, 409, 429})
+
+
+def translate(exc: BaseException) -> ProviderError:
+    """Classify an exception raised while calling or reading the provider."""
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, openai.APIStatusError):
+        return _from_status(exc)
+    if isinstance(exc, openai.APITimeoutError):
+        return RetryableProviderError("provider request timed out")
+    if isinstance(exc, openai.APIConnectionError):
+        return RetryableProviderError(f"cannot connect to the provider: {_cause(exc)}")
+    if isinstance(exc, openai.APIError):
+        # An error object inside a 200 stream: the provider failed mid-answer.
+        return RetryableProviderError(f"provider error in stream: {redact_secrets(exc.message)}")
+    if isinstance(exc, httpx2.HTTPError):
+        return RetryableProviderError(f"stream broken: {type(exc).__name__}: {redact_secrets(str(exc))}")
+    raise exc
+
+
+def _from_status(exc: openai.APIStatusError) -> ProviderError:
+    status = exc.status_code
+    message = f"HTTP {status}: {_provider_message(exc)}"
+    if status == 401:
+        message += " (check OPENAI_API_KEY)"
+    if status in RETRYABLE_STATUS or status >= 500:
+        return RetryableProviderError(message, status_code=status, retry_after_s=retry_after_s(exc.response))
+    return FatalProviderError(message, status_code=status)
+
+
+def _provider_message(exc: openai.APIStatusError) -> str:
+    body: Any = exc.body
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return redact_secrets(error["message"])
+    return redact_secrets(exc.message)
+
+
+def _cause(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc
+    return redact_secrets(f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__)
+
+
+def retry_after_s(response: httpx2.Response) -> float | None:
+    """The wait a 429 or 503 asks for: ``retry-after-ms`` first, then ``Retry-After`` in seconds."""
+    headers = response.headers
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) * scale
+        except ValueError:
+            continue  # an HTTP date: rare from LLM providers, and backoff still applies
+        if 0 <= seconds <= 3600:
+            return seconds
+    return None

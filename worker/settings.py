@@ -1,0 +1,105 @@
+"""arq ``WorkerSettings`` built from ``jobs.yaml``; clients made in on_startup, closed in on_shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any, cast
+
+import structlog
+from arq.worker import func
+from openai import AsyncOpenAI
+
+from common import keys
+from common.config import AskqConfig, load_config
+from common.errors import ConfigError
+from common.redis_url import arq_settings, redact, redis_url
+from common.serializer import job_deserializer, job_serializer
+from worker.context import WorkerContext
+from worker.jobs import answer
+from worker.provider import ChatProvider
+from worker.store import JobStore
+
+log = structlog.get_logger(__name__)
+
+ARQ_RESULT_KEEP_S = 60
+"""arq's own result copy is only for arq tooling; askq's results live in its keys for the retention."""
+
+
+def provider_endpoint() -> tuple[str, str | None]:
+    """(API key, base URL) from the environment; a compatible server may need no key."""
+    base_url = os.environ.get("OPENAI_BASE_URL") or None
+    api_key = os.environ.get("OPENAI_API_KEY") or None
+    if api_key is None and base_url is None:
+        raise ConfigError(
+            "no provider configured: set OPENAI_API_KEY for OpenAI, or OPENAI_BASE_URL for a compatible "
+            "server (`python -m simulator` starts a local one)"
+        )
+    return api_key or "not-needed", base_url
+
+
+def provider_client(config: AskqConfig) -> AsyncOpenAI:
+    """One client per worker process; tenacity owns retrying, so the client's own retries are off."""
+    api_key, base_url = provider_endpoint()
+    return AsyncOpenAI(
+        api_key=api_key,
+        base_url=base_url,
+        max_retries=0,
+        timeout=config.provider.request_timeout_s,
+    )
+
+
+async def on_startup(raw_ctx: dict[str, Any]) -> None:
+    ctx = cast(WorkerContext, raw_ctx)
+    config = ctx["config"]
+    ctx["client"] = provider_client(config)
+    ctx["provider"] = ChatProvider(ctx["client"])
+    ctx["semaphore"] = asyncio.Semaphore(config.limits.concurrency)
+    ctx["store"] = JobStore(ctx["redis"], config.retention.ttl_s)
+    log.info(
+        "worker started",
+        provider=str(ctx["client"].base_url),
+        concurrency=config.limits.concurrency,
+        max_jobs=config.limits.max_jobs,
+    )
+
+
+async def on_shutdown(raw_ctx: dict[str, Any]) -> None:
+    ctx = cast(WorkerContext, raw_ctx)
+    client = ctx.get("client")
+    if client is not None:
+        await client.close()
+    log.info("worker stopped")
+
+
+def worker_settings(
+    config: AskqConfig | None = None,
+    *,
+    url: str | None = None,
+    concurrency: int | None = None,
+    burst: bool = False,
+) -> dict[str, Any]:
+    """Keyword arguments for ``arq.Worker``; ``--concurrency`` raises ``max_jobs`` to match if needed."""
+    config = config or load_config()
+    if concurrency is not None:
+        limits = config.limits.model_copy(
+            update={"concurrency": concurrency, "max_jobs": max(config.limits.max_jobs, concurrency)}
+        )
+        config = config.model_copy(update={"limits": limits})
+    url = url or redis_url()
+    log.debug("worker settings", redis=redact(url))
+    return {
+        "functions": [func(answer, name=keys.ANSWER_FUNCTION)],  # type: ignore[arg-type]
+        "queue_name": keys.QUEUE,
+        "redis_settings": arq_settings(url),
+        "on_startup": on_startup,
+        "on_shutdown": on_shutdown,
+        "max_jobs": config.limits.max_jobs,
+        "job_timeout": config.limits.job_timeout_s,
+        "poll_delay": config.limits.poll_delay_s,
+        "keep_result": ARQ_RESULT_KEEP_S,
+        "job_serializer": job_serializer,
+        "job_deserializer": job_deserializer,
+        "ctx": {"config": config},
+        "burst": burst,
+    }

@@ -1,0 +1,115 @@
+"""The worker's writes to the job record and the batch counters, each one atomic Lua call.
+
+A state change moves one unit between the batch's per-state counters in the same call that changes
+the job, so ``askq status`` reads counters that always add up. A job already in a terminal state is
+never moved again: a job run twice (at-least-once delivery) is recorded once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from common import keys, record
+from common.status import TERMINAL_STATES, JobState
+from common.usage import Usage
+
+# KEYS: job record, batch record, batch latencies.
+# ARGV: new state, ttl_s, latency_ms ('' if none), prompt tokens, completion tokens, field/value pairs.
+# Returns the previous state, or '' when the record is missing or already terminal (nothing changed).
+_TRANSITION = """
+local old = redis.call('HGET', KEYS[1], 'state')
+if not old then return '' end
+for _, terminal in ipairs(cjson.decode(ARGV[6])) do
+  if old == terminal then return '' end
+end
+local ttl = tonumber(ARGV[2])
+if old ~= ARGV[1] then
+  redis.call('HINCRBY', KEYS[2], old, -1)
+  redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+end
+redis.call('HSET', KEYS[1], 'state', ARGV[1])
+for i = 7, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if ARGV[3] ~= '' then
+  redis.call('RPUSH', KEYS[3], ARGV[3])
+  redis.call('EXPIRE', KEYS[3], ttl)
+end
+if tonumber(ARGV[4]) > 0 then redis.call('HINCRBY', KEYS[2], 'prompt_tokens', ARGV[4]) end
+if tonumber(ARGV[5]) > 0 then redis.call('HINCRBY', KEYS[2], 'completion_tokens', ARGV[5]) end
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('EXPIRE', KEYS[2], ttl)
+return old
+"""
+_TERMINAL_JSON = json.dumps(sorted(state.value for state in TERMINAL_STATES))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: JobState
+    attempts: int
+    answer: str = ""
+    error: str = ""
+    error_code: str = ""
+    usage: Usage | None = None
+    finish_reason: str = ""
+    model: str = ""
+    latency_ms: float = 0.0
+
+
+class JobStore:
+    def __init__(self, redis: Redis, ttl_s: int) -> None:
+        self._redis = redis
+        self._ttl_s = ttl_s
+        self._transition = redis.register_script(_TRANSITION)
+
+    async def mark_running(self, job_id: str, batch: str) -> bool:
+        """Move a queued job to running; False when it is finished already (or unknown) and must not run."""
+        previous = await self._run(job_id, batch, JobState.RUNNING, {record.STARTED_AT: str(time.time())})
+        return previous != ""
+
+    async def finish(self, job_id: str, batch: str, outcome: Outcome) -> bool:
+        """Record the one result of a job; False when another run recorded it first."""
+        usage = outcome.usage or Usage()
+        fields = {
+            record.ANSWER: outcome.answer,
+            record.ERROR: outcome.error,
+            record.ERROR_CODE: outcome.error_code,
+            record.ATTEMPTS: str(outcome.attempts),
+            record.USAGE: usage.model_dump_json(),
+            record.FINISH_REASON: outcome.finish_reason,
+            record.MODEL: outcome.model,
+            record.LATENCY_MS: f"{outcome.latency_ms:.1f}",
+            record.FINISHED_AT: str(time.time()),
+        }
+        previous = await self._run(
+            job_id, batch, outcome.state, fields, latency_ms=outcome.latency_ms, usage=usage
+        )
+        return previous != ""
+
+    async def _run(
+        self,
+        job_id: str,
+        batch: str,
+        state: JobState,
+        fields: dict[str, str],
+        *,
+        latency_ms: float | None = None,
+        usage: Usage | None = None,
+    ) -> str:
+        usage = usage or Usage()
+        args: list[str | int | float] = [
+            state.value,
+            self._ttl_s,
+            "" if latency_ms is None else f"{latency_ms:.1f}",
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            _TERMINAL_JSON,
+        ]
+        for name, value in fields.items():
+            args += [name, value]
+        job_keys = [keys.job_record(job_id), keys.batch_record(batch), keys.batch_latencies(batch)]
+        previous = await self._transition(keys=job_keys, args=args)
+        return previous.decode() if isinstance(previous, bytes) else str(previous or "")
