@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from arq.worker import Worker
@@ -34,12 +34,12 @@ SIMULATOR_FLAGS = ("--ttft-ms", "400", "--tokens-per-s", "40", "--answer-tokens"
                    "--seed", "7")  # fmt: skip
 
 
-@contextlib.asynccontextmanager
-async def provider() -> AsyncIterator[str]:
+@contextlib.contextmanager
+def provider() -> Iterator[str]:
     if os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"):
         yield "your provider (OPENAI_API_KEY / OPENAI_BASE_URL)"
         return
-    async with simulator_process(*SIMULATOR_FLAGS) as base_url:
+    with simulator_process(*SIMULATOR_FLAGS) as base_url:
         os.environ["OPENAI_BASE_URL"] = base_url
         try:
             yield f"the simulator at {base_url}"
@@ -53,7 +53,7 @@ async def run_demo(questions: Path | None = None) -> int:
         raise InputError(f"{questions}: no such file")
     configure_logging(quiet=True, json=False)
     config = load_config()
-    async with embedded_redis(DATA_DIR) as url, provider() as where:
+    with embedded_redis(DATA_DIR) as url, provider() as where:
         stderr.print(f"[bold]askq demo[/]: embedded Redis at {url}, answers from {where}")
         worker = Worker(**worker_settings(config, url=url), handle_signals=False)
         worker_task = asyncio.create_task(worker.async_run())

@@ -1,26 +1,29 @@
 """Local services for the demo and the tests: a private redis-server and the simulator, as processes.
 
-Both bind free ports on 127.0.0.1 and are stopped on exit, leaving nothing running.
+Both bind free ports on 127.0.0.1 and are stopped when their ``with`` block ends, leaving nothing
+running.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import shutil
 import socket
+import subprocess
 import sys
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from redis.asyncio import Redis
+import redis
 from redis.exceptions import RedisError
 
 from common.errors import AskqError
 
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 5.0
+SIMULATOR_READY = "simulator listening on "
 
 
 def redis_server_binary() -> str:
@@ -45,67 +48,73 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@contextlib.asynccontextmanager
-async def embedded_redis(data_dir: Path, *, extra_args: Sequence[str] = ()) -> AsyncIterator[str]:
-    """A private redis-server in ``data_dir``; yields its URL. No persistence unless asked for."""
+@contextlib.contextmanager
+def embedded_redis(
+    data_dir: Path, *, extra_args: Sequence[str] = (), port: int | None = None
+) -> Iterator[str]:
+    """A private redis-server working in ``data_dir``; yields its URL. No persistence unless asked."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     args = ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir), "--save", "",
             "--appendonly", "no", "--logfile", "redis.log", *extra_args]  # fmt: skip
-    process = await asyncio.create_subprocess_exec(
-        redis_server_binary(), *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    process = subprocess.Popen(
+        [redis_server_binary(), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     url = f"redis://127.0.0.1:{port}"
     try:
-        await _wait_for_redis(url, process)
+        _wait_for_redis(url, process)
         yield url
     finally:
-        await _stop(process)
+        stop(process)
 
 
-async def _wait_for_redis(url: str, process: asyncio.subprocess.Process) -> None:
-    deadline = asyncio.get_running_loop().time() + START_TIMEOUT_S
-    while True:
-        if process.returncode is not None:
-            raise AskqError(f"embedded redis-server exited at start (code {process.returncode})")
-        redis = Redis.from_url(url)
-        try:
-            await redis.ping()
-            return
-        except (RedisError, OSError):
-            if asyncio.get_running_loop().time() > deadline:
-                raise AskqError(
-                    f"embedded redis-server did not answer within {START_TIMEOUT_S:.0f} s"
-                ) from None
-            await asyncio.sleep(0.02)  # polling a starting server, bounded by the deadline above
-        finally:
-            await redis.aclose()
+def _wait_for_redis(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    client = redis.Redis.from_url(url, socket_connect_timeout=1)
+    try:
+        while True:
+            if process.poll() is not None:
+                raise AskqError(f"embedded redis-server exited at start (code {process.returncode})")
+            try:
+                client.ping()
+                return
+            except (RedisError, OSError):
+                if time.monotonic() > deadline:
+                    raise AskqError(
+                        f"embedded redis-server gave no answer in {START_TIMEOUT_S:.0f} s"
+                    ) from None
+                time.sleep(0.02)  # a starting server polled up to the deadline above
+    finally:
+        client.close()
 
 
-@contextlib.asynccontextmanager
-async def simulator_process(*flags: str) -> AsyncIterator[str]:
+@contextlib.contextmanager
+def simulator_process(*flags: str) -> Iterator[str]:
     """``python -m simulator`` on a free port; yields its OpenAI base URL (``http://…/v1``)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "simulator", "--port", "0", *flags,
-        stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "simulator", "--port", "0", *flags],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        text=True,
+    )
     try:
         assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), START_TIMEOUT_S)
-        prefix = b"simulator listening on "
-        if not line.startswith(prefix):
-            raise AskqError(f"the simulator did not start: {line.decode(errors='replace').strip()!r}")
-        yield line[len(prefix) :].decode().strip()
+        line = process.stdout.readline()
+        if not line.startswith(SIMULATOR_READY):
+            raise AskqError(f"the simulator did not start (exit code {process.wait()})")
+        yield line.removeprefix(SIMULATOR_READY).strip()
     finally:
-        await _stop(process)
+        stop(process)
 
 
-async def _stop(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is not None:
+def stop(process: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
+    if process.poll() is not None:
         return
     process.terminate()
     try:
-        await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
-    except TimeoutError:
+        process.wait(STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
         process.kill()
-        await process.wait()
+        process.wait()
+    if process.stdout is not None:
+        process.stdout.close()

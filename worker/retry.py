@@ -18,7 +18,7 @@ class ProviderAwareWait:
 
     def __init__(self, policy: RetryConfig) -> None:
         self._backoff = wait_exponential_jitter(
-            initial=policy.initial_wait_s, max=policy.max_wait_s, jitter=policy.jitter_s
+            multiplier=policy.initial_wait_s, max=policy.max_wait_s, jitter=policy.jitter_s
         )
 
     def __call__(self, state: RetryCallState) -> float:

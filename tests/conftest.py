@@ -1,0 +1,108 @@
+"""Session services: a private redis-server (or $REDIS_URL) and the simulator, both real processes.
+
+Every test starts from an empty Redis database and the simulator's default fast settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from askq.stack import embedded_redis, simulator_process
+from common.config import AskqConfig, parse_config
+
+# Instant answers by default; a test that needs pacing or faults asks the simulator for them.
+SIMULATOR_DEFAULTS: dict[str, Any] = {
+    "ttft_ms": 0, "tokens_per_s": 0, "answer_tokens": 24, "rate_429": 0, "rate_500": 0, "rate_503": 0,
+    "rate_cut": 0, "rate_error_in_stream": 0, "retry_after_s": 0.2, "slow_start_ms": 0, "rpm_limit": 0,
+    "require_api_key": None,
+}  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """$REDIS_URL (a disposable database: tests empty it) or a private redis-server for the session."""
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    with embedded_redis(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def simulator_url() -> Iterator[str]:
+    with simulator_process() as base_url:
+        yield base_url
+
+
+class Simulator:
+    """The simulator's admin endpoints, over HTTP."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.root = base_url.removesuffix("/v1")
+
+    def _call(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            self.root + path, data=data, method="GET" if body is None else "POST",
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=10) as response:
+            result: dict[str, Any] = json.load(response)
+            return result
+
+    def configure(self, **settings: Any) -> None:
+        self._call("/_sim/settings", settings)
+
+    def reset(self) -> None:
+        self._call("/_sim/reset", {})
+
+    def stats(self) -> dict[str, Any]:
+        return self._call("/_sim/stats")
+
+
+@pytest.fixture
+def sim(simulator_url: str, monkeypatch: pytest.MonkeyPatch) -> Simulator:
+    """The shared simulator reset to fast defaults, and the provider env pointing at it."""
+    simulator = Simulator(simulator_url)
+    simulator.configure(**SIMULATOR_DEFAULTS)
+    simulator.reset()
+    monkeypatch.setenv("OPENAI_BASE_URL", simulator_url)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    return simulator
+
+
+@pytest.fixture
+async def redis(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    await client.flushdb()
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def config() -> AskqConfig:
+    """Defaults with retries fast enough for tests."""
+    return parse_config({"retry": {"attempts": 4, "initial_wait_s": 0.01, "max_wait_s": 0.05, "jitter_s": 0.01}})
+
+
+@pytest.fixture
+def write(tmp_path: Path) -> Any:
+    def _write(name: str, content: str | bytes) -> Path:
+        path = tmp_path / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+        return path
+
+    return _write
