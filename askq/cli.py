@@ -95,9 +95,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _run(run_demo, questions=args.questions)
     if args.command == "submit":
         return _run(
-            commands.submit, args.file, batch=args.batch, job_type=args.job, wait=args.wait,
-            as_json=args.json, skip_invalid=args.skip_invalid,
-        )  # fmt: skip
+            commands.submit,
+            args.file,
+            batch=args.batch,
+            job_type=args.job,
+            wait=args.wait,
+            as_json=args.json,
+            skip_invalid=args.skip_invalid,
+        )
     if args.command == "status":
         return _run(commands.status, args.batch, as_json=args.json)
     if args.command == "results":

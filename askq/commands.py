@@ -116,9 +116,15 @@ def _as_json(item: StreamEvent | Waiting | Finished) -> object:
         return json.loads(item.to_json())
     if isinstance(item, Waiting):
         return {"type": "waiting", "job_id": item.job_id}
-    return {"type": "finished", "job_id": item.job_id, "state": item.state.value, "answer": item.answer,
-            "error": item.error or None, "attempts": item.attempts,
-            "usage": item.usage.model_dump() if item.usage else None}  # fmt: skip
+    return {
+        "type": "finished",
+        "job_id": item.job_id,
+        "state": item.state.value,
+        "answer": item.answer,
+        "error": item.error or None,
+        "attempts": item.attempts,
+        "usage": item.usage.model_dump() if item.usage else None,
+    }
 
 
 def _show(item: StreamEvent | Waiting | Finished) -> None:
@@ -126,17 +132,23 @@ def _show(item: StreamEvent | Waiting | Finished) -> None:
         stderr.print(f"[dim]{item.job_id} is queued; waiting for a worker…[/]")
     elif isinstance(item, Finished):
         if item.state is JobState.SUCCEEDED:
-            stdout.print(item.answer, markup=False)
+            _write(item.answer + "\n")
         else:
             stderr.print(f"[red]failed after {item.attempts} attempts:[/] {item.error}")
     elif item.type is EventType.DELTA:
-        stdout.print(item.text or "", end="", markup=False)
+        _write(item.text or "")
     elif item.type is EventType.RETRY:
         stderr.print(
             f"\n[dim]attempt {item.attempt} failed ({item.error}); retrying in {item.retry_in_s:.1f} s, "
             "partial text above is discarded[/]"
         )
     elif item.type is EventType.DONE:
-        stdout.print()
+        _write("\n")
     elif item.type is EventType.FAILED:
         stderr.print(f"\n[red]failed after {item.attempt} attempts:[/] {item.error}")
+
+
+def _write(text: str) -> None:
+    # Answer text goes out raw: rich would re-wrap it to the terminal width.
+    sys.stdout.write(text)
+    sys.stdout.flush()

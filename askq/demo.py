@@ -30,8 +30,18 @@ from worker.settings import worker_settings
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "questions.jsonl"
 DATA_DIR = Path(".askq") / "demo-redis"
 # Slow enough to watch the answer stream in, with a few 503s so the retries show in the table.
-SIMULATOR_FLAGS = ("--ttft-ms", "400", "--tokens-per-s", "40", "--answer-tokens", "60", "--rate-503", "0.2",
-                   "--seed", "7")  # fmt: skip
+SIMULATOR_FLAGS = (
+    "--ttft-ms",
+    "400",
+    "--tokens-per-s",
+    "40",
+    "--answer-tokens",
+    "60",
+    "--rate-503",
+    "0.2",
+    "--seed",
+    "7",
+)
 
 
 @contextlib.contextmanager

@@ -55,8 +55,21 @@ def embedded_redis(
     """A private redis-server working in ``data_dir``; yields its URL. No persistence unless asked."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    args = ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir), "--save", "",
-            "--appendonly", "no", "--logfile", "redis.log", *extra_args]  # fmt: skip
+    args = [
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(data_dir),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--logfile",
+        "redis.log",
+        *extra_args,
+    ]
     process = subprocess.Popen(
         [redis_server_binary(), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

@@ -20,10 +20,19 @@ from common.config import AskqConfig, parse_config
 
 # Instant answers by default; a test that needs pacing or faults asks the simulator for them.
 SIMULATOR_DEFAULTS: dict[str, Any] = {
-    "ttft_ms": 0, "tokens_per_s": 0, "answer_tokens": 24, "rate_429": 0, "rate_500": 0, "rate_503": 0,
-    "rate_cut": 0, "rate_error_in_stream": 0, "retry_after_s": 0.2, "slow_start_ms": 0, "rpm_limit": 0,
+    "ttft_ms": 0,
+    "tokens_per_s": 0,
+    "answer_tokens": 24,
+    "rate_429": 0,
+    "rate_500": 0,
+    "rate_503": 0,
+    "rate_cut": 0,
+    "rate_error_in_stream": 0,
+    "retry_after_s": 0.2,
+    "slow_start_ms": 0,
+    "rpm_limit": 0,
     "require_api_key": None,
-}  # fmt: skip
+}
 
 
 @pytest.fixture(scope="session")
@@ -52,9 +61,11 @@ class Simulator:
     def _call(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
-            self.root + path, data=data, method="GET" if body is None else "POST",
+            self.root + path,
+            data=data,
+            method="GET" if body is None else "POST",
             headers={"Content-Type": "application/json"},
-        )  # fmt: skip
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             result: dict[str, Any] = json.load(response)
             return result
@@ -92,7 +103,9 @@ async def redis(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
 @pytest.fixture
 def config() -> AskqConfig:
     """Defaults with retries fast enough for tests."""
-    return parse_config({"retry": {"attempts": 4, "initial_wait_s": 0.01, "max_wait_s": 0.05, "jitter_s": 0.01}})
+    return parse_config(
+        {"retry": {"attempts": 4, "initial_wait_s": 0.01, "max_wait_s": 0.05, "jitter_s": 0.01}}
+    )
 
 
 @pytest.fixture

@@ -14,7 +14,9 @@ from worker.settings import worker_settings
 
 async def run_burst_worker(config: AskqConfig, redis_url: str, **overrides: Any) -> Worker:
     """Run a worker until the queue is empty: the test's synchronisation point."""
-    worker = Worker(**{**worker_settings(config, url=redis_url, burst=True), "handle_signals": False, **overrides})
+    worker = Worker(
+        **{**worker_settings(config, url=redis_url, burst=True), "handle_signals": False, **overrides}
+    )
     try:
         await worker.main()
     finally:

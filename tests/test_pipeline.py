@@ -19,11 +19,16 @@ ITEMS = 300
 
 
 def _questions(n: int) -> list[str]:
-    return [f"Question number {i}: what is {i} squared?" if i % 7 else f"질문 {i}: 서울은 어디에 있나요?" for i in range(n)]
+    return [
+        f"Question number {i}: what is {i} squared?" if i % 7 else f"질문 {i}: 서울은 어디에 있나요?"
+        for i in range(n)
+    ]
 
 
 def _jsonl(questions: list[str]) -> str:
-    return "".join(json.dumps({"id": f"q{i}", "question": q}, ensure_ascii=False) + "\n" for i, q in enumerate(questions))
+    return "".join(
+        json.dumps({"id": f"q{i}", "question": q}, ensure_ascii=False) + "\n" for i, q in enumerate(questions)
+    )
 
 
 def _txt(questions: list[str]) -> str:
@@ -44,7 +49,12 @@ def _openai_batch(questions: list[str]) -> str:
     return "".join(lines)
 
 
-FORMATS = {"jsonl": (".jsonl", _jsonl), "txt": (".txt", _txt), "csv": (".csv", _csv), "batch": (".jsonl", _openai_batch)}
+FORMATS = {
+    "jsonl": (".jsonl", _jsonl),
+    "txt": (".txt", _txt),
+    "csv": (".csv", _csv),
+    "batch": (".jsonl", _openai_batch),
+}
 
 
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
@@ -65,8 +75,11 @@ async def test_every_format_answers_every_item_in_input_order(
     assert {row.status for row in rows} == {"succeeded"}
     assert all(row.answer and row.usage and row.usage["completion_tokens"] > 0 for row in rows)
     status = await batch_status(redis, f"e2e-{fmt}")
-    assert status.done and status.counts["succeeded"] == ITEMS and status.counts["queued"] == 0
-    assert status.latency_p50_ms is not None and status.completion_tokens > 0
+    assert status.done
+    assert status.counts["succeeded"] == ITEMS
+    assert status.counts["queued"] == 0
+    assert status.latency_p50_ms is not None
+    assert status.completion_tokens > 0
 
 
 async def test_batch_api_lines_keep_their_model(
@@ -77,7 +90,8 @@ async def test_batch_api_lines_keep_their_model(
     await submit_file(redis, path, config, batch="models")
     await run_burst_worker(config, redis_url)
     [row] = await results(redis, "models")
-    assert row.model == "gpt-4o" and row.item_id == "q0"
+    assert row.model == "gpt-4o"
+    assert row.item_id == "q0"
 
 
 async def test_resubmitting_the_same_file_enqueues_nothing_new(
@@ -93,5 +107,6 @@ async def test_resubmitting_the_same_file_enqueues_nothing_new(
     after = await submit_file(redis, path, config)
     assert after.enqueued == 0
     status = await batch_status(redis, first.batch)
-    assert status.total == 20 and status.counts["succeeded"] == 20
+    assert status.total == 20
+    assert status.counts["succeeded"] == 20
     assert sim.stats()["requests_total"] == 20

@@ -1,0 +1,151 @@
+"""The askq command line as a user runs it: real processes, real Redis, the simulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+
+from tests.conftest import Simulator
+
+REPO = Path(__file__).resolve().parents[1]
+ASKQ = [sys.executable, "-m", "askq.cli"]
+
+
+def askq(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*ASKQ, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_unreachable_redis_is_one_line_with_the_password_hidden() -> None:
+    """No traceback: one line naming the URL without its password, how to start Redis, and exit 1."""
+    result = askq("status", "b", env={"REDIS_URL": "redis://:hunter2@127.0.0.1:1/0"})
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
+    assert "cannot reach Redis at redis://:***@127.0.0.1:1/0" in result.stderr
+    assert "hunter2" not in result.stderr
+    assert "redis-server" in result.stderr
+
+
+def test_bad_config_is_one_line_naming_the_key(tmp_path: Path) -> None:
+    """A bad jobs.yaml given by ASKQ_CONFIG stops any command with the key path."""
+    bad = tmp_path / "jobs.yaml"
+    bad.write_text("limits:\n  max_jobs: -1\n")
+    result = askq("submit", "examples/questions.jsonl", env={"ASKQ_CONFIG": str(bad)})
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"{bad}: limits.max_jobs: Input should be greater than or equal to 1" in result.stderr
+
+
+def test_worker_without_a_provider_says_what_to_set() -> None:
+    """askq worker with neither OPENAI_API_KEY nor OPENAI_BASE_URL refuses to start, naming both."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OPENAI_")}
+    result = subprocess.run(
+        [*ASKQ, "worker", "--burst"], capture_output=True, text=True, timeout=30, cwd=REPO, env=env
+    )
+    assert result.returncode == 1
+    assert "OPENAI_API_KEY" in result.stderr
+    assert "OPENAI_BASE_URL" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_submit_worker_status_results_tail(
+    redis: Redis, sim: Simulator, tmp_path: Path, write: Any
+) -> None:
+    """The README's flow: submit, a burst worker, status, results in both formats, tail of a finished job."""
+    questions = write("q.csv", "id,question\nparis,What is the capital of France?\nbad,Break [sim:400]\n")
+    submitted = askq("submit", str(questions), "--batch", "cli", "--json")
+    assert submitted.returncode == 0, submitted.stderr
+    assert json.loads(submitted.stdout)["enqueued"] == 2
+
+    worker = askq("worker", "--burst", "--concurrency", "4")
+    assert worker.returncode == 0, worker.stderr
+
+    status = json.loads(askq("status", "cli", "--json").stdout)
+    assert status["counts"] == {"queued": 0, "running": 0, "succeeded": 1, "failed": 1}
+    assert status["job_ids"] == ["cli:paris", "cli:bad"]
+    assert status["latency_ms"]["p50"] > 0
+
+    out = tmp_path / "out.jsonl"
+    assert askq("results", "cli", "-o", str(out)).returncode == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(row["id"], row["status"]) for row in rows] == [("paris", "succeeded"), ("bad", "failed")]
+    assert set(rows[0]) == {"id", "job_id", "question", "answer", "status", "error", "attempts", "usage"}
+
+    batch_api = [
+        json.loads(line) for line in askq("results", "cli", "--format", "openai-batch").stdout.splitlines()
+    ]
+    assert batch_api[0]["custom_id"] == "paris"
+    assert batch_api[0]["response"]["status_code"] == 200
+    assert batch_api[0]["response"]["body"]["choices"][0]["message"]["content"] == rows[0]["answer"]
+    assert batch_api[1]["response"]["status_code"] == 400
+
+    tailed = askq("tail", "cli:paris")
+    assert tailed.returncode == 0
+    assert tailed.stdout.strip() == rows[0]["answer"]
+    failed = askq("tail", "cli:bad")
+    assert failed.returncode == 1
+    assert "HTTP 400" in failed.stderr
+
+
+async def test_tail_follows_a_live_job_to_its_end(redis: Redis, sim: Simulator, write: Any) -> None:
+    """askq tail started before the worker waits, then prints exactly the streamed answer and exits 0."""
+    sim.configure(ttft_ms=20, tokens_per_s=500, answer_tokens=80)
+    assert askq("submit", str(write("q.txt", "Tell me a story\n")), "--batch", "live").returncode == 0
+    tail = subprocess.Popen(
+        [*ASKQ, "tail", "live:1", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    assert tail.stdout is not None
+    assert json.loads(tail.stdout.readline()) == {"type": "waiting", "job_id": "live:1"}
+    assert askq("worker", "--burst").returncode == 0
+    out, _ = tail.communicate(timeout=30)
+    events = [json.loads(line) for line in out.splitlines()]
+    text = "".join(event.get("text", "") for event in events if event["type"] == "delta")
+    assert tail.returncode == 0
+    assert events[-1]["type"] == "done"
+    assert text == json.loads(askq("results", "live").stdout)["answer"]
+
+
+async def test_unknown_batch_and_job_are_one_line_errors(redis: Redis) -> None:
+    """status, results and tail of something that does not exist exit 1 with a one-line message."""
+    for args, expected in (
+        (("status", "nope"), "unknown batch 'nope'"),
+        (("results", "nope"), "unknown batch"),
+        (("tail", "nope:1"), "unknown job 'nope:1'"),
+    ):
+        result = askq(*args)
+        assert result.returncode == 1
+        assert expected in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+async def test_arq_cli_runs_the_worker_settings(redis: Redis, sim: Simulator, write: Any) -> None:
+    """`arq worker.WorkerSettings --burst`, as arq users run it, answers the queue."""
+    assert askq("submit", str(write("q.txt", "hello\n")), "--batch", "arq").returncode == 0
+    arq = subprocess.run(
+        [sys.executable, "-m", "arq", "worker.WorkerSettings", "--burst"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert arq.returncode == 0, arq.stderr
+    assert json.loads(askq("results", "arq").stdout)["status"] == "succeeded"

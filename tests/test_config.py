@@ -1,0 +1,75 @@
+"""jobs.yaml: defaults, validation messages naming file and key path, and ASKQ_CONFIG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from common.config import AskqConfig, load_config
+from common.errors import ConfigError, NotFoundError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_jobs_yaml_equals_the_defaults() -> None:
+    """The repository's jobs.yaml documents the defaults: loading it gives the same config as none."""
+    assert load_config(REPO / "jobs.yaml") == AskqConfig()
+
+
+def test_defaults_match_the_spec() -> None:
+    """gpt-4o-mini at temperature 0, a qa job type that admits not knowing, 7 days of retention."""
+    config = AskqConfig()
+    assert (config.provider.model, config.provider.temperature) == ("gpt-4o-mini", 0.0)
+    assert "do not know" in config.job_types["qa"].system_prompt
+    assert config.retention.ttl_s == 7 * 86_400
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("limits:\n  concurency: 4\n", "limits.concurency: unknown key"),
+        ("limits:\n  concurrency: lots\n", "limits.concurrency: Input should be a valid integer"),
+        ("limits:\n  concurrency: 0\n", "limits.concurrency: Input should be greater than or equal to 1"),
+        (
+            "retry:\n  initial_wait_s: 5\n  max_wait_s: 1\n",
+            "retry: Value error, max_wait_s must be >= initial_wait_s",
+        ),
+        ("job_types:\n  qa:\n    prompt: hi\n", "job_types.qa.prompt: unknown key"),
+        ("- just\n- a list\n", "expected a mapping of settings at the top level"),
+        ("provider: [unclosed\n", "is not valid YAML"),
+    ],
+)
+def test_invalid_config_names_file_and_key(tmp_path: Path, text: str, expected: str) -> None:
+    """Each invalid jobs.yaml is refused with the file name and the offending key path."""
+    path = tmp_path / "jobs.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(path) in str(caught.value)
+    assert expected in str(caught.value)
+
+
+def test_askq_config_env_points_at_another_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """$ASKQ_CONFIG is read instead of ./jobs.yaml, and a missing one is an error, not the defaults."""
+    other = tmp_path / "other.yaml"
+    other.write_text("provider:\n  model: gpt-4o\n")
+    monkeypatch.setenv("ASKQ_CONFIG", str(other))
+    assert load_config().provider.model == "gpt-4o"
+    monkeypatch.setenv("ASKQ_CONFIG", str(tmp_path / "missing.yaml"))
+    with pytest.raises(ConfigError, match=r"missing\.yaml: cannot read"):
+        load_config()
+
+
+def test_unknown_job_type_lists_the_known_ones() -> None:
+    """Asking for a job type jobs.yaml does not define names the ones it does."""
+    with pytest.raises(NotFoundError, match=r"unknown job type 'summarize' \(jobs.yaml defines: qa\)"):
+        AskqConfig().job_type("summarize")
+
+
+def test_default_job_type_must_exist(tmp_path: Path) -> None:
+    """default_job_type naming an undefined type is refused at load."""
+    path = tmp_path / "jobs.yaml"
+    path.write_text("default_job_type: nope\n")
+    with pytest.raises(ConfigError, match="default_job_type 'nope' is not one of job_types"):
+        load_config(path)

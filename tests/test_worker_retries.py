@@ -1,0 +1,139 @@
+"""The worker's retry policy against real provider faults injected by the simulator."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from redis.asyncio import Redis
+
+from common.config import AskqConfig, parse_config
+from producer.submit import submit_file
+from tests.conftest import Simulator
+from tests.helpers import results, run_burst_worker
+
+
+async def _run_one(question: str, redis: Redis, redis_url: str, config: AskqConfig, write: Any) -> Any:
+    path = write("one.jsonl", json.dumps({"id": "only", "question": question}) + "\n")
+    await submit_file(redis, path, config, batch="faults")
+    await run_burst_worker(config, redis_url)
+    [row] = await results(redis, "faults")
+    return row
+
+
+async def test_429_then_success_waits_at_least_retry_after(
+    redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
+) -> None:
+    """Two 429s are retried, each after at least the provider's Retry-After, and the third attempt wins."""
+    question = "Rate limited? [sim:429@0.3x2]"
+    row = await _run_one(question, redis, redis_url, config, write)
+    assert row.status == "succeeded"
+    assert row.attempts == 3
+    assert sim.stats()["attempts"][question] == 3
+    latency_ms = float((await redis.hget("askq:job:faults:only", "latency_ms")).decode())
+    assert latency_ms >= 600  # two waits of Retry-After 0.3 s, not the 0.01 s backoff
+
+
+async def test_5xx_and_cut_streams_are_retried(
+    redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
+) -> None:
+    """500, 503 and a stream cut mid-way are retried until an attempt succeeds."""
+    question = "Flaky provider [sim:500,503,cut]"
+    row = await _run_one(question, redis, redis_url, config, write)
+    assert row.status == "succeeded"
+    assert row.attempts == 4
+    assert sim.stats()["attempts"][question] == 4
+
+
+async def test_error_in_stream_and_missing_finish_reason_are_not_answers(
+    redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
+) -> None:
+    """An error object in a 200 stream and a stream that ends without finish_reason fail the attempt."""
+    question = "Half answers [sim:error,nofinish]"
+    row = await _run_one(question, redis, redis_url, config, write)
+    assert row.status == "succeeded"
+    assert row.attempts == 3
+    assert "Half answers" in row.answer
+
+
+async def test_400_is_attempted_once_with_the_providers_message(
+    redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
+) -> None:
+    """A 400 is not retried; the job fails with the provider's own message."""
+    question = "Bad request [sim:400]"
+    row = await _run_one(question, redis, redis_url, config, write)
+    assert row.status == "failed"
+    assert row.attempts == 1
+    assert sim.stats()["attempts"][question] == 1
+    assert row.error.startswith("HTTP 400: ")
+    assert "simulated" in row.error.lower()
+
+
+async def test_401_names_the_api_key(
+    redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
+) -> None:
+    """A 401 fails at once and tells the user to check OPENAI_API_KEY."""
+    row = await _run_one("Who am I? [sim:401]", redis, redis_url, config, write)
+    assert row.status == "failed"
+    assert row.attempts == 1
+    assert "check OPENAI_API_KEY" in row.error
+
+
+async def test_exhausted_retries_fail_the_job_not_the_batch(
+    redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
+) -> None:
+    """After the last attempt the job is failed with its error, and the other questions still succeed."""
+    lines = [{"id": "doomed", "question": "Always busy [sim:503x99]"}, {"id": "fine", "question": "Easy one"}]
+    path = write("two.jsonl", "".join(json.dumps(line) + "\n" for line in lines))
+    await submit_file(redis, path, config, batch="mixed")
+    await run_burst_worker(config, redis_url)
+    doomed, fine = await results(redis, "mixed")
+    assert doomed.status == "failed"
+    assert doomed.attempts == config.retry.attempts
+    assert doomed.error.startswith("HTTP 503")
+    assert fine.status == "succeeded"
+
+
+async def test_semaphore_bounds_provider_calls_in_flight(
+    redis: Redis, redis_url: str, sim: Simulator, write: Any
+) -> None:
+    """With concurrency 3 and 12 jobs held at once, the provider never sees more than 3 calls in flight."""
+    config = parse_config({"limits": {"concurrency": 3, "max_jobs": 12}})
+    sim.configure(ttft_ms=60, tokens_per_s=400, answer_tokens=10)
+    path = write("many.txt", "".join(f"question {i}\n" for i in range(24)))
+    await submit_file(redis, path, config, batch="bounded")
+    await run_burst_worker(config, redis_url)
+    stats = sim.stats()
+    assert stats["requests_total"] == 24
+    assert stats["max_in_flight"] == 3
+
+
+async def test_backoff_does_not_hold_a_semaphore_slot(
+    redis: Redis, redis_url: str, sim: Simulator, write: Any
+) -> None:
+    """With one slot, a job sleeping in a long Retry-After lets another job be answered meanwhile."""
+    config = parse_config({"limits": {"concurrency": 1, "max_jobs": 4}, "retry": {"initial_wait_s": 0.01}})
+    lines = [{"id": "slow", "question": "Wait for me [sim:429@1.0]"}, {"id": "quick", "question": "Go ahead"}]
+    path = write("two.jsonl", "".join(json.dumps(line) + "\n" for line in lines))
+    await submit_file(redis, path, config, batch="backoff")
+    await run_burst_worker(config, redis_url)
+    slow, quick = await results(redis, "backoff")
+    assert slow.status == quick.status == "succeeded"
+    assert quick.finished_at is not None
+    assert slow.finished_at is not None
+    assert quick.finished_at < slow.finished_at
+    assert sim.stats()["max_in_flight"] == 1
+
+
+async def test_a_payload_not_of_our_schema_is_rejected_unexecuted(
+    redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig
+) -> None:
+    """A job whose payload is not an askq payload, or not JSON at all, never reaches the provider."""
+    await redis.set(
+        "arq:job:evil", json.dumps({"t": None, "f": "answer", "a": [{"cmd": "rm -rf /"}], "k": {}, "et": 1})
+    )
+    await redis.set("arq:job:junk", b"\x80\x04not json")
+    await redis.zadd("askq:queue", {"evil": 1, "junk": 2})
+    await run_burst_worker(config, redis_url)
+    assert sim.stats()["requests_total"] == 0
+    assert await redis.zcard("askq:queue") == 0
