@@ -137,3 +137,14 @@ async def test_a_payload_not_of_our_schema_is_rejected_unexecuted(
     await run_burst_worker(config, redis_url)
     assert sim.stats()["requests_total"] == 0
     assert await redis.zcard("askq:queue") == 0
+
+
+async def test_a_job_over_its_timeout_is_recorded_as_failed(
+    redis: Redis, redis_url: str, sim: Simulator, write: Any
+) -> None:
+    """A job that outlives limits.job_timeout_s ends failed with a timeout error, never stuck running."""
+    config = parse_config({"limits": {"job_timeout_s": 0.3}})
+    sim.configure(ttft_ms=2000)
+    row = await _run_one("Too slow", redis, redis_url, config, write)
+    assert row.status == "failed"
+    assert row.error == "job timed out after 0.3 s"

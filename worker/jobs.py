@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -61,7 +62,11 @@ async def _outcome(ctx: WorkerContext, payload: JobPayload, publisher: EventPubl
     try:
         request = build_request(payload, config)
         model = request.model
-        result = await answerer.answer(request)
+        # Our own deadline, inside arq's, so a job that runs too long is recorded as failed.
+        async with asyncio.timeout(config.limits.job_timeout_s):
+            result = await answerer.answer(request)
+    except TimeoutError:
+        error, code = f"job timed out after {config.limits.job_timeout_s:g} s", "timeout"
     except (ProviderError, NotFoundError) as exc:
         error, code = str(exc), str(getattr(exc, "status_code", None) or type(exc).__name__)
     except Exception as exc:

@@ -22,6 +22,8 @@ from worker.store import JobStore
 
 log = structlog.get_logger(__name__)
 
+JOB_TIMEOUT_GRACE_S = 10.0
+"""arq's own timeout comes this long after askq's, leaving time to record the failure."""
 ARQ_RESULT_KEEP_S = 60
 """arq's own result copy is only for arq tooling; askq's results live in its keys for the retention."""
 
@@ -95,7 +97,7 @@ def worker_settings(
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
         "max_jobs": config.limits.max_jobs,
-        "job_timeout": config.limits.job_timeout_s,
+        "job_timeout": config.limits.job_timeout_s + JOB_TIMEOUT_GRACE_S,
         "poll_delay": config.limits.poll_delay_s,
         "keep_result": ARQ_RESULT_KEEP_S,
         "job_serializer": job_serializer,
