@@ -39,7 +39,8 @@ def status_table(status: BatchStatus) -> Table:
 def results_table(results: Iterable[Result], *, width: int) -> Table:
     """One row per item, each cell on one line, fitted to ``width`` columns of terminal."""
     table = Table(title="results", title_justify="left")
-    fixed = (("id", 14), ("status", 9), ("tries", 5), ("tokens", 6), ("question", 30))
+    question_chars = max(min(30, (width - 48) // 3), 10)
+    fixed = (("id", 14), ("status", 9), ("tries", 5), ("tokens", 6), ("question", question_chars))
     for column, column_width in fixed:
         table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=column_width)
     # Borders and padding take 3 characters per column, plus one.
@@ -54,7 +55,7 @@ def results_table(results: Iterable[Result], *, width: int) -> Table:
             f"[{style}]{result.status}[/]",
             str(result.attempts),
             tokens,
-            _clip(result.question, 30),
+            _clip(result.question, question_chars),
             _clip(shown, answer_chars),
         )
     return table

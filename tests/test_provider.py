@@ -33,6 +33,15 @@ async def test_ainvoke_and_astream_give_the_same_answer(provider: ChatProvider) 
     assert pieces[-1].usage.completion_tokens == 24
 
 
+async def test_a_plain_question_gets_the_qa_system_prompt_and_default_model(provider: ChatProvider) -> None:
+    """ainvoke("...") wraps the question with the qa system prompt, as the seed design's ainvoke does."""
+    request = provider.request("What is askq?")
+    assert request.model == "gpt-4o-mini"
+    assert request.messages[0]["role"] == "system"
+    assert "do not know" in request.messages[0]["content"]
+    assert "What is askq?" in await provider.ainvoke("What is askq?")
+
+
 async def test_max_tokens_is_passed_through(provider: ChatProvider) -> None:
     """Request parameters reach the provider: max_tokens truncates with finish_reason length."""
     pieces = [piece async for piece in provider.astream(_request("Long one", max_tokens=5))]

@@ -15,6 +15,7 @@ import openai
 from openai import AsyncOpenAI, AsyncStream
 from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessageParam
 
+from common.config import QA_SYSTEM_PROMPT
 from common.errors import RetryableProviderError
 from common.usage import Usage
 from worker.provider_errors import translate
@@ -37,21 +38,33 @@ class StreamPiece:
 
 
 class ChatProvider:
-    def __init__(self, client: AsyncOpenAI) -> None:
-        self.client = client
+    """A plain question is sent with ``system_prompt`` to ``model``; a ``ChatRequest`` goes as it is."""
 
-    async def ainvoke(self, request: ChatRequest) -> str:
+    def __init__(
+        self, client: AsyncOpenAI, *, model: str = "gpt-4o-mini", system_prompt: str = QA_SYSTEM_PROMPT
+    ) -> None:
+        self.client = client
+        self.model = model
+        self.system_prompt = system_prompt
+
+    def request(self, question: str | ChatRequest) -> ChatRequest:
+        if isinstance(question, ChatRequest):
+            return question
+        messages = [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": question}]
+        return ChatRequest(messages=messages, model=self.model)
+
+    async def ainvoke(self, question: str | ChatRequest) -> str:
         """The whole answer at once."""
-        response = await self.get_response(request, stream=False)
+        response = await self.get_response(question, stream=False)
         assert isinstance(response, ChatCompletion)
         return response.choices[0].message.content or ""
 
-    async def astream(self, request: ChatRequest) -> AsyncIterator[StreamPiece]:
+    async def astream(self, question: str | ChatRequest) -> AsyncIterator[StreamPiece]:
         """The answer as it is generated; the last piece carries the finish reason and usage.
 
         A stream that ends without a finish reason was cut: it raises rather than pass as an answer.
         """
-        response = await self.get_response(request, stream=True)
+        response = await self.get_response(question, stream=True)
         assert isinstance(response, AsyncStream)
         finish_reason: str | None = None
         usage: Usage | None = None
@@ -72,8 +85,10 @@ class ChatProvider:
         yield StreamPiece(finish_reason=finish_reason, usage=usage)
 
     async def get_response(
-        self, request: ChatRequest, *, stream: bool
+        self, question: str | ChatRequest, *, stream: bool
     ) -> ChatCompletion | AsyncStream[ChatCompletionChunk]:
+        """The one call to the provider: a ``ChatCompletion``, or an ``AsyncStream`` when ``stream``."""
+        request = self.request(question)
         extra: dict[str, Any] = {"stream_options": {"include_usage": True}} if stream else {}
         try:
             return await self.client.chat.completions.create(
