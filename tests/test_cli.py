@@ -149,3 +149,18 @@ async def test_arq_cli_runs_the_worker_settings(redis: Redis, sim: Simulator, wr
     )
     assert arq.returncode == 0, arq.stderr
     assert json.loads(askq("results", "arq").stdout)["status"] == "succeeded"
+
+
+async def test_results_piped_into_head_exits_quietly(redis: Redis, sim: Simulator, write: Any) -> None:
+    """A reader that stops early (`| head -1`) gets no traceback and a clean exit."""
+    lines = "".join(f"question {i}\n" for i in range(3000))
+    assert askq("submit", str(write("q.txt", lines)), "--batch", "pipe").returncode == 0
+    pipeline = subprocess.run(
+        f"{sys.executable} -m askq.cli results pipe | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert json.loads(pipeline.stdout)["id"] == "1"
+    assert "Traceback" not in pipeline.stderr
