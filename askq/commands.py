@@ -39,20 +39,20 @@ async def submit(
         if report.problems:
             stderr.print(report.problems, markup=False)
             stderr.print(f"skipped {report.invalid_lines} invalid lines", markup=False)
-        if as_json:
-            print(json.dumps({**report.__dict__, "problems": report.problems.splitlines()}))
-        else:
+        if not as_json:
             print(report.batch)
             stderr.print(
                 f"{report.items} questions: {report.enqueued} enqueued, "
                 f"{report.skipped_existing} already in batch {report.batch}",
                 markup=False,
             )
-        if not wait:
-            return 0
-        status = await wait_for_batch(redis, report.batch, show=not as_json)
+        document: dict[str, object] = {**report.__dict__, "problems": report.problems.splitlines()}
+        status = await wait_for_batch(redis, report.batch, show=not as_json) if wait else None
     if as_json:
-        print(json.dumps(status.to_json()))
+        # One document for scripts: the submission, and with --wait the final status too.
+        print(json.dumps({**document, "status": status.to_json()} if status else document))
+    if status is None:
+        return 0
     return 0 if status.counts[JobState.FAILED] == 0 else 1
 
 

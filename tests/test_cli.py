@@ -164,3 +164,23 @@ async def test_results_piped_into_head_exits_quietly(redis: Redis, sim: Simulato
     )
     assert json.loads(pipeline.stdout)["id"] == "1"
     assert "Traceback" not in pipeline.stderr
+
+
+async def test_submit_wait_json_is_one_document_with_the_final_status(
+    redis: Redis, sim: Simulator, write: Any
+) -> None:
+    """submit --wait --json blocks until a running worker finishes the batch, then prints one document."""
+    worker = subprocess.Popen(
+        [*ASKQ, "worker"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO
+    )
+    try:
+        lines = "question one\nquestion two\nbroken [sim:422]\n"
+        result = askq("submit", str(write("q.txt", lines)), "--batch", "waited", "--wait", "--json")
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    document = json.loads(result.stdout)
+    assert result.returncode == 1  # one job failed
+    assert document["batch"] == "waited"
+    assert document["enqueued"] == 3
+    assert document["status"]["counts"] == {"queued": 0, "running": 0, "succeeded": 2, "failed": 1}
