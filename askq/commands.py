@@ -139,8 +139,8 @@ def _show(item: StreamEvent | Waiting | Finished) -> None:
         _write(item.text or "")
     elif item.type is EventType.RETRY:
         stderr.print(
-            f"\n[dim]attempt {item.attempt} failed ({item.error}); retrying in {item.retry_in_s:.1f} s, "
-            "partial text above is discarded[/]"
+            f"\n[dim]attempt {item.attempt} failed ({item.error}); retrying in {item.retry_in_s:.1f} s; "
+            "any text of that attempt above is discarded[/]"
         )
     elif item.type is EventType.DONE:
         _write("\n")
