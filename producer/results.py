@@ -53,7 +53,7 @@ def _result(job_id: str, raw: dict[bytes, bytes]) -> Result:
     finished = state in (JobState.SUCCEEDED.value, JobState.FAILED.value)
     usage = json.loads(fields[record.USAGE]) if fields.get(record.USAGE) else None
     return Result(
-        item_id=fields.get(record.ITEM_ID, job_id.rsplit(":", 1)[-1]),
+        item_id=fields.get(record.ITEM_ID, ""),
         job_id=job_id,
         question=fields.get(record.QUESTION, ""),
         answer=fields.get(record.ANSWER) if state == JobState.SUCCEEDED.value else None,

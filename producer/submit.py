@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from string import Template
 from typing import Any
 
 from redis.asyncio import Redis
@@ -30,8 +31,9 @@ CHUNK_ITEMS = 500
 BATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 # KEYS: batch record, batch items, queue, batches index, then (job record, arq job) per item.
+# Field names come from common.record.
 # ARGV: ttl_s, first score, batch, created_at, source, job_type, then (job id, record JSON, job) per item.
-_ENQUEUE = """
+_ENQUEUE = Template("""
 local ttl = tonumber(ARGV[1])
 local score = tonumber(ARGV[2])
 local added = 0
@@ -52,18 +54,24 @@ for i = 0, (#KEYS - 4) / 2 - 1 do
     added = added + 1
   end
 end
-if redis.call('HSETNX', KEYS[1], 'created_at', ARGV[4]) == 1 then
-  redis.call('HSET', KEYS[1], 'source', ARGV[5], 'job_type', ARGV[6])
+if redis.call('HSETNX', KEYS[1], '$created_at', ARGV[4]) == 1 then
+  redis.call('HSET', KEYS[1], '$source', ARGV[5], '$job_type', ARGV[6])
 end
 if added > 0 then
-  redis.call('HINCRBY', KEYS[1], 'total', added)
-  redis.call('HINCRBY', KEYS[1], 'queued', added)
+  redis.call('HINCRBY', KEYS[1], '$total', added)
+  redis.call('HINCRBY', KEYS[1], '$queued', added)
 end
 redis.call('EXPIRE', KEYS[1], ttl)
 redis.call('EXPIRE', KEYS[2], ttl)
 redis.call('ZADD', KEYS[4], 'NX', ARGV[4], ARGV[3])
 return added
-"""
+""").substitute(
+    created_at=record.CREATED_AT,
+    source=record.SOURCE,
+    job_type=record.JOB_TYPE,
+    total=record.TOTAL,
+    queued=JobState.QUEUED.value,
+)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from string import Template
 
 from redis.asyncio import Redis
 
@@ -19,9 +20,10 @@ from common.usage import Usage
 
 # KEYS: job record, batch record, batch latencies.
 # ARGV: new state, ttl_s, latency_ms ('' if none), prompt tokens, completion tokens, field/value pairs.
-# Returns the previous state, or '' when the record is missing or already terminal (nothing changed).
-_TRANSITION = """
-local old = redis.call('HGET', KEYS[1], 'state')
+# Field names come from common.record. Returns the previous state, or '' when the record is
+# missing or already terminal (nothing changed).
+_TRANSITION = Template("""
+local old = redis.call('HGET', KEYS[1], '$state')
 if not old then return '' end
 for _, terminal in ipairs(cjson.decode(ARGV[6])) do
   if old == terminal then return '' end
@@ -31,18 +33,20 @@ if old ~= ARGV[1] then
   redis.call('HINCRBY', KEYS[2], old, -1)
   redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
 end
-redis.call('HSET', KEYS[1], 'state', ARGV[1])
+redis.call('HSET', KEYS[1], '$state', ARGV[1])
 for i = 7, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 if ARGV[3] ~= '' then
   redis.call('RPUSH', KEYS[3], ARGV[3])
   redis.call('EXPIRE', KEYS[3], ttl)
 end
-if tonumber(ARGV[4]) > 0 then redis.call('HINCRBY', KEYS[2], 'prompt_tokens', ARGV[4]) end
-if tonumber(ARGV[5]) > 0 then redis.call('HINCRBY', KEYS[2], 'completion_tokens', ARGV[5]) end
+if tonumber(ARGV[4]) > 0 then redis.call('HINCRBY', KEYS[2], '$prompt_tokens', ARGV[4]) end
+if tonumber(ARGV[5]) > 0 then redis.call('HINCRBY', KEYS[2], '$completion_tokens', ARGV[5]) end
 redis.call('EXPIRE', KEYS[1], ttl)
 redis.call('EXPIRE', KEYS[2], ttl)
 return old
-"""
+""").substitute(
+    state=record.STATE, prompt_tokens=record.PROMPT_TOKENS, completion_tokens=record.COMPLETION_TOKENS
+)
 _TERMINAL_JSON = json.dumps(sorted(state.value for state in TERMINAL_STATES))
 
 
