@@ -53,8 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("-o", "--output", type=Path, metavar="FILE", help="write here instead of stdout")
     results.add_argument("--format", choices=RESULT_FORMATS, default="jsonl")
 
-    tail = commands.add_parser("tail", help="print a job's answer as it streams")
-    tail.add_argument("job_id")
+    tail = commands.add_parser(
+        "tail",
+        help="print a job's answer from its start as it streams, or follow a whole batch",
+        description="askq tail JOB_ID prints the job's text from its start, then follows it live. "
+        "askq tail --batch BATCH shows the batch's progress and each answer as its job ends.",
+    )
+    tail.add_argument("job_id", nargs="?", help="BATCH:ITEM, as `askq status BATCH` lists")
+    tail.add_argument("--batch", metavar="BATCH", help="follow every job of this batch")
+    tail.add_argument("--follow", action="store_true", help="with --batch: stream running jobs' text too")
     tail.add_argument("--json", action="store_true", help="raw events as JSON lines")
 
     demo = commands.add_parser("demo", help="run everything locally: embedded Redis, simulator, a worker")
@@ -73,7 +80,12 @@ def _positive(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "tail" and (args.job_id is None) == (args.batch is None):
+        parser.error("tail: give a JOB_ID or --batch BATCH (one of them)")
+    if args.command == "tail" and args.follow and args.batch is None:
+        parser.error("tail: --follow goes with --batch (a single job is always followed)")
     try:
         return _dispatch(args)
     except AskqError as exc:
@@ -112,7 +124,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _run(commands.status, args.batch, as_json=args.json)
     if args.command == "results":
         return _run(commands.results, args.batch, output=args.output, fmt=args.format)
-    return _run(commands.tail, args.job_id, as_json=args.json)
+    from askq import tail_view
+
+    if args.batch is not None:
+        return _run(tail_view.tail_batch, args.batch, follow=args.follow, as_json=args.json)
+    return _run(tail_view.tail_job, args.job_id, as_json=args.json)
 
 
 def _run(command: Callable[..., Coroutine[Any, Any, int]], *args: Any, **kwargs: Any) -> int:

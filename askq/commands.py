@@ -14,14 +14,11 @@ from rich.console import Console
 
 from askq.render import batch_progress, progress_detail, status_table
 from common.config import load_config
-from common.errors import NotFoundError
-from common.events import EventType, StreamEvent
 from common.status import JobState
 from producer.batches import BatchStatus, batch_status
 from producer.connection import connect
 from producer.results import write_results
 from producer.submit import submit_file
-from producer.tail import Finished, Waiting, follow_job
 
 WAIT_POLL_S = 0.25
 stdout = Console(highlight=False)
@@ -94,61 +91,3 @@ async def results(batch: str, *, output: Path | None, fmt: str) -> int:
         summary = ", ".join(f"{count} {state}" for state, count in sorted(counts.items()))
         stderr.print(f"wrote {sum(counts.values())} lines to {output} ({summary})", markup=False)
     return 0
-
-
-async def tail(job_id: str, *, as_json: bool, url: str | None = None) -> int:
-    """Print a job's text as it streams; exit 0 if it succeeds, 1 if it fails."""
-    async with connect(url) as redis:
-        async for item in follow_job(redis, job_id):
-            if as_json:
-                print(json.dumps(_as_json(item), ensure_ascii=False), flush=True)
-            else:
-                _show(item)
-            if isinstance(item, Finished):
-                return 0 if item.state is JobState.SUCCEEDED else 1
-            if isinstance(item, StreamEvent) and item.type.is_final:
-                return 0 if item.type is EventType.DONE else 1
-    raise NotFoundError(f"job {job_id!r} ended without a result")  # pragma: no cover
-
-
-def _as_json(item: StreamEvent | Waiting | Finished) -> object:
-    if isinstance(item, StreamEvent):
-        return json.loads(item.to_json())
-    if isinstance(item, Waiting):
-        return {"type": "waiting", "job_id": item.job_id}
-    return {
-        "type": "finished",
-        "job_id": item.job_id,
-        "state": item.state.value,
-        "answer": item.answer,
-        "error": item.error or None,
-        "attempts": item.attempts,
-        "usage": item.usage.model_dump() if item.usage else None,
-    }
-
-
-def _show(item: StreamEvent | Waiting | Finished) -> None:
-    if isinstance(item, Waiting):
-        stderr.print(f"[dim]{item.job_id} is queued; waiting for a worker…[/]")
-    elif isinstance(item, Finished):
-        if item.state is JobState.SUCCEEDED:
-            _write(item.answer + "\n")
-        else:
-            stderr.print(f"[red]failed after {item.attempts} attempts:[/] {item.error}")
-    elif item.type is EventType.DELTA:
-        _write(item.text or "")
-    elif item.type is EventType.RETRY:
-        stderr.print(
-            f"\n[dim]attempt {item.attempt} failed ({item.error}); retrying in {item.retry_in_s:.1f} s; "
-            "any text of that attempt above is discarded[/]"
-        )
-    elif item.type is EventType.DONE:
-        _write("\n")
-    elif item.type is EventType.FAILED:
-        stderr.print(f"\n[red]failed after {item.attempt} attempts:[/] {item.error}")
-
-
-def _write(text: str) -> None:
-    # Answer text goes out raw: rich would re-wrap it to the terminal width.
-    sys.stdout.write(text)
-    sys.stdout.flush()

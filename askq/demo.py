@@ -15,9 +15,10 @@ from pathlib import Path
 
 from arq.worker import Worker
 
-from askq.commands import stderr, stdout, tail, wait_for_batch
+from askq.commands import stderr, stdout, wait_for_batch
 from askq.render import results_table
 from askq.stack import embedded_redis, simulator_process
+from askq.tail_view import tail_job
 from common.config import load_config
 from common.errors import InputError
 from producer.batches import batch_status
@@ -73,7 +74,7 @@ async def run_demo(questions: Path | None = None) -> int:
                 stderr.print(f"submitted {report.items} questions as batch [bold]{report.batch}[/]\n")
                 first = (await batch_status(redis, report.batch)).job_ids[0]
                 stderr.print(f"[bold]askq tail {first}[/] (live):")
-                await tail(first, as_json=False, url=url)
+                await tail_job(first, as_json=False, url=url)
                 stderr.print()
                 status = await wait_for_batch(redis, report.batch, show=True)
                 rows = [result async for result in iter_results(redis, report.batch)]

@@ -58,6 +58,10 @@ class StreamConfig(_Strict):
     """Deltas after an attempt's first are coalesced and published at most this often..."""
     flush_chars: int = Field(default=256, ge=1)
     """...or as soon as this many characters are waiting."""
+    job_log_max_events: int = Field(default=10_000, ge=100)
+    """A job's replay log keeps about this many latest events (approximate ``MAXLEN``)."""
+    batch_log_max_events: int = Field(default=200_000, ge=100)
+    """A batch's log of job starts and ends keeps about this many latest events."""
 
 
 class RetentionConfig(_Strict):
@@ -65,7 +69,8 @@ class RetentionConfig(_Strict):
 
     @property
     def ttl_s(self) -> int:
-        return int(self.results_days * 86_400)
+        # At least a second: EXPIRE with 0 would delete a result the moment it is written.
+        return max(round(self.results_days * 86_400), 1)
 
 
 class JobTypeConfig(_Strict):

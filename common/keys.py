@@ -51,5 +51,19 @@ def job_events_channel(job_id: str) -> str:
     return f"{PREFIX}:events:{job_id}"
 
 
+def job_log(job_id: str) -> str:
+    """Stream replaying the job's events: the same JSON as the channel, in field ``LOG_FIELD``."""
+    return f"{PREFIX}:log:{job_id}"
+
+
+def batch_log(batch: str) -> str:
+    """Stream of the ``start``, ``done`` and ``failed`` events of every job of a batch."""
+    return f"{PREFIX}:batch:{batch}:log"
+
+
+LOG_FIELD = "event"
+"""The one field of a replay-log entry, holding the event's JSON."""
+
+
 def arq_job(job_id: str) -> str:
     return f"{ARQ_JOB_PREFIX}{job_id}"

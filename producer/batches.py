@@ -54,17 +54,24 @@ class BatchStatus:
         }
 
 
-async def batch_status(redis: Redis, batch: str, *, with_job_ids: bool = True) -> BatchStatus:
+async def batch_status(
+    redis: Redis, batch: str, *, with_job_ids: bool = True, with_latencies: bool = True
+) -> BatchStatus:
+    """The batch's counters; percentiles unless ``with_latencies`` is False (cheap enough to poll)."""
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.batch_record(batch))
-        pipe.lrange(keys.batch_latencies(batch), 0, -1)
+        if with_latencies:
+            pipe.lrange(keys.batch_latencies(batch), 0, -1)
         if with_job_ids:
             pipe.lrange(keys.batch_items(batch), 0, -1)
         replies = await pipe.execute()
-    fields = {name.decode(): value.decode() for name, value in replies[0].items()}
+    fields_reply, *lists = replies
+    latency_reply = lists.pop(0) if with_latencies else []
+    items_reply = lists.pop(0) if with_job_ids else []
+    fields = {name.decode(): value.decode() for name, value in fields_reply.items()}
     if not fields:
         raise NotFoundError(f"unknown batch {batch!r} (never submitted, or expired after the retention)")
-    latencies = np.array([float(value) for value in replies[1]], dtype=np.float64)
+    latencies = np.array([float(value) for value in latency_reply], dtype=np.float64)
     p50, p95 = np.percentile(latencies, [50, 95]).tolist() if latencies.size else (None, None)
     return BatchStatus(
         batch=batch,
@@ -77,5 +84,5 @@ async def batch_status(redis: Redis, batch: str, *, with_job_ids: bool = True) -
         created_at=float(fields.get(record.CREATED_AT, 0)),
         source=fields.get(record.SOURCE, ""),
         job_type=fields.get(record.JOB_TYPE, ""),
-        job_ids=[job_id.decode() for job_id in replies[2]] if with_job_ids else [],
+        job_ids=[job_id.decode() for job_id in items_reply],
     )

@@ -1,26 +1,30 @@
-"""Follow one job's stream events from where the subscriber joins until the job ends.
+"""Follow one job's events losslessly: the whole replay log from its start, then live.
 
-A job that has already finished yields its stored result (``Finished``), so ``tail`` never waits on
-a channel that will stay silent.
+The reader follows the job's replay log (a Redis Stream) alone, with ``XREAD BLOCK`` from the last
+entry it delivered. There is no hand-over between a backlog and a live feed, so nothing can fall in
+between or arrive twice, and after a dropped connection it simply reads on from the same entry. A
+sequence number that jumps means the log was trimmed (or an event was lost): the reader says so
+with a ``Gap`` rather than let a short answer pass for a whole one.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from common import keys, record
 from common.errors import NotFoundError
 from common.events import StreamEvent
+from common.replay import entry_event
 from common.status import JobState
 from common.usage import Usage
+from producer.reconnect import Reconnecting, follow_steps
 
-STATE_RECHECK_S = 1.0
-"""While the channel is quiet, how often the stored state is read in case the end was missed."""
+BLOCK_MS = 1000
+"""Longest silent wait on the log before the stored state is checked (a queued job, a lost end)."""
+READ_COUNT = 1000
 
 
 @dataclass(frozen=True)
@@ -31,8 +35,17 @@ class Waiting:
 
 
 @dataclass(frozen=True)
+class Gap:
+    """Events ``first_seq``..``last_seq`` are not in the replay log any more (trimmed, or lost)."""
+
+    job_id: str
+    first_seq: int
+    last_seq: int
+
+
+@dataclass(frozen=True)
 class Finished:
-    """The job ended before (or without) its final event reaching us: its stored result."""
+    """The job ended but its log holds no final event (expired or never written): its stored result."""
 
     job_id: str
     state: JobState
@@ -42,28 +55,76 @@ class Finished:
     usage: Usage | None
 
 
-async def follow_job(redis: Redis, job_id: str) -> AsyncIterator[StreamEvent | Waiting | Finished]:
-    async with redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-        # Subscribe before reading the state, so an end that happens in between is not missed.
-        await pubsub.subscribe(keys.job_events_channel(job_id))
-        state = await _state(redis, job_id)
-        if state is JobState.QUEUED:
-            yield Waiting(job_id)
-        while not state.is_terminal:
-            message = await pubsub.get_message(timeout=STATE_RECHECK_S)
-            if message is None:
-                state = await _state(redis, job_id)
-                continue
-            event = _parse(message["data"])
-            if event is None:
-                continue
-            yield event
-            if event.type.is_final:
-                return
-        yield await stored_end(redis, job_id)
+TailItem = StreamEvent | Waiting | Gap | Finished | Reconnecting
 
 
-async def _state(redis: Redis, job_id: str) -> JobState:
+class LogCursor:
+    """Where a reader stands in one job's replay log: drops repeats, reports gaps."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        self.last_id: bytes | str = "0-0"
+        self.last_seq = 0
+        self.ended = False
+
+    def accept(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[StreamEvent | Gap]:
+        items: list[StreamEvent | Gap] = []
+        for entry_id, fields in entries:
+            self.last_id = entry_id
+            event = entry_event(fields)
+            if event is None or event.seq <= self.last_seq or self.ended:
+                continue
+            if event.seq > self.last_seq + 1:
+                items.append(Gap(self.job_id, self.last_seq + 1, event.seq - 1))
+            self.last_seq = event.seq
+            self.ended = event.type.is_final
+            items.append(event)
+        return items
+
+
+async def follow_job(redis: Redis, job_id: str, *, block_ms: int = BLOCK_MS) -> AsyncIterator[TailItem]:
+    """Yield every event of the job from its first, then live, until it ends; reconnect on drops."""
+    state = await job_state(redis, job_id)
+    if state is JobState.QUEUED:
+        yield Waiting(job_id)
+    follower = _JobFollower(redis, job_id, block_ms, state)
+    async for item in follow_steps(follower):
+        yield item
+
+
+class _JobFollower:
+    def __init__(self, redis: Redis, job_id: str, block_ms: int, state: JobState) -> None:
+        self._redis = redis
+        self._job_id = job_id
+        self._log = keys.job_log(job_id)
+        self._block_ms = block_ms
+        self._cursor = LogCursor(job_id)
+        self._said_waiting = state is JobState.QUEUED
+        # A finished job's log is read without waiting: there is nothing more to come.
+        self._terminal = state.is_terminal
+        self.ended = False
+
+    async def step(self) -> list[TailItem]:
+        block = None if self._terminal else self._block_ms
+        reply = await self._redis.xread({self._log: self._cursor.last_id}, count=READ_COUNT, block=block)
+        if reply:
+            items: list[TailItem] = [*self._cursor.accept(reply[0][1])]
+            self.ended = self._cursor.ended
+            return items
+        if self._terminal:
+            # Read to the end of the log and found no final event: the stored result stands in.
+            self.ended = True
+            return [await stored_end(self._redis, self._job_id)]
+        state = await job_state(self._redis, self._job_id)
+        # Its final event follows the stored result by a moment: read the log once more first.
+        self._terminal = state.is_terminal
+        if state is JobState.QUEUED and not self._said_waiting:
+            self._said_waiting = True
+            return [Waiting(self._job_id)]
+        return []
+
+
+async def job_state(redis: Redis, job_id: str) -> JobState:
     value = await redis.hget(keys.job_record(job_id), record.STATE)  # type: ignore[misc]  # redis-py types sync and async alike
     if value is None:
         raise NotFoundError(f"unknown job {job_id!r} (job ids look like BATCH:ITEM; see `askq status BATCH`)")
@@ -81,10 +142,3 @@ async def stored_end(redis: Redis, job_id: str) -> Finished:
         attempts=int(fields.get(record.ATTEMPTS) or 0),
         usage=Usage.model_validate_json(fields[record.USAGE]) if fields.get(record.USAGE) else None,
     )
-
-
-def _parse(data: bytes | str) -> StreamEvent | None:
-    try:
-        return StreamEvent.model_validate(json.loads(data))
-    except (ValueError, ValidationError):
-        return None  # not an askq event: someone else published on the channel

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from arq.worker import Worker
 from redis.asyncio import Redis
 
 from common.config import AskqConfig
+from common.events import EventType, StreamEvent
 from producer.results import Result, iter_results
 from worker.settings import worker_settings
 
@@ -26,3 +30,19 @@ async def run_burst_worker(config: AskqConfig, redis_url: str, **overrides: Any)
 
 async def results(redis: Redis, batch: str) -> list[Result]:
     return [result async for result in iter_results(redis, batch)]
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], *, timeout_s: float = 10.0) -> None:
+    """Poll ``check`` until it holds, failing the test after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s} s")
+        await asyncio.sleep(0.01)  # the poll interval of a deadline-bound wait
+
+
+def final_text(events: Sequence[StreamEvent]) -> str:
+    """The text a reader is left with: the deltas after the last start (a retry voids what came before)."""
+    starts = [index for index, event in enumerate(events) if event.type is EventType.START]
+    tail = events[starts[-1] :] if starts else events
+    return "".join(event.text or "" for event in tail if event.type is EventType.DELTA)

@@ -184,3 +184,22 @@ async def test_submit_wait_json_is_one_document_with_the_final_status(
     assert document["batch"] == "waited"
     assert document["enqueued"] == 3
     assert document["status"]["counts"] == {"queued": 0, "running": 0, "succeeded": 2, "failed": 1}
+
+
+async def test_tail_into_a_file_holds_exactly_the_answer_after_a_retry(
+    redis: Redis, sim: Simulator, write: Any
+) -> None:
+    """Piped, tail writes only the final attempt's text: no void prefix; the retry shows on stderr."""
+    sim.configure(ttft_ms=5, tokens_per_s=2000, answer_tokens=60)
+    assert askq("submit", str(write("q.txt", "Cut me [sim:cut]\n")), "--batch", "cut").returncode == 0
+    tail = subprocess.Popen(
+        [*ASKQ, "tail", "cut:1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
+    )
+    assert askq("worker", "--burst").returncode == 0
+    out, err = tail.communicate(timeout=30)
+    row = json.loads(askq("results", "cut").stdout)
+    assert row["attempts"] == 2
+    assert tail.returncode == 0
+    assert out == row["answer"] + "\n"
+    assert "attempt 1 failed" in err
+    assert "discarded" in err

@@ -82,3 +82,16 @@ async def test_a_retried_stream_announces_the_retry(
     final_text = "".join(event["text"] for event in events[retry_at:] if event["type"] == "delta")
     assert final_text == row.answer
     assert row.attempts == 2
+
+
+async def test_the_replay_log_holds_the_same_events_as_the_channel(
+    redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
+) -> None:
+    """A plain XRANGE of askq:log:JOB returns exactly the JSON messages the channel carried, in order."""
+    sim.configure(ttft_ms=5, tokens_per_s=1000, answer_tokens=80)
+    events, _ = await _answer_while_listening(redis, redis_url, config, write, "Log me [sim:cut]")
+    entries = await redis.xrange("askq:log:live:x")
+    assert [json.loads(fields[b"event"]) for _, fields in entries] == events
+    batch_entries = await redis.xrange("askq:batch:live:log")
+    batch_kinds = [json.loads(fields[b"event"])["type"] for _, fields in batch_entries]
+    assert batch_kinds == ["start", "start", "done"]

@@ -38,7 +38,10 @@ async def _answer(ctx: WorkerContext, payload: JobPayload) -> dict[str, Any]:
     if not await store.mark_running(payload.job_id, payload.batch):
         log.info("skipped: already finished or unknown")
         return {"state": "skipped"}
-    publisher = EventPublisher(ctx["redis"], payload.job_id, ctx["config"].stream)
+    config = ctx["config"]
+    publisher = EventPublisher(
+        ctx["redis"], payload.job_id, payload.batch, config.stream, config.retention.ttl_s
+    )
     try:
         outcome = await _outcome(ctx, payload, publisher)
         await store.finish(payload.job_id, payload.batch, outcome)

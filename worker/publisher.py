@@ -3,6 +3,11 @@
 The read loop calls ``delta`` and ``emit``, which only append to a buffer. A background task sends
 what has gathered in one pipelined round trip: at once for an attempt's first delta and for every
 other event kind, otherwise at most every ``flush_interval_ms`` or when ``flush_chars`` are waiting.
+
+Each event goes to the job's replay log (a Redis Stream, so a late reader misses nothing) and to
+its pub/sub channel, with the same JSON. Starts and ends also go to the batch's log, which
+``askq tail --batch`` follows. Sequence numbers are given at send time, continuing the replay log,
+so they stay contiguous when a job runs again after a worker was lost.
 """
 
 from __future__ import annotations
@@ -10,29 +15,47 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from redis.typing import EncodableT, FieldT
 
 from common import keys
 from common.config import StreamConfig
 from common.events import EventType, StreamEvent
+from common.replay import last_logged_event
 
 log = structlog.get_logger(__name__)
 
+BATCH_LOG_TYPES = frozenset({EventType.START, EventType.DONE, EventType.FAILED})
+INTERRUPTED = "the previous run of this job stopped mid-way (its worker was lost); starting again"
+
+
+@dataclass
+class _Pending:
+    kind: EventType
+    attempt: int
+    ts: float
+    fields: dict[str, Any] = field(default_factory=dict)
+
 
 class EventPublisher:
-    def __init__(self, redis: Redis, job_id: str, config: StreamConfig) -> None:
+    def __init__(self, redis: Redis, job_id: str, batch: str, config: StreamConfig, ttl_s: int) -> None:
         self._redis = redis
         self._job_id = job_id
         self._channel = keys.job_events_channel(job_id)
+        self._log = keys.job_log(job_id)
+        self._batch_log = keys.batch_log(batch)
+        self._config = config
+        self._ttl_s = ttl_s
         self._interval_s = config.flush_interval_ms / 1000
-        self._flush_chars = config.flush_chars
-        self._seq = 0
+        self._seq: int | None = None  # read from the replay log by the first flush
         self._attempt = 1
-        self._pending: list[StreamEvent] = []
+        self._pending: list[_Pending] = []
+        self._unsent: list[StreamEvent] = []
         self._delta_parts: list[str] = []
         self._delta_chars = 0
         self._first_delta_sent = False
@@ -48,13 +71,13 @@ class EventPublisher:
         if kind is EventType.START:
             self._attempt = attempt
             self._first_delta_sent = False
-        self._pending.append(self._event(kind, attempt, **fields))
+        self._pending.append(_Pending(kind, attempt, time.time(), fields))
         self._poke(urgent=True)
 
     def delta(self, text: str) -> None:
         self._delta_parts.append(text)
         self._delta_chars += len(text)
-        urgent = not self._first_delta_sent or self._delta_chars >= self._flush_chars
+        urgent = not self._first_delta_sent or self._delta_chars >= self._config.flush_chars
         self._first_delta_sent = True
         self._poke(urgent=urgent)
 
@@ -65,18 +88,12 @@ class EventPublisher:
         self._poke(urgent=True)
         await self._task
 
-    def _event(self, kind: EventType, attempt: int, **fields: Any) -> StreamEvent:
-        self._seq += 1
-        return StreamEvent(
-            type=kind, job_id=self._job_id, seq=self._seq, attempt=attempt, ts=time.time(), **fields
-        )
-
     def _seal_delta(self) -> None:
         if self._delta_parts:
             text = "".join(self._delta_parts)
             self._delta_parts.clear()
             self._delta_chars = 0
-            self._pending.append(self._event(EventType.DELTA, self._attempt, text=text))
+            self._pending.append(_Pending(EventType.DELTA, self._attempt, time.time(), {"text": text}))
 
     def _poke(self, *, urgent: bool) -> None:
         self._wake.set()
@@ -95,19 +112,73 @@ class EventPublisher:
             self._wake.clear()
             self._urgent.clear()
             self._seal_delta()
-            events, self._pending = self._pending, []
-            if events:
-                await self._send(events)
+            pending, self._pending = self._pending, []
+            if pending or self._unsent:
+                await self._flush(pending)
             self._last_flush = time.monotonic()
             if self._closing and not self._pending and not self._delta_parts:
                 return
 
-    async def _send(self, events: list[StreamEvent]) -> None:
+    async def _flush(self, pending: list[_Pending]) -> None:
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for event in events:
-                    pipe.publish(self._channel, event.to_json())
-                await pipe.execute()
+            if self._seq is None:
+                pending = await self._continue_log(pending)
+            # Numbered once: events resent after an outage keep their seq, so readers can drop repeats.
+            self._unsent += self._number(pending)
+            pending = []
+            await self._send(self._unsent)
+            self._unsent = []
         except RedisError as exc:
-            # Live events are a view of the job, not its result: losing some must not fail the job.
-            log.warning("publish failed", job_id=self._job_id, error=str(exc), events=len(events))
+            # Events are a view of the job, not its result: a Redis outage must not fail the job.
+            # They are tried again with the next flush; a reader finding a seq missing says so.
+            if self._closing:
+                lost = len(self._unsent) + len(pending)
+                log.warning("events lost", job_id=self._job_id, error=str(exc), events=lost)
+            else:
+                log.warning("publish failed; will retry", job_id=self._job_id, error=str(exc))
+                self._pending[:0] = pending
+
+    async def _continue_log(self, pending: list[_Pending]) -> list[_Pending]:
+        last = await last_logged_event(self._redis, self._job_id)
+        self._seq = last.seq if last is not None else 0
+        if last is not None and last.type in (EventType.START, EventType.DELTA):
+            # A run that streamed and never ended: tell readers its text is void.
+            notice = _Pending(EventType.RETRY, last.attempt, time.time(), {"error": INTERRUPTED})
+            return [notice, *pending]
+        return pending
+
+    def _number(self, pending: list[_Pending]) -> list[StreamEvent]:
+        assert self._seq is not None
+        events = []
+        for item in pending:
+            self._seq += 1
+            events.append(
+                StreamEvent(
+                    type=item.kind,
+                    job_id=self._job_id,
+                    seq=self._seq,
+                    attempt=item.attempt,
+                    ts=item.ts,
+                    **item.fields,
+                )
+            )
+        return events
+
+    async def _send(self, events: list[StreamEvent]) -> None:
+        touches_batch = False
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for event in events:
+                data = event.to_json()
+                entry: dict[FieldT, EncodableT] = {keys.LOG_FIELD: data}
+                pipe.xadd(self._log, entry, maxlen=self._config.job_log_max_events, approximate=True)
+                pipe.publish(self._channel, data)
+                if event.type in BATCH_LOG_TYPES:
+                    touches_batch = True
+                    pipe.xadd(
+                        self._batch_log, entry, maxlen=self._config.batch_log_max_events, approximate=True
+                    )
+            if touches_batch:
+                # Starts and ends only: the logs then expire with the result, for a few commands a job.
+                pipe.expire(self._log, self._ttl_s)
+                pipe.expire(self._batch_log, self._ttl_s)
+            await pipe.execute()

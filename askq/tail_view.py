@@ -1,0 +1,257 @@
+"""``askq tail``: one job's text as it streams, or a whole batch's progress and answers.
+
+Answer text goes to stdout; notices (waiting, retries, gaps, reconnects) go to stderr, so
+``askq tail JOB > answer.txt`` saves exactly the answer. ``--json`` prints events as JSON lines.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from askq.render import batch_progress
+from common.events import EventType, StreamEvent
+from common.status import JobState
+from producer.batch_tail import BatchItem, JobEnded, Progress, Unseen, follow_batch
+from producer.batches import BatchStatus
+from producer.connection import connect
+from producer.reconnect import Reconnecting
+from producer.tail import Finished, Gap, TailItem, Waiting, follow_job
+
+stderr = Console(stderr=True, highlight=False)
+FOLLOW_WRAP_CHARS = 100
+
+
+async def tail_job(job_id: str, *, as_json: bool, url: str | None = None) -> int:
+    """Print a job's text from its start, then live; exit 0 if it succeeds, 1 if it fails."""
+    view = _JobView()
+    async with connect(url) as redis:
+        async for item in follow_job(redis, job_id):
+            if isinstance(item, Reconnecting):
+                _reconnecting(item)
+            elif as_json:
+                _print_json(item)
+            else:
+                view.show(item)
+            if isinstance(item, Finished):
+                return 0 if item.state is JobState.SUCCEEDED else 1
+            if isinstance(item, StreamEvent) and item.type.is_final:
+                return 0 if item.type is EventType.DONE else 1
+    return 1  # pragma: no cover  (follow_job ends only after a final item)
+
+
+async def tail_batch(batch: str, *, follow: bool, as_json: bool, url: str | None = None) -> int:
+    """Show a batch's progress and each answer as its job ends; exit 0 if no job failed."""
+    status: BatchStatus | None = None
+    async with connect(url) as redis:
+        if as_json:
+            async for item in follow_batch(redis, batch, follow=follow):
+                status = item.status if isinstance(item, Progress) else status
+                if isinstance(item, Reconnecting):
+                    _reconnecting(item)
+                elif not isinstance(item, Progress):
+                    _print_json(item)
+        else:
+            status = await _BatchView(batch).run(follow_batch(redis, batch, follow=follow))
+    return 0 if status is None or status.counts[JobState.FAILED] == 0 else 1
+
+
+def _print_json(item: TailItem | BatchItem) -> None:
+    print(json.dumps(as_json(item), ensure_ascii=False), flush=True)
+
+
+def as_json(item: TailItem | BatchItem) -> dict[str, Any]:
+    """The JSON line for an item: events as published, tail's own notices with their own ``type``."""
+    if isinstance(item, StreamEvent):
+        result: dict[str, Any] = json.loads(item.to_json())
+        return result
+    if isinstance(item, Waiting):
+        return {"type": "waiting", "job_id": item.job_id}
+    if isinstance(item, Gap):
+        return {"type": "gap", "job_id": item.job_id, "first_seq": item.first_seq, "last_seq": item.last_seq}
+    if isinstance(item, Unseen):
+        return {"type": "unseen", "count": item.count}
+    if isinstance(item, Finished | JobEnded):
+        return {
+            "type": "finished" if isinstance(item, Finished) else "result",
+            "job_id": item.job_id,
+            "state": item.state.value,
+            "answer": item.answer if item.state is JobState.SUCCEEDED else None,
+            "error": item.error or None,
+            "attempts": item.attempts,
+            "usage": item.usage.model_dump() if item.usage else None,
+        }
+    raise TypeError(f"no JSON form for {type(item).__name__}")  # pragma: no cover
+
+
+def _reconnecting(item: Reconnecting) -> None:
+    stderr.print(
+        f"[yellow]lost the Redis connection ({escape(item.error)}); "
+        f"reconnecting in {item.retry_in_s:.1f} s[/]"
+    )
+
+
+def _gap_notice(item: Gap) -> str:
+    return (
+        f"events {item.first_seq}–{item.last_seq} of {item.job_id} are no longer in its replay log "
+        "(trimmed or lost): the text shown is incomplete; `askq results` has the stored answer"
+    )
+
+
+def _retry_notice(item: StreamEvent) -> str:
+    wait = f"; retrying in {item.retry_in_s:.1f} s" if item.retry_in_s is not None else "; retrying"
+    return f"attempt {item.attempt} failed ({item.error}){wait}: its text so far is discarded"
+
+
+class _JobView:
+    """On a terminal the text streams live. Into a file or pipe, each attempt's text is held until it
+    succeeds, so ``askq tail JOB > answer.txt`` holds exactly the stored answer, never a dead prefix."""
+
+    def __init__(self, *, live: bool | None = None) -> None:
+        self._live = sys.stdout.isatty() if live is None else live
+        self._attempt_text: list[str] = []
+
+    def show(self, item: TailItem) -> None:
+        if isinstance(item, Waiting):
+            stderr.print(f"[dim]{escape(item.job_id)} is queued; waiting for a worker…[/]")
+        elif isinstance(item, Gap):
+            stderr.print(f"\n[yellow]{escape(_gap_notice(item))}[/]")
+        elif isinstance(item, Finished):
+            self._finished(item)
+        elif isinstance(item, StreamEvent):
+            self._event(item)
+
+    def _event(self, item: StreamEvent) -> None:
+        if item.type is EventType.DELTA:
+            self._attempt_text.append(item.text or "")
+            if self._live:
+                _write(item.text or "")
+        elif item.type is EventType.RETRY:
+            shown = self._live and any(self._attempt_text)
+            stderr.print(("\n" if shown else "") + f"[dim]{escape(_retry_notice(item))}[/]")
+            self._attempt_text.clear()
+        elif item.type is EventType.DONE:
+            _write("\n" if self._live else "".join(self._attempt_text) + "\n")
+        elif item.type is EventType.FAILED:
+            stderr.print(f"\n[red]failed after {_attempts(item.attempt)}:[/] {escape(item.error or '')}")
+
+    def _finished(self, item: Finished) -> None:
+        if self._live and any(self._attempt_text):
+            stderr.print("\n[dim]the replay log ends without the job's end; its stored result:[/]")
+        if item.state is JobState.SUCCEEDED:
+            _write(item.answer + "\n")
+        else:
+            stderr.print(f"[red]failed after {_attempts(item.attempts)}:[/] {escape(item.error)}")
+
+
+class _BatchView:
+    """A progress bar, with each ended job's answer (or with ``--follow``, every line) printed above it."""
+
+    def __init__(self, batch: str) -> None:
+        self._batch = batch
+        # On a terminal, text and bar share one console, so rich keeps the bar below the text.
+        self._console = Console(highlight=False) if sys.stdout.isatty() else stderr
+        self._print: Callable[[str], None] = (
+            self._print_console if self._console is not stderr else _print_raw
+        )
+        self._lines: dict[str, str] = {}
+        self._streamed: set[str] = set()
+        """Jobs whose text went by line by line (--follow): their end does not repeat it."""
+        self._started = time.monotonic()
+
+    async def run(self, items: Any) -> BatchStatus | None:
+        status: BatchStatus | None = None
+        progress = batch_progress(self._console)
+        with progress:
+            task = progress.add_task(self._batch, total=None, detail="")
+            async for item in items:
+                if isinstance(item, Progress):
+                    status = item.status
+                    progress.update(
+                        task, completed=status.finished, total=status.total, detail=self._detail(status)
+                    )
+                else:
+                    self._show(item)
+        return status
+
+    def _show(self, item: BatchItem) -> None:
+        if isinstance(item, Reconnecting):
+            _reconnecting(item)
+        elif isinstance(item, Gap):
+            self._print_notice(_gap_notice(item))
+        elif isinstance(item, Unseen):
+            self._print_notice(
+                f"{item.count} jobs ended before the batch log's oldest entry; `askq results` has them"
+            )
+        elif isinstance(item, JobEnded):
+            self._ended(item)
+        elif isinstance(item, StreamEvent):
+            self._event(item)
+
+    def _event(self, item: StreamEvent) -> None:
+        label = self._label(item.job_id)
+        if item.type is EventType.DELTA:
+            self._streamed.add(item.job_id)
+            pending = self._lines.get(item.job_id, "") + (item.text or "")
+            *complete, rest = pending.split("\n")
+            if len(rest) >= FOLLOW_WRAP_CHARS and " " in rest:
+                # A long paragraph streams as wrapped lines rather than waiting for its newline.
+                head, rest = rest.rsplit(" ", 1)
+                complete.append(head)
+            for line in complete:
+                self._print(f"{label} │ {line}")
+            self._lines[item.job_id] = rest
+        elif item.type is EventType.RETRY:
+            self._lines.pop(item.job_id, None)
+            self._print(f"{label} │ ({_retry_notice(item)})")
+
+    def _ended(self, item: JobEnded) -> None:
+        label = self._label(item.job_id)
+        rest = self._lines.pop(item.job_id, "")
+        if rest:
+            self._print(f"{label} │ {rest}")
+        tokens = item.usage.total_tokens if item.usage else 0
+        if item.state is JobState.SUCCEEDED:
+            self._print(f"── {label} ✓ ({_attempts(item.attempts)}, {tokens} tokens)")
+            if item.job_id not in self._streamed:
+                self._print(item.answer)
+        else:
+            self._print(f"── {label} ✗ failed after {_attempts(item.attempts)}: {item.error}")
+
+    def _label(self, job_id: str) -> str:
+        return job_id.removeprefix(f"{self._batch}:")
+
+    def _detail(self, status: BatchStatus) -> str:
+        rate = status.finished / max(time.monotonic() - self._started, 1e-6)
+        tokens = status.prompt_tokens + status.completion_tokens
+        return (
+            f"running {status.counts[JobState.RUNNING]} · failed {status.counts[JobState.FAILED]}"
+            f" · {tokens} tokens · {rate:.1f}/s"
+        )
+
+    def _print_notice(self, text: str) -> None:
+        stderr.print(f"[yellow]{escape(text)}[/]")
+
+    def _print_console(self, line: str) -> None:
+        self._console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _print_raw(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def _write(text: str) -> None:
+    # Answer text goes out raw: rich would re-wrap it to the terminal width.
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _attempts(count: int) -> str:
+    return "1 attempt" if count == 1 else f"{count} attempts"

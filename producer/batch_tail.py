@@ -1,0 +1,182 @@
+"""Follow a whole batch: its progress, each job's end with the answer, and optionally every job's text.
+
+The batch's log (a Redis Stream of job starts and ends) says which jobs run and which ended; the
+batch's counters give the progress. With ``follow``, the replay logs of running jobs are read in the
+same ``XREAD`` as the batch log, each through a ``LogCursor``, so their text is as lossless as a
+single ``askq tail``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.typing import KeyT, StreamIdT
+
+from common import keys, record
+from common.events import EventType, StreamEvent
+from common.replay import entry_event
+from common.status import JobState
+from common.usage import Usage
+from producer.batches import BatchStatus, batch_status
+from producer.reconnect import Reconnecting, follow_steps
+from producer.tail import Gap, LogCursor
+
+BLOCK_MS = 250
+"""Longest wait on the logs; the progress is re-read at least this often."""
+READ_COUNT = 1000
+END_GRACE_S = 2.0
+"""Once every job has ended, how long to wait for end events still in flight."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    status: BatchStatus
+
+
+@dataclass(frozen=True)
+class JobEnded:
+    """A job of the batch ended; ``answer`` or ``error`` is its stored result."""
+
+    job_id: str
+    state: JobState
+    answer: str
+    error: str
+    attempts: int
+    usage: Usage | None
+    latency_ms: float | None
+
+
+@dataclass(frozen=True)
+class Unseen:
+    """Jobs that ended before the batch log's oldest entry (it was trimmed): ``askq results`` has them."""
+
+    count: int
+
+
+BatchItem = Progress | JobEnded | StreamEvent | Gap | Unseen | Reconnecting
+
+
+async def follow_batch(
+    redis: Redis, batch: str, *, follow: bool, block_ms: int = BLOCK_MS
+) -> AsyncIterator[BatchItem]:
+    """Yield progress, ended jobs and (with ``follow``) every running job's events until the batch ends."""
+    follower = _BatchFollower(redis, batch, follow, block_ms)
+    yield Progress(await follower.read_progress())
+    async for item in follow_steps(follower):
+        yield item
+
+
+class _BatchFollower:
+    def __init__(self, redis: Redis, batch: str, follow: bool, block_ms: int) -> None:
+        self._redis = redis
+        self._batch = batch
+        self._follow = follow
+        self._block_ms = block_ms
+        self._log = keys.batch_log(batch)
+        self._log_last_id: bytes | str = "0-0"
+        self._running: dict[str, LogCursor] = {}
+        self._ended_jobs: set[str] = set()
+        self._all_ended_at: float | None = None
+        self._status: BatchStatus | None = None
+        self.ended = False
+
+    async def read_progress(self) -> BatchStatus:
+        self._status = await batch_status(self._redis, self._batch, with_job_ids=False, with_latencies=False)
+        return self._status
+
+    async def step(self) -> list[BatchItem]:
+        streams: dict[KeyT, StreamIdT] = {self._log: self._log_last_id}
+        streams.update({keys.job_log(job_id): cursor.last_id for job_id, cursor in self._running.items()})
+        reply = await self._redis.xread(streams, count=READ_COUNT, block=self._block_ms)
+        items: list[BatchItem] = []
+        ended: list[str] = []
+        for stream, entries in reply or []:
+            if stream.decode() == self._log:
+                ended += self._take_batch_entries(entries)
+            else:
+                items += self._take_job_entries(stream.decode().removeprefix(keys.job_log("")), entries)
+        for job_id in ended:
+            items += await self._drain(job_id)
+        items += await self._ended(ended)
+        status = await self.read_progress()
+        items.append(Progress(status))
+        self._check_end(status, quiet=not reply)
+        if self.ended and len(self._ended_jobs) < status.finished:
+            items.append(Unseen(status.finished - len(self._ended_jobs)))
+        return items
+
+    def _take_batch_entries(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[str]:
+        ended: list[str] = []
+        for entry_id, fields in entries:
+            self._log_last_id = entry_id
+            event = entry_event(fields)
+            if event is None or event.job_id in self._ended_jobs:
+                continue
+            if event.type.is_final:
+                self._ended_jobs.add(event.job_id)
+                ended.append(event.job_id)
+            elif event.type is EventType.START and self._follow and event.job_id not in self._running:
+                self._running[event.job_id] = LogCursor(event.job_id)
+        return ended
+
+    def _take_job_entries(
+        self, job_id: str, entries: list[tuple[bytes, dict[bytes, bytes]]]
+    ) -> list[StreamEvent | Gap]:
+        cursor = self._running.get(job_id)
+        if cursor is None:
+            return []
+        items = cursor.accept(entries)
+        if cursor.ended:
+            del self._running[job_id]
+        return items
+
+    async def _drain(self, job_id: str) -> list[StreamEvent | Gap]:
+        """A followed job ended: read the rest of its log now, so its text comes before its end."""
+        cursor = self._running.pop(job_id, None)
+        if cursor is None:
+            return []
+        entries = await self._redis.xrange(keys.job_log(job_id), min=f"({_id_text(cursor.last_id)}")
+        return cursor.accept(entries)
+
+    async def _ended(self, job_ids: list[str]) -> list[BatchItem]:
+        if not job_ids:
+            return []
+        fields = [record.STATE, record.ANSWER, record.ERROR, record.ATTEMPTS, record.USAGE, record.LATENCY_MS]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hmget(keys.job_record(job_id), fields)
+            replies = await pipe.execute()
+        return [_job_ended(job_id, values) for job_id, values in zip(job_ids, replies, strict=True)]
+
+    def _check_end(self, status: BatchStatus, *, quiet: bool) -> None:
+        if not status.done:
+            self._all_ended_at = None
+            return
+        if self._all_ended_at is None:
+            self._all_ended_at = time.monotonic()
+        seen_all = len(self._ended_jobs) >= status.finished and not self._running
+        grace_over = time.monotonic() - self._all_ended_at > END_GRACE_S
+        # Done once every end was seen or, if some never show (a trimmed log), once the log is quiet.
+        self.ended = seen_all or (quiet and grace_over)
+
+
+def _job_ended(job_id: str, values: list[bytes | None]) -> JobEnded:
+    state, answer, error, attempts, usage, latency_ms = (
+        value.decode() if value is not None else "" for value in values
+    )
+    return JobEnded(
+        job_id=job_id,
+        state=JobState(state) if state else JobState.FAILED,
+        answer=answer,
+        error=error,
+        attempts=int(attempts or 0),
+        usage=Usage.model_validate_json(usage) if usage else None,
+        latency_ms=float(latency_ms) if latency_ms else None,
+    )
+
+
+def _id_text(entry_id: bytes | str) -> str:
+    return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
