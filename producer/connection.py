@@ -13,13 +13,21 @@ from common.redis_url import redis_url, unreachable_message
 from common.secrets import redact_secrets
 
 CONNECT_TIMEOUT_S = 5.0
+SOCKET_TIMEOUT_S = 30.0
+"""Longer than any blocking read askq makes (``tail`` blocks 1 s at most), so only a dead link trips it:
+a connection silently dropped while a laptop slept is noticed and reopened instead of hanging."""
 
 
 @asynccontextmanager
 async def connect(url: str | None = None) -> AsyncIterator[Redis]:
     url = url or redis_url()
     try:
-        redis = Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT_S, health_check_interval=30)
+        redis = Redis.from_url(
+            url,
+            socket_connect_timeout=CONNECT_TIMEOUT_S,
+            socket_timeout=SOCKET_TIMEOUT_S,
+            health_check_interval=30,
+        )
     except ValueError as exc:
         raise RedisUnavailableError(unreachable_message(url, f"bad URL: {exc}")) from None
     try:
