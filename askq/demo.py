@@ -13,8 +13,6 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from arq.worker import Worker
-
 from askq.commands import stderr, stdout, wait_for_batch
 from askq.render import results_table
 from askq.stack import embedded_redis, simulator_process
@@ -26,6 +24,7 @@ from producer.connection import connect
 from producer.results import iter_results
 from producer.submit import submit_file
 from worker.logging import configure_logging
+from worker.resilient import ResilientWorker
 from worker.settings import worker_settings
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "questions.jsonl"
@@ -66,7 +65,7 @@ async def run_demo(questions: Path | None = None) -> int:
     config = load_config()
     with embedded_redis(DATA_DIR) as url, provider() as where:
         stderr.print(f"[bold]askq demo[/]: embedded Redis at {url}, answers from {where}")
-        worker = Worker(**worker_settings(config, url=url), handle_signals=False)
+        worker = ResilientWorker(**worker_settings(config, url=url), handle_signals=False)
         worker_task = asyncio.create_task(worker.async_run())
         try:
             async with connect(url) as redis:

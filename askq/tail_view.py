@@ -17,11 +17,11 @@ from rich.markup import escape
 
 from askq.render import batch_progress
 from common.events import EventType, StreamEvent
+from common.reconnect import Reconnecting
 from common.status import JobState
 from producer.batch_tail import BatchItem, JobEnded, Progress, Unseen, follow_batch
 from producer.batches import BatchStatus
 from producer.connection import connect
-from producer.reconnect import Reconnecting
 from producer.tail import Finished, Gap, TailItem, Waiting, follow_job
 
 stderr = Console(stderr=True, highlight=False)

@@ -38,6 +38,13 @@ class LimitsConfig(_Strict):
     """arq jobs a worker holds at once; jobs beyond `concurrency` wait for a slot or sleep in backoff."""
     job_timeout_s: float = Field(default=600.0, gt=0)
     poll_delay_s: float = Field(default=0.05, gt=0, le=10)
+    lease_s: float = Field(default=15.0, ge=1, le=3600)
+    """A running job's claim, renewed by its worker every third of this: a job whose worker died is
+    picked up again by another within this long."""
+    max_job_runs: int = Field(default=10, ge=1, le=1000)
+    """Times a job may be started (its worker lost or stopped each time) before it is recorded failed."""
+    shutdown_grace_s: float = Field(default=30.0, ge=0, le=3600)
+    """On SIGTERM/SIGINT, how long running jobs may take to finish before they go back to the queue."""
 
 
 class RetryConfig(_Strict):

@@ -67,3 +67,13 @@ LOG_FIELD = "event"
 
 def arq_job(job_id: str) -> str:
     return f"{ARQ_JOB_PREFIX}{job_id}"
+
+
+def arq_in_progress(job_id: str) -> str:
+    """arq's claim on a running job; askq keeps it short-lived (see ``worker.leases``)."""
+    return f"{ARQ_IN_PROGRESS_PREFIX}{job_id}"
+
+
+def arq_retry(job_id: str) -> str:
+    """arq's count of the job's starts."""
+    return f"{ARQ_RETRY_PREFIX}{job_id}"

@@ -1,7 +1,7 @@
 """Reading replay logs: the Redis Streams that hold each job's events (and each batch's starts and ends).
 
 Writers and readers agree here on the entry layout: one field, ``keys.LOG_FIELD``, holding the same
-JSON as the pub/sub message.
+JSON as the pub/sub message, under the id ``SEQ-0`` in a job's log (auto ids in a batch's log).
 """
 
 from __future__ import annotations
@@ -15,6 +15,11 @@ from common import keys
 from common.events import StreamEvent
 
 LOG_FIELD_BYTES = keys.LOG_FIELD.encode()
+
+
+def log_entry_id(seq: int) -> str:
+    """A job-log entry's id is its event's seq: an event written twice is refused the second time."""
+    return f"{seq}-0"
 
 
 def parse_event(data: bytes | str | None) -> StreamEvent | None:

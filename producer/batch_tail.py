@@ -17,11 +17,12 @@ from redis.typing import KeyT, StreamIdT
 
 from common import keys, record
 from common.events import EventType, StreamEvent
+from common.reconnect import Reconnecting
 from common.replay import entry_event
 from common.status import JobState
 from common.usage import Usage
 from producer.batches import BatchStatus, batch_status
-from producer.reconnect import Reconnecting, follow_steps
+from producer.reconnect import follow_steps
 from producer.tail import Gap, LogCursor
 
 BLOCK_MS = 250

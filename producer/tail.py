@@ -17,10 +17,11 @@ from redis.asyncio import Redis
 from common import keys, record
 from common.errors import NotFoundError
 from common.events import StreamEvent
+from common.reconnect import Reconnecting
 from common.replay import entry_event
 from common.status import JobState
 from common.usage import Usage
-from producer.reconnect import Reconnecting, follow_steps
+from producer.reconnect import follow_steps
 
 BLOCK_MS = 1000
 """Longest silent wait on the log before the stored state is checked (a queued job, a lost end)."""

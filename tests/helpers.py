@@ -13,12 +13,13 @@ from redis.asyncio import Redis
 from common.config import AskqConfig
 from common.events import EventType, StreamEvent
 from producer.results import Result, iter_results
+from worker.resilient import ResilientWorker
 from worker.settings import worker_settings
 
 
 async def run_burst_worker(config: AskqConfig, redis_url: str, **overrides: Any) -> Worker:
     """Run a worker until the queue is empty: the test's synchronisation point."""
-    worker = Worker(
+    worker = ResilientWorker(
         **{**worker_settings(config, url=redis_url, burst=True), "handle_signals": False, **overrides}
     )
     try:
@@ -32,10 +33,15 @@ async def results(redis: Redis, batch: str) -> list[Result]:
     return [result async for result in iter_results(redis, batch)]
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], *, timeout_s: float = 10.0) -> None:
-    """Poll ``check`` until it holds, failing the test after ``timeout_s``."""
+async def eventually(
+    check: Callable[[], Awaitable[bool]],
+    *,
+    timeout_s: float = 10.0,
+    tolerate: tuple[type[BaseException], ...] = (),
+) -> None:
+    """Poll ``check`` until it holds, failing after ``timeout_s``; a ``tolerate``d error means 'not yet'."""
     deadline = time.monotonic() + timeout_s
-    while not await check():
+    while not await _holds(check, tolerate):
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout_s} s")
         await asyncio.sleep(0.01)  # the poll interval of a deadline-bound wait
@@ -46,3 +52,10 @@ def final_text(events: Sequence[StreamEvent]) -> str:
     starts = [index for index, event in enumerate(events) if event.type is EventType.START]
     tail = events[starts[-1] :] if starts else events
     return "".join(event.text or "" for event in tail if event.type is EventType.DELTA)
+
+
+async def _holds(check: Callable[[], Awaitable[bool]], tolerate: tuple[type[BaseException], ...]) -> bool:
+    try:
+        return await check()
+    except tolerate:
+        return False

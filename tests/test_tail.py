@@ -12,7 +12,8 @@ from redis.asyncio import Redis
 from common import keys
 from common.config import AskqConfig
 from common.events import StreamEvent
-from producer.reconnect import Reconnecting
+from common.reconnect import Reconnecting
+from common.replay import log_entry_id
 from producer.submit import submit_file
 from producer.tail import Finished, Gap, TailItem, Waiting, follow_job
 from tests.conftest import Simulator
@@ -172,7 +173,7 @@ async def test_a_rerun_continues_the_sequence_and_voids_the_lost_run(
     job_id = await _submit_one(redis, config, write, "Run me twice")
     for seq, kind, text in ((1, "start", None), (2, "delta", "half an ans")):
         event = StreamEvent(type=kind, job_id=job_id, seq=seq, attempt=1, ts=0.0, text=text)
-        await redis.xadd(keys.job_log(job_id), {keys.LOG_FIELD: event.to_json()})
+        await redis.xadd(keys.job_log(job_id), {keys.LOG_FIELD: event.to_json()}, id=log_entry_id(seq))
     await run_burst_worker(config, redis_url)
     events = _events(await _collect(redis, job_id))
     [row] = await results(redis, "t")

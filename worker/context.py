@@ -10,6 +10,7 @@ from arq.connections import ArqRedis
 from openai import AsyncOpenAI
 
 from common.config import AskqConfig
+from worker.leases import LeaseKeeper
 from worker.provider import ChatProvider
 from worker.store import JobStore
 
@@ -26,3 +27,4 @@ class WorkerContext(TypedDict, total=False):
     provider: ChatProvider
     semaphore: asyncio.Semaphore
     store: JobStore
+    leases: LeaseKeeper

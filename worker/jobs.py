@@ -20,6 +20,8 @@ from worker.store import Outcome
 
 log = structlog.get_logger(__name__)
 
+STOPPED = "the worker is stopping; the job goes back to the queue and starts again"
+
 
 async def answer(ctx: WorkerContext, raw_payload: Any) -> dict[str, Any]:
     """Answer one question. Returns a short summary to arq; the result itself lives in askq's keys."""
@@ -43,9 +45,16 @@ async def _answer(ctx: WorkerContext, payload: JobPayload) -> dict[str, Any]:
         ctx["redis"], payload.job_id, payload.batch, config.stream, config.retention.ttl_s
     )
     try:
-        outcome = await _outcome(ctx, payload, publisher)
+        async with ctx["leases"].hold(payload.job_id):
+            outcome = await _run_or_give_up(ctx, payload, publisher)
         await store.finish(payload.job_id, payload.batch, outcome)
         _publish_end(publisher, outcome)
+    except asyncio.CancelledError:
+        # The worker is stopping and the grace period is over: hand the job back, announced.
+        publisher.emit(EventType.RETRY, max(publisher.attempt, 1), error=STOPPED)
+        await store.requeue(payload.job_id, payload.batch)
+        log.info("returned to the queue: worker stopping")
+        raise
     finally:
         await publisher.aclose()
     log.info(
@@ -55,6 +64,15 @@ async def _answer(ctx: WorkerContext, payload: JobPayload) -> dict[str, Any]:
         latency_ms=round(outcome.latency_ms),
     )
     return {"state": outcome.state.value, "attempts": outcome.attempts}
+
+
+async def _run_or_give_up(ctx: WorkerContext, payload: JobPayload, publisher: EventPublisher) -> Outcome:
+    runs = ctx.get("job_try", 1)
+    max_runs = ctx["config"].limits.max_job_runs
+    if runs > max_runs:
+        error = f"started {runs - 1} times and its worker was lost or stopped each time; not run again"
+        return Outcome(state=JobState.FAILED, attempts=0, error=error, error_code="lost")
+    return await _outcome(ctx, payload, publisher)
 
 
 async def _outcome(ctx: WorkerContext, payload: JobPayload, publisher: EventPublisher) -> Outcome:

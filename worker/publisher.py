@@ -20,13 +20,13 @@ from typing import Any
 
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from redis.typing import EncodableT, FieldT
 
 from common import keys
 from common.config import StreamConfig
 from common.events import EventType, StreamEvent
-from common.replay import last_logged_event
+from common.replay import last_logged_event, log_entry_id
 
 log = structlog.get_logger(__name__)
 
@@ -64,6 +64,11 @@ class EventPublisher:
         self._urgent = asyncio.Event()
         self._closing = False
         self._task = asyncio.create_task(self._run(), name=f"publish {job_id}")
+
+    @property
+    def attempt(self) -> int:
+        """The attempt of the latest ``start``."""
+        return self._attempt
 
     def emit(self, kind: EventType, attempt: int, **fields: Any) -> None:
         """Queue a non-delta event; it is sent at once, after any text buffered before it."""
@@ -170,7 +175,14 @@ class EventPublisher:
             for event in events:
                 data = event.to_json()
                 entry: dict[FieldT, EncodableT] = {keys.LOG_FIELD: data}
-                pipe.xadd(self._log, entry, maxlen=self._config.job_log_max_events, approximate=True)
+                # The entry id is the seq: an event resent after a lost reply cannot be logged twice.
+                pipe.xadd(
+                    self._log,
+                    entry,
+                    id=log_entry_id(event.seq),
+                    maxlen=self._config.job_log_max_events,
+                    approximate=True,
+                )
                 pipe.publish(self._channel, data)
                 if event.type in BATCH_LOG_TYPES:
                     touches_batch = True
@@ -181,4 +193,11 @@ class EventPublisher:
                 # Starts and ends only: the logs then expire with the result, for a few commands a job.
                 pipe.expire(self._log, self._ttl_s)
                 pipe.expire(self._batch_log, self._ttl_s)
-            await pipe.execute()
+            replies = await pipe.execute(raise_on_error=False)
+        for reply in replies:
+            if isinstance(reply, Exception) and not _already_logged(reply):
+                raise reply
+
+
+def _already_logged(error: Exception) -> bool:
+    return isinstance(error, ResponseError) and "equal or smaller" in str(error)

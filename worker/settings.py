@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 from typing import Any, cast
 
@@ -17,6 +18,7 @@ from common.redis_url import arq_settings, redact, redis_url
 from common.serializer import job_deserializer, job_serializer
 from worker.context import WorkerContext
 from worker.jobs import answer
+from worker.leases import LeaseKeeper
 from worker.provider import ChatProvider
 from worker.store import JobStore
 
@@ -58,6 +60,8 @@ async def on_startup(raw_ctx: dict[str, Any]) -> None:
     ctx["provider"] = ChatProvider(ctx["client"])
     ctx["semaphore"] = asyncio.Semaphore(config.limits.concurrency)
     ctx["store"] = JobStore(ctx["redis"], config.retention.ttl_s)
+    ctx["leases"] = LeaseKeeper(ctx["redis"], config.limits.lease_s)
+    ctx["leases"].start()
     log.info(
         "worker started",
         provider=str(ctx["client"].base_url),
@@ -68,6 +72,8 @@ async def on_startup(raw_ctx: dict[str, Any]) -> None:
 
 async def on_shutdown(raw_ctx: dict[str, Any]) -> None:
     ctx = cast(WorkerContext, raw_ctx)
+    if "leases" in ctx:
+        await ctx["leases"].aclose()
     client = ctx.get("client")
     if client is not None:
         await client.close()
@@ -100,6 +106,9 @@ def worker_settings(
         "job_timeout": config.limits.job_timeout_s + JOB_TIMEOUT_GRACE_S,
         "poll_delay": config.limits.poll_delay_s,
         "keep_result": ARQ_RESULT_KEEP_S,
+        # One start more than askq allows, so that askq itself records the job as failed.
+        "max_tries": config.limits.max_job_runs + 1,
+        "job_completion_wait": math.ceil(config.limits.shutdown_grace_s),
         "job_serializer": job_serializer,
         "job_deserializer": job_deserializer,
         "ctx": {"config": config},

@@ -7,12 +7,17 @@ never moved again: a job run twice (at-least-once delivery) is recorded once.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass
 from string import Template
+from typing import Any
 
+import structlog
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from common import keys, record
 from common.status import TERMINAL_STATES, JobState
@@ -47,6 +52,10 @@ return old
 """).substitute(
     state=record.STATE, prompt_tokens=record.PROMPT_TOKENS, completion_tokens=record.COMPLETION_TOKENS
 )
+log = structlog.get_logger(__name__)
+
+STORE_OUTAGE_S = 60.0
+"""How long a job waits out a Redis outage to record its state before giving up."""
 _TERMINAL_JSON = json.dumps(sorted(state.value for state in TERMINAL_STATES))
 
 
@@ -73,6 +82,10 @@ class JobStore:
         """Move a queued job to running; False when it is finished already (or unknown) and must not run."""
         previous = await self._run(job_id, batch, JobState.RUNNING, {record.STARTED_AT: str(time.time())})
         return previous != ""
+
+    async def requeue(self, job_id: str, batch: str) -> None:
+        """A running job handed back to the queue (its worker is stopping)."""
+        await self._run(job_id, batch, JobState.QUEUED, {})
 
     async def finish(self, job_id: str, batch: str, outcome: Outcome) -> bool:
         """Record the one result of a job; False when another run recorded it first."""
@@ -115,5 +128,28 @@ class JobStore:
         for name, value in fields.items():
             args += [name, value]
         job_keys = [keys.job_record(job_id), keys.batch_record(batch), keys.batch_latencies(batch)]
-        previous = await self._transition(keys=job_keys, args=args)
+        previous = await self._call_through_outage(job_keys, args)
         return previous.decode() if isinstance(previous, bytes) else str(previous or "")
+
+    async def _call_through_outage(self, job_keys: list[str], args: list[str | int | float]) -> Any:
+        """Retry across a Redis restart: an answer already paid for must not be lost to a blip.
+
+        The script is safe to repeat: a state it already set is not moved again.
+        """
+        deadline = time.monotonic() + STORE_OUTAGE_S
+        wait_s = 0.1
+        failures = 0
+        while True:
+            try:
+                previous = await self._transition(keys=job_keys, args=args)
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                if time.monotonic() + wait_s > deadline:
+                    raise
+                log.warning("redis unavailable; retrying the job record", error=str(exc), retry_in_s=wait_s)
+                failures += 1
+                await asyncio.sleep(wait_s)  # backoff while Redis is away
+                wait_s = min(wait_s * 2, 2.0)
+            else:
+                if failures:
+                    log.info("redis reachable again", failed_tries=failures)
+                return previous

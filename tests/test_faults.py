@@ -1,0 +1,243 @@
+"""Fault injection with real processes and signals: killed and stopped workers, a restarted Redis.
+
+Every test ends with the same check: one result per input item, each succeeded, none recorded twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from askq.stack import embedded_redis, free_port, stop
+from common import keys
+from common.events import EventType, StreamEvent
+from common.replay import entry_event
+from common.status import JobState
+from producer.batches import batch_status
+from tests.conftest import Simulator
+from tests.helpers import eventually, final_text, results
+
+REPO = Path(__file__).resolve().parents[1]
+QUESTIONS = 12
+
+
+def _config_file(tmp_path: Path, **limits: Any) -> Path:
+    path = tmp_path / "jobs.yaml"
+    config = {
+        "limits": {"concurrency": 4, "max_jobs": 4, "lease_s": 1, **limits},
+        "retry": {"attempts": 4, "initial_wait_s": 0.05, "max_wait_s": 0.2, "jitter_s": 0.05},
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@contextmanager
+def worker_process(
+    tmp_path: Path, name: str, config: Path, redis_url: str, sim: Simulator
+) -> Iterator[subprocess.Popen[bytes]]:
+    env = {**os.environ, "REDIS_URL": redis_url, "OPENAI_BASE_URL": sim.base_url, "ASKQ_CONFIG": str(config)}
+    log = (tmp_path / f"{name}.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "askq.cli", "worker"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        yield process
+    finally:
+        stop(process)
+        log.close()
+
+
+def _submit(tmp_path: Path, redis_url: str, config: Path, batch: str) -> None:
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(
+        "".join(json.dumps({"id": f"q{n}", "question": f"Question {n}"}) + "\n" for n in range(QUESTIONS))
+    )
+    env = {**os.environ, "REDIS_URL": redis_url, "ASKQ_CONFIG": str(config)}
+    done = subprocess.run(
+        [sys.executable, "-m", "askq.cli", "submit", str(questions), "--batch", batch],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+async def _streaming_jobs(redis: Redis, batch: str, min_events: int) -> list[str]:
+    """Jobs of the batch that are running and have streamed at least ``min_events`` events."""
+    job_ids = (await batch_status(redis, batch)).job_ids
+    lengths = [await redis.xlen(keys.job_log(job_id)) for job_id in job_ids]
+    states = [await redis.hget(keys.job_record(job_id), "state") for job_id in job_ids]
+    return [
+        job_id
+        for job_id, length, state in zip(job_ids, lengths, states, strict=True)
+        if length >= min_events and state == JobState.RUNNING.value.encode()
+    ]
+
+
+async def _events(redis: Redis, job_id: str) -> list[StreamEvent]:
+    entries = await redis.xrange(keys.job_log(job_id))
+    return [event for _, fields in entries if (event := entry_event(fields)) is not None]
+
+
+async def _batch_done(redis: Redis, batch: str) -> bool:
+    return (await batch_status(redis, batch, with_job_ids=False, with_latencies=False)).done
+
+
+async def _assert_complete_and_single(redis: Redis, batch: str) -> None:
+    rows = await results(redis, batch)
+    assert len(rows) == QUESTIONS
+    assert len({row.item_id for row in rows}) == QUESTIONS
+    assert all(row.status == "succeeded" for row in rows), [(row.item_id, row.error) for row in rows]
+    status = await batch_status(redis, batch)
+    assert status.counts[JobState.SUCCEEDED] == QUESTIONS  # counted once each
+    for row in rows:
+        events = await _events(redis, row.job_id)
+        assert [event.seq for event in events] == list(range(1, len(events) + 1))
+        assert final_text(events) == row.answer
+
+
+async def test_a_killed_worker_s_jobs_are_run_again_by_another(
+    redis: Redis, redis_url: str, sim: Simulator, tmp_path: Path
+) -> None:
+    """SIGKILL mid-stream: a second worker picks the jobs up within the lease; one result each."""
+    sim.configure(ttft_ms=20, tokens_per_s=60, answer_tokens=90)
+    config = _config_file(tmp_path)
+    _submit(tmp_path, redis_url, config, "kill")
+    with worker_process(tmp_path, "a", config, redis_url, sim) as first:
+        await eventually(lambda: _has_streaming(redis, "kill"), timeout_s=30)
+        streaming = await _streaming_jobs(redis, "kill", 3)
+        first.send_signal(signal.SIGKILL)
+        killed_at = time.time()
+        first.wait(10)
+        with worker_process(tmp_path, "b", config, redis_url, sim):
+            await eventually(lambda: _batch_done(redis, "kill"), timeout_s=60)
+    await _assert_complete_and_single(redis, "kill")
+    for job_id in streaming:
+        events = await _events(redis, job_id)
+        restart = next(event for event in events if event.type is EventType.RETRY)
+        assert "stopped mid-way" in (restart.error or "")
+        assert restart.ts - killed_at < 10  # within the 1 s lease, far from arq's own 10 minutes
+    attempts = sim.stats()["attempts"]
+    assert sum(attempts.values()) <= QUESTIONS + 4  # only what the killed worker held ran twice
+
+
+async def _has_streaming(redis: Redis, batch: str) -> bool:
+    return len(await _streaming_jobs(redis, batch, 3)) >= 2
+
+
+async def test_sigterm_lets_running_jobs_finish_and_takes_no_more(
+    redis: Redis, redis_url: str, sim: Simulator, tmp_path: Path
+) -> None:
+    """SIGTERM mid-stream: the worker finishes what it holds within the grace, then exits 0."""
+    sim.configure(ttft_ms=20, tokens_per_s=100, answer_tokens=60)
+    config = _config_file(tmp_path, shutdown_grace_s=20)
+    _submit(tmp_path, redis_url, config, "term")
+    with worker_process(tmp_path, "a", config, redis_url, sim) as first:
+        await eventually(lambda: _has_streaming(redis, "term"), timeout_s=30)
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(30) == 0
+    status = await batch_status(redis, "term")
+    assert status.counts[JobState.RUNNING] == 0
+    assert 2 <= status.counts[JobState.SUCCEEDED] <= 4  # what it held, and nothing more
+    assert status.counts[JobState.QUEUED] == QUESTIONS - status.counts[JobState.SUCCEEDED]
+    with worker_process(tmp_path, "b", config, redis_url, sim):
+        await eventually(lambda: _batch_done(redis, "term"), timeout_s=60)
+    await _assert_complete_and_single(redis, "term")
+    assert set(sim.stats()["attempts"].values()) == {1}  # nothing was asked twice
+
+
+async def test_sigterm_past_the_grace_requeues_at_once(
+    redis: Redis, redis_url: str, sim: Simulator, tmp_path: Path
+) -> None:
+    """Jobs still running when the grace ends go back to the queue at once, announced, not after a lease."""
+    sim.configure(ttft_ms=20, tokens_per_s=30, answer_tokens=150)  # 5 s answers, 1 s grace
+    config = _config_file(tmp_path, shutdown_grace_s=1, lease_s=600)
+    _submit(tmp_path, redis_url, config, "grace")
+    with worker_process(tmp_path, "a", config, redis_url, sim) as first:
+        await eventually(lambda: _has_streaming(redis, "grace"), timeout_s=30)
+        held = await _streaming_jobs(redis, "grace", 1)
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(30) == 0
+    status = await batch_status(redis, "grace")
+    assert status.counts[JobState.RUNNING] == 0
+    assert status.counts[JobState.QUEUED] == QUESTIONS
+    for job_id in held:
+        assert not await redis.exists(keys.arq_in_progress(job_id))  # no claim left to expire
+        last = (await _events(redis, job_id))[-1]
+        assert last.type is EventType.RETRY
+        assert "worker is stopping" in (last.error or "")
+    sim.configure(tokens_per_s=0)
+    with worker_process(tmp_path, "b", config, redis_url, sim):
+        await eventually(lambda: _batch_done(redis, "grace"), timeout_s=30)  # a 600 s lease never expired
+    await _assert_complete_and_single(redis, "grace")
+
+
+@pytest.fixture
+def aof_redis(tmp_path: Path) -> Iterator[tuple[str, Any, Any]]:
+    """A private redis-server with AOF in a temporary folder, and functions to stop and start it."""
+    port = free_port()
+    data = tmp_path / "aof"
+    aof = ("--appendonly", "yes", "--appendfsync", "everysec")
+    stack: list[Any] = []
+
+    def start() -> str:
+        server = embedded_redis(data, extra_args=aof, port=port)
+        url = server.__enter__()
+        stack.append(server)
+        return url
+
+    def shut_down() -> None:
+        stack.pop().__exit__(None, None, None)
+
+    url = start()
+    try:
+        yield url, shut_down, start
+    finally:
+        for server in stack:
+            server.__exit__(None, None, None)
+
+
+async def test_a_redis_restart_mid_batch_loses_nothing(
+    aof_redis: tuple[str, Any, Any], sim: Simulator, tmp_path: Path
+) -> None:
+    """Redis stopped and started again (AOF) mid-batch: the worker rides it out and the batch completes."""
+    url, shut_down, start = aof_redis
+    sim.configure(ttft_ms=20, tokens_per_s=100, answer_tokens=60)
+    config = _config_file(tmp_path)
+    _submit(tmp_path, url, config, "restart")
+    redis = Redis.from_url(url)
+    with worker_process(tmp_path, "a", config, url, sim) as worker:
+        await eventually(lambda: _some_succeeded(redis, "restart"), timeout_s=30)
+        shut_down()
+        await eventually(lambda: _logged(tmp_path / "a.log", "redis unavailable"), timeout_s=30)
+        start()
+        await eventually(
+            lambda: _batch_done(redis, "restart"), timeout_s=60, tolerate=(RedisConnectionError,)
+        )
+        assert worker.poll() is None  # still running
+    await _assert_complete_and_single(redis, "restart")
+    await redis.aclose()
+    assert await _logged(tmp_path / "a.log", "redis reachable again")
+
+
+async def _logged(path: Path, text: str) -> bool:
+    return text in path.read_text()
+
+
+async def _some_succeeded(redis: Redis, batch: str) -> bool:
+    status = await batch_status(redis, batch, with_job_ids=False, with_latencies=False)
+    return status.counts[JobState.SUCCEEDED] >= 3

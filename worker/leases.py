@@ -1,0 +1,70 @@
+"""Leases on running jobs: how a job whose worker died is found and run again within ``lease_s``.
+
+arq marks a running job with an ``in-progress`` key and skips the job while that key lives. arq sets
+it to outlive the job's whole timeout, so a job whose worker was killed would wait that long (ten
+minutes by default) before anyone ran it again. The ``LeaseKeeper`` shortens the key to ``lease_s``
+as soon as the job starts, and a background task renews the keys of the jobs this process holds
+every third of that. A killed worker stops renewing, its keys expire, and another worker picks its
+jobs up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from common import keys
+
+log = structlog.get_logger(__name__)
+
+
+class LeaseKeeper:
+    def __init__(self, redis: Redis, lease_s: float) -> None:
+        self._redis = redis
+        self._lease_ms = int(lease_s * 1000)
+        self._renew_every_s = lease_s / 3
+        self._held: set[str] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._renew_forever(), name="renew job leases")
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    @contextlib.asynccontextmanager
+    async def hold(self, job_id: str) -> AsyncIterator[None]:
+        """Keep the job's lease alive for the duration of the block, shortened to ``lease_s`` at once."""
+        self._held.add(job_id)
+        try:
+            with contextlib.suppress(RedisError):  # the renewal task tries again shortly
+                await self._renew([job_id])
+            yield
+        finally:
+            self._held.discard(job_id)
+
+    async def _renew(self, held: list[str]) -> None:
+        """Shorten or extend each job's in-progress key to ``lease_s`` from now."""
+        if not held:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for job_id in held:
+                pipe.pexpire(keys.arq_in_progress(job_id), self._lease_ms)
+            await pipe.execute()
+
+    async def _renew_forever(self) -> None:
+        while True:
+            try:
+                await self._renew(list(self._held))
+            except RedisError as exc:
+                # The jobs go on; if Redis stays away longer than the lease, they may run twice.
+                log.warning("could not renew job leases", error=str(exc), jobs=len(self._held))
+            await asyncio.sleep(self._renew_every_s)  # the renewal period
