@@ -23,12 +23,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from askq.stack import embedded_redis, free_port, stop
 from common import keys
+from common.config import AskqConfig
 from common.events import EventType, StreamEvent
 from common.replay import entry_event
 from common.status import JobState
 from producer.batches import batch_status
+from producer.submit import submit_file
 from tests.conftest import Simulator
-from tests.helpers import eventually, final_text, results
+from tests.helpers import eventually, final_text, results, run_burst_worker
 
 REPO = Path(__file__).resolve().parents[1]
 QUESTIONS = 12
@@ -241,3 +243,19 @@ async def _logged(path: Path, text: str) -> bool:
 async def _some_succeeded(redis: Redis, batch: str) -> bool:
     status = await batch_status(redis, batch, with_job_ids=False, with_latencies=False)
     return status.counts[JobState.SUCCEEDED] >= 3
+
+
+async def test_a_job_that_keeps_losing_its_worker_is_failed_not_retried_forever(
+    redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
+) -> None:
+    """After limits.max_job_runs starts, the job is recorded failed with the reason, never asked again."""
+    path = write("one.jsonl", json.dumps({"id": "x", "question": "Poison"}) + "\n")
+    await submit_file(redis, path, config, batch="poison")
+    # As if it had been started max_job_runs times already, each run lost with its worker.
+    await redis.set(keys.arq_retry("poison:x"), config.limits.max_job_runs)
+    await run_burst_worker(config, redis_url)
+    [row] = await results(redis, "poison")
+    assert row.status == "failed"
+    assert f"started {config.limits.max_job_runs} times" in (row.error or "")
+    assert sim.stats()["attempts"] == {}
+    assert (await batch_status(redis, "poison")).counts[JobState.FAILED] == 1

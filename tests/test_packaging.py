@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from askq.cli import build_parser
+from common.config import AskqConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,3 +47,10 @@ def test_dockerfile_copies_every_package() -> None:
     )
     assert packages
     assert all(f"COPY {package} {package}" in dockerfile for package in packages)
+
+
+def test_workers_get_longer_than_the_shutdown_grace_before_sigkill() -> None:
+    """docker stop waits past limits.shutdown_grace_s, so running jobs finish or requeue first."""
+    grace = _compose()["services"]["worker"]["stop_grace_period"]
+    assert grace.endswith("s")
+    assert float(grace[:-1]) > AskqConfig().limits.shutdown_grace_s
