@@ -77,9 +77,9 @@ def as_json(item: TailItem | BatchItem) -> dict[str, Any]:
         return {"type": "gap", "job_id": item.job_id, "first_seq": item.first_seq, "last_seq": item.last_seq}
     if isinstance(item, Unseen):
         return {"type": "unseen", "count": item.count}
-    if isinstance(item, Finished | JobEnded):
+    if isinstance(item, Finished):
         return {
-            "type": "finished" if isinstance(item, Finished) else "result",
+            "type": "result" if isinstance(item, JobEnded) else "finished",
             "job_id": item.job_id,
             "state": item.state.value,
             "answer": item.answer if item.state is JobState.SUCCEEDED else None,

@@ -15,19 +15,17 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.typing import KeyT, StreamIdT
 
-from common import keys, record
+from common import keys
 from common.events import EventType, StreamEvent
 from common.reconnect import Reconnecting
 from common.replay import entry_event
-from common.status import JobState
-from common.usage import Usage
 from producer.batches import BatchStatus, batch_status
 from producer.reconnect import follow_steps
-from producer.tail import Gap, LogCursor
+from producer.results import result_from_record
+from producer.tail import READ_COUNT, Finished, Gap, LogCursor
 
 BLOCK_MS = 250
 """Longest wait on the logs; the progress is re-read at least this often."""
-READ_COUNT = 1000
 END_GRACE_S = 2.0
 """Once every job has ended, how long to wait for end events still in flight."""
 
@@ -37,17 +35,8 @@ class Progress:
     status: BatchStatus
 
 
-@dataclass(frozen=True)
-class JobEnded:
-    """A job of the batch ended; ``answer`` or ``error`` is its stored result."""
-
-    job_id: str
-    state: JobState
-    answer: str
-    error: str
-    attempts: int
-    usage: Usage | None
-    latency_ms: float | None
+class JobEnded(Finished):
+    """A job of the batch ended: its stored result."""
 
 
 @dataclass(frozen=True)
@@ -81,12 +70,12 @@ class _BatchFollower:
         self._running: dict[str, LogCursor] = {}
         self._ended_jobs: set[str] = set()
         self._all_ended_at: float | None = None
-        self._status: BatchStatus | None = None
+        self._progress_read_at = 0.0
         self.ended = False
 
     async def read_progress(self) -> BatchStatus:
-        self._status = await batch_status(self._redis, self._batch, with_job_ids=False, with_latencies=False)
-        return self._status
+        self._progress_read_at = time.monotonic()
+        return await batch_status(self._redis, self._batch, with_job_ids=False, with_latencies=False)
 
     async def step(self) -> list[BatchItem]:
         streams: dict[KeyT, StreamIdT] = {self._log: self._log_last_id}
@@ -102,6 +91,9 @@ class _BatchFollower:
         for job_id in ended:
             items += await self._drain(job_id)
         items += await self._ended(ended)
+        if reply and not ended and time.monotonic() - self._progress_read_at < self._block_ms / 1000:
+            # Only text arrived: the counters cannot have moved to an end; spare a read per chunk.
+            return items
         status = await self.read_progress()
         items.append(Progress(status))
         self._check_end(status, quiet=not reply)
@@ -145,12 +137,14 @@ class _BatchFollower:
     async def _ended(self, job_ids: list[str]) -> list[BatchItem]:
         if not job_ids:
             return []
-        fields = [record.STATE, record.ANSWER, record.ERROR, record.ATTEMPTS, record.USAGE, record.LATENCY_MS]
         async with self._redis.pipeline(transaction=False) as pipe:
             for job_id in job_ids:
-                pipe.hmget(keys.job_record(job_id), fields)
+                pipe.hgetall(keys.job_record(job_id))
             replies = await pipe.execute()
-        return [_job_ended(job_id, values) for job_id, values in zip(job_ids, replies, strict=True)]
+        return [
+            JobEnded.from_result(result_from_record(job_id, raw))
+            for job_id, raw in zip(job_ids, replies, strict=True)
+        ]
 
     def _check_end(self, status: BatchStatus, *, quiet: bool) -> None:
         if not status.done:
@@ -162,21 +156,6 @@ class _BatchFollower:
         grace_over = time.monotonic() - self._all_ended_at > END_GRACE_S
         # Done once every end was seen or, if some never show (a trimmed log), once the log is quiet.
         self.ended = seen_all or (quiet and grace_over)
-
-
-def _job_ended(job_id: str, values: list[bytes | None]) -> JobEnded:
-    state, answer, error, attempts, usage, latency_ms = (
-        value.decode() if value is not None else "" for value in values
-    )
-    return JobEnded(
-        job_id=job_id,
-        state=JobState(state) if state else JobState.FAILED,
-        answer=answer,
-        error=error,
-        attempts=int(attempts or 0),
-        usage=Usage.model_validate_json(usage) if usage else None,
-        latency_ms=float(latency_ms) if latency_ms else None,
-    )
 
 
 def _id_text(entry_id: bytes | str) -> str:

@@ -47,7 +47,8 @@ class Result:
         }
 
 
-def _result(job_id: str, raw: dict[bytes, bytes]) -> Result:
+def result_from_record(job_id: str, raw: dict[bytes, bytes]) -> Result:
+    """The one reading of a job record's hash (empty when the record expired)."""
     fields = {name.decode(): value.decode() for name, value in raw.items()}
     state = fields.get(record.STATE, "expired")
     finished = state in (JobState.SUCCEEDED.value, JobState.FAILED.value)
@@ -86,7 +87,7 @@ async def iter_results(redis: Redis, batch: str) -> AsyncIterator[Result]:
                 pipe.hgetall(keys.job_record(job_id))
             records = await pipe.execute()
         for job_id, raw in zip(job_ids, records, strict=True):
-            yield _result(job_id, raw)
+            yield result_from_record(job_id, raw)
         start += PAGE_ITEMS
 
 

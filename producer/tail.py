@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Self
 
 from redis.asyncio import Redis
 
@@ -22,6 +23,7 @@ from common.replay import entry_event
 from common.status import JobState
 from common.usage import Usage
 from producer.reconnect import follow_steps
+from producer.results import Result, result_from_record
 
 BLOCK_MS = 1000
 """Longest silent wait on the log before the stored state is checked (a queued job, a lost end)."""
@@ -54,6 +56,18 @@ class Finished:
     error: str
     attempts: int
     usage: Usage | None
+
+    @classmethod
+    def from_result(cls, result: Result) -> Self:
+        known = result.status in {state.value for state in JobState}
+        return cls(
+            job_id=result.job_id,
+            state=JobState(result.status) if known else JobState.FAILED,
+            answer=result.answer or "",
+            error=result.error or "",
+            attempts=result.attempts,
+            usage=Usage.model_validate(result.usage) if result.usage else None,
+        )
 
 
 TailItem = StreamEvent | Waiting | Gap | Finished | Reconnecting
@@ -134,12 +148,4 @@ async def job_state(redis: Redis, job_id: str) -> JobState:
 
 async def stored_end(redis: Redis, job_id: str) -> Finished:
     raw = await redis.hgetall(keys.job_record(job_id))  # type: ignore[misc]  # as above
-    fields = {name.decode(): value.decode() for name, value in raw.items()}
-    return Finished(
-        job_id=job_id,
-        state=JobState(fields.get(record.STATE, JobState.FAILED.value)),
-        answer=fields.get(record.ANSWER, ""),
-        error=fields.get(record.ERROR, ""),
-        attempts=int(fields.get(record.ATTEMPTS) or 0),
-        usage=Usage.model_validate_json(fields[record.USAGE]) if fields.get(record.USAGE) else None,
-    )
+    return Finished.from_result(result_from_record(job_id, raw))

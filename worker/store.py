@@ -16,10 +16,9 @@ from typing import Any
 
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from common import keys, record
+from common.reconnect import CONNECTION_ERRORS, Backoff
 from common.status import TERMINAL_STATES, JobState
 from common.usage import Usage
 
@@ -136,19 +135,20 @@ class JobStore:
 
         The script is safe to repeat: a state it already set is not moved again.
         """
-        deadline = time.monotonic() + STORE_OUTAGE_S
-        wait_s = 0.1
+        backoff = Backoff(max_s=2.0, give_up_s=STORE_OUTAGE_S)
         failures = 0
         while True:
             try:
                 previous = await self._transition(keys=job_keys, args=args)
-            except (RedisConnectionError, RedisTimeoutError) as exc:
-                if time.monotonic() + wait_s > deadline:
-                    raise
-                log.warning("redis unavailable; retrying the job record", error=str(exc), retry_in_s=wait_s)
+            except CONNECTION_ERRORS as exc:
+                notice = backoff.failed(exc)
+                log.warning(
+                    "redis unavailable; retrying the job record",
+                    error=notice.error,
+                    retry_in_s=notice.retry_in_s,
+                )
                 failures += 1
-                await asyncio.sleep(wait_s)  # backoff while Redis is away
-                wait_s = min(wait_s * 2, 2.0)
+                await asyncio.sleep(notice.retry_in_s)  # backoff while Redis is away
             else:
                 if failures:
                     log.info("redis reachable again", failed_tries=failures)
