@@ -53,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("-o", "--output", type=Path, metavar="FILE", help="write here instead of stdout")
     results.add_argument("--format", choices=RESULT_FORMATS, default="jsonl")
 
+    retry = commands.add_parser("retry", help="put a batch's failed jobs back in the queue")
+    retry.add_argument("batch")
+    retry.add_argument("--cancelled", action="store_true", help="re-run cancelled jobs too")
+
+    cancel = commands.add_parser("cancel", help="cancel a batch's queued jobs and abort its running ones")
+    cancel.add_argument("batch")
+
     tail = commands.add_parser(
         "tail",
         help="print a job's answer from its start as it streams, or follow a whole batch",
@@ -122,6 +129,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
     if args.command == "status":
         return _run(commands.status, args.batch, as_json=args.json)
+    if args.command == "retry":
+        return _run(commands.retry, args.batch, include_cancelled=args.cancelled)
+    if args.command == "cancel":
+        return _run(commands.cancel, args.batch)
     if args.command == "results":
         return _run(commands.results, args.batch, output=args.output, fmt=args.format)
     from askq import tail_view

@@ -1,4 +1,4 @@
-"""The async bodies of ``askq submit``, ``status``, ``results`` and ``tail``."""
+"""The async bodies of ``askq submit``, ``status``, ``results``, ``retry`` and ``cancel``."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from rich.console import Console
 
 from askq.render import batch_progress, progress_detail, status_table
 from common.config import load_config
-from common.status import JobState
 from producer.batches import BatchStatus, batch_status
 from producer.connection import connect
+from producer.control import cancel_batch, retry_batch
 from producer.results import write_results
 from producer.submit import submit_file
 
@@ -50,7 +50,7 @@ async def submit(
         print(json.dumps({**document, "status": status.to_json()} if status else document))
     if status is None:
         return 0
-    return 0 if status.counts[JobState.FAILED] == 0 else 1
+    return 0 if status.all_succeeded else 1
 
 
 async def wait_for_batch(redis: Redis, batch: str, *, show: bool) -> BatchStatus:
@@ -90,4 +90,24 @@ async def results(batch: str, *, output: Path | None, fmt: str) -> int:
     if output is not None:
         summary = ", ".join(f"{count} {state}" for state, count in sorted(counts.items()))
         stderr.print(f"wrote {sum(counts.values())} lines to {output} ({summary})", markup=False)
+    return 0
+
+
+async def retry(batch: str, *, include_cancelled: bool) -> int:
+    config = load_config()
+    async with connect() as redis:
+        moved = await retry_batch(redis, batch, config, include_cancelled=include_cancelled)
+    what = "failed or cancelled" if include_cancelled else "failed"
+    stderr.print(f"{moved} {what} jobs of batch {batch} are queued again", markup=False)
+    return 0
+
+
+async def cancel(batch: str) -> int:
+    config = load_config()
+    async with connect() as redis:
+        report = await cancel_batch(redis, batch, config)
+    stderr.print(
+        f"batch {batch}: {report.queued} queued jobs cancelled, {report.running} running jobs aborting",
+        markup=False,
+    )
     return 0

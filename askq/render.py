@@ -75,10 +75,15 @@ def batch_progress(console: Console) -> Progress:
 
 def progress_detail(status: BatchStatus, started: float) -> str:
     elapsed = max(time.monotonic() - started, 1e-6)
-    failed = status.counts[JobState.FAILED]
-    running = status.counts[JobState.RUNNING]
     rate = status.finished / elapsed
-    return f"running {running} · failed {failed} · {rate:.1f}/s"
+    return f"{state_counts(status)} · {rate:.1f}/s"
+
+
+def state_counts(status: BatchStatus) -> str:
+    """Running and failed always; cancelled once there are any."""
+    shown = f"running {status.counts[JobState.RUNNING]} · failed {status.counts[JobState.FAILED]}"
+    cancelled = status.counts[JobState.CANCELLED]
+    return shown + (f" · cancelled {cancelled}" if cancelled else "")
 
 
 def _ms(value: float | None) -> str:

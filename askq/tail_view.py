@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from askq.render import batch_progress
+from askq.render import batch_progress, state_counts
 from common.events import EventType, StreamEvent
 from common.reconnect import Reconnecting
 from common.status import JobState
@@ -31,6 +31,7 @@ FOLLOW_WRAP_CHARS = 100
 async def tail_job(job_id: str, *, as_json: bool, url: str | None = None) -> int:
     """Print a job's text from its start, then live; exit 0 if it succeeds, 1 if it fails."""
     view = _JobView()
+    succeeded = False
     async with connect(url) as redis:
         async for item in follow_job(redis, job_id):
             if isinstance(item, Reconnecting):
@@ -40,10 +41,11 @@ async def tail_job(job_id: str, *, as_json: bool, url: str | None = None) -> int
             else:
                 view.show(item)
             if isinstance(item, Finished):
-                return 0 if item.state is JobState.SUCCEEDED else 1
-            if isinstance(item, StreamEvent) and item.type.is_final:
-                return 0 if item.type is EventType.DONE else 1
-    return 1  # pragma: no cover  (follow_job ends only after a final item)
+                succeeded = item.state is JobState.SUCCEEDED
+            elif isinstance(item, StreamEvent) and item.type.is_final:
+                # Not necessarily the last: a job re-run by `askq retry` has an earlier end.
+                succeeded = item.type is EventType.DONE
+    return 0 if succeeded else 1
 
 
 async def tail_batch(batch: str, *, follow: bool, as_json: bool, url: str | None = None) -> int:
@@ -59,7 +61,7 @@ async def tail_batch(batch: str, *, follow: bool, as_json: bool, url: str | None
                     _print_json(item)
         else:
             status = await _BatchView(batch).run(follow_batch(redis, batch, follow=follow))
-    return 0 if status is None or status.counts[JobState.FAILED] == 0 else 1
+    return 0 if status is None or status.all_succeeded else 1
 
 
 def _print_json(item: TailItem | BatchItem) -> None:
@@ -140,12 +142,16 @@ class _JobView:
             _write("\n" if self._live else "".join(self._attempt_text) + "\n")
         elif item.type is EventType.FAILED:
             stderr.print(f"\n[red]failed after {_attempts(item.attempt)}:[/] {escape(item.error or '')}")
+        elif item.type is EventType.CANCELLED:
+            stderr.print(f"\n[yellow]{escape(item.error or 'cancelled')}[/]")
 
     def _finished(self, item: Finished) -> None:
         if self._live and any(self._attempt_text):
             stderr.print("\n[dim]the replay log ends without the job's end; its stored result:[/]")
         if item.state is JobState.SUCCEEDED:
             _write(item.answer + "\n")
+        elif item.state is JobState.CANCELLED:
+            stderr.print(f"[yellow]{escape(item.error or 'cancelled')}[/]")
         else:
             stderr.print(f"[red]failed after {_attempts(item.attempts)}:[/] {escape(item.error)}")
 
@@ -221,6 +227,8 @@ class _BatchView:
             self._print(f"── {label} ✓ ({_attempts(item.attempts)}, {tokens} tokens)")
             if item.job_id not in self._streamed:
                 self._print(item.answer)
+        elif item.state is JobState.CANCELLED:
+            self._print(f"── {label} ⊘ {item.error or 'cancelled'}")
         else:
             self._print(f"── {label} ✗ failed after {_attempts(item.attempts)}: {item.error}")
 
@@ -230,10 +238,7 @@ class _BatchView:
     def _detail(self, status: BatchStatus) -> str:
         rate = status.finished / max(time.monotonic() - self._started, 1e-6)
         tokens = status.prompt_tokens + status.completion_tokens
-        return (
-            f"running {status.counts[JobState.RUNNING]} · failed {status.counts[JobState.FAILED]}"
-            f" · {tokens} tokens · {rate:.1f}/s"
-        )
+        return f"{state_counts(status)} · {tokens} tokens · {rate:.1f}/s"
 
     def _print_notice(self, text: str) -> None:
         stderr.print(f"[yellow]{escape(text)}[/]")

@@ -1,8 +1,9 @@
 """Stream events: what a worker publishes on a job's channel, one JSON object per message.
 
 Order per job: one ``start`` per attempt, its ``delta`` events, then ``retry`` (the attempt's partial
-text is void and a new attempt follows) or a final ``done`` / ``failed``. ``seq`` rises by one with
-every event of the job, across attempts.
+text is void and a new attempt follows) or a final ``done`` / ``failed`` / ``cancelled``. ``seq``
+rises by one with every event of the job, across attempts and across runs: ``askq retry`` puts a
+``retry`` after a job's ``failed`` and its next run follows, so a reader takes the latest end.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ class EventType(StrEnum):
     RETRY = "retry"
     DONE = "done"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
     @property
     def is_final(self) -> bool:
-        return self in (EventType.DONE, EventType.FAILED)
+        return self in (EventType.DONE, EventType.FAILED, EventType.CANCELLED)
 
 
 class StreamEvent(BaseModel):
@@ -42,7 +44,7 @@ class StreamEvent(BaseModel):
     model: str | None = None
     """start: the model asked."""
     error: str | None = None
-    """retry and failed: why the attempt (or the job) failed."""
+    """retry, failed and cancelled: why the attempt (or the job) failed."""
     retry_in_s: float | None = None
     """retry: how long the worker waits before the next attempt."""
     usage: Usage | None = None

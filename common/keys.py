@@ -1,12 +1,18 @@
 """Every Redis key and pub/sub channel name askq uses; nothing else spells one.
 
-askq's own keys live under ``askq:``. arq's keys for a job (``arq:job:``, ``arq:in-progress:``,
-``arq:retry:``, ``arq:result:``) are fixed by arq and re-exported here so they too have one home.
+askq's own keys live under ``askq:``. arq's keys (``arq:job:``, ``arq:in-progress:``, ``arq:retry:``,
+``arq:result:``, ``arq:abort``) are fixed by arq and re-exported here so they too have one home.
 """
 
 from __future__ import annotations
 
-from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix, retry_key_prefix
+from arq.constants import (
+    abort_jobs_ss,
+    in_progress_key_prefix,
+    job_key_prefix,
+    result_key_prefix,
+    retry_key_prefix,
+)
 
 PREFIX = "askq"
 QUEUE = f"{PREFIX}:queue"
@@ -16,6 +22,8 @@ ARQ_JOB_PREFIX = job_key_prefix
 ARQ_IN_PROGRESS_PREFIX = in_progress_key_prefix
 ARQ_RETRY_PREFIX = retry_key_prefix
 ARQ_RESULT_PREFIX = result_key_prefix
+ARQ_ABORT = abort_jobs_ss
+"""arq's sorted set of job ids to abort; workers cancel a running job listed there."""
 
 ANSWER_FUNCTION = "answer"
 """Name of the arq job function that answers one question."""
@@ -44,6 +52,16 @@ def batch_items(batch: str) -> str:
 def batch_latencies(batch: str) -> str:
     """List of finished jobs' latencies in milliseconds, for percentiles."""
     return f"{PREFIX}:batch:{batch}:latency_ms"
+
+
+def batch_halt(batch: str) -> str:
+    """String set when the provider refused the API key for a job of the batch: why its others stop."""
+    return f"{PREFIX}:batch:{batch}:halt"
+
+
+def provider_cooldown(endpoint: str) -> str:
+    """Set for as long as the provider at ``endpoint`` asked (429 Retry-After): every worker holds off."""
+    return f"{PREFIX}:cooldown:{endpoint}"
 
 
 def job_events_channel(job_id: str) -> str:

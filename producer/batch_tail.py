@@ -106,6 +106,8 @@ class _BatchFollower:
         for entry_id, fields in entries:
             self._log_last_id = entry_id
             event = entry_event(fields)
+            if event is not None and event.type is EventType.START:
+                self._ended_jobs.discard(event.job_id)  # ran again after `askq retry`
             if event is None or event.job_id in self._ended_jobs:
                 continue
             if event.type.is_final:
@@ -135,16 +137,22 @@ class _BatchFollower:
         return cursor.accept(entries)
 
     async def _ended(self, job_ids: list[str]) -> list[BatchItem]:
+        job_ids = list(dict.fromkeys(job_ids))  # a job re-run within one read ended twice
         if not job_ids:
             return []
         async with self._redis.pipeline(transaction=False) as pipe:
             for job_id in job_ids:
                 pipe.hgetall(keys.job_record(job_id))
             replies = await pipe.execute()
-        return [
+        ends = [
             JobEnded.from_result(result_from_record(job_id, raw))
             for job_id, raw in zip(job_ids, replies, strict=True)
         ]
+        for end in ends:
+            if not end.state.is_terminal:
+                # An end from before `askq retry` queued the job again: its next end is the one.
+                self._ended_jobs.discard(end.job_id)
+        return [end for end in ends if end.state.is_terminal]
 
     def _check_end(self, status: BatchStatus, *, quiet: bool) -> None:
         if not status.done:

@@ -35,6 +35,11 @@ class BatchStatus:
     def done(self) -> bool:
         return self.finished >= self.total
 
+    @property
+    def all_succeeded(self) -> bool:
+        """Every job has ended, and none failed or was cancelled: the exit status scripts test."""
+        return self.counts[JobState.SUCCEEDED] >= self.total
+
     def to_json(self) -> dict[str, Any]:
         return {
             "batch": self.batch,

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from common import keys, record
 from common.errors import NotFoundError
-from common.status import JobState
+from common.status import TERMINAL_STATES, JobState
 
 PAGE_ITEMS = 500
 RESULT_FORMATS = ("jsonl", "openai-batch")
@@ -51,7 +51,7 @@ def result_from_record(job_id: str, raw: dict[bytes, bytes]) -> Result:
     """The one reading of a job record's hash (empty when the record expired)."""
     fields = {name.decode(): value.decode() for name, value in raw.items()}
     state = fields.get(record.STATE, "expired")
-    finished = state in (JobState.SUCCEEDED.value, JobState.FAILED.value)
+    finished = state in {terminal.value for terminal in TERMINAL_STATES}
     usage = json.loads(fields[record.USAGE]) if fields.get(record.USAGE) else None
     return Result(
         item_id=fields.get(record.ITEM_ID, ""),

@@ -13,16 +13,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
-from typing import Any
 
 from redis.asyncio import Redis
 
 from common import keys, record
 from common.config import AskqConfig
 from common.errors import InputError
-from common.payload import JobPayload
-from common.serializer import job_serializer
 from common.status import JobState
+from producer.arq_jobs import arq_job, payload_for, request_json
 from producer.items import QuestionItem
 from producer.readers import read_items
 from producer.validation import check_file
@@ -160,7 +158,7 @@ def _chunk_call(
         args += [
             job_id,
             _record_json(item, batch, job_type, now),
-            _arq_job(item, job_id, batch, job_type, now_ms),
+            arq_job(payload_for(item, batch, job_type), now_ms),
         ]
     return script_keys, args
 
@@ -176,25 +174,7 @@ def _record_json(item: QuestionItem, batch: str, job_type: str, now: float) -> s
     }
     if item.custom_id is not None:
         fields[record.CUSTOM_ID] = item.custom_id
+    request = request_json(item)
+    if request is not None:
+        fields[record.REQUEST] = request
     return json.dumps(fields, ensure_ascii=False)
-
-
-def _arq_job(item: QuestionItem, job_id: str, batch: str, job_type: str, now_ms: int) -> bytes:
-    payload = JobPayload(
-        job_id=job_id,
-        batch=batch,
-        item_id=item.item_id,
-        job_type=job_type,
-        question=item.question,
-        messages=item.messages,
-        model=item.model,
-        params=item.params,
-    )
-    arq_job: dict[str, Any] = {
-        "t": None,
-        "f": keys.ANSWER_FUNCTION,
-        "a": [payload.model_dump(mode="json")],
-        "k": {},
-        "et": now_ms,
-    }
-    return job_serializer(arq_job)

@@ -87,11 +87,12 @@ class LogCursor:
         for entry_id, fields in entries:
             self.last_id = entry_id
             event = entry_event(fields)
-            if event is None or event.seq <= self.last_seq or self.ended:
+            if event is None or event.seq <= self.last_seq:
                 continue
             if event.seq > self.last_seq + 1:
                 items.append(Gap(self.job_id, self.last_seq + 1, event.seq - 1))
             self.last_seq = event.seq
+            # Not final for good: `askq retry` may log a re-run after an end; the latest one counts.
             self.ended = event.type.is_final
             items.append(event)
         return items
@@ -124,7 +125,11 @@ class _JobFollower:
         reply = await self._redis.xread({self._log: self._cursor.last_id}, count=READ_COUNT, block=block)
         if reply:
             items: list[TailItem] = [*self._cursor.accept(reply[0][1])]
-            self.ended = self._cursor.ended
+            if self._cursor.ended:
+                # An end logged before `askq retry` re-queued the job is not the job's end: the
+                # record says which (retry writes the state and its log event in one call).
+                self._terminal = (await job_state(self._redis, self._job_id)).is_terminal
+                self.ended = self._terminal
             return items
         if self._terminal:
             # Read to the end of the log and found no final event: the stored result stands in.

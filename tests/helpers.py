@@ -10,8 +10,10 @@ from typing import Any
 from arq.worker import Worker
 from redis.asyncio import Redis
 
+from common import keys
 from common.config import AskqConfig
 from common.events import EventType, StreamEvent
+from common.replay import entry_event
 from producer.results import Result, iter_results
 from worker.resilient import ResilientWorker
 from worker.settings import worker_settings
@@ -45,6 +47,12 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout_s} s")
         await asyncio.sleep(0.01)  # the poll interval of a deadline-bound wait
+
+
+async def logged_events(redis: Redis, job_id: str) -> list[StreamEvent]:
+    """Every event in the job's replay log, oldest first."""
+    entries = await redis.xrange(keys.job_log(job_id))
+    return [event for _, fields in entries if (event := entry_event(fields)) is not None]
 
 
 def final_text(events: Sequence[StreamEvent]) -> str:

@@ -76,7 +76,7 @@ async def test_submit_worker_status_results_tail(
     assert worker.returncode == 0, worker.stderr
 
     status = json.loads(askq("status", "cli", "--json").stdout)
-    assert status["counts"] == {"queued": 0, "running": 0, "succeeded": 1, "failed": 1}
+    assert status["counts"] == {"queued": 0, "running": 0, "succeeded": 1, "failed": 1, "cancelled": 0}
     assert status["job_ids"] == ["cli:paris", "cli:bad"]
     assert status["latency_ms"]["p50"] > 0
 
@@ -125,10 +125,12 @@ async def test_tail_follows_a_live_job_to_its_end(redis: Redis, sim: Simulator, 
 
 
 async def test_unknown_batch_and_job_are_one_line_errors(redis: Redis) -> None:
-    """status, results and tail of something that does not exist exit 1 with a one-line message."""
+    """status, results, retry, cancel and tail of something that does not exist: exit 1, one line."""
     for args, expected in (
         (("status", "nope"), "unknown batch 'nope'"),
         (("results", "nope"), "unknown batch"),
+        (("retry", "nope"), "unknown batch 'nope'"),
+        (("cancel", "nope"), "unknown batch 'nope'"),
         (("tail", "nope:1"), "unknown job 'nope:1'"),
     ):
         result = askq(*args)
@@ -183,7 +185,13 @@ async def test_submit_wait_json_is_one_document_with_the_final_status(
     assert result.returncode == 1  # one job failed
     assert document["batch"] == "waited"
     assert document["enqueued"] == 3
-    assert document["status"]["counts"] == {"queued": 0, "running": 0, "succeeded": 2, "failed": 1}
+    assert document["status"]["counts"] == {
+        "queued": 0,
+        "running": 0,
+        "succeeded": 2,
+        "failed": 1,
+        "cancelled": 0,
+    }
 
 
 async def test_tail_into_a_file_holds_exactly_the_answer_after_a_retry(
@@ -203,3 +211,24 @@ async def test_tail_into_a_file_holds_exactly_the_answer_after_a_retry(
     assert out == row["answer"] + "\n"
     assert "attempt 1 failed" in err
     assert "discarded" in err
+
+
+async def test_cancel_then_retry_cancelled_from_the_command_line(
+    redis: Redis, sim: Simulator, write: Any
+) -> None:
+    """cancel says what it stopped; tail of a cancelled job says so, exit 1; retry --cancelled resumes."""
+    path = write("two.jsonl", '{"id": "a", "question": "one"}\n{"id": "b", "question": "two"}\n')
+    assert askq("submit", str(path), "--batch", "c").returncode == 0
+    cancelled = askq("cancel", "c")
+    assert cancelled.returncode == 0
+    assert "2 queued jobs cancelled, 0 running jobs aborting" in cancelled.stderr
+    tail = askq("tail", "c:a")
+    assert (tail.returncode, tail.stdout) == (1, "")
+    assert "cancelled by `askq cancel`" in tail.stderr
+    assert "cancelled" in askq("status", "c").stdout
+    resumed = askq("retry", "c", "--cancelled")
+    assert "2 failed or cancelled jobs of batch c are queued again" in resumed.stderr
+    assert askq("worker", "--burst").returncode == 0
+    status = json.loads(askq("status", "c", "--json").stdout)
+    assert status["counts"]["succeeded"] == 2
+    assert status["done"]

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Awaitable
 from typing import Any
 
 from redis.asyncio import Redis
 
 from common.config import AskqConfig, parse_config
+from common.events import EventType, StreamEvent
+from producer.control import retry_batch
 from producer.submit import submit_file
 from tests.conftest import Simulator
-from tests.helpers import results, run_burst_worker
+from tests.helpers import eventually, logged_events, results, run_burst_worker
 
 
 async def _run_one(question: str, redis: Redis, redis_url: str, config: AskqConfig, write: Any) -> Any:
@@ -79,6 +83,64 @@ async def test_401_names_the_api_key(
     assert "check OPENAI_API_KEY" in row.error
 
 
+async def test_401_stops_the_rest_of_the_batch_until_retry(
+    redis: Redis, redis_url: str, sim: Simulator, write: Any
+) -> None:
+    """After a 401 the batch's other jobs fail without a call; once the key is fixed, retry resumes them."""
+    sim.configure(require_api_key="the-right-key")
+    config = parse_config({"limits": {"concurrency": 2, "max_jobs": 4}})
+    lines = "".join(json.dumps({"id": str(n), "question": f"q{n}"}) + "\n" for n in range(20))
+    await submit_file(redis, write("many.jsonl", lines), config, batch="auth")
+    await run_burst_worker(config, redis_url)
+
+    rows = await results(redis, "auth")
+    assert {row.status for row in rows} == {"failed"}
+    assert all("check OPENAI_API_KEY" in (row.error or "") for row in rows)
+    assert sum("not sent" in (row.error or "") for row in rows) >= 20 - 2
+    assert sim.stats()["requests_total"] <= 2  # only the calls already in flight at the first 401
+
+    sim.configure(require_api_key=None)
+    assert await retry_batch(redis, "auth", config) == 20
+    await run_burst_worker(config, redis_url)
+    assert {row.status for row in await results(redis, "auth")} == {"succeeded"}
+
+
+async def test_a_429_holds_off_every_worker_for_its_retry_after(
+    redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
+) -> None:
+    """After one 429 with Retry-After 1 s, a second worker's fresh jobs wait it out instead of calling."""
+    await submit_file(
+        redis, write("a.jsonl", '{"id": "a", "question": "[sim:429@1x1] a"}\n'), config, batch="a"
+    )
+    first = asyncio.create_task(run_burst_worker(config, redis_url))
+
+    async def refused() -> StreamEvent | None:
+        return next(
+            (event for event in await logged_events(redis, "a:a") if event.type is EventType.RETRY), None
+        )
+
+    await eventually(lambda: _is_set(refused()))
+    refused_at = (await refused()).ts  # type: ignore[union-attr]
+    others = "".join(json.dumps({"id": str(n), "question": f"fresh {n}"}) + "\n" for n in range(5))
+    await submit_file(redis, write("b.jsonl", others), config, batch="b")
+    await asyncio.gather(first, run_burst_worker(config, redis_url))
+
+    starts = [
+        event.ts
+        for n in range(5)
+        for event in await logged_events(redis, f"b:{n}")
+        if event.type is EventType.START
+    ]
+    assert len(starts) == 5
+    assert min(starts) >= refused_at + 0.9  # Retry-After 1 s, less the clock's rounding
+    assert sim.stats()["responses_by_status"].get("429") == 1
+    assert {row.status for row in await results(redis, "b")} == {"succeeded"}
+
+
+async def _is_set(value: Awaitable[object]) -> bool:
+    return await value is not None
+
+
 async def test_exhausted_retries_fail_the_job_not_the_batch(
     redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
 ) -> None:
@@ -111,9 +173,10 @@ async def test_semaphore_bounds_provider_calls_in_flight(
 async def test_backoff_does_not_hold_a_semaphore_slot(
     redis: Redis, redis_url: str, sim: Simulator, write: Any
 ) -> None:
-    """With one slot, a job sleeping in a long Retry-After lets another job be answered meanwhile."""
-    config = parse_config({"limits": {"concurrency": 1, "max_jobs": 4}, "retry": {"initial_wait_s": 0.01}})
-    lines = [{"id": "slow", "question": "Wait for me [sim:429@1.0]"}, {"id": "quick", "question": "Go ahead"}]
+    """With one slot, a job sleeping in a 1 s backoff lets another job be answered meanwhile."""
+    retry = {"initial_wait_s": 1.0, "max_wait_s": 1.0, "jitter_s": 0}
+    config = parse_config({"limits": {"concurrency": 1, "max_jobs": 4}, "retry": retry})
+    lines = [{"id": "slow", "question": "Wait for me [sim:500]"}, {"id": "quick", "question": "Go ahead"}]
     path = write("two.jsonl", "".join(json.dumps(line) + "\n" for line in lines))
     await submit_file(redis, path, config, batch="backoff")
     await run_burst_worker(config, redis_url)

@@ -14,6 +14,7 @@ from common.errors import ProviderError
 from common.events import EventType
 from common.payload import JobPayload
 from common.usage import Usage
+from worker.gate import ProviderGate
 from worker.provider import ChatProvider, ChatRequest
 from worker.publisher import EventPublisher
 from worker.retry import retrying
@@ -60,11 +61,13 @@ class Answerer:
         semaphore: asyncio.Semaphore,
         config: AskqConfig,
         publisher: EventPublisher,
+        gate: ProviderGate,
     ) -> None:
         self._provider = provider
         self._semaphore = semaphore
         self._config = config
         self._publisher = publisher
+        self._gate = gate
         self._attempts = 0
 
     @property
@@ -75,9 +78,22 @@ class Answerer:
         async for attempt in retrying(self._config.retry, self._on_retry):
             with attempt:
                 self._attempts = attempt.retry_state.attempt_number
-                async with self._semaphore:
-                    return await self._attempt(request)
+                return await self._gated_attempt(request)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    async def _gated_attempt(self, request: ChatRequest) -> Answer:
+        while True:
+            async with self._semaphore:
+                wait_s = await self._gate.wait_s()
+                if wait_s <= 0:
+                    try:
+                        return await self._attempt(request)
+                    except ProviderError as exc:
+                        await self._gate.refused(exc)
+                        raise
+            # The provider asked every client to hold off; wait without holding a slot.
+            log.info("provider cooling down; waiting", wait_s=round(wait_s, 3))
+            await asyncio.sleep(wait_s)
 
     async def _attempt(self, request: ChatRequest) -> Answer:
         started = time.monotonic()

@@ -15,8 +15,9 @@ from common.payload import JobPayload
 from common.status import JobState
 from worker.answering import Answerer, build_request
 from worker.context import WorkerContext
+from worker.gate import ProviderGate
 from worker.publisher import EventPublisher
-from worker.store import Outcome
+from worker.store import JobStore, Outcome
 
 log = structlog.get_logger(__name__)
 
@@ -47,13 +48,18 @@ async def _answer(ctx: WorkerContext, payload: JobPayload) -> dict[str, Any]:
     try:
         async with ctx["leases"].hold(payload.job_id):
             outcome = await _run_or_give_up(ctx, payload, publisher)
-        await store.finish(payload.job_id, payload.batch, outcome)
-        _publish_end(publisher, outcome)
+        if await store.finish(payload.job_id, payload.batch, outcome):
+            _publish_end(publisher, outcome)
+        else:
+            await _announce_cancelled(store, payload, publisher)
     except asyncio.CancelledError:
-        # The worker is stopping and the grace period is over: hand the job back, announced.
-        publisher.emit(EventType.RETRY, max(publisher.attempt, 1), error=STOPPED)
-        await store.requeue(payload.job_id, payload.batch)
-        log.info("returned to the queue: worker stopping")
+        # Either `askq cancel` aborted the job (its record says so) or the worker is stopping and
+        # the grace period is over: then the job goes back to the queue, announced.
+        if await store.requeue(payload.job_id, payload.batch):
+            publisher.emit(EventType.RETRY, max(publisher.attempt, 1), error=STOPPED)
+            log.info("returned to the queue: worker stopping")
+        else:
+            await _announce_cancelled(store, payload, publisher)
         raise
     finally:
         await publisher.aclose()
@@ -78,7 +84,8 @@ async def _run_or_give_up(ctx: WorkerContext, payload: JobPayload, publisher: Ev
 async def _outcome(ctx: WorkerContext, payload: JobPayload, publisher: EventPublisher) -> Outcome:
     config = ctx["config"]
     started = time.monotonic()
-    answerer = Answerer(ctx["provider"], ctx["semaphore"], config, publisher)
+    gate = ProviderGate(ctx["redis"], payload.batch, ctx["provider"].endpoint, ttl_s=config.retention.ttl_s)
+    answerer = Answerer(ctx["provider"], ctx["semaphore"], config, publisher, gate)
     model = ""
     try:
         request = build_request(payload, config)
@@ -112,6 +119,14 @@ async def _outcome(ctx: WorkerContext, payload: JobPayload, publisher: EventPubl
         model=model,
         latency_ms=(time.monotonic() - started) * 1000,
     )
+
+
+async def _announce_cancelled(store: JobStore, payload: JobPayload, publisher: EventPublisher) -> None:
+    """The record was cancelled while this run went on: its result is dropped, and readers told."""
+    reason = await store.cancelled_reason(payload.job_id)
+    if reason is not None:
+        publisher.emit(EventType.CANCELLED, max(publisher.attempt, 1), error=reason)
+        log.info("cancelled")
 
 
 def _publish_end(publisher: EventPublisher, outcome: Outcome) -> None:

@@ -47,6 +47,12 @@ class ChatProvider:
         self.model = model
         self.system_prompt = system_prompt
 
+    @property
+    def endpoint(self) -> str:
+        """Host and port of the provider: what its rate limits, and so askq's cooldown, are shared by."""
+        url = self.client.base_url
+        return f"{url.host}:{url.port}" if url.port else str(url.host)
+
     def request(self, question: str | ChatRequest) -> ChatRequest:
         if isinstance(question, ChatRequest):
             return question

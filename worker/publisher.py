@@ -30,7 +30,7 @@ from common.replay import last_logged_event, log_entry_id
 
 log = structlog.get_logger(__name__)
 
-BATCH_LOG_TYPES = frozenset({EventType.START, EventType.DONE, EventType.FAILED})
+BATCH_LOG_TYPES = frozenset({EventType.START, *(kind for kind in EventType if kind.is_final)})
 INTERRUPTED = "the previous run of this job stopped mid-way (its worker was lost); starting again"
 
 

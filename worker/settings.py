@@ -109,6 +109,8 @@ def worker_settings(
         # One start more than askq allows, so that askq itself records the job as failed.
         "max_tries": config.limits.max_job_runs + 1,
         "job_completion_wait": math.ceil(config.limits.shutdown_grace_s),
+        # `askq cancel` lists running jobs in arq's abort set; the worker running one cancels it.
+        "allow_abort_jobs": True,
         "job_serializer": job_serializer,
         "job_deserializer": job_deserializer,
         "ctx": {"config": config},

@@ -82,9 +82,16 @@ class JobStore:
         previous = await self._run(job_id, batch, JobState.RUNNING, {record.STARTED_AT: str(time.time())})
         return previous != ""
 
-    async def requeue(self, job_id: str, batch: str) -> None:
-        """A running job handed back to the queue (its worker is stopping)."""
-        await self._run(job_id, batch, JobState.QUEUED, {})
+    async def requeue(self, job_id: str, batch: str) -> bool:
+        """A running job handed back to the queue (its worker is stopping); False if it ended meanwhile."""
+        return await self._run(job_id, batch, JobState.QUEUED, {}) != ""
+
+    async def cancelled_reason(self, job_id: str) -> str | None:
+        """Why the job was cancelled, when its record says it was; None otherwise."""
+        state, error = await self._redis.hmget(keys.job_record(job_id), [record.STATE, record.ERROR])  # type: ignore[misc]  # redis-py types sync and async alike
+        if state is None or state.decode() != JobState.CANCELLED.value:
+            return None
+        return error.decode() if error is not None else ""
 
     async def finish(self, job_id: str, batch: str, outcome: Outcome) -> bool:
         """Record the one result of a job; False when another run recorded it first."""

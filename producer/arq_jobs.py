@@ -1,0 +1,61 @@
+"""The arq job written for one question, built alike by ``submit`` and by ``retry`` (from the record).
+
+The job is plain JSON naming askq's answer function; its one argument is a ``JobPayload``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from common import keys, record
+from common.payload import JobPayload
+from common.serializer import job_serializer
+from producer.items import QuestionItem
+
+
+def payload_for(item: QuestionItem, batch: str, job_type: str) -> JobPayload:
+    return JobPayload(
+        job_id=keys.job_id(batch, item.item_id),
+        batch=batch,
+        item_id=item.item_id,
+        job_type=job_type,
+        question=item.question,
+        messages=item.messages,
+        model=item.model,
+        params=item.params,
+    )
+
+
+def request_json(item: QuestionItem) -> str | None:
+    """What a line asked beyond its question (Batch API lines), for the record; None when nothing."""
+    if item.messages is None and item.model is None and not item.params:
+        return None
+    messages = [message.model_dump() for message in item.messages] if item.messages else None
+    return json.dumps({"messages": messages, "model": item.model, "params": item.params}, ensure_ascii=False)
+
+
+def payload_from_record(job_id: str, fields: dict[str, str]) -> JobPayload:
+    """The payload a job was first enqueued with, rebuilt from its record for a re-run."""
+    request: dict[str, Any] = json.loads(fields[record.REQUEST]) if fields.get(record.REQUEST) else {}
+    return JobPayload(
+        job_id=job_id,
+        batch=fields[record.BATCH],
+        item_id=fields[record.ITEM_ID],
+        job_type=fields[record.JOB_TYPE],
+        question=fields[record.QUESTION],
+        messages=request.get("messages"),
+        model=request.get("model"),
+        params=request.get("params") or {},
+    )
+
+
+def arq_job(payload: JobPayload, enqueued_ms: int) -> bytes:
+    job: dict[str, Any] = {
+        "t": None,
+        "f": keys.ANSWER_FUNCTION,
+        "a": [payload.model_dump(mode="json")],
+        "k": {},
+        "et": enqueued_ms,
+    }
+    return job_serializer(job)

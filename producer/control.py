@@ -1,0 +1,235 @@
+"""``askq retry`` and ``askq cancel``: move a batch's jobs between states, one atomic call per chunk.
+
+Each chunk is one Lua call that re-reads every job's state before touching it, so a job that a
+worker finished or started a moment ago is never moved by a stale decision. Counters move in the
+same call, as everywhere else. A job that is not running gets its ``retry`` or ``cancelled`` event
+written here, numbered after its replay log's last; a running job's worker writes its own.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from string import Template
+
+from redis.asyncio import Redis
+
+from common import keys, record
+from common.config import AskqConfig
+from common.errors import NotFoundError
+from common.events import EVENT_SCHEMA_VERSION, EventType
+from common.status import JobState
+from producer.arq_jobs import arq_job, payload_from_record
+
+PAGE_ITEMS = 500
+RETRIED = "re-run by `askq retry`; its earlier result is discarded"
+CANCELLED = "cancelled by `askq cancel`"
+
+# Appends one event to a job's log (id SEQ-0, after the log's last) and publishes it.
+_LOG_EVENT = Template("""
+local function log_event(log, channel, job_id, kind, attempt, reason, batch_log)
+  local last = redis.call('XREVRANGE', log, '+', '-', 'COUNT', 1)
+  local seq = 1
+  if last[1] then seq = tonumber(string.match(last[1][1], '^(%d+)')) + 1 end
+  local event = cjson.encode({v = $version, type = kind, job_id = job_id, seq = seq,
+    attempt = attempt, ts = tonumber(ARGV[2]), error = reason})
+  redis.call('XADD', log, 'MAXLEN', '~', ARGV[4], seq .. '-0', '$field', event)
+  redis.call('EXPIRE', log, ARGV[1])
+  redis.call('PUBLISH', channel, event)
+  if batch_log then
+    redis.call('XADD', batch_log, 'MAXLEN', '~', ARGV[5], '*', '$field', event)
+    redis.call('EXPIRE', batch_log, ARGV[1])
+  end
+end
+local function move(batch, rec, old, new)
+  redis.call('HINCRBY', batch, old, -1)
+  redis.call('HINCRBY', batch, new, 1)
+  redis.call('HSET', rec, '$state', new)
+end
+""").substitute(version=EVENT_SCHEMA_VERSION, field=keys.LOG_FIELD, state=record.STATE)
+
+# KEYS: batch record, queue, batch log, batch halt, then (job record, job log, arq job, arq retry count)
+#       per job.
+# ARGV: ttl_s, now_s, score_ms, job log maxlen, batch log maxlen, states JSON, reason,
+#       then (job id, channel, arq job) per job.
+_RETRY = _LOG_EVENT + Template("""
+local from = {}
+for _, state in ipairs(cjson.decode(ARGV[6])) do from[state] = true end
+local moved = 0
+-- A retry is the user saying the cause is fixed: lift a halt left by a refused API key.
+redis.call('DEL', KEYS[4])
+for i = 0, (#KEYS - 4) / 4 - 1 do
+  local rec, log, job, tries = KEYS[5 + 4 * i], KEYS[6 + 4 * i], KEYS[7 + 4 * i], KEYS[8 + 4 * i]
+  local job_id, channel = ARGV[8 + 3 * i], ARGV[9 + 3 * i]
+  local old = redis.call('HGET', rec, '$state')
+  if old and from[old] then
+    local attempts = tonumber(redis.call('HGET', rec, '$attempts') or '0') or 0
+    move(KEYS[1], rec, old, '$queued')
+    redis.call('HDEL', rec, $cleared)
+    redis.call('EXPIRE', rec, ARGV[1])
+    redis.call('DEL', tries)
+    redis.call('SET', job, ARGV[10 + 3 * i], 'PX', ARGV[1] * 1000)
+    redis.call('ZADD', KEYS[2], ARGV[3] + i * 0.001, job_id)
+    log_event(log, channel, job_id, '$retry', attempts, ARGV[7], nil)
+    moved = moved + 1
+  end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return moved
+""").substitute(
+    state=record.STATE,
+    attempts=record.ATTEMPTS,
+    queued=JobState.QUEUED.value,
+    retry=EventType.RETRY.value,
+    cleared=", ".join(
+        f"'{name}'"
+        for name in (
+            record.ANSWER,
+            record.ERROR,
+            record.ERROR_CODE,
+            record.ATTEMPTS,
+            record.FINISH_REASON,
+            record.STARTED_AT,
+            record.FINISHED_AT,
+            record.LATENCY_MS,
+        )
+    ),
+)
+
+# KEYS: batch record, queue, batch log, abort set, then (job record, job log, arq job) per job.
+# ARGV: ttl_s, now_s, now_ms, job log maxlen, batch log maxlen, reason, then (job id, channel) per job.
+# Returns {queued jobs cancelled, running jobs asked to abort}.
+_CANCEL = _LOG_EVENT + Template("""
+local queued, running = 0, 0
+for i = 0, (#KEYS - 4) / 3 - 1 do
+  local rec, log, job = KEYS[5 + 3 * i], KEYS[6 + 3 * i], KEYS[7 + 3 * i]
+  local job_id, channel = ARGV[7 + 2 * i], ARGV[8 + 2 * i]
+  local old = redis.call('HGET', rec, '$state')
+  if old == '$queued' or old == '$running' then
+    move(KEYS[1], rec, old, '$cancelled')
+    redis.call('HSET', rec, '$error', ARGV[6], '$error_code', '$cancelled', '$finished_at', ARGV[2])
+    if old == '$queued' then
+      redis.call('ZREM', KEYS[2], job_id)
+      redis.call('DEL', job)
+      log_event(log, channel, job_id, '$cancelled', 0, ARGV[6], KEYS[3])
+      queued = queued + 1
+    else
+      -- Its worker cancels the task on its next poll (arq's abort) and writes the event.
+      redis.call('ZADD', KEYS[4], ARGV[3], job_id)
+      running = running + 1
+    end
+  end
+end
+return {queued, running}
+""").substitute(
+    state=record.STATE,
+    error=record.ERROR,
+    error_code=record.ERROR_CODE,
+    finished_at=record.FINISHED_AT,
+    queued=JobState.QUEUED.value,
+    running=JobState.RUNNING.value,
+    cancelled=JobState.CANCELLED.value,
+)
+
+
+@dataclass(frozen=True)
+class CancelReport:
+    batch: str
+    queued: int
+    running: int
+
+
+async def retry_batch(
+    redis: Redis, batch: str, config: AskqConfig, *, include_cancelled: bool = False
+) -> int:
+    """Put the batch's failed jobs (and cancelled ones, if asked) back in the queue; returns how many."""
+    states = [JobState.FAILED.value] + ([JobState.CANCELLED.value] if include_cancelled else [])
+    script = redis.register_script(_RETRY)
+    moved = 0
+    async for job_ids in _pages(redis, batch):
+        records = await _records(redis, job_ids)
+        chosen = [(job_id, fields) for job_id, fields in records if fields.get(record.STATE) in states]
+        if not chosen:
+            continue
+        now = time.time()
+        call_keys = [keys.batch_record(batch), keys.QUEUE, keys.batch_log(batch), keys.batch_halt(batch)]
+        args: list[str | int | float | bytes] = [
+            config.retention.ttl_s,
+            f"{now:.3f}",
+            f"{now * 1000:.3f}",
+            config.stream.job_log_max_events,
+            config.stream.batch_log_max_events,
+            json.dumps(states),
+            RETRIED,
+        ]
+        for job_id, fields in chosen:
+            call_keys += [
+                keys.job_record(job_id),
+                keys.job_log(job_id),
+                keys.arq_job(job_id),
+                keys.arq_retry(job_id),
+            ]
+            payload = payload_from_record(job_id, fields)
+            args += [job_id, keys.job_events_channel(job_id), arq_job(payload, int(now * 1000))]
+        moved += int(await script(keys=call_keys, args=args))
+    return moved
+
+
+async def cancel_batch(redis: Redis, batch: str, config: AskqConfig) -> CancelReport:
+    """Cancel the batch's queued jobs and ask workers to abort its running ones."""
+    script = redis.register_script(_CANCEL)
+    queued = running = 0
+    async for job_ids in _pages(redis, batch):
+        now = time.time()
+        call_keys = [keys.batch_record(batch), keys.QUEUE, keys.batch_log(batch), keys.ARQ_ABORT]
+        args: list[str | int | float] = [
+            config.retention.ttl_s,
+            f"{now:.3f}",
+            int(now * 1000),
+            config.stream.job_log_max_events,
+            config.stream.batch_log_max_events,
+            CANCELLED,
+        ]
+        for job_id in job_ids:
+            call_keys += [keys.job_record(job_id), keys.job_log(job_id), keys.arq_job(job_id)]
+            args += [job_id, keys.job_events_channel(job_id)]
+        cancelled_queued, aborted = await script(keys=call_keys, args=args)
+        queued += int(cancelled_queued)
+        running += int(aborted)
+    return CancelReport(batch, queued, running)
+
+
+async def _pages(redis: Redis, batch: str) -> AsyncIterator[list[str]]:
+    if not await redis.exists(keys.batch_record(batch)):
+        raise NotFoundError(f"unknown batch {batch!r} (never submitted, or expired after the retention)")
+    start = 0
+    while True:
+        page = await redis.lrange(keys.batch_items(batch), start, start + PAGE_ITEMS - 1)  # type: ignore[misc]  # redis-py types sync and async alike
+        if not page:
+            return
+        yield [job_id.decode() for job_id in page]
+        start += PAGE_ITEMS
+
+
+_PAYLOAD_FIELDS = (
+    record.STATE,
+    record.BATCH,
+    record.ITEM_ID,
+    record.JOB_TYPE,
+    record.QUESTION,
+    record.REQUEST,
+)
+
+
+async def _records(redis: Redis, job_ids: list[str]) -> list[tuple[str, dict[str, str]]]:
+    """Each job's state and what its payload is rebuilt from; never its (possibly long) answer."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.hmget(keys.job_record(job_id), list(_PAYLOAD_FIELDS))
+        replies = await pipe.execute()
+    return [
+        (job_id, {name: value.decode() for name, value in zip(_PAYLOAD_FIELDS, values, strict=True) if value})
+        for job_id, values in zip(job_ids, replies, strict=True)
+    ]
