@@ -29,6 +29,8 @@ class ProviderConfig(_Strict):
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     max_tokens: int = Field(default=1024, ge=1)
     request_timeout_s: float = Field(default=60.0, gt=0)
+    context_tokens: int = Field(default=128_000, ge=1)
+    """The model's context window: `askq submit` refuses a question surely longer than this."""
 
 
 class LimitsConfig(_Strict):

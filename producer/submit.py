@@ -23,7 +23,7 @@ from common.status import JobState
 from producer.arq_jobs import arq_job, payload_for, request_json
 from producer.items import QuestionItem
 from producer.readers import read_items
-from producer.validation import check_file
+from producer.validation import beyond_context, check_file
 
 CHUNK_ITEMS = 500
 BATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -108,7 +108,7 @@ async def submit_file(
 ) -> SubmitReport:
     job_type = job_type or config.default_job_type
     config.job_type(job_type)  # an unknown type is refused before the file is read
-    check = check_file(path)
+    check = check_file(path, context_tokens=config.provider.context_tokens)
     if check.problems and not skip_invalid:
         raise InputError(check.describe() + "\nnothing was enqueued (--skip-invalid enqueues the good lines)")
     if check.items == 0:
@@ -118,7 +118,7 @@ async def submit_file(
     script = redis.register_script(_ENQUEUE)
     # Scores rise by 0.001 ms per item in input order, so workers take questions in file order.
     first_score_ms = time.time() * 1000
-    for chunk in _chunks(read_items(path)):
+    for chunk in _chunks(read_items(path), config.provider.context_tokens):
         call_keys, args = _chunk_call(chunk, batch, job_type, str(path), config, first_score_ms)
         enqueued += int(await script(keys=call_keys, args=args))
         first_score_ms += len(chunk) * 0.001
@@ -126,10 +126,11 @@ async def submit_file(
     return SubmitReport(batch, check.items, enqueued, check.items - enqueued, invalid, check.describe())
 
 
-def _chunks(parsed: Iterator[object]) -> Iterator[list[QuestionItem]]:
+def _chunks(parsed: Iterator[object], context_tokens: int) -> Iterator[list[QuestionItem]]:
+    """The good questions in chunks: the checking pass's bad lines are skipped here too."""
     chunk: list[QuestionItem] = []
     for item in parsed:
-        if isinstance(item, QuestionItem):
+        if isinstance(item, QuestionItem) and beyond_context(item, context_tokens) is None:
             chunk.append(item)
             if len(chunk) == CHUNK_ITEMS:
                 yield chunk

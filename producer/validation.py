@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common.tokens import estimate_tokens
+from producer.items import QuestionItem
 from producer.readers import LineProblem, read_items
 
 MAX_REPORTED_PROBLEMS = 20
@@ -43,14 +45,20 @@ def _id_digest(item_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(item_id.encode(), digest_size=8).digest(), "little")
 
 
-def check_file(path: Path) -> FileCheck:
-    """Read the whole file once: count questions, collect bad lines and duplicate ids, hash the content."""
+def check_file(path: Path, *, context_tokens: int | None = None) -> FileCheck:
+    """Read the whole file once: count questions, collect bad lines and duplicate ids, hash the content.
+
+    With ``context_tokens``, a question surely longer than the model's context is a bad line too.
+    """
     check = FileCheck(path)
     content = hashlib.sha256()
     digests = array("Q")
     for parsed in read_items(path):
         if isinstance(parsed, LineProblem):
             check.add(parsed)
+            continue
+        if context_tokens is not None and (problem := beyond_context(parsed, context_tokens)) is not None:
+            check.add(problem)
             continue
         check.items += 1
         content.update(f"{parsed.item_id}\x00{parsed.question}\x00".encode())
@@ -59,6 +67,19 @@ def check_file(path: Path) -> FileCheck:
     for problem in _duplicate_ids(path, digests):
         check.add(problem)
     return check
+
+
+def beyond_context(item: QuestionItem, context_tokens: int) -> LineProblem | None:
+    """The problem with a question surely too long for the model; None when it may fit."""
+    texts = [message.text() for message in item.messages] if item.messages else [item.question]
+    tokens = sum(estimate_tokens(text) for text in texts)
+    if tokens <= context_tokens:
+        return None
+    return LineProblem(
+        item.line,
+        f"the question is about {tokens:,} tokens, beyond the model's context of {context_tokens:,} "
+        "(provider.context_tokens in jobs.yaml)",
+    )
 
 
 def _duplicate_ids(path: Path, digests: array[int]) -> list[LineProblem]:

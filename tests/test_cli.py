@@ -124,9 +124,11 @@ async def test_tail_follows_a_live_job_to_its_end(redis: Redis, sim: Simulator, 
     assert text == json.loads(askq("results", "live").stdout)["answer"]
 
 
-async def test_unknown_batch_and_job_are_one_line_errors(redis: Redis) -> None:
-    """status, results, retry, cancel and tail of something that does not exist: exit 1, one line."""
+async def test_unknown_batch_job_and_job_type_are_one_line_errors(redis: Redis, write: Any) -> None:
+    """Naming a batch, job or job type that does not exist: exit 1, one line, no traceback."""
+    questions = str(write("q.txt", "hi\n"))
     for args, expected in (
+        (("submit", questions, "--job", "poem"), "unknown job type 'poem' (jobs.yaml defines: qa)"),
         (("status", "nope"), "unknown batch 'nope'"),
         (("results", "nope"), "unknown batch"),
         (("retry", "nope"), "unknown batch 'nope'"),
@@ -136,7 +138,7 @@ async def test_unknown_batch_and_job_are_one_line_errors(redis: Redis) -> None:
         result = askq(*args)
         assert result.returncode == 1
         assert expected in result.stderr
-        assert "Traceback" not in result.stderr
+        assert result.stderr.count("\n") == 1, result.stderr
 
 
 async def test_arq_cli_runs_the_worker_settings(redis: Redis, sim: Simulator, write: Any) -> None:

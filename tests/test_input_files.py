@@ -37,6 +37,8 @@ async def _refused(redis: Redis, config: AskqConfig, path: Any) -> str:
         ("g.csv", "title,body\nx,y\n", "g.csv: line 1: the header has no 'question' column"),
         ("h.csv", "id,question\n1,fine\n2\n", "h.csv: line 3: expected 2 columns"),
         ("i.jsonl", "", "i.jsonl: no questions found"),
+        ("blank.txt", "\n  \n\t\n", "blank.txt: no questions found"),
+        ("header-only.csv", "id,question\n", "header-only.csv: no questions found"),
         ("j.docx", "question", "unknown file type '.docx'"),
         (
             "k.jsonl",
@@ -86,6 +88,26 @@ async def test_skip_invalid_enqueues_the_good_lines(redis: Redis, config: AskqCo
     assert (report.items, report.enqueued, report.invalid_lines) == (2, 2, 1)
     assert "line 2: not valid JSON" in report.problems
     assert await redis.zcard("askq:queue") == 2
+
+
+async def test_a_question_beyond_the_models_context_is_refused(
+    redis: Redis, config: AskqConfig, write: Any
+) -> None:
+    """A question surely longer than provider.context_tokens is a bad line; --skip-invalid leaves it out."""
+    small = config.model_copy(
+        update={"provider": config.provider.model_copy(update={"context_tokens": 1000})}
+    )
+    lines = [{"id": "fits", "question": "word " * 700}, {"id": "huge", "question": "word " * 5000}]
+    path = write("long.jsonl", "".join(json.dumps(line) + "\n" for line in lines))
+    message = await _refused(redis, small, path)
+    assert (
+        "long.jsonl: line 2: the question is about 6,250 tokens, beyond the model's context of 1,000"
+        in message
+    )
+    report = await submit_file(redis, path, small, batch="long", skip_invalid=True)
+    assert (report.enqueued, report.invalid_lines) == (1, 1)
+    assert await redis.exists("askq:job:long:fits")
+    assert not await redis.exists("askq:job:long:huge")
 
 
 async def test_batch_names_are_checked(redis: Redis, config: AskqConfig, write: Any) -> None:
