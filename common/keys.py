@@ -25,6 +25,9 @@ ARQ_RESULT_PREFIX = result_key_prefix
 ARQ_ABORT = abort_jobs_ss
 """arq's sorted set of job ids to abort; workers cancel a running job listed there."""
 
+REJECTED = f"{PREFIX}:rejected"
+"""Stream of jobs the worker refused to run (payload not of askq's schema): arq job id and reason."""
+
 ANSWER_FUNCTION = "answer"
 """Name of the arq job function that answers one question."""
 

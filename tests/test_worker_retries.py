@@ -189,17 +189,31 @@ async def test_backoff_does_not_hold_a_semaphore_slot(
 
 
 async def test_a_payload_not_of_our_schema_is_rejected_unexecuted(
-    redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig
+    redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
 ) -> None:
-    """A job whose payload is not an askq payload, or not JSON at all, never reaches the provider."""
+    """A payload not of askq's schema, or not JSON, never reaches the provider; refusals are recorded."""
     await redis.set(
         "arq:job:evil", json.dumps({"t": None, "f": "answer", "a": [{"cmd": "rm -rf /"}], "k": {}, "et": 1})
     )
     await redis.set("arq:job:junk", b"\x80\x04not json")
     await redis.zadd("askq:queue", {"evil": 1, "junk": 2})
+    # A real job whose stored payload was tampered with: its record is failed with the reason.
+    await submit_file(redis, write("one.txt", "a fine question\n"), config, batch="t")
+    tampered = json.loads(await redis.get("arq:job:t:1"))
+    tampered["a"][0]["params"] = {"tools": []}
+    await redis.set("arq:job:t:1", json.dumps(tampered))
+
     await run_burst_worker(config, redis_url)
     assert sim.stats()["requests_total"] == 0
     assert await redis.zcard("askq:queue") == 0
+    rejected = {
+        fields[b"arq_job_id"].decode(): fields[b"reason"].decode()
+        for _, fields in await redis.xrange("askq:rejected")
+    }
+    assert rejected["evil"].startswith("invalid job payload: job_id: Field required")
+    assert rejected["t:1"] == "invalid job payload: Value error, unsupported request parameters: tools"
+    [row] = await results(redis, "t")
+    assert (row.status, row.error_code, row.error) == ("failed", "invalid_payload", rejected["t:1"])
 
 
 async def test_a_job_over_its_timeout_is_recorded_as_failed(

@@ -29,9 +29,14 @@ async def answer(ctx: WorkerContext, raw_payload: Any) -> dict[str, Any]:
     try:
         payload = JobPayload.model_validate(raw_payload)
     except ValidationError as exc:
-        # Never executed: a payload that is not ours is refused (it cannot name a record to fail).
-        log.error("rejected job payload", arq_job_id=ctx.get("job_id"), error=str(exc).splitlines()[0])
-        return {"state": "rejected", "error": "invalid job payload"}
+        # Never executed: a payload that is not ours is refused and recorded.
+        first = exc.errors()[0]
+        where = "".join(f"{part}: " for part in first["loc"][:1])
+        reason = f"invalid job payload: {where}{first['msg']}"
+        arq_job_id = ctx.get("job_id", "")
+        log.error("rejected job payload", arq_job_id=arq_job_id, error=reason)
+        await ctx["store"].reject(arq_job_id, raw_payload, reason)
+        return {"state": "rejected", "error": reason}
     with structlog.contextvars.bound_contextvars(job_id=payload.job_id, batch=payload.batch):
         return await _answer(ctx, payload)
 

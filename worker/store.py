@@ -55,6 +55,8 @@ log = structlog.get_logger(__name__)
 
 STORE_OUTAGE_S = 60.0
 """How long a job waits out a Redis outage to record its state before giving up."""
+REJECTED_MAX = 1000
+"""The rejected log keeps about this many latest entries."""
 _TERMINAL_JSON = json.dumps(sorted(state.value for state in TERMINAL_STATES))
 
 
@@ -85,6 +87,18 @@ class JobStore:
     async def requeue(self, job_id: str, batch: str) -> bool:
         """A running job handed back to the queue (its worker is stopping); False if it ended meanwhile."""
         return await self._run(job_id, batch, JobState.QUEUED, {}) != ""
+
+    async def reject(self, arq_job_id: str, raw_payload: Any, reason: str) -> None:
+        """Record a job refused unrun: in the rejected log and, if it names a known job, as its result."""
+        await self._redis.xadd(
+            keys.REJECTED, {"arq_job_id": arq_job_id, "reason": reason}, maxlen=REJECTED_MAX, approximate=True
+        )
+        await self._redis.expire(keys.REJECTED, self._ttl_s)
+        named = raw_payload if isinstance(raw_payload, dict) else {}
+        job_id, batch = named.get("job_id"), named.get("batch")
+        if isinstance(job_id, str) and isinstance(batch, str) and job_id == arq_job_id:
+            outcome = Outcome(state=JobState.FAILED, attempts=0, error=reason, error_code="invalid_payload")
+            await self.finish(job_id, batch, outcome)
 
     async def cancelled_reason(self, job_id: str) -> str | None:
         """Why the job was cancelled, when its record says it was; None otherwise."""
