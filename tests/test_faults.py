@@ -24,13 +24,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from askq.stack import embedded_redis, free_port, stop
 from common import keys
 from common.config import AskqConfig
-from common.events import EventType, StreamEvent
-from common.replay import entry_event
+from common.events import EventType
 from common.status import JobState
 from producer.batches import batch_status
 from producer.submit import submit_file
 from tests.conftest import Simulator
-from tests.helpers import eventually, final_text, results, run_burst_worker
+from tests.helpers import eventually, final_text, logged_events, results, run_burst_worker
 
 REPO = Path(__file__).resolve().parents[1]
 QUESTIONS = 12
@@ -90,11 +89,6 @@ async def _streaming_jobs(redis: Redis, batch: str, min_events: int) -> list[str
     ]
 
 
-async def _events(redis: Redis, job_id: str) -> list[StreamEvent]:
-    entries = await redis.xrange(keys.job_log(job_id))
-    return [event for _, fields in entries if (event := entry_event(fields)) is not None]
-
-
 async def _batch_done(redis: Redis, batch: str) -> bool:
     return (await batch_status(redis, batch, with_job_ids=False, with_latencies=False)).done
 
@@ -107,7 +101,7 @@ async def _assert_complete_and_single(redis: Redis, batch: str) -> None:
     status = await batch_status(redis, batch)
     assert status.counts[JobState.SUCCEEDED] == QUESTIONS  # counted once each
     for row in rows:
-        events = await _events(redis, row.job_id)
+        events = await logged_events(redis, row.job_id)
         assert [event.seq for event in events] == list(range(1, len(events) + 1))
         assert final_text(events) == row.answer
 
@@ -129,7 +123,7 @@ async def test_a_killed_worker_s_jobs_are_run_again_by_another(
             await eventually(lambda: _batch_done(redis, "kill"), timeout_s=60)
     await _assert_complete_and_single(redis, "kill")
     for job_id in streaming:
-        events = await _events(redis, job_id)
+        events = await logged_events(redis, job_id)
         restart = next(event for event in events if event.type is EventType.RETRY)
         assert "stopped mid-way" in (restart.error or "")
         assert restart.ts - killed_at < 10  # within the 1 s lease, far from arq's own 10 minutes
@@ -179,7 +173,7 @@ async def test_sigterm_past_the_grace_requeues_at_once(
     assert status.counts[JobState.QUEUED] == QUESTIONS
     for job_id in held:
         assert not await redis.exists(keys.arq_in_progress(job_id))  # no claim left to expire
-        last = (await _events(redis, job_id))[-1]
+        last = (await logged_events(redis, job_id))[-1]
         assert last.type is EventType.RETRY
         assert "worker is stopping" in (last.error or "")
     sim.configure(tokens_per_s=0)

@@ -7,15 +7,20 @@
   just the one request. The wait is stored in Redis, so every worker's next attempt holds off
   until it passes, instead of each one hitting its own 429 in a stampede.
 
-Both are read in one pipelined round trip per attempt.
+Both are read in one pipelined round trip per attempt. Both are advice: while Redis is away (a
+restart) the gate stays open rather than fail a job that could be answered.
 """
 
 from __future__ import annotations
 
+import structlog
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from common import keys
 from common.errors import FatalProviderError, ProviderError, RetryableProviderError
+
+log = structlog.get_logger(__name__)
 
 HALTING_STATUS = 401
 COOLDOWN_STATUS = 429
@@ -42,10 +47,14 @@ class ProviderGate:
 
     async def wait_s(self) -> float:
         """Seconds to hold off before calling (0: go); raises the batch's halt as this attempt's error."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.get(self._halt)
-            pipe.pttl(self._cooldown)
-            reason, cooldown_ms = await pipe.execute()
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.get(self._halt)
+                pipe.pttl(self._cooldown)
+                reason, cooldown_ms = await pipe.execute()
+        except RedisError as exc:
+            log.warning("provider gate unreadable; calling anyway", error=str(exc))
+            return 0.0
         if reason is not None:
             message = NOT_SENT.format(reason=reason.decode(), batch=self._batch)
             raise FatalProviderError(message, status_code=HALTING_STATUS)
@@ -53,6 +62,12 @@ class ProviderGate:
 
     async def refused(self, error: ProviderError) -> None:
         """Tell every worker what the provider's refusal means for them."""
+        try:
+            await self._share(error)
+        except RedisError as exc:
+            log.warning("provider refusal not shared", error=str(exc))
+
+    async def _share(self, error: ProviderError) -> None:
         if isinstance(error, FatalProviderError) and error.status_code == HALTING_STATUS:
             await self._redis.set(self._halt, str(error), ex=self._ttl_s, nx=True)
         elif isinstance(error, RetryableProviderError) and error.status_code == COOLDOWN_STATUS:
