@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from arq.connections import RedisSettings
 
@@ -27,9 +27,20 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
+TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs")
+"""``rediss://`` query options, read alike by redis-py (producer) and, through here, by arq (worker)."""
+
+
 def arq_settings(url: str) -> RedisSettings:
-    # Reconnect attempts are ours to report; arq's own default retries quietly for 5 s.
     settings = RedisSettings.from_dsn(url)
+    # arq reads no query options; redis-py's from_url does, so one URL must mean the same to both.
+    query = parse_qs(urlsplit(url).query)
+    for option in TLS_OPTIONS:
+        if option in query:
+            setattr(settings, option, query[option][-1])
+    if "ssl_check_hostname" in query:
+        settings.ssl_check_hostname = query["ssl_check_hostname"][-1].lower() in ("true", "1", "yes")
+    # Reconnect attempts are ours to report; arq's own default retries quietly for 5 s.
     settings.conn_retries = 3
     settings.conn_retry_delay = 1
     return settings

@@ -1,10 +1,14 @@
-"""Helpers shared by tests: run a burst worker in-process, read results."""
+"""Helpers shared by tests: run the askq command, run a burst worker in-process, read results."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from arq.worker import Worker
@@ -17,6 +21,22 @@ from common.replay import entry_event
 from producer.results import Result, iter_results
 from worker.resilient import ResilientWorker
 from worker.settings import worker_settings
+
+REPO = Path(__file__).resolve().parents[1]
+ASKQ = [sys.executable, "-m", "askq.cli"]
+
+
+def askq(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*ASKQ, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+    )
 
 
 async def run_burst_worker(config: AskqConfig, redis_url: str, **overrides: Any) -> Worker:

@@ -12,22 +12,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from tests.conftest import Simulator
-
-REPO = Path(__file__).resolve().parents[1]
-ASKQ = [sys.executable, "-m", "askq.cli"]
-
-
-def askq(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*ASKQ, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO,
-        env={**os.environ, **(env or {})},
-    )
+from tests.helpers import ASKQ, REPO, askq
 
 
 def test_unreachable_redis_is_one_line_with_the_password_hidden() -> None:

@@ -1,0 +1,127 @@
+"""REDIS_URL with a password, and rediss:// with a private CA: the CLI flow works; the secret never shows."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from askq.stack import embedded_redis, free_port, stop
+from tests.conftest import Simulator
+from tests.helpers import askq
+
+PASSWORD = "s3cret-Redis-pw"
+PRIVATE = ("--requirepass", PASSWORD, "--save", "", "--appendonly", "no")
+
+
+@pytest.fixture
+def password_redis(tmp_path: Path) -> Iterator[str]:
+    with embedded_redis(tmp_path / "redis") as url:
+        with redis.Redis.from_url(url) as client:
+            client.config_set("requirepass", PASSWORD)
+        yield url.replace("redis://", f"redis://:{PASSWORD}@")
+
+
+def _flow(url: str, questions: Path) -> str:
+    """submit, a verbose burst worker, status and results against ``url``; returns everything printed."""
+    env = {"REDIS_URL": url}
+    printed = []
+    for args in (
+        ("submit", str(questions), "--batch", "sec"),
+        ("worker", "--burst", "-v"),
+        ("status", "sec", "--json"),
+        ("results", "sec"),
+    ):
+        done = askq(*args, env=env)
+        assert done.returncode == 0, done.stderr
+        printed += [done.stdout, done.stderr]
+    assert json.loads(printed[4])["counts"]["succeeded"] == 2  # status's stdout
+    return "".join(printed)
+
+
+def test_a_password_in_redis_url_works_and_is_never_printed(
+    password_redis: str, sim: Simulator, write: Any
+) -> None:
+    """Every command works with redis://:PASSWORD@; no output, debug logs included, holds the password."""
+    questions = write("q.txt", "one\ntwo\n")
+    assert PASSWORD not in _flow(password_redis, questions)
+    wrong = askq("status", "sec", env={"REDIS_URL": password_redis.replace(PASSWORD, "wrong-pw")})
+    assert wrong.returncode == 1
+    assert wrong.stderr.count("\n") == 1
+    assert "wrong-pw" not in wrong.stderr
+
+
+def _tls_redis_server() -> str | None:
+    """A redis-server on PATH built with TLS (Debian's is), or None."""
+    binary = shutil.which("redis-server")
+    if binary is None or shutil.which("openssl") is None:
+        return None
+    # Listening nowhere, a server exits at once; one built without TLS first refuses the directive.
+    probe = subprocess.run(
+        [binary, "--port", "0", "--tls-port", "0"], capture_output=True, text=True, timeout=10
+    )
+    return None if "Bad directive" in probe.stdout + probe.stderr else binary
+
+
+def _certificates(folder: Path) -> None:
+    """A private CA and a server certificate for 127.0.0.1 signed by it."""
+    folder.mkdir()
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    key = ("-newkey", "rsa:2048", "-nodes")
+    openssl(
+        "req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=askq test CA"
+    )
+    openssl("req", *key, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (folder / "ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl(
+        "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.pem", "-days", "2", "-extfile", "ext",
+    )  # fmt: skip
+
+
+def test_rediss_with_a_private_ca_works(tmp_path: Path, sim: Simulator, write: Any) -> None:
+    """rediss:// with ?ssl_ca_certs= reaches a TLS-only redis-server from producer and worker alike."""
+    binary = _tls_redis_server()
+    if binary is None:
+        pytest.skip("no redis-server with TLS support and openssl on PATH")
+    certs = tmp_path / "certs"
+    _certificates(certs)
+    port = free_port()
+    tls = ("--tls-cert-file", "server.pem", "--tls-key-file", "server.key", "--tls-ca-cert-file", "ca.pem")
+    server = subprocess.Popen(
+        [binary, "--port", "0", "--tls-port", str(port), *tls, "--tls-auth-clients", "no", *PRIVATE],
+        cwd=certs,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        url = f"rediss://:{PASSWORD}@127.0.0.1:{port}/0?ssl_ca_certs={certs / 'ca.pem'}"
+        _wait_until_serving(url)
+        questions = write("q.txt", "one\ntwo\n")
+        assert PASSWORD not in _flow(url, questions)
+    finally:
+        stop(server)
+
+
+def _wait_until_serving(url: str) -> None:
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            return
+        except (redis.RedisError, OSError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)  # a starting server polled up to the deadline
+        finally:
+            client.close()
