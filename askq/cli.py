@@ -71,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--follow", action="store_true", help="with --batch: stream running jobs' text too")
     tail.add_argument("--json", action="store_true", help="raw events as JSON lines")
 
+    schedule = commands.add_parser("schedule", help="scheduled summaries from jobs.yaml")
+    schedule_commands = schedule.add_subparsers(dest="schedule_command", required=True, metavar="SUBCOMMAND")
+    schedule_list = schedule_commands.add_parser("list", help="each schedule with its next fire time")
+    schedule_list.add_argument("--json", action="store_true")
+
     demo = commands.add_parser("demo", help="run everything locally: embedded Redis, simulator, a worker")
     demo.add_argument("--questions", type=Path, help="question file (default: examples/questions.jsonl)")
     return parser
@@ -133,6 +138,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _run(commands.retry, args.batch, include_cancelled=args.cancelled)
     if args.command == "cancel":
         return _run(commands.cancel, args.batch)
+    if args.command == "schedule":
+        return _run(commands.schedule_list, as_json=args.json)
     if args.command == "results":
         return _run(commands.results, args.batch, output=args.output, fmt=args.format)
     from askq import tail_view

@@ -12,12 +12,13 @@ from pathlib import Path
 from redis.asyncio import Redis
 from rich.console import Console
 
-from askq.render import batch_progress, progress_detail, status_table
+from askq.render import batch_progress, progress_detail, schedules_table, status_table
 from common.config import load_config
 from producer.batches import BatchStatus, batch_status
 from producer.connection import connect
 from producer.control import cancel_batch, retry_batch
 from producer.results import write_results
+from producer.schedules import schedule_rows
 from producer.submit import submit_file
 
 WAIT_POLL_S = 0.25
@@ -110,4 +111,17 @@ async def cancel(batch: str) -> int:
         f"batch {batch}: {report.queued} queued jobs cancelled, {report.running} running jobs aborting",
         markup=False,
     )
+    return 0
+
+
+async def schedule_list(*, as_json: bool) -> int:
+    config = load_config()
+    async with connect() as redis:
+        rows = await schedule_rows(redis, config)
+    if as_json:
+        print(json.dumps([row.to_json() for row in rows]))
+    elif not rows:
+        stderr.print("no schedules in jobs.yaml (see the README's scheduled summaries section)", markup=False)
+    else:
+        stdout.print(schedules_table(rows))
     return 0

@@ -12,6 +12,7 @@ from rich.table import Table
 from common.status import JobState
 from producer.batches import BatchStatus
 from producer.results import Result
+from producer.schedules import ScheduleRow
 
 SHOWN_JOB_IDS = 10
 
@@ -58,6 +59,17 @@ def results_table(results: Iterable[Result], *, width: int) -> Table:
             _clip(result.question, question_chars),
             _clip(shown, answer_chars),
         )
+    return table
+
+
+def schedules_table(rows: Iterable[ScheduleRow]) -> Table:
+    table = Table(title="schedules", title_justify="left")
+    for column in ("name", "cron", "timezone", "source", "next fire (local)", "last run"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        last = row.last_run.get("state", "never") if row.last_run else "never"
+        fire = row.next_fire.strftime("%Y-%m-%d %H:%M %Z")
+        table.add_row(row.name, row.cron, row.timezone, row.source, fire, last)
     return table
 
 

@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from common.errors import ConfigError, NotFoundError
+from common.schedules import ScheduleConfig, check_schedule_name
+from common.strict import Strict
 
 CONFIG_ENV = "ASKQ_CONFIG"
 DEFAULT_CONFIG_FILE = "jobs.yaml"
@@ -20,11 +22,7 @@ QA_SYSTEM_PROMPT = (
 )
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ProviderConfig(_Strict):
+class ProviderConfig(Strict):
     model: str = Field(default="gpt-4o-mini", min_length=1)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     max_tokens: int = Field(default=1024, ge=1)
@@ -33,7 +31,7 @@ class ProviderConfig(_Strict):
     """The model's context window: `askq submit` refuses a question surely longer than this."""
 
 
-class LimitsConfig(_Strict):
+class LimitsConfig(Strict):
     concurrency: int = Field(default=32, ge=1, le=10_000)
     """Provider calls in flight per worker process: the semaphore."""
     max_jobs: int = Field(default=64, ge=1, le=100_000)
@@ -49,7 +47,7 @@ class LimitsConfig(_Strict):
     """On SIGTERM/SIGINT, how long running jobs may take to finish before they go back to the queue."""
 
 
-class RetryConfig(_Strict):
+class RetryConfig(Strict):
     attempts: int = Field(default=5, ge=1, le=100)
     initial_wait_s: float = Field(default=0.5, ge=0)
     max_wait_s: float = Field(default=30.0, ge=0)
@@ -62,7 +60,7 @@ class RetryConfig(_Strict):
         return self
 
 
-class StreamConfig(_Strict):
+class StreamConfig(Strict):
     flush_interval_ms: int = Field(default=50, ge=0, le=10_000)
     """Deltas after an attempt's first are coalesced and published at most this often..."""
     flush_chars: int = Field(default=256, ge=1)
@@ -73,7 +71,7 @@ class StreamConfig(_Strict):
     """A batch's log of job starts and ends keeps about this many latest events."""
 
 
-class RetentionConfig(_Strict):
+class RetentionConfig(Strict):
     results_days: float = Field(default=7.0, gt=0)
 
     @property
@@ -82,7 +80,7 @@ class RetentionConfig(_Strict):
         return max(round(self.results_days * 86_400), 1)
 
 
-class JobTypeConfig(_Strict):
+class JobTypeConfig(Strict):
     system_prompt: str = Field(min_length=1)
     model: str | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
@@ -93,7 +91,7 @@ def _default_job_types() -> dict[str, JobTypeConfig]:
     return {"qa": JobTypeConfig(system_prompt=QA_SYSTEM_PROMPT)}
 
 
-class AskqConfig(_Strict):
+class AskqConfig(Strict):
     provider: ProviderConfig = ProviderConfig()
     limits: LimitsConfig = LimitsConfig()
     retry: RetryConfig = RetryConfig()
@@ -101,11 +99,14 @@ class AskqConfig(_Strict):
     retention: RetentionConfig = RetentionConfig()
     job_types: dict[str, JobTypeConfig] = Field(default_factory=_default_job_types, min_length=1)
     default_job_type: str = "qa"
+    schedules: dict[str, ScheduleConfig] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _default_job_type_exists(self) -> AskqConfig:
         if self.default_job_type not in self.job_types:
             raise ValueError(f"default_job_type {self.default_job_type!r} is not one of job_types")
+        for name in self.schedules:
+            check_schedule_name(name)
         return self
 
     def job_type(self, name: str) -> JobTypeConfig:

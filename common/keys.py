@@ -67,6 +67,11 @@ def provider_cooldown(endpoint: str) -> str:
     return f"{PREFIX}:cooldown:{endpoint}"
 
 
+def schedule_record(name: str) -> str:
+    """Hash of a schedule's last run: its state, fire time, output path."""
+    return f"{PREFIX}:schedule:{name}"
+
+
 def job_events_channel(job_id: str) -> str:
     """Pub/sub channel carrying a job's stream events as JSON."""
     return f"{PREFIX}:events:{job_id}"

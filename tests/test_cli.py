@@ -6,8 +6,10 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
 
@@ -219,3 +221,36 @@ async def test_cancel_then_retry_cancelled_from_the_command_line(
     status = json.loads(askq("status", "c", "--json").stdout)
     assert status["counts"]["succeeded"] == 2
     assert status["done"]
+
+
+async def test_schedule_list_shows_next_fire_in_each_timezone(redis: Redis, tmp_path: Path) -> None:
+    """schedule list gives each schedule's next fire at its cron's local time, and its last run."""
+    config = tmp_path / "jobs.yaml"
+    config.write_text(
+        "schedules:\n"
+        "  morning:\n    cron: '15 7 * * *'\n    timezone: Asia/Seoul\n    prompt: Summarize\n"
+        "    source: {kind: answers}\n"
+        "  docs:\n    cron: '30 2 * * 1-5'\n    timezone: America/New_York\n    prompt: Digest\n"
+        "    source: {kind: files, glob: 'docs/*.md'}\n"
+    )
+    await redis.hset("askq:schedule:morning", mapping={"state": "succeeded", "output": "summaries/x.md"})
+    env = {"ASKQ_CONFIG": str(config)}
+    listed = askq("schedule", "list", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    rows = {row["name"]: row for row in json.loads(listed.stdout)}
+    now = datetime.now(UTC)
+    for name, zone, hour_minute in (
+        ("morning", "Asia/Seoul", (7, 15)),
+        ("docs", "America/New_York", (2, 30)),
+    ):
+        fire = datetime.fromisoformat(rows[name]["next_fire"])
+        local = fire.astimezone(ZoneInfo(zone))
+        assert (local.hour, local.minute) == hour_minute
+        assert fire.utcoffset() == local.utcoffset()
+        assert now < fire <= now + timedelta(days=4)
+    assert rows["morning"]["last_run"]["state"] == "succeeded"
+    assert rows["docs"]["last_run"] is None
+    table = askq("schedule", "list", env=env)
+    assert "morning" in table.stdout
+    assert "succeeded" in table.stdout
+    assert "never" in table.stdout

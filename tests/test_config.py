@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,13 @@ def test_defaults_match_the_spec() -> None:
     assert config.retention.ttl_s == 7 * 86_400
 
 
+def _schedule(*, cron: str, tz: str, kind: str) -> str:
+    return (
+        f'schedules:\n  nightly:\n    cron: "{cron}"\n    timezone: {tz}\n'
+        f"    prompt: Summarize\n    source: {{kind: {kind}}}\n"
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -38,6 +46,26 @@ def test_defaults_match_the_spec() -> None:
         ("job_types:\n  qa:\n    prompt: hi\n", "job_types.qa.prompt: unknown key"),
         ("- just\n- a list\n", "expected a mapping of settings at the top level"),
         ("provider: [unclosed\n", "is not valid YAML"),
+        (
+            _schedule(cron="0 2 * *", tz="Europe/Paris", kind="answers"),
+            "schedules.nightly.cron: Value error, invalid cron expression '0 2 * *': expected 5 fields",
+        ),
+        (
+            _schedule(cron="0 25 * * *", tz="Europe/Paris", kind="answers"),
+            "schedules.nightly.cron: Value error, invalid cron expression '0 25 * * *': hour: 25 is outside",
+        ),
+        (
+            _schedule(cron="0 2 * * *", tz="Mars/Olympus", kind="answers"),
+            "schedules.nightly.timezone: Value error, unknown timezone 'Mars/Olympus'",
+        ),
+        (
+            _schedule(cron="0 2 * * *", tz="Europe/Paris", kind="emails"),
+            "schedules.nightly.source: Input tag 'emails' found using 'kind' does not match",
+        ),
+        (
+            _schedule(cron="0 2 * * *", tz="UTC", kind="answers").replace("nightly", "bad name"),
+            "Value error, schedule name 'bad name': use 1-64 letters",
+        ),
     ],
 )
 def test_invalid_config_names_file_and_key(tmp_path: Path, text: str, expected: str) -> None:
@@ -73,3 +101,16 @@ def test_default_job_type_must_exist(tmp_path: Path) -> None:
     path.write_text("default_job_type: nope\n")
     with pytest.raises(ConfigError, match="default_job_type 'nope' is not one of job_types"):
         load_config(path)
+
+
+def test_a_schedule_reads_with_its_defaults(tmp_path: Path) -> None:
+    """A minimal schedule gets UTC-less defaults filled in: output folder, budget, catch-up on."""
+    path = tmp_path / "jobs.yaml"
+    path.write_text(
+        "schedules:\n  docs:\n    cron: '30 2 * * 1-5'\n    timezone: America/New_York\n"
+        "    prompt: Digest the changes\n    source: {kind: files, glob: 'docs/**/*.md'}\n"
+    )
+    schedule = load_config(path).schedules["docs"]
+    assert (schedule.output, schedule.context_tokens, schedule.catch_up) == ("summaries", 8000, True)
+    assert schedule.source.kind == "files"
+    assert schedule.next_fire(datetime(2026, 11, 21, tzinfo=UTC)).isoformat() == "2026-11-23T02:30:00-05:00"
