@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,26 @@ from redis.asyncio import Redis
 from common import keys, record
 from common.errors import NotFoundError
 from common.status import TERMINAL_STATES, JobState
+
+PAGE_ITEMS = 500
+"""Job ids read per round trip when walking a batch in input order."""
+
+
+def unknown_batch(batch: str) -> NotFoundError:
+    return NotFoundError(f"unknown batch {batch!r} (never submitted, or expired after the retention)")
+
+
+async def job_id_pages(redis: Redis, batch: str) -> AsyncIterator[list[str]]:
+    """The batch's job ids in input order, a page at a time; NotFoundError for an unknown batch."""
+    if not await redis.exists(keys.batch_record(batch)):
+        raise unknown_batch(batch)
+    start = 0
+    while True:
+        page = await redis.lrange(keys.batch_items(batch), start, start + PAGE_ITEMS - 1)  # type: ignore[misc]  # redis-py types sync and async alike
+        if not page:
+            return
+        yield [job_id.decode() for job_id in page]
+        start += PAGE_ITEMS
 
 
 @dataclass(frozen=True)
@@ -75,7 +96,7 @@ async def batch_status(
     items_reply = lists.pop(0) if with_job_ids else []
     fields = {name.decode(): value.decode() for name, value in fields_reply.items()}
     if not fields:
-        raise NotFoundError(f"unknown batch {batch!r} (never submitted, or expired after the retention)")
+        raise unknown_batch(batch)
     latencies = np.array([float(value) for value in latency_reply], dtype=np.float64)
     p50, p95 = np.percentile(latencies, [50, 95]).tolist() if latencies.size else (None, None)
     return BatchStatus(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from string import Template
 
@@ -18,12 +17,11 @@ from redis.asyncio import Redis
 
 from common import keys, record
 from common.config import AskqConfig
-from common.errors import NotFoundError
 from common.events import EVENT_SCHEMA_VERSION, EventType
 from common.status import JobState
 from producer.arq_jobs import arq_job, payload_from_record
+from producer.batches import job_id_pages
 
-PAGE_ITEMS = 500
 RETRIED = "re-run by `askq retry`; its earlier result is discarded"
 CANCELLED = "cancelled by `askq cancel`"
 
@@ -148,7 +146,7 @@ async def retry_batch(
     states = [JobState.FAILED.value] + ([JobState.CANCELLED.value] if include_cancelled else [])
     script = redis.register_script(_RETRY)
     moved = 0
-    async for job_ids in _pages(redis, batch):
+    async for job_ids in job_id_pages(redis, batch):
         records = await _records(redis, job_ids)
         chosen = [(job_id, fields) for job_id, fields in records if fields.get(record.STATE) in states]
         if not chosen:
@@ -181,7 +179,7 @@ async def cancel_batch(redis: Redis, batch: str, config: AskqConfig) -> CancelRe
     """Cancel the batch's queued jobs and ask workers to abort its running ones."""
     script = redis.register_script(_CANCEL)
     queued = running = 0
-    async for job_ids in _pages(redis, batch):
+    async for job_ids in job_id_pages(redis, batch):
         now = time.time()
         call_keys = [keys.batch_record(batch), keys.QUEUE, keys.batch_log(batch), keys.ARQ_ABORT]
         args: list[str | int | float] = [
@@ -199,18 +197,6 @@ async def cancel_batch(redis: Redis, batch: str, config: AskqConfig) -> CancelRe
         queued += int(cancelled_queued)
         running += int(aborted)
     return CancelReport(batch, queued, running)
-
-
-async def _pages(redis: Redis, batch: str) -> AsyncIterator[list[str]]:
-    if not await redis.exists(keys.batch_record(batch)):
-        raise NotFoundError(f"unknown batch {batch!r} (never submitted, or expired after the retention)")
-    start = 0
-    while True:
-        page = await redis.lrange(keys.batch_items(batch), start, start + PAGE_ITEMS - 1)  # type: ignore[misc]  # redis-py types sync and async alike
-        if not page:
-            return
-        yield [job_id.decode() for job_id in page]
-        start += PAGE_ITEMS
 
 
 _PAYLOAD_FIELDS = (

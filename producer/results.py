@@ -11,10 +11,9 @@ from typing import Any, TextIO
 from redis.asyncio import Redis
 
 from common import keys, record
-from common.errors import NotFoundError
 from common.status import TERMINAL_STATES, JobState
+from producer.batches import job_id_pages
 
-PAGE_ITEMS = 500
 RESULT_FORMATS = ("jsonl", "openai-batch")
 
 
@@ -74,21 +73,13 @@ def result_from_record(job_id: str, raw: dict[bytes, bytes]) -> Result:
 
 async def iter_results(redis: Redis, batch: str) -> AsyncIterator[Result]:
     """Every item of the batch in input order, one pipelined round trip per page."""
-    if not await redis.exists(keys.batch_record(batch)):
-        raise NotFoundError(f"unknown batch {batch!r} (never submitted, or expired after the retention)")
-    start = 0
-    while True:
-        page = keys.batch_items(batch), start, start + PAGE_ITEMS - 1
-        job_ids = [job_id.decode() for job_id in await redis.lrange(*page)]  # type: ignore[misc]  # redis-py types sync and async alike
-        if not job_ids:
-            return
+    async for job_ids in job_id_pages(redis, batch):
         async with redis.pipeline(transaction=False) as pipe:
             for job_id in job_ids:
                 pipe.hgetall(keys.job_record(job_id))
             records = await pipe.execute()
         for job_id, raw in zip(job_ids, records, strict=True):
             yield result_from_record(job_id, raw)
-        start += PAGE_ITEMS
 
 
 def openai_batch_line(result: Result) -> dict[str, Any]:
