@@ -75,6 +75,19 @@ def build_parser() -> argparse.ArgumentParser:
     schedule_commands = schedule.add_subparsers(dest="schedule_command", required=True, metavar="SUBCOMMAND")
     schedule_list = schedule_commands.add_parser("list", help="each schedule with its next fire time")
     schedule_list.add_argument("--json", action="store_true")
+    schedule_run = schedule_commands.add_parser(
+        "run",
+        help="run a schedule now and follow it",
+        description="Queue a run of the schedule for "
+        "the workers now, then print it as it streams (as `askq tail RUN_ID` would).",
+    )
+    schedule_run.add_argument("name")
+    schedule_run.add_argument("--no-wait", action="store_true", help="print the run id and return")
+    schedule_run.add_argument("--json", action="store_true", help="raw events as JSON lines")
+    schedule_history = schedule_commands.add_parser("history", help="a schedule's past runs and their files")
+    schedule_history.add_argument("name")
+    schedule_history.add_argument("--limit", type=_positive, default=20, help="runs shown (default 20)")
+    schedule_history.add_argument("--json", action="store_true")
 
     demo = commands.add_parser("demo", help="run everything locally: embedded Redis, simulator, a worker")
     demo.add_argument("--questions", type=Path, help="question file (default: examples/questions.jsonl)")
@@ -139,7 +152,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "cancel":
         return _run(commands.cancel, args.batch)
     if args.command == "schedule":
-        return _run(commands.schedule_list, as_json=args.json)
+        return _schedule(args)
     if args.command == "results":
         return _run(commands.results, args.batch, output=args.output, fmt=args.format)
     from askq import tail_view
@@ -147,6 +160,16 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.batch is not None:
         return _run(tail_view.tail_batch, args.batch, follow=args.follow, as_json=args.json)
     return _run(tail_view.tail_job, args.job_id, as_json=args.json)
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    from askq import commands
+
+    if args.schedule_command == "run":
+        return _run(commands.schedule_run, args.name, wait=not args.no_wait, as_json=args.json)
+    if args.schedule_command == "history":
+        return _run(commands.schedule_history, args.name, limit=args.limit, as_json=args.json)
+    return _run(commands.schedule_list, as_json=args.json)
 
 
 def _run(command: Callable[..., Coroutine[Any, Any, int]], *args: Any, **kwargs: Any) -> int:

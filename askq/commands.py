@@ -12,13 +12,13 @@ from pathlib import Path
 from redis.asyncio import Redis
 from rich.console import Console
 
-from askq.render import batch_progress, progress_detail, schedules_table, status_table
+from askq.render import batch_progress, history_lines, progress_detail, schedules_table, status_table
 from common.config import load_config
 from producer.batches import BatchStatus, batch_status
 from producer.connection import connect
 from producer.control import cancel_batch, retry_batch
 from producer.results import write_results
-from producer.schedules import schedule_rows
+from producer.schedules import request_run, run_history, schedule_rows, schedules_served
 from producer.submit import submit_file
 
 WAIT_POLL_S = 0.25
@@ -111,6 +111,37 @@ async def cancel(batch: str) -> int:
         f"batch {batch}: {report.queued} queued jobs cancelled, {report.running} running jobs aborting",
         markup=False,
     )
+    return 0
+
+
+async def schedule_run(name: str, *, wait: bool, as_json: bool) -> int:
+    config = load_config()
+    async with connect() as redis:
+        run_id = await request_run(redis, config, name)
+        served = await schedules_served(redis)
+    if not wait:
+        print(run_id)
+        return 0
+    stderr.print(f"run {run_id} queued; following it (Ctrl-C stops following, not the run)", markup=False)
+    if not served:
+        stderr.print(
+            "no worker is serving schedules right now: the run starts when `askq worker` does", markup=False
+        )
+    from askq.tail_view import tail_job
+
+    return await tail_job(run_id, as_json=as_json)
+
+
+async def schedule_history(name: str, *, limit: int, as_json: bool) -> int:
+    config = load_config()
+    async with connect() as redis:
+        entries = await run_history(redis, config, name, limit)
+    if as_json:
+        print(json.dumps(entries))
+    elif not entries:
+        stderr.print(f"schedule {name} has no finished runs yet", markup=False)
+    else:
+        print("\n".join(history_lines(entries)))
     return 0
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -67,10 +69,29 @@ def schedules_table(rows: Iterable[ScheduleRow]) -> Table:
     for column in ("name", "cron", "timezone", "source", "next fire (local)", "last run"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        last = row.last_run.get("state", "never") if row.last_run else "never"
+        last = row.last_run.get("state", "never")
+        if row.last_run.get("output"):
+            last += f" → {row.last_run['output']}"
         fire = row.next_fire.strftime("%Y-%m-%d %H:%M %Z")
         table.add_row(row.name, row.cron, row.timezone, row.source, fire, last)
     return table
+
+
+def history_lines(entries: Iterable[dict[str, Any]]) -> list[str]:
+    """One line a run, newest first: its fire time (the schedule's zone), trigger, state, tokens, and
+    the file (or the error) last and whole, so that a path can be copied from the terminal."""
+    lines = []
+    for entry in entries:
+        fire = (
+            datetime.fromisoformat(entry["fire_at"]).strftime("%Y-%m-%d %H:%M %Z")
+            if entry["fire_at"]
+            else "?"
+        )
+        shown = entry.get("output") or entry.get("error") or ""
+        lines.append(
+            f"{fire}  {entry['trigger']:<9}  {entry['state']:<9}  {entry['total_tokens']:>7} tokens  {shown}"
+        )
+    return lines
 
 
 def batch_progress(console: Console) -> Progress:

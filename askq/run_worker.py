@@ -1,30 +1,61 @@
-"""``askq worker``: an arq worker built from jobs.yaml, with a clear line when Redis is not there."""
+"""``askq worker``: the questions worker and, when jobs.yaml has schedules, the schedules worker.
+
+Both are arq workers in one process and one event loop, sharing the provider client and the
+semaphore, so a summary's model calls and the questions' calls are bounded together. The questions
+worker owns the signals: when it stops (SIGTERM, or its queue is empty under ``--burst``), the
+schedules worker stops too.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from redis.exceptions import RedisError
 
-from common.config import load_config
+from common.config import AskqConfig, load_config
 from common.errors import RedisUnavailableError
 from common.redis_url import redis_url, unreachable_message
 from worker.logging import configure_logging
 from worker.resilient import ResilientWorker
-from worker.settings import provider_endpoint, worker_settings
+from worker.schedule_settings import schedule_worker_settings
+from worker.settings import provider_endpoint, shared_provider, with_concurrency, worker_settings
 
 
 def run_worker(*, burst: bool, concurrency: int | None, verbose: bool) -> int:
     configure_logging(verbose=verbose)
-    config = load_config()
+    config = with_concurrency(load_config(), concurrency)
     provider_endpoint()  # refuse a missing provider before touching Redis
     url = redis_url()
-    worker = ResilientWorker(**worker_settings(config, url=url, concurrency=concurrency, burst=burst))
     try:
-        worker.run()
+        asyncio.run(serve(config, url, burst=burst))
     except asyncio.CancelledError:
         # arq cancels what outlived the shutdown grace; those jobs are back in the queue already.
         return 0
     except (RedisError, OSError) as exc:
         raise RedisUnavailableError(unreachable_message(url, str(exc).split("\n")[0])) from None
     return 0
+
+
+async def serve(config: AskqConfig, url: str, *, burst: bool) -> None:
+    shared = shared_provider(config)
+    questions = ResilientWorker(**worker_settings(config, url=url, burst=burst, shared=shared))
+    schedules = (
+        ResilientWorker(**schedule_worker_settings(config, url=url, burst=burst, shared=shared))
+        if config.schedules
+        else None
+    )
+    schedules_run = asyncio.create_task(schedules.async_run()) if schedules is not None else None
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            await questions.async_run()
+        if schedules_run is not None and burst:
+            await schedules_run
+    finally:
+        if schedules is not None and schedules_run is not None:
+            schedules_run.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await schedules_run
+            await schedules.close()
+        await questions.close()
+        await shared["client"].close()

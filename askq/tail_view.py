@@ -118,6 +118,9 @@ class _JobView:
     def __init__(self, *, live: bool | None = None) -> None:
         self._live = sys.stdout.isatty() if live is None else live
         self._attempt_text: list[str] = []
+        # A scheduled run's calls, each its own text; the one named "summary" is the run's answer.
+        self._parts: dict[str, list[str]] = {}
+        self._shown_part: str | None = None
 
     def show(self, item: TailItem) -> None:
         if isinstance(item, Waiting):
@@ -130,7 +133,9 @@ class _JobView:
             self._event(item)
 
     def _event(self, item: StreamEvent) -> None:
-        if item.type is EventType.DELTA:
+        if item.part is not None:
+            self._part_event(item)
+        elif item.type is EventType.DELTA:
             self._attempt_text.append(item.text or "")
             if self._live:
                 _write(item.text or "")
@@ -139,11 +144,27 @@ class _JobView:
             stderr.print(("\n" if shown else "") + f"[dim]{escape(_retry_notice(item))}[/]")
             self._attempt_text.clear()
         elif item.type is EventType.DONE:
-            _write("\n" if self._live else "".join(self._attempt_text) + "\n")
+            text = "".join(self._attempt_text) or "".join(self._parts.get("summary", []))
+            _write("\n" if self._live else text.rstrip("\n") + "\n")
         elif item.type is EventType.FAILED:
             stderr.print(f"\n[red]failed after {_attempts(item.attempt)}:[/] {escape(item.error or '')}")
         elif item.type is EventType.CANCELLED:
             stderr.print(f"\n[yellow]{escape(item.error or 'cancelled')}[/]")
+
+    def _part_event(self, item: StreamEvent) -> None:
+        part = item.part or ""
+        if item.type is EventType.DELTA:
+            self._parts.setdefault(part, []).append(item.text or "")
+            if self._live:
+                if part != self._shown_part:
+                    # Calls run side by side: a header whenever the text shown moves to another.
+                    stderr.print(f"\n[dim]── {escape(part)} ──[/]")
+                    self._shown_part = part
+                _write(item.text or "")
+        elif item.type is EventType.RETRY:
+            stderr.print(f"\n[dim]{escape(part)}: {escape(_retry_notice(item))}[/]")
+            self._parts.pop(part, None)
+            self._shown_part = None
 
     def _finished(self, item: Finished) -> None:
         if self._live and any(self._attempt_text):

@@ -29,6 +29,9 @@ class ProviderConfig(Strict):
     request_timeout_s: float = Field(default=60.0, gt=0)
     context_tokens: int = Field(default=128_000, ge=1)
     """The model's context window: `askq submit` refuses a question surely longer than this."""
+    input_usd_per_mtok: float = Field(default=0.15, ge=0)
+    """Price of a million prompt tokens, for the cost estimate in summaries (default: gpt-4o-mini's)."""
+    output_usd_per_mtok: float = Field(default=0.60, ge=0)
 
 
 class LimitsConfig(Strict):

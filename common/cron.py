@@ -87,6 +87,19 @@ class Cron:
                 return min(later)
         raise CronError(f"{self.expression!r} never fires")
 
+    def previous_fire(self, before: datetime, zone: ZoneInfo) -> datetime:
+        """The last fire time strictly before ``before`` (aware), as an aware datetime in ``zone``."""
+        start = before.astimezone(zone).date() + timedelta(days=1)
+        for offset in range(SEARCH_DAYS):
+            day = start - timedelta(days=offset)
+            if not self.matches_day(day):
+                continue
+            fires = [_instant(day, hour, minute, zone) for hour in self.hours for minute in self.minutes]
+            earlier = [fire for fire in fires if fire < before]
+            if earlier:
+                return max(earlier)
+        raise CronError(f"{self.expression!r} never fires")
+
 
 def _instant(day: date, hour: int, minute: int, zone: ZoneInfo) -> datetime:
     # fold=0: the first of a repeated time; a skipped time normalises forward through UTC.

@@ -4,6 +4,9 @@ Order per job: one ``start`` per attempt, its ``delta`` events, then ``retry`` (
 text is void and a new attempt follows) or a final ``done`` / ``failed`` / ``cancelled``. ``seq``
 rises by one with every event of the job, across attempts and across runs: ``askq retry`` puts a
 ``retry`` after a job's ``failed`` and its next run follows, so a reader takes the latest end.
+
+A scheduled summary run is followed the same way; its model calls run concurrently, so each of
+their ``start``, ``delta`` and ``retry`` events names its ``part``, and one ``done`` ends the run.
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ class StreamEvent(BaseModel):
     """done and failed: tokens used over all attempts."""
     latency_ms: float | None = None
     """done and failed: from the job's start to its end."""
+    part: str | None = None
+    """A scheduled run's start, delta and retry: which model call ("map 3/12", "summary")."""
 
     def to_json(self) -> str:
         return self.model_dump_json(exclude_none=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from arq.constants import (
     abort_jobs_ss,
+    health_check_key_suffix,
     in_progress_key_prefix,
     job_key_prefix,
     result_key_prefix,
@@ -25,11 +26,20 @@ ARQ_RESULT_PREFIX = result_key_prefix
 ARQ_ABORT = abort_jobs_ss
 """arq's sorted set of job ids to abort; workers cancel a running job listed there."""
 
+SCHEDULE_QUEUE = f"{PREFIX}:schedules"
+"""arq queue of scheduled summary runs, served apart so that a backlog of questions never delays one."""
+SCHEDULE_HEALTH = f"{SCHEDULE_QUEUE}{health_check_key_suffix}"
+"""arq's health record of a worker serving the schedules queue; it lapses when none is up."""
+FINISHED = f"{PREFIX}:finished"
+"""Sorted set of job ids by finish time (unix seconds): an ``answers`` schedule reads its window here."""
+
 REJECTED = f"{PREFIX}:rejected"
 """Stream of jobs the worker refused to run (payload not of askq's schema): arq job id and reason."""
 
 ANSWER_FUNCTION = "answer"
 """Name of the arq job function that answers one question."""
+SUMMARIZE_FUNCTION = "summarize"
+"""Name of the arq job function that runs a schedule now (``askq schedule run``, or a catch-up)."""
 
 
 def job_id(batch: str, item_id: str) -> str:
@@ -70,6 +80,32 @@ def provider_cooldown(endpoint: str) -> str:
 def schedule_record(name: str) -> str:
     """Hash of a schedule's last run: its state, fire time, output path."""
     return f"{PREFIX}:schedule:{name}"
+
+
+def schedule_cron(name: str) -> str:
+    """arq's name for the schedule's cron job; arq's job id for a fire is this, ':', the fire's unix ms."""
+    return f"cron:schedule:{name}"
+
+
+def schedule_of_cron_job(arq_job_id: str) -> tuple[str, int]:
+    """(schedule name, fire unix ms) from arq's id for a cron fire of ``schedule_cron(name)``."""
+    name, _, fire_ms = arq_job_id.removeprefix(schedule_cron("")).rpartition(":")
+    return name, int(fire_ms)
+
+
+def schedule_fire(name: str, fire_ms: int) -> str:
+    """String naming the run that claimed this fire time: each tick runs once, however many workers."""
+    return f"{PREFIX}:schedule:{name}:fire:{fire_ms}"
+
+
+def schedule_history(name: str) -> str:
+    """List of the schedule's finished runs as JSON, newest first."""
+    return f"{PREFIX}:schedule:{name}:runs"
+
+
+def schedule_files(name: str) -> str:
+    """Hash of file path to content digest as of the schedule's last successful run (``files`` sources)."""
+    return f"{PREFIX}:schedule:{name}:files"
 
 
 def job_events_channel(job_id: str) -> str:

@@ -50,6 +50,8 @@ class ScheduleConfig(Strict):
     """A tick missed while no worker was up runs once when a worker starts."""
     batch_api: bool = False
     """Send the map step through the OpenAI Batch API (half price, no streaming)."""
+    timeout_s: float = Field(default=3600.0, gt=0)
+    """A run still going after this long is failed."""
 
     @field_validator("cron")
     @classmethod
@@ -77,6 +79,14 @@ class ScheduleConfig(Strict):
 
     def next_fire(self, after: datetime) -> datetime:
         return Cron.parse(self.cron).next_fire(after, self.zone)
+
+    def previous_fire(self, before: datetime) -> datetime:
+        return Cron.parse(self.cron).previous_fire(before, self.zone)
+
+    def period_before(self, end: datetime) -> datetime:
+        """``end`` less one period of the schedule: a first run's window, having no previous run."""
+        last = self.previous_fire(end)
+        return end - (self.next_fire(last) - last)
 
 
 def check_schedule_name(name: str) -> None:

@@ -51,11 +51,10 @@ def payload_from_record(job_id: str, fields: dict[str, str]) -> JobPayload:
 
 
 def arq_job(payload: JobPayload, enqueued_ms: int) -> bytes:
-    job: dict[str, Any] = {
-        "t": None,
-        "f": keys.ANSWER_FUNCTION,
-        "a": [payload.model_dump(mode="json")],
-        "k": {},
-        "et": enqueued_ms,
-    }
+    return serialized_job(keys.ANSWER_FUNCTION, payload.model_dump(mode="json"), enqueued_ms)
+
+
+def serialized_job(function: str, argument: dict[str, Any], enqueued_ms: int) -> bytes:
+    """arq's job (function name, one argument, enqueue time), as askq's serializer writes it."""
+    job: dict[str, Any] = {"t": None, "f": function, "a": [argument], "k": {}, "et": enqueued_ms}
     return job_serializer(job)

@@ -1,4 +1,4 @@
-"""Admin routes under `/_sim/`: stats, live settings and reset."""
+"""Admin routes under `/_sim/`: stats, recorded requests, live settings and reset."""
 
 from __future__ import annotations
 
@@ -13,6 +13,11 @@ from .state import STATE_KEY
 
 async def get_stats(request: web.Request) -> web.Response:
     return web.json_response(request.app[STATE_KEY].stats.snapshot())
+
+
+async def get_requests(request: web.Request) -> web.Response:
+    """What ``record_requests`` kept: each answered request's last user message and its answer."""
+    return web.json_response({"requests": request.app[STATE_KEY].recorded})
 
 
 async def get_settings(request: web.Request) -> web.Response:

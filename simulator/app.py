@@ -6,7 +6,7 @@ import time
 
 from aiohttp import web
 
-from . import admin
+from . import admin, batch_api
 from .auth import check_api_key
 from .chat import handle_chat
 from .settings import SimulatorSettings
@@ -21,7 +21,13 @@ def create_app(settings: SimulatorSettings | None = None) -> web.Application:
     app[STATE_KEY] = SimState(settings or SimulatorSettings())
     app.router.add_post("/v1/chat/completions", handle_chat)
     app.router.add_get("/v1/models", list_models)
+    app.router.add_post("/v1/files", batch_api.upload_file)
+    app.router.add_get("/v1/files/{file_id}", batch_api.get_file)
+    app.router.add_get("/v1/files/{file_id}/content", batch_api.file_content)
+    app.router.add_post("/v1/batches", batch_api.create_batch)
+    app.router.add_get("/v1/batches/{batch_id}", batch_api.get_batch)
     app.router.add_get("/_sim/stats", admin.get_stats)
+    app.router.add_get("/_sim/requests", admin.get_requests)
     app.router.add_get("/_sim/settings", admin.get_settings)
     app.router.add_post("/_sim/settings", admin.post_settings)
     app.router.add_post("/_sim/reset", admin.post_reset)

@@ -7,7 +7,7 @@ import json
 
 from aiohttp import web
 
-from .answers import make_answer
+from .answers import last_user_text, make_answer
 from .auth import check_api_key
 from .chat_request import ChatRequest, RequestError, parse_chat_request
 from .completion import send_completion
@@ -47,6 +47,8 @@ async def _serve(request: web.Request, state: SimState) -> web.StreamResponse:
         state.stats.responses_by_status[rejection.status] += 1
         return rejection
     answer = make_answer(chat.model, chat.messages, settings.answer_tokens, chat.max_tokens)
+    if settings.record_requests:
+        state.recorded.append({"user": last_user_text(chat.messages), "answer": "".join(answer.tokens)})
     pace = Pace.of(settings.ttft_ms, directive.slow_ms, settings.tokens_per_s)
     if chat.stream:
         return await send_stream(request, state, answer, directive, pace, chat.model, chat.include_usage)

@@ -29,7 +29,14 @@ def _port(text: str) -> int:
 
 
 def _flag_type(annotation: Any) -> Callable[[str], Any]:
-    return {int: int, float: float}.get(annotation, str)
+    types: dict[Any, Callable[[str], Any]] = {int: int, float: float, bool: _yes_no}
+    return types.get(annotation, str)
+
+
+def _yes_no(text: str) -> bool:
+    if text.lower() not in {"true", "false", "yes", "no", "1", "0"}:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return text.lower() in {"true", "yes", "1"}
 
 
 def build_parser() -> argparse.ArgumentParser:

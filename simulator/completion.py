@@ -41,10 +41,10 @@ async def send_completion(
     finish_reason = None if directive.kind == "nofinish" else answer.finish_reason
     stats.completion_tokens_sent += len(answer.tokens)
     stats.responses_by_status[200] += 1
-    return web.json_response(_completion_body(answer, model, finish_reason))
+    return web.json_response(completion_body(answer, model, finish_reason))
 
 
-def _completion_body(answer: Answer, model: str, finish_reason: str | None) -> dict[str, Any]:
+def completion_body(answer: Answer, model: str, finish_reason: str | None) -> dict[str, Any]:
     completion_tokens = len(answer.tokens)
     return {
         "id": new_completion_id(),

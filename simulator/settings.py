@@ -31,6 +31,10 @@ class SimulatorSettings(BaseModel):
     slow_start_ms: float = Field(default=0.0, ge=0.0, description="extra delay before response headers")
     rpm_limit: int = Field(default=0, ge=0, description="requests per sliding minute; 0 = unlimited")
     require_api_key: str | None = Field(default=None, description="expected Bearer token; unset = any")
+    record_requests: bool = Field(
+        default=False, description="keep each request's last user message and answer for /_sim/requests"
+    )
+    batch_delay_ms: float = Field(default=0.0, ge=0.0, description="time a Batch API batch takes to complete")
 
     @model_validator(mode="after")
     def _rates_fit_in_one_draw(self) -> SimulatorSettings:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -10,6 +12,28 @@ from aiohttp import web
 from .ratelimit import SlidingWindowLimiter
 from .settings import SimulatorSettings
 from .stats import SimStats
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A file uploaded to (or written by) the Batch API endpoints."""
+
+    id: str
+    filename: str
+    purpose: str
+    content: bytes
+    created_at: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "file",
+            "bytes": len(self.content),
+            "created_at": self.created_at,
+            "filename": self.filename,
+            "purpose": self.purpose,
+            "status": "processed",
+        }
 
 
 class SimState:
@@ -20,6 +44,11 @@ class SimState:
         self.rng = random.Random(settings.seed)
         self.stats = SimStats()
         self.limiter = SlidingWindowLimiter()
+        self.recorded: list[dict[str, str]] = []
+        """With ``record_requests``: each answered request's last user message and answer."""
+        self.files: dict[str, StoredFile] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
+        self.batch_tasks: dict[str, asyncio.Task[None]] = {}
 
     def update_settings(self, changes: dict[str, Any]) -> SimulatorSettings:
         """Apply a validated partial update; raises SettingsError naming the bad key."""
@@ -33,6 +62,9 @@ class SimState:
         """Clear stats, attempts and the rate window; re-seed so fault sequences replay identically."""
         self.stats.reset()
         self.limiter.clear()
+        self.recorded.clear()
+        self.files.clear()
+        self.batches.clear()
         self.rng = random.Random(self.settings.seed)
 
 

@@ -21,6 +21,9 @@ class SimStats:
     client_disconnects: int = 0
     completion_tokens_sent: int = 0
     attempts: Counter[str] = field(default_factory=Counter)
+    batches_created: int = 0
+    batch_requests: int = 0
+    """Lines answered by the Batch API endpoints (not counted in ``requests_total``)."""
 
     def request_started(self) -> None:
         self.requests_total += 1
@@ -40,6 +43,7 @@ class SimStats:
         self.max_in_flight = self.in_flight
         self.requests_total = self.completion_tokens_sent = self.client_disconnects = 0
         self.streams_completed = self.streams_cut = self.streams_errored = 0
+        self.batches_created = self.batch_requests = 0
         self.responses_by_status.clear()
         self.attempts.clear()
 
@@ -55,4 +59,6 @@ class SimStats:
             "client_disconnects": self.client_disconnects,
             "completion_tokens_sent": self.completion_tokens_sent,
             "attempts": dict(self.attempts),
+            "batches_created": self.batches_created,
+            "batch_requests": self.batch_requests,
         }

@@ -32,6 +32,8 @@ SIMULATOR_DEFAULTS: dict[str, Any] = {
     "slow_start_ms": 0,
     "rpm_limit": 0,
     "require_api_key": None,
+    "record_requests": False,
+    "batch_delay_ms": 0,
 }
 
 
@@ -78,6 +80,11 @@ class Simulator:
 
     def stats(self) -> dict[str, Any]:
         return self._call("/_sim/stats")
+
+    def requests(self) -> list[dict[str, str]]:
+        """With ``record_requests``: each answered request's last user message and answer, in order."""
+        recorded: list[dict[str, str]] = self._call("/_sim/requests")["requests"]
+        return recorded
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from common.events import EventType, StreamEvent
 from common.replay import entry_event
 from producer.results import Result, iter_results
 from worker.resilient import ResilientWorker
+from worker.schedule_settings import schedule_worker_settings
 from worker.settings import worker_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,6 +44,22 @@ async def run_burst_worker(config: AskqConfig, redis_url: str, **overrides: Any)
     """Run a worker until the queue is empty: the test's synchronisation point."""
     worker = ResilientWorker(
         **{**worker_settings(config, url=redis_url, burst=True), "handle_signals": False, **overrides}
+    )
+    try:
+        await worker.main()
+    finally:
+        await worker.close()
+    return worker
+
+
+async def run_burst_schedule_worker(config: AskqConfig, redis_url: str, **overrides: Any) -> Worker:
+    """Run the schedules worker (catching up on startup) until its queue is empty."""
+    worker = ResilientWorker(
+        **{
+            **schedule_worker_settings(config, url=redis_url, burst=True),
+            "handle_signals": False,
+            **overrides,
+        }
     )
     try:
         await worker.main()

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
 
+from common import keys, runs
 from tests.conftest import Simulator
 from tests.helpers import ASKQ, REPO, askq
 
@@ -233,7 +234,8 @@ async def test_schedule_list_shows_next_fire_in_each_timezone(redis: Redis, tmp_
         "  docs:\n    cron: '30 2 * * 1-5'\n    timezone: America/New_York\n    prompt: Digest\n"
         "    source: {kind: files, glob: 'docs/*.md'}\n"
     )
-    await redis.hset("askq:schedule:morning", mapping={"state": "succeeded", "output": "summaries/x.md"})
+    last = {runs.LAST_STATE: "succeeded", runs.LAST_OUTPUT: "summaries/x.md"}
+    await redis.hset(keys.schedule_record("morning"), mapping=last)
     env = {"ASKQ_CONFIG": str(config)}
     listed = askq("schedule", "list", "--json", env=env)
     assert listed.returncode == 0, listed.stderr

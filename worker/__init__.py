@@ -1,6 +1,7 @@
 """The arq worker: ``askq worker``, or ``arq worker.WorkerSettings`` for those who know arq.
 
-``WorkerSettings`` is built on first access from ``jobs.yaml`` ($ASKQ_CONFIG) and ``REDIS_URL``,
+``ScheduleWorkerSettings`` serves the schedules of jobs.yaml (``askq worker`` runs both in one
+process). Each is built on first access from ``jobs.yaml`` ($ASKQ_CONFIG) and ``REDIS_URL``,
 so importing the package reads no file and opens no connection.
 """
 
@@ -16,4 +17,12 @@ def __getattr__(name: str) -> Any:
 
         configure_logging()
         return type("WorkerSettings", (), worker_settings())
+    if name == "ScheduleWorkerSettings":
+        from common.config import load_config
+        from common.redis_url import redis_url
+        from worker.logging import configure_logging
+        from worker.schedule_settings import schedule_worker_settings
+
+        configure_logging()
+        return type("ScheduleWorkerSettings", (), schedule_worker_settings(load_config(), url=redis_url()))
     raise AttributeError(f"module 'worker' has no attribute {name!r}")

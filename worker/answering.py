@@ -62,6 +62,7 @@ class Answerer:
         config: AskqConfig,
         publisher: EventPublisher,
         gate: ProviderGate,
+        part: str | None = None,
     ) -> None:
         self._provider = provider
         self._semaphore = semaphore
@@ -69,6 +70,9 @@ class Answerer:
         self._publisher = publisher
         self._gate = gate
         self._attempts = 0
+        self._part = part
+        # A scheduled run's calls share one log: each of their events says which call it is.
+        self._labels: dict[str, str] = {"part": part} if part is not None else {}
 
     @property
     def attempts(self) -> int:
@@ -97,12 +101,12 @@ class Answerer:
 
     async def _attempt(self, request: ChatRequest) -> Answer:
         started = time.monotonic()
-        self._publisher.emit(EventType.START, self._attempts, model=request.model)
+        self._publisher.emit(EventType.START, self._attempts, model=request.model, **self._labels)
         parts: list[str] = []
         async for piece in self._provider.astream(request):
             if piece.text:
                 parts.append(piece.text)
-                self._publisher.delta(piece.text)
+                self._publisher.delta(piece.text, self._part)
             elif piece.finish_reason is not None:
                 log.debug(
                     "attempt finished",
@@ -117,4 +121,6 @@ class Answerer:
         wait_s = state.next_action.sleep if state.next_action is not None else 0.0
         reason = str(error) if isinstance(error, ProviderError) else repr(error)
         log.info("retrying", attempt=state.attempt_number, retry_in_s=round(wait_s, 3), error=reason)
-        self._publisher.emit(EventType.RETRY, state.attempt_number, error=reason, retry_in_s=round(wait_s, 3))
+        self._publisher.emit(
+            EventType.RETRY, state.attempt_number, error=reason, retry_in_s=round(wait_s, 3), **self._labels
+        )

@@ -21,9 +21,12 @@ class WorkerContext(TypedDict, total=False):
     job_id: str
     job_try: int
     enqueue_time: datetime
+    score: int
     # Set by askq: `config` when the settings are built, the rest in on_startup.
     config: AskqConfig
     client: AsyncOpenAI
+    owns_client: bool
+    """False when the client is shared with the other worker of the process, which closes it."""
     provider: ChatProvider
     semaphore: asyncio.Semaphore
     store: JobStore

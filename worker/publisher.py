@@ -6,8 +6,11 @@ other event kind, otherwise at most every ``flush_interval_ms`` or when ``flush_
 
 Each event goes to the job's replay log (a Redis Stream, so a late reader misses nothing) and to
 its pub/sub channel, with the same JSON. Starts and ends also go to the batch's log, which
-``askq tail --batch`` follows. Sequence numbers are given at send time, continuing the replay log,
-so they stay contiguous when a job runs again after a worker was lost.
+``askq tail --batch`` follows. A scheduled run has no batch, and several model calls at once: its
+text is buffered per ``part``, so each call's deltas stay whole and in order.
+
+Sequence numbers are given at send time, continuing the replay log, so they stay contiguous when
+a job runs again after a worker was lost.
 """
 
 from __future__ import annotations
@@ -43,20 +46,23 @@ class _Pending:
 
 
 class EventPublisher:
-    def __init__(self, redis: Redis, job_id: str, batch: str, config: StreamConfig, ttl_s: int) -> None:
+    def __init__(
+        self, redis: Redis, job_id: str, batch: str | None, config: StreamConfig, ttl_s: int
+    ) -> None:
         self._redis = redis
         self._job_id = job_id
         self._channel = keys.job_events_channel(job_id)
         self._log = keys.job_log(job_id)
-        self._batch_log = keys.batch_log(batch)
+        self._batch_log = keys.batch_log(batch) if batch is not None else None
         self._config = config
         self._ttl_s = ttl_s
         self._interval_s = config.flush_interval_ms / 1000
         self._seq: int | None = None  # read from the replay log by the first flush
         self._attempt = 1
+        self._part_attempts: dict[str, int] = {}
         self._pending: list[_Pending] = []
         self._unsent: list[StreamEvent] = []
-        self._delta_parts: list[str] = []
+        self._deltas: dict[str | None, list[str]] = {}
         self._delta_chars = 0
         self._first_delta_sent = False
         self._last_flush = 0.0
@@ -74,13 +80,20 @@ class EventPublisher:
         """Queue a non-delta event; it is sent at once, after any text buffered before it."""
         self._seal_delta()
         if kind is EventType.START:
-            self._attempt = attempt
+            if fields.get("part") is None:
+                self._attempt = attempt
+            else:
+                self._part_attempts[fields["part"]] = attempt
             self._first_delta_sent = False
         self._pending.append(_Pending(kind, attempt, time.time(), fields))
         self._poke(urgent=True)
 
-    def delta(self, text: str) -> None:
-        self._delta_parts.append(text)
+    def delta(self, text: str, part: str | None = None) -> None:
+        buffered = self._deltas.get(part)
+        if buffered is None:
+            self._deltas[part] = [text]
+        else:
+            buffered.append(text)
         self._delta_chars += len(text)
         urgent = not self._first_delta_sent or self._delta_chars >= self._config.flush_chars
         self._first_delta_sent = True
@@ -94,11 +107,18 @@ class EventPublisher:
         await self._task
 
     def _seal_delta(self) -> None:
-        if self._delta_parts:
-            text = "".join(self._delta_parts)
-            self._delta_parts.clear()
-            self._delta_chars = 0
-            self._pending.append(_Pending(EventType.DELTA, self._attempt, time.time(), {"text": text}))
+        if not self._deltas:
+            return
+        now = time.time()
+        for part, texts in self._deltas.items():
+            if part is None:
+                self._pending.append(_Pending(EventType.DELTA, self._attempt, now, {"text": "".join(texts)}))
+            else:
+                attempt = self._part_attempts.get(part, 1)
+                fields = {"text": "".join(texts), "part": part}
+                self._pending.append(_Pending(EventType.DELTA, attempt, now, fields))
+        self._deltas = {}
+        self._delta_chars = 0
 
     def _poke(self, *, urgent: bool) -> None:
         self._wake.set()
@@ -121,7 +141,7 @@ class EventPublisher:
             if pending or self._unsent:
                 await self._flush(pending)
             self._last_flush = time.monotonic()
-            if self._closing and not self._pending and not self._delta_parts:
+            if self._closing and not self._pending and not self._deltas:
                 return
 
     async def _flush(self, pending: list[_Pending]) -> None:
@@ -184,15 +204,16 @@ class EventPublisher:
                     approximate=True,
                 )
                 pipe.publish(self._channel, data)
-                if event.type in BATCH_LOG_TYPES:
+                if self._batch_log is not None and event.type in BATCH_LOG_TYPES:
                     touches_batch = True
                     pipe.xadd(
                         self._batch_log, entry, maxlen=self._config.batch_log_max_events, approximate=True
                     )
-            if touches_batch:
+            if touches_batch or self._batch_log is None:
                 # Starts and ends only: the logs then expire with the result, for a few commands a job.
                 pipe.expire(self._log, self._ttl_s)
-                pipe.expire(self._batch_log, self._ttl_s)
+                if self._batch_log is not None:
+                    pipe.expire(self._batch_log, self._ttl_s)
             replies = await pipe.execute(raise_on_error=False)
         for reply in replies:
             if isinstance(reply, Exception) and not _already_logged(reply):

@@ -53,12 +53,22 @@ def provider_client(config: AskqConfig) -> AsyncOpenAI:
     )
 
 
+def shared_provider(config: AskqConfig) -> dict[str, Any]:
+    """The client and semaphore that the questions and schedules workers of one process share."""
+    client = provider_client(config)
+    return {
+        "client": client,
+        "provider": ChatProvider(client),
+        "semaphore": asyncio.Semaphore(config.limits.concurrency),
+    }
+
+
 async def on_startup(raw_ctx: dict[str, Any]) -> None:
     ctx = cast(WorkerContext, raw_ctx)
     config = ctx["config"]
-    ctx["client"] = provider_client(config)
-    ctx["provider"] = ChatProvider(ctx["client"])
-    ctx["semaphore"] = asyncio.Semaphore(config.limits.concurrency)
+    if "client" not in ctx:
+        ctx.update(shared_provider(config))  # type: ignore[typeddict-item]  # keys of WorkerContext
+        ctx["owns_client"] = True
     ctx["store"] = JobStore(ctx["redis"], config.retention.ttl_s)
     ctx["leases"] = LeaseKeeper(ctx["redis"], config.limits.lease_s)
     ctx["leases"].start()
@@ -75,9 +85,18 @@ async def on_shutdown(raw_ctx: dict[str, Any]) -> None:
     if "leases" in ctx:
         await ctx["leases"].aclose()
     client = ctx.get("client")
-    if client is not None:
+    if client is not None and ctx.get("owns_client"):
         await client.close()
     log.info("worker stopped")
+
+
+def with_concurrency(config: AskqConfig, concurrency: int | None) -> AskqConfig:
+    if concurrency is None:
+        return config
+    limits = config.limits.model_copy(
+        update={"concurrency": concurrency, "max_jobs": max(config.limits.max_jobs, concurrency)}
+    )
+    return config.model_copy(update={"limits": limits})
 
 
 def worker_settings(
@@ -86,14 +105,14 @@ def worker_settings(
     url: str | None = None,
     concurrency: int | None = None,
     burst: bool = False,
+    shared: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Keyword arguments for ``arq.Worker``; ``--concurrency`` raises ``max_jobs`` to match if needed."""
-    config = config or load_config()
-    if concurrency is not None:
-        limits = config.limits.model_copy(
-            update={"concurrency": concurrency, "max_jobs": max(config.limits.max_jobs, concurrency)}
-        )
-        config = config.model_copy(update={"limits": limits})
+    """Keyword arguments for ``arq.Worker``; ``--concurrency`` raises ``max_jobs`` to match if needed.
+
+    ``shared`` (from ``shared_provider``) is the client and semaphore to use, when the schedules
+    worker of the same process uses them too; without it the worker makes its own.
+    """
+    config = with_concurrency(config or load_config(), concurrency)
     url = url or redis_url()
     log.debug("worker settings", redis=redact(url))
     return {
@@ -113,6 +132,6 @@ def worker_settings(
         "allow_abort_jobs": True,
         "job_serializer": job_serializer,
         "job_deserializer": job_deserializer,
-        "ctx": {"config": config},
+        "ctx": {"config": config, **(shared or {})},
         "burst": burst,
     }

@@ -22,15 +22,18 @@ from common.reconnect import CONNECTION_ERRORS, Backoff
 from common.status import TERMINAL_STATES, JobState
 from common.usage import Usage
 
-# KEYS: job record, batch record, batch latencies.
-# ARGV: new state, ttl_s, latency_ms ('' if none), prompt tokens, completion tokens, field/value pairs.
+# KEYS: job record, batch record, batch latencies, the finished-jobs index.
+# ARGV: new state, ttl_s, latency_ms ('' if none), prompt tokens, completion tokens, terminal states
+# (JSON), job id, now (unix s), field/value pairs.
 # Field names come from common.record. Returns the previous state, or '' when the record is
 # missing or already terminal (nothing changed).
 _TRANSITION = Template("""
 local old = redis.call('HGET', KEYS[1], '$state')
 if not old then return '' end
+local ends = false
 for _, terminal in ipairs(cjson.decode(ARGV[6])) do
   if old == terminal then return '' end
+  if ARGV[1] == terminal then ends = true end
 end
 local ttl = tonumber(ARGV[2])
 if old ~= ARGV[1] then
@@ -38,7 +41,12 @@ if old ~= ARGV[1] then
   redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
 end
 redis.call('HSET', KEYS[1], '$state', ARGV[1])
-for i = 7, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 9, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if ends then
+  -- Indexed by finish time for scheduled summaries; entries older than the results go with them.
+  redis.call('ZADD', KEYS[4], ARGV[8], ARGV[7])
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', tonumber(ARGV[8]) - ttl)
+end
 if ARGV[3] ~= '' then
   redis.call('RPUSH', KEYS[3], ARGV[3])
   redis.call('EXPIRE', KEYS[3], ttl)
@@ -144,10 +152,17 @@ class JobStore:
             usage.prompt_tokens,
             usage.completion_tokens,
             _TERMINAL_JSON,
+            job_id,
+            f"{time.time():.6f}",
         ]
         for name, value in fields.items():
             args += [name, value]
-        job_keys = [keys.job_record(job_id), keys.batch_record(batch), keys.batch_latencies(batch)]
+        job_keys = [
+            keys.job_record(job_id),
+            keys.batch_record(batch),
+            keys.batch_latencies(batch),
+            keys.FINISHED,
+        ]
         previous = await self._call_through_outage(job_keys, args)
         return previous.decode() if isinstance(previous, bytes) else str(previous or "")
 

@@ -1,0 +1,97 @@
+"""The summary file: ``OUTPUT/NAME/YYYY-MM-DD.md``, a short header, then the summary."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from common.config import ProviderConfig
+from common.usage import Usage
+
+BATCH_API_DISCOUNT = 0.5
+
+
+@dataclass(frozen=True)
+class RunReport:
+    schedule: str
+    run_id: str
+    trigger: str
+    window_start: datetime | None
+    """None for a ``files`` source: it reads what changed since the last run, not a time window."""
+    window_end: datetime
+    counts: dict[str, int]
+    chunks: int
+    calls: int
+    reduce_levels: int
+    usage: Usage
+    map_usage: Usage
+    batch_api: bool
+    model: str
+
+
+def estimated_cost_usd(report: RunReport, prices: ProviderConfig) -> float:
+    def cost(usage: Usage) -> float:
+        return (
+            usage.prompt_tokens * prices.input_usd_per_mtok
+            + usage.completion_tokens * prices.output_usd_per_mtok
+        ) / 1e6
+
+    discount = cost(report.map_usage) * BATCH_API_DISCOUNT if report.batch_api else 0.0
+    return cost(report.usage) - discount
+
+
+def render(report: RunReport, summary: str | None, prices: ProviderConfig) -> str:
+    """The file's text; ``summary`` None means nothing was new, and no model was called."""
+    zone = report.window_end.tzinfo
+    day = report.window_end.strftime("%Y-%m-%d")
+    counts = ", ".join(f"{count} {what}" for what, count in report.counts.items())
+    lines = [f"# {report.schedule}: summary for {day}", ""]
+    if report.window_start is not None:
+        lines.append(f"- window: {_when(report.window_start)} → {_when(report.window_end)} ({zone})")
+    else:
+        lines.append(f"- files changed since the previous run, as of {_when(report.window_end)} ({zone})")
+    lines.append(f"- input: {counts}")
+    if summary is not None:
+        cost = estimated_cost_usd(report, prices)
+        how = f"{report.chunks} chunks, {report.calls} model calls"
+        if report.reduce_levels:
+            how += f", {report.reduce_levels} intermediate reduce levels"
+        if report.batch_api and report.chunks > 1:
+            how += ", map step through the Batch API"
+        lines += [
+            f"- {how}; model {report.model}",
+            f"- tokens: {report.usage.prompt_tokens} in, {report.usage.completion_tokens} out; "
+            f"estimated cost ${cost:.4f}",
+        ]
+    lines += [f"- run: {report.run_id} ({report.trigger})", ""]
+    body = summary if summary is not None else "Nothing to summarize: nothing new since the previous run."
+    return "\n".join(lines) + "\n" + body.rstrip() + "\n"
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def output_path(folder: str, schedule: str, fire_local: datetime, run_id: str) -> Path:
+    """The day's file, unless another run of the same day wrote it: then one named by the time too."""
+    base = Path(folder) / schedule
+    daily = base / f"{fire_local:%Y-%m-%d}.md"
+    if not daily.exists() or f"- run: {run_id} " in daily.read_text(encoding="utf-8", errors="replace"):
+        return daily
+    return base / f"{fire_local:%Y-%m-%d-%H%M%S}.md"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """A reader sees the old file or the whole new one, never half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

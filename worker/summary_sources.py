@@ -1,0 +1,107 @@
+"""What a scheduled run reads: answers finished in its window, or files changed since the last run.
+
+A source reads without changing anything. What it read is only marked as read (the ``files``
+digests) by ``commit``, called once the run has succeeded, so a failed run loses nothing: the next
+run reads the same files again. An ``answers`` window is advanced the same way, by the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import hashlib
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from redis.asyncio import Redis
+
+from common import keys, record
+from common.schedules import AnswersSource, FilesSource
+from common.status import JobState
+
+PAGE = 500
+
+
+async def _nothing_to_commit() -> None:
+    return None
+
+
+@dataclass
+class Collected:
+    items: list[str]
+    """One text per answer or file, each labelled with where it came from."""
+    counts: dict[str, int]
+    """What the header reports, e.g. {"answers": 312, "failed, left out": 4}."""
+    commit: Callable[[], Awaitable[None]] = field(default=_nothing_to_commit)
+
+
+async def collect_answers(redis: Redis, source: AnswersSource, start: datetime, end: datetime) -> Collected:
+    """Succeeded jobs that finished in (start, end], filtered by batch and job type."""
+    job_ids = await redis.zrangebyscore(keys.FINISHED, f"({start.timestamp()}", end.timestamp())
+    items: list[str] = []
+    counts = {"answers": 0, "failed or cancelled, left out": 0, "other batches or job types": 0}
+    wanted = [record.STATE, record.BATCH, record.JOB_TYPE, record.QUESTION, record.ANSWER]
+    for first in range(0, len(job_ids), PAGE):
+        page = job_ids[first : first + PAGE]
+        async with redis.pipeline(transaction=False) as pipe:
+            for job_id in page:
+                pipe.hmget(keys.job_record(job_id.decode()), wanted)
+            rows = await pipe.execute()
+        for job_id, row in zip(page, rows, strict=True):
+            state, batch, job_type, question, answer = (value.decode() if value else "" for value in row)
+            if (source.batch and batch != source.batch) or (source.job_type and job_type != source.job_type):
+                counts["other batches or job types"] += 1
+            elif state != JobState.SUCCEEDED.value:
+                counts["failed or cancelled, left out"] += 1
+            else:
+                counts["answers"] += 1
+                items.append(f"Question ({job_id.decode()}): {question}\nAnswer: {answer}")
+    return Collected(items, {name: count for name, count in counts.items() if count or name == "answers"})
+
+
+async def collect_files(redis: Redis, schedule_name: str, source: FilesSource) -> Collected:
+    """Files matching the glob whose content changed since the last successful run (all with ``all``)."""
+    stored = {
+        path.decode(): digest.decode()
+        for path, digest in (await redis.hgetall(keys.schedule_files(schedule_name))).items()  # type: ignore[misc]  # redis-py types sync and async alike
+    }
+    found = await asyncio.to_thread(_read_files, source.glob)
+    items: list[str] = []
+    counts = {"files changed": 0, "unchanged": 0, "not text, left out": 0}
+    digests: dict[str, str] = {}
+    for path, content in found:
+        digest = hashlib.sha256(content).hexdigest()
+        digests[path] = digest
+        if not source.all and stored.get(path) == digest:
+            counts["unchanged"] += 1
+            continue
+        try:
+            text = content.decode("utf-8")
+        except UnicodeDecodeError:
+            counts["not text, left out"] += 1
+            continue
+        counts["files changed"] += 1
+        items.append(f"File {path}:\n{text}")
+
+    async def commit() -> None:
+        # The whole set is replaced: a deleted file is forgotten, and counts as new if it returns.
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.schedule_files(schedule_name))
+            if digests:
+                pipe.hset(keys.schedule_files(schedule_name), mapping=digests)
+            await pipe.execute()
+
+    if source.all:
+        counts = {"files": counts["files changed"], "not text, left out": counts["not text, left out"]}
+    return Collected(items, {name: n for name, n in counts.items() if n or name.startswith("files")}, commit)
+
+
+def _read_files(pattern: str) -> list[tuple[str, bytes]]:
+    paths = sorted(path for path in glob.glob(pattern, recursive=True) if os.path.isfile(path))
+    found = []
+    for path in paths:
+        with open(path, "rb") as handle:
+            found.append((path, handle.read()))
+    return found
