@@ -25,6 +25,8 @@ from producer.connection import connect
 from producer.tail import Finished, Gap, TailItem, Waiting, follow_job
 
 stderr = Console(stderr=True, highlight=False)
+SUMMARY_PART = "summary"
+"""The part of a scheduled run that is its answer."""
 FOLLOW_WRAP_CHARS = 100
 
 
@@ -144,7 +146,7 @@ class _JobView:
             stderr.print(("\n" if shown else "") + f"[dim]{escape(_retry_notice(item))}[/]")
             self._attempt_text.clear()
         elif item.type is EventType.DONE:
-            text = "".join(self._attempt_text) or "".join(self._parts.get("summary", []))
+            text = "".join(self._attempt_text) or "".join(self._parts.get(SUMMARY_PART, []))
             _write("\n" if self._live else text.rstrip("\n") + "\n")
         elif item.type is EventType.FAILED:
             stderr.print(f"\n[red]failed after {_attempts(item.attempt)}:[/] {escape(item.error or '')}")
@@ -152,19 +154,23 @@ class _JobView:
             stderr.print(f"\n[yellow]{escape(item.error or 'cancelled')}[/]")
 
     def _part_event(self, item: StreamEvent) -> None:
+        """A run's calls go side by side: each map or reduce call is shown whole when it is done; the
+        last, the summary, streams live."""
         part = item.part or ""
         if item.type is EventType.DELTA:
             self._parts.setdefault(part, []).append(item.text or "")
-            if self._live:
-                if part != self._shown_part:
-                    # Calls run side by side: a header whenever the text shown moves to another.
-                    stderr.print(f"\n[dim]── {escape(part)} ──[/]")
+            if self._live and part == SUMMARY_PART:
+                if self._shown_part != part:
+                    stderr.print(f"\n[bold]── {escape(part)} ──[/]")
                     self._shown_part = part
                 _write(item.text or "")
+        elif item.type is EventType.PART_DONE and self._live and part != SUMMARY_PART:
+            tokens = f", {item.usage.completion_tokens} tokens" if item.usage else ""
+            stderr.print(f"[dim]── {escape(part)} ✓{tokens} ──[/]")
+            _write("".join(self._parts.get(part, [])).rstrip("\n") + "\n")
         elif item.type is EventType.RETRY:
-            stderr.print(f"\n[dim]{escape(part)}: {escape(_retry_notice(item))}[/]")
+            stderr.print(f"[dim]{escape(part)}: {escape(_retry_notice(item))}[/]")
             self._parts.pop(part, None)
-            self._shown_part = None
 
     def _finished(self, item: Finished) -> None:
         if self._live and any(self._attempt_text):

@@ -12,6 +12,7 @@ from pydantic import Field, ValidationError, model_validator
 from common.errors import ConfigError, NotFoundError
 from common.schedules import ScheduleConfig, check_schedule_name
 from common.strict import Strict
+from common.tokens import BudgetError, call_budget
 
 CONFIG_ENV = "ASKQ_CONFIG"
 DEFAULT_CONFIG_FILE = "jobs.yaml"
@@ -108,8 +109,12 @@ class AskqConfig(Strict):
     def _default_job_type_exists(self) -> AskqConfig:
         if self.default_job_type not in self.job_types:
             raise ValueError(f"default_job_type {self.default_job_type!r} is not one of job_types")
-        for name in self.schedules:
+        for name, schedule in self.schedules.items():
             check_schedule_name(name)
+            try:
+                call_budget(schedule.context_tokens, self.provider.max_tokens, schedule.prompt)
+            except BudgetError as exc:
+                raise ValueError(f"schedules.{name}.context_tokens: {exc}") from None
         return self
 
     def job_type(self, name: str) -> JobTypeConfig:

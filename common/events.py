@@ -6,7 +6,8 @@ rises by one with every event of the job, across attempts and across runs: ``ask
 ``retry`` after a job's ``failed`` and its next run follows, so a reader takes the latest end.
 
 A scheduled summary run is followed the same way; its model calls run concurrently, so each of
-their ``start``, ``delta`` and ``retry`` events names its ``part``, and one ``done`` ends the run.
+their ``start``, ``delta`` and ``retry`` events names its ``part``, a ``part_done`` ends each call
+(not the run), and one ``done`` ends the run.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class EventType(StrEnum):
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    PART_DONE = "part_done"
 
     @property
     def is_final(self) -> bool:
@@ -55,7 +57,7 @@ class StreamEvent(BaseModel):
     latency_ms: float | None = None
     """done and failed: from the job's start to its end."""
     part: str | None = None
-    """A scheduled run's start, delta and retry: which model call ("map 3/12", "summary")."""
+    """A scheduled run's start, delta, retry and part_done: which model call ("map 3/12", "summary")."""
 
     def to_json(self) -> str:
         return self.model_dump_json(exclude_none=True)

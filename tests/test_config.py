@@ -66,6 +66,11 @@ def _schedule(*, cron: str, tz: str, kind: str) -> str:
             _schedule(cron="0 2 * * *", tz="UTC", kind="answers").replace("nightly", "bad name"),
             "Value error, schedule name 'bad name': use 1-64 letters",
         ),
+        (
+            _schedule(cron="0 2 * * *", tz="UTC", kind="answers").replace("Summarize", "Summarize " * 120)
+            + "    context_tokens: 600\n",
+            "schedules.nightly.context_tokens: context_tokens 600 leaves",
+        ),
     ],
 )
 def test_invalid_config_names_file_and_key(tmp_path: Path, text: str, expected: str) -> None:

@@ -80,3 +80,30 @@ def test_day_of_month_or_day_of_week_and_names() -> None:
     assert Cron.parse("0 9 * jan-mar 7").weekdays == {0}
     assert Cron.parse("*/20 8-10/2 * * *").hours == {8, 10}
     assert Cron.parse("*/20 8-10/2 * * *").minutes == {0, 20, 40}
+
+
+def test_the_previous_fire_across_spring_forward_is_the_one_next_fire_gives() -> None:
+    """The fire before a moment on a spring-forward day is the shifted 03:30 that next_fire gives."""
+    cron = Cron.parse("30 2 * * *")
+    noon = datetime(2026, 3, 8, 12, 0, tzinfo=NEW_YORK)
+    previous = cron.previous_fire(noon, NEW_YORK)
+    assert previous == cron.next_fire(datetime(2026, 3, 7, 12, 0, tzinfo=NEW_YORK), NEW_YORK)
+    assert (previous.hour, previous.minute, previous.utcoffset()) == (3, 30, noon.utcoffset())
+
+
+@pytest.mark.parametrize(
+    "expression", ["0 2 * * *", "*/15 * * * *", "30 1 * * 0", "0 0 29 2 *", "5 4 1,15 * mon"]
+)
+def test_no_fire_lies_between_the_previous_fire_and_a_moment(expression: str) -> None:
+    """For moments around both DST changes, next_fire(previous_fire(t)) is t or later."""
+    cron = Cron.parse(expression)
+    for moment in (
+        datetime(2026, 3, 8, 1, 59, tzinfo=NEW_YORK),
+        datetime(2026, 3, 8, 3, 1, tzinfo=NEW_YORK),
+        datetime(2026, 11, 1, 1, 30, tzinfo=NEW_YORK),
+        datetime(2026, 11, 1, 1, 30, fold=1, tzinfo=NEW_YORK),
+        datetime(2026, 10, 25, 2, 30, tzinfo=PARIS),
+    ):
+        previous = cron.previous_fire(moment, NEW_YORK)
+        assert previous < moment
+        assert cron.next_fire(previous, NEW_YORK) >= moment

@@ -7,11 +7,13 @@ import json
 import random
 from typing import Any
 
+import pytest
 from redis.asyncio import Redis
 
+from askq.tail_view import _JobView
 from common import keys
 from common.config import AskqConfig
-from common.events import StreamEvent
+from common.events import EventType, StreamEvent
 from common.reconnect import Reconnecting
 from common.replay import log_entry_id
 from producer.submit import submit_file
@@ -202,3 +204,44 @@ async def test_the_replay_logs_expire_with_the_result(
 
 async def _none_exist(redis: Redis, names: list[str]) -> bool:
     return await redis.exists(*names) == 0
+
+
+class TestRunView:
+    @staticmethod
+    def _events() -> list[StreamEvent]:
+        def event(seq: int, kind: EventType, part: str | None = None, text: str | None = None) -> StreamEvent:
+            return StreamEvent(
+                type=kind, job_id="schedule:n:1", seq=seq, attempt=1, ts=0.0, part=part, text=text
+            )
+
+        return [
+            event(1, EventType.START),
+            event(2, EventType.START, "map 1/2"),
+            event(3, EventType.START, "map 2/2"),
+            event(4, EventType.DELTA, "map 2/2", "second "),
+            event(5, EventType.DELTA, "map 1/2", "first "),
+            event(6, EventType.DELTA, "map 2/2", "chunk"),
+            event(7, EventType.PART_DONE, "map 2/2"),
+            event(8, EventType.DELTA, "map 1/2", "chunk"),
+            event(9, EventType.PART_DONE, "map 1/2"),
+            event(10, EventType.DELTA, "summary", "the "),
+            event(11, EventType.DELTA, "summary", "summary"),
+            event(12, EventType.PART_DONE, "summary"),
+            event(13, EventType.DONE),
+        ]
+
+    def test_a_terminal_shows_each_call_whole_when_done_and_the_summary_live(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Interleaved map deltas come out as whole blocks in the order the calls ended; then the summary."""
+        view = _JobView(live=True)
+        for item in self._events():
+            view.show(item)
+        assert capsys.readouterr().out == "second chunk\nfirst chunk\nthe summary\n"
+
+    def test_a_pipe_gets_only_the_summary(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """`askq tail RUN > file` holds the run's summary, not its map outputs."""
+        view = _JobView(live=False)
+        for item in self._events():
+            view.show(item)
+        assert capsys.readouterr().out == "the summary\n"

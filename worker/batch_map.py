@@ -61,6 +61,7 @@ def batch_map_step(calls: RunCalls) -> MapStep:
                 continue
             calls.publisher.emit(EventType.START, 1, model=calls.model, part=part)
             calls.publisher.delta(answered.text, part)
+            calls.publisher.emit(EventType.PART_DONE, 1, part=part, usage=answered.usage)
             results.append(answered)
         return results
 

@@ -13,12 +13,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from common.tokens import estimate_tokens
+from common.tokens import Budget, estimate_tokens
 from common.usage import Usage
 
 SEPARATOR = "\n\n---\n\n"
-INSTRUCTION_TOKENS = 60
-"""Room for the instruction line each call adds before its input."""
 MAX_LEVELS = 12
 SINGLE = "Summarize the input below."
 MAP = (
@@ -42,26 +40,6 @@ Call = Callable[[str, str], Awaitable[CallResult]]
 """(part, user message) -> the call's text and usage; streams and retries on its own."""
 MapStep = Callable[[list[str]], Awaitable[list[CallResult]]]
 """The map calls' user messages -> their results in the same order (streamed, or a Batch API job)."""
-
-
-@dataclass(frozen=True)
-class Budget:
-    input_tokens: int
-    """Input per call, after the prompt and the instruction."""
-    output_tokens: int
-    """``max_tokens`` of each call."""
-
-
-def call_budget(context_tokens: int, max_tokens: int, prompt: str) -> Budget:
-    output = min(max_tokens, context_tokens // 4)
-    room = context_tokens - output - estimate_tokens(prompt) - INSTRUCTION_TOKENS
-    if room < 2 * output:
-        raise SummaryError(
-            f"context_tokens {context_tokens} leaves {max(room, 0)} tokens of input per call after the "
-            f"prompt and {output} tokens of output; at least {2 * output} are needed: raise context_tokens "
-            "or shorten the prompt"
-        )
-    return Budget(input_tokens=room, output_tokens=output)
 
 
 @dataclass

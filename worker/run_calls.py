@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from common.events import EventType
 from common.schedules import ScheduleConfig
 from worker.answering import Answerer
 from worker.context import WorkerContext
@@ -41,4 +42,5 @@ class RunCalls:
             self.ctx["provider"], self.ctx["semaphore"], config, self.publisher, gate, part=part
         )
         answer = await answerer.answer(request)
+        self.publisher.emit(EventType.PART_DONE, answer.attempts, part=part, usage=answer.usage)
         return CallResult(answer.text, answer.usage)

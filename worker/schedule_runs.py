@@ -22,10 +22,11 @@ from common.events import EventType
 from common.runs import RunPayload, Trigger
 from common.schedules import AnswersSource, ScheduleConfig
 from common.status import JobState
+from common.tokens import BudgetError, call_budget
 from common.usage import Usage
 from worker.batch_map import batch_map_step
 from worker.context import WorkerContext
-from worker.mapreduce import MapReduce, SummaryError, call_budget
+from worker.mapreduce import MapReduce, SummaryError
 from worker.publisher import EventPublisher
 from worker.run_calls import RunCalls
 from worker.run_store import RunStore
@@ -181,7 +182,7 @@ async def _collect(
 def _failure(exc: Exception, schedule: ScheduleConfig) -> str:
     if isinstance(exc, TimeoutError):
         return f"run timed out after {schedule.timeout_s:g} s (schedules.*.timeout_s)"
-    if isinstance(exc, ProviderError | SummaryError):
+    if isinstance(exc, ProviderError | SummaryError | BudgetError):
         return str(exc)
     if isinstance(exc, OSError):
         return f"could not read or write a file: {exc}"

@@ -50,7 +50,10 @@ def render(report: RunReport, summary: str | None, prices: ProviderConfig) -> st
     counts = ", ".join(f"{count} {what}" for what, count in report.counts.items())
     lines = [f"# {report.schedule}: summary for {day}", ""]
     if report.window_start is not None:
-        lines.append(f"- window: {_when(report.window_start)} → {_when(report.window_end)} ({zone})")
+        start, end = _when(report.window_start), _when(report.window_end)
+        if start == end:  # a window of seconds: a run soon after the previous one
+            start, end = _when(report.window_start, seconds=True), _when(report.window_end, seconds=True)
+        lines.append(f"- window: {start} → {end} ({zone})")
     else:
         lines.append(f"- files changed since the previous run, as of {_when(report.window_end)} ({zone})")
     lines.append(f"- input: {counts}")
@@ -58,7 +61,8 @@ def render(report: RunReport, summary: str | None, prices: ProviderConfig) -> st
         cost = estimated_cost_usd(report, prices)
         how = f"{report.chunks} chunks, {report.calls} model calls"
         if report.reduce_levels:
-            how += f", {report.reduce_levels} intermediate reduce levels"
+            levels = "level" if report.reduce_levels == 1 else "levels"
+            how += f", {report.reduce_levels} intermediate reduce {levels}"
         if report.batch_api and report.chunks > 1:
             how += ", map step through the Batch API"
         lines += [
@@ -71,8 +75,8 @@ def render(report: RunReport, summary: str | None, prices: ProviderConfig) -> st
     return "\n".join(lines) + "\n" + body.rstrip() + "\n"
 
 
-def _when(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M")
+def _when(moment: datetime, *, seconds: bool = False) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
 def output_path(folder: str, schedule: str, fire_local: datetime, run_id: str) -> Path:
