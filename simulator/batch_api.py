@@ -1,6 +1,7 @@
 """The Batch API, enough of it for a client to use: upload a JSONL file, create a batch, poll it,
 download the output file. A batch completes after ``batch_delay_ms``; each line is answered as a
-non-streamed chat completion would be, and a line that is not a valid request gets a 400 line."""
+non-streamed chat completion would be; a line that is not a valid request gets a 400 line, and one
+whose question carries a ``[sim:...]`` fault gets that fault's status (its first attempt's)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from .auth import check_api_key
 from .chat_request import RequestError, parse_chat_request
 from .completion import completion_body
 from .errors import error_response
+from .faults import DirectiveError, find_plan
 from .state import STATE_KEY, SimState, StoredFile
 
 ENDPOINT = "/v1/chat/completions"
@@ -111,10 +113,27 @@ def _answer_line(state: SimState, line: str) -> dict[str, Any]:
     except (ValueError, AttributeError) as exc:
         message = exc.message if isinstance(exc, RequestError) else "invalid request line"
         return _line(custom_id, 400, {"error": {"message": message, "type": "invalid_request_error"}})
+    failed = _simulated_failure(chat.key)
+    if failed is not None:
+        message = f"simulated {failed} for this line ([sim:...] in the request)"
+        return _line(custom_id, failed, {"error": {"message": message, "type": "server_error"}})
     answer = make_answer(chat.model, chat.messages, state.settings.answer_tokens, chat.max_tokens)
     if state.settings.record_requests:
         state.recorded.append({"user": last_user_text(chat.messages), "answer": "".join(answer.tokens)})
     return _line(custom_id, 200, completion_body(answer, chat.model, answer.finish_reason))
+
+
+def _simulated_failure(key: str) -> int | None:
+    """The status a ``[sim:...]`` directive asks of a line's first attempt (a fault that has no form
+    inside a batch, such as a cut stream, is a 500); None for an answer."""
+    try:
+        plan = find_plan(key)
+    except DirectiveError:
+        return None
+    kind = plan.for_attempt(1).kind if plan is not None else "ok"
+    if kind in ("ok", "slow"):
+        return None
+    return int(kind) if kind.isdigit() else 500
 
 
 def _line(custom_id: str | None, status: int, body: dict[str, Any]) -> dict[str, Any]:

@@ -241,3 +241,26 @@ async def test_history_lists_runs_newest_first_as_json(
     assert (entry["trigger"], entry["state"]) == ("manual", "succeeded")
     assert entry["output"] == run[runs.OUTPUT]
     assert json.loads(json.dumps(entry)) == entry
+
+
+async def test_a_chunk_the_batch_could_not_answer_is_asked_again_streamed(
+    redis: Redis, redis_url: str, sim: Simulator, write: Any, tmp_path: Path
+) -> None:
+    """A batch line that failed costs one streamed call (retried as any other), not the run."""
+    config = schedule_config(tmp_path / "out", context_tokens=1000, batch_api=True)
+    questions = [f"question {index} about topic {index}" for index in range(60)]
+    questions[7] = "question 7 that the batch fails [sim:500]"
+    await submit_file(redis, write("q.txt", "\n".join(questions) + "\n"), config, batch="day")
+    await run_burst_worker(config, redis_url)
+    sim.reset()
+    sim.configure(record_requests=True)
+
+    run = await run_now(redis, redis_url, config)
+
+    assert run["state"] == JobState.SUCCEEDED.value, run.get("error")
+    stats = sim.stats()
+    failing = [request for request in sim.requests() if "[sim:500]" in request["user"]]
+    assert len(failing) == 1  # the line the batch answered 500 is not recorded; the streamed retry is
+    assert stats["responses_by_status"]["500"] == 1  # its first streamed attempt, then a retry
+    key = failing[0]["user"]
+    assert stats["attempts"][key] == 2
