@@ -122,7 +122,7 @@ class _JobView:
         self._attempt_text: list[str] = []
         # A scheduled run's calls, each its own text; the one named "summary" is the run's answer.
         self._parts: dict[str, list[str]] = {}
-        self._shown_part: str | None = None
+        self._summary_started = False
 
     def show(self, item: TailItem) -> None:
         if isinstance(item, Waiting):
@@ -160,9 +160,9 @@ class _JobView:
         if item.type is EventType.DELTA:
             self._parts.setdefault(part, []).append(item.text or "")
             if self._live and part == SUMMARY_PART:
-                if self._shown_part != part:
+                if not self._summary_started:
                     stderr.print(f"\n[bold]── {escape(part)} ──[/]")
-                    self._shown_part = part
+                    self._summary_started = True
                 _write(item.text or "")
         elif item.type is EventType.PART_DONE and self._live and part != SUMMARY_PART:
             tokens = f", {item.usage.completion_tokens} tokens" if item.usage else ""

@@ -190,7 +190,7 @@ class EventPublisher:
         return events
 
     async def _send(self, events: list[StreamEvent]) -> None:
-        touches_batch = False
+        starts_or_ends = False
         async with self._redis.pipeline(transaction=False) as pipe:
             for event in events:
                 data = event.to_json()
@@ -204,12 +204,13 @@ class EventPublisher:
                     approximate=True,
                 )
                 pipe.publish(self._channel, data)
-                if self._batch_log is not None and event.type in BATCH_LOG_TYPES:
-                    touches_batch = True
-                    pipe.xadd(
-                        self._batch_log, entry, maxlen=self._config.batch_log_max_events, approximate=True
-                    )
-            if touches_batch or self._batch_log is None:
+                if event.type in BATCH_LOG_TYPES:
+                    starts_or_ends = True
+                    if self._batch_log is not None:
+                        pipe.xadd(
+                            self._batch_log, entry, maxlen=self._config.batch_log_max_events, approximate=True
+                        )
+            if starts_or_ends:
                 # Starts and ends only: the logs then expire with the result, for a few commands a job.
                 pipe.expire(self._log, self._ttl_s)
                 if self._batch_log is not None:

@@ -85,7 +85,7 @@ async def _run(
     started = time.monotonic()
     try:
         async with ctx["leases"].hold(ctx["job_id"]), asyncio.timeout(schedule.timeout_s):
-            done = await _summarize(ctx, payload, schedule, fire, model, publisher)
+            done = await _summarize(ctx, payload, schedule, fire, model, publisher, store)
     except asyncio.CancelledError:
         publisher.emit(EventType.RETRY, 1, error=STOPPED)
         await publisher.aclose()
@@ -129,8 +129,8 @@ async def _summarize(
     fire: datetime,
     model: str,
     publisher: EventPublisher,
+    store: RunStore,
 ) -> _Done:
-    store = RunStore(ctx["redis"], ctx["config"].retention.ttl_s)
     window_start, collected = await _collect(ctx, payload.schedule, schedule, fire, store)
     mapreduce: MapReduce | None = None
     summary: str | None = None
