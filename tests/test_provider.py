@@ -1,4 +1,4 @@
-"""The provider seam: ainvoke and astream over one get_response, driven against the simulator."""
+"""The provider seam: ainvoke and astream driven against the simulator."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The narrow seam to the LLM provider: one ``AsyncOpenAI`` client behind ``ainvoke`` and ``astream``.
 
-Everything that touches the network goes through ``get_response``; tests drive it against the
-simulator over real HTTP.
+Both build their request in ``_create_args``; tests drive them against the simulator over real HTTP.
+``astream`` reads the body raw (``worker.sse``), since typing every chunk costs more than the rest
+of a job.
 """
 
 from __future__ import annotations
@@ -12,13 +13,12 @@ from typing import Any, cast
 
 import httpx2
 import openai
-from openai import AsyncOpenAI, AsyncStream
-from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessageParam
+from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletionMessageParam
 
 from common.config import QA_SYSTEM_PROMPT
-from common.errors import RetryableProviderError
-from common.usage import Usage
 from worker.provider_errors import translate
+from worker.sse import StreamPiece, stream_pieces
 
 
 @dataclass(frozen=True)
@@ -26,15 +26,6 @@ class ChatRequest:
     messages: Sequence[dict[str, Any]]
     model: str
     params: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class StreamPiece:
-    """One step of a streamed answer: text, or the end with its finish reason and usage."""
-
-    text: str = ""
-    finish_reason: str | None = None
-    usage: Usage | None = None
 
 
 class ChatProvider:
@@ -60,49 +51,29 @@ class ChatProvider:
         return ChatRequest(messages=messages, model=self.model)
 
     async def ainvoke(self, question: str | ChatRequest) -> str:
-        """The whole answer at once."""
-        response = await self.get_response(question, stream=False)
-        assert isinstance(response, ChatCompletion)
+        """The whole answer at once, through the typed client: one object per call is cheap."""
+        try:
+            response = await self.client.chat.completions.create(**self._create_args(question))
+        except openai.OpenAIError as exc:
+            raise translate(exc) from exc
         return response.choices[0].message.content or ""
 
     async def astream(self, question: str | ChatRequest) -> AsyncIterator[StreamPiece]:
         """The answer as it is generated; the last piece carries the finish reason and usage.
 
-        A stream that ends without a finish reason was cut: it raises rather than pass as an answer.
+        The body is read raw and parsed lean (``worker.sse``). A stream that ends without a finish
+        reason was cut: it raises rather than pass as an answer.
         """
-        response = await self.get_response(question, stream=True)
-        assert isinstance(response, AsyncStream)
-        finish_reason: str | None = None
-        usage: Usage | None = None
         try:
-            async with response:
-                async for chunk in response:
-                    if chunk.usage is not None:
-                        usage = Usage.model_validate(chunk.usage.model_dump())
-                    for choice in chunk.choices:
-                        if choice.delta.content:
-                            yield StreamPiece(text=choice.delta.content)
-                        if choice.finish_reason is not None:
-                            finish_reason = choice.finish_reason
+            async with self.client.chat.completions.with_streaming_response.create(
+                **self._create_args(question), stream=True, stream_options={"include_usage": True}
+            ) as response:
+                async for piece in stream_pieces(response.iter_bytes()):
+                    yield piece
         except (openai.OpenAIError, httpx2.HTTPError) as exc:
             raise translate(exc) from exc
-        if finish_reason is None:
-            raise RetryableProviderError("stream ended without a finish_reason")
-        yield StreamPiece(finish_reason=finish_reason, usage=usage)
 
-    async def get_response(
-        self, question: str | ChatRequest, *, stream: bool
-    ) -> ChatCompletion | AsyncStream[ChatCompletionChunk]:
-        """The one call to the provider: a ``ChatCompletion``, or an ``AsyncStream`` when ``stream``."""
+    def _create_args(self, question: str | ChatRequest) -> dict[str, Any]:
         request = self.request(question)
-        extra: dict[str, Any] = {"stream_options": {"include_usage": True}} if stream else {}
-        try:
-            return await self.client.chat.completions.create(
-                model=request.model,
-                messages=cast(list[ChatCompletionMessageParam], list(request.messages)),
-                stream=stream,
-                **request.params,
-                **extra,
-            )
-        except openai.OpenAIError as exc:
-            raise translate(exc) from exc
+        messages = cast(list[ChatCompletionMessageParam], list(request.messages))
+        return {"model": request.model, "messages": messages, **request.params}

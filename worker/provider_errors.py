@@ -26,6 +26,8 @@ def translate(exc: BaseException) -> ProviderError:
     if isinstance(exc, openai.APIError):
         # An error object inside a 200 stream: the provider failed mid-answer.
         return RetryableProviderError(f"provider error in stream: {redact_secrets(exc.message)}")
+    if isinstance(exc, httpx2.TimeoutException):
+        return RetryableProviderError("provider request timed out")
     if isinstance(exc, httpx2.HTTPError):
         return RetryableProviderError(f"stream broken: {type(exc).__name__}: {redact_secrets(str(exc))}")
     raise exc
