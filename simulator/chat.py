@@ -73,7 +73,8 @@ async def _admit(
         plan = find_plan(chat.key)
     except DirectiveError as exc:
         return error_response(400, str(exc), param="messages", code="invalid_sim_directive")
-    retry_after = state.limiter.acquire(asyncio.get_running_loop().time(), settings.rpm_limit)
+    now = asyncio.get_running_loop().time()
+    retry_after = state.limiter.acquire(now, settings.rpm_limit, settings.rpm_window_s)
     if retry_after is not None:
         message = f"Rate limit reached: {settings.rpm_limit} requests per minute (simulated)."
         return error_response(429, message, headers=retry_after_headers(retry_after))

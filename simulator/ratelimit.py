@@ -1,10 +1,15 @@
-"""Sliding one-minute request window behind the `rpm_limit` setting."""
+"""Sliding request window behind the `rpm_limit` setting.
+
+The window is a minute by default. Providers also enforce a per-minute limit over shorter periods
+(60,000 RPM as 1,000 requests a second), which `rpm_window_s` reproduces: the window holds
+`rpm_limit x rpm_window_s / 60` requests.
+"""
 
 from __future__ import annotations
 
 from collections import deque
 
-WINDOW_S = 60.0
+MINUTE_S = 60.0
 
 
 class SlidingWindowLimiter:
@@ -13,17 +18,18 @@ class SlidingWindowLimiter:
     def __init__(self) -> None:
         self._admitted: deque[float] = deque()
 
-    def acquire(self, now: float, limit: int) -> float | None:
+    def acquire(self, now: float, rpm: int, window_s: float = MINUTE_S) -> float | None:
         """Admit and return None, or refuse and return the seconds until a slot frees."""
-        if limit <= 0:
+        if rpm <= 0:
             return None
-        cutoff = now - WINDOW_S
+        limit = max(1, round(rpm * window_s / MINUTE_S))
+        cutoff = now - window_s
         while self._admitted and self._admitted[0] <= cutoff:
             self._admitted.popleft()
         excess = len(self._admitted) - limit
         if excess >= 0:
             # After a runtime decrease of the limit, several admissions must expire before a slot frees.
-            return self._admitted[excess] + WINDOW_S - now
+            return self._admitted[excess] + window_s - now
         self._admitted.append(now)
         return None
 

@@ -30,6 +30,12 @@ class SimulatorSettings(BaseModel):
     cut_after_chunks: int = Field(default=3, ge=0, description="content chunks sent before a cut or error")
     slow_start_ms: float = Field(default=0.0, ge=0.0, description="extra delay before response headers")
     rpm_limit: int = Field(default=0, ge=0, description="requests per sliding minute; 0 = unlimited")
+    rpm_window_s: float = Field(
+        default=60.0,
+        gt=0.0,
+        le=60.0,
+        description="the limit's window: it holds rpm_limit x rpm_window_s / 60",
+    )
     require_api_key: str | None = Field(default=None, description="expected Bearer token; unset = any")
     record_requests: bool = Field(
         default=False, description="keep each request's last user message and answer for /_sim/requests"

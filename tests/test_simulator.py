@@ -301,6 +301,23 @@ async def test_rpm_limit_refuses_excess_with_retry_after(
 
 
 @pytest.mark.asyncio
+async def test_rpm_window_enforces_the_limit_over_a_shorter_period(
+    sim: RunningSimulator, http: aiohttp.ClientSession
+) -> None:
+    """rpm_limit 120 over a 1 s window admits 2 requests a second, and says to retry within the second."""
+    sim.update_settings(rpm_limit=120, rpm_window_s=1.0)
+    statuses = []
+    for i in range(3):
+        async with http.post(
+            f"{sim.base_url}/chat/completions", json={"model": "gpt-4o", "messages": user(f"w{i}")}
+        ) as resp:
+            statuses.append(resp.status)
+            if resp.status == 429:
+                assert 0 < int(resp.headers["retry-after-ms"]) <= 1000
+    assert statuses == [200, 200, 429]
+
+
+@pytest.mark.asyncio
 async def test_max_in_flight_counts_concurrent_requests(
     sim: RunningSimulator, http: aiohttp.ClientSession
 ) -> None:
