@@ -34,10 +34,14 @@ class RunPayload(BaseModel):
 
 
 def run_id(schedule: str, fire: datetime, trigger: Trigger) -> str:
-    """``schedule:NAME:20261121T020000Z``; a manual run's id ends in ``-manual``."""
-    stamp = fire.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    suffix = "-manual" if trigger is Trigger.MANUAL else ""
-    return f"schedule:{schedule}:{stamp}{suffix}"
+    """``schedule:NAME:20261121T020000Z``; a manual run's id has milliseconds and ends in ``-manual``.
+
+    Two manual runs asked for within one second are two runs, so their ids must differ.
+    """
+    moment = fire.astimezone(UTC)
+    if trigger is Trigger.MANUAL:
+        return f"schedule:{schedule}:{moment:%Y%m%dT%H%M%S}.{moment.microsecond // 1000:03d}Z-manual"
+    return f"schedule:{schedule}:{moment:%Y%m%dT%H%M%SZ}"
 
 
 def from_ms(value_ms: int) -> datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 from dataclasses import dataclass
@@ -80,12 +81,15 @@ def _when(moment: datetime, *, seconds: bool = False) -> str:
 
 
 def output_path(folder: str, schedule: str, fire_local: datetime, run_id: str) -> Path:
-    """The day's file, unless another run of the same day wrote it: then one named by the time too."""
+    """The day's file, unless another run of the same day wrote it: then one named by the time too,
+    and a counter after that if runs came within the same second."""
     base = Path(folder) / schedule
-    daily = base / f"{fire_local:%Y-%m-%d}.md"
-    if not daily.exists() or f"- run: {run_id} " in daily.read_text(encoding="utf-8", errors="replace"):
-        return daily
-    return base / f"{fire_local:%Y-%m-%d-%H%M%S}.md"
+    names = [f"{fire_local:%Y-%m-%d}", f"{fire_local:%Y-%m-%d-%H%M%S}"]
+    for name in itertools.chain(names, (f"{names[1]}-{n}" for n in itertools.count(2))):
+        path = base / f"{name}.md"
+        if not path.exists() or f"- run: {run_id} " in path.read_text(encoding="utf-8", errors="replace"):
+            return path
+    raise AssertionError("unreachable: the counter is endless")  # pragma: no cover
 
 
 def write_atomically(path: Path, text: str) -> None:
