@@ -23,8 +23,8 @@ from producer.batches import batch_status
 from producer.connection import connect
 from producer.results import iter_results
 from producer.submit import submit_file
+from worker.askq_worker import AskqWorker
 from worker.logging import configure_logging
-from worker.resilient import ResilientWorker
 from worker.settings import worker_settings
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "questions.jsonl"
@@ -65,7 +65,7 @@ async def run_demo(questions: Path | None = None) -> int:
     config = load_config()
     with embedded_redis(DATA_DIR) as url, provider() as where:
         stderr.print(f"[bold]askq demo[/]: embedded Redis at {url}, answers from {where}")
-        worker = ResilientWorker(**worker_settings(config, url=url), handle_signals=False)
+        worker = AskqWorker(**worker_settings(config, url=url), handle_signals=False)
         worker_task = asyncio.create_task(worker.async_run())
         try:
             async with connect(url) as redis:

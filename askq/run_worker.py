@@ -16,8 +16,8 @@ from redis.exceptions import RedisError
 from common.config import AskqConfig, load_config
 from common.errors import RedisUnavailableError
 from common.redis_url import redis_url, unreachable_message
+from worker.askq_worker import AskqWorker
 from worker.logging import configure_logging
-from worker.resilient import ResilientWorker
 from worker.schedule_settings import schedule_worker_settings
 from worker.settings import provider_endpoint, shared_provider, with_concurrency, worker_settings
 
@@ -39,9 +39,9 @@ def run_worker(*, burst: bool, concurrency: int | None, verbose: bool) -> int:
 
 async def serve(config: AskqConfig, url: str, *, burst: bool) -> None:
     shared = shared_provider(config)
-    questions = ResilientWorker(**worker_settings(config, url=url, burst=burst, shared=shared))
+    questions = AskqWorker(**worker_settings(config, url=url, burst=burst, shared=shared))
     schedules = (
-        ResilientWorker(**schedule_worker_settings(config, url=url, burst=burst, shared=shared))
+        AskqWorker(**schedule_worker_settings(config, url=url, burst=burst, shared=shared))
         if config.schedules
         else None
     )

@@ -26,6 +26,12 @@ ARQ_RESULT_PREFIX = result_key_prefix
 ARQ_ABORT = abort_jobs_ss
 """arq's sorted set of job ids to abort; workers cancel a running job listed there."""
 
+
+def queue_wake(queue: str) -> str:
+    """Channel a producer publishes to after enqueueing: idle workers poll at once, not at their next poll."""
+    return f"{queue}:wake"
+
+
 SCHEDULE_QUEUE = f"{PREFIX}:schedules"
 """arq queue of scheduled summary runs, served apart so that a backlog of questions never delays one."""
 SCHEDULE_HEALTH = f"{SCHEDULE_QUEUE}{health_check_key_suffix}"

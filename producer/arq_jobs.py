@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from redis.asyncio import Redis
+
 from common import keys, record
 from common.payload import JobPayload
 from common.serializer import job_serializer
@@ -58,3 +60,8 @@ def serialized_job(function: str, argument: dict[str, Any], enqueued_ms: int) ->
     """arq's job (function name, one argument, enqueue time), as askq's serializer writes it."""
     job: dict[str, Any] = {"t": None, "f": function, "a": [argument], "k": {}, "et": enqueued_ms}
     return job_serializer(job)
+
+
+async def wake_workers(redis: Redis, queue: str = keys.QUEUE) -> None:
+    """Tell idle workers there is work (or an abort) now, rather than at their next poll."""
+    await redis.publish(keys.queue_wake(queue), b"")

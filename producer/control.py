@@ -19,7 +19,7 @@ from common import keys, record
 from common.config import AskqConfig
 from common.events import EVENT_SCHEMA_VERSION, EventType
 from common.status import JobState
-from producer.arq_jobs import arq_job, payload_from_record
+from producer.arq_jobs import arq_job, payload_from_record, wake_workers
 from producer.batches import job_id_pages
 
 RETRIED = "re-run by `askq retry`; its earlier result is discarded"
@@ -172,6 +172,8 @@ async def retry_batch(
             payload = payload_from_record(job_id, fields)
             args += [job_id, keys.job_events_channel(job_id), arq_job(payload, int(now * 1000))]
         moved += int(await script(keys=call_keys, args=args))
+    if moved:
+        await wake_workers(redis)
     return moved
 
 
@@ -196,6 +198,8 @@ async def cancel_batch(redis: Redis, batch: str, config: AskqConfig) -> CancelRe
         cancelled_queued, aborted = await script(keys=call_keys, args=args)
         queued += int(cancelled_queued)
         running += int(aborted)
+    if running:
+        await wake_workers(redis)  # a worker reads the abort set when it polls
     return CancelReport(batch, queued, running)
 
 

@@ -105,6 +105,7 @@ async def request_run(redis: Redis, config: AskqConfig, name: str) -> str:
         job = serialized_job(keys.SUMMARIZE_FUNCTION, payload.model_dump(mode="json"), enqueued_ms)
         pipe.set(keys.arq_job(run_id), job, px=ARQ_JOB_KEEP_MS)
         pipe.zadd(keys.SCHEDULE_QUEUE, {run_id: enqueued_ms})
+        pipe.publish(keys.queue_wake(keys.SCHEDULE_QUEUE), b"")
         await pipe.execute()
     return run_id
 

@@ -20,7 +20,7 @@ from common import keys, record
 from common.config import AskqConfig
 from common.errors import InputError
 from common.status import JobState
-from producer.arq_jobs import arq_job, payload_for, request_json
+from producer.arq_jobs import arq_job, payload_for, request_json, wake_workers
 from producer.items import QuestionItem
 from producer.readers import read_items
 from producer.validation import beyond_context, check_file
@@ -120,7 +120,11 @@ async def submit_file(
     first_score_ms = time.time() * 1000
     for chunk in _chunks(read_items(path), config.provider.context_tokens):
         call_keys, args = _chunk_call(chunk, batch, job_type, str(path), config, first_score_ms)
-        enqueued += int(await script(keys=call_keys, args=args))
+        added = int(await script(keys=call_keys, args=args))
+        if added:
+            # Idle workers start on the first chunk while the rest of the file is written.
+            await wake_workers(redis)
+        enqueued += added
         first_score_ms += len(chunk) * 0.001
     invalid = len(check.problems) + check.more_problems
     return SubmitReport(batch, check.items, enqueued, check.items - enqueued, invalid, check.describe())

@@ -19,7 +19,7 @@ from common.config import AskqConfig
 from common.events import EventType, StreamEvent
 from common.replay import entry_event
 from producer.results import Result, iter_results
-from worker.resilient import ResilientWorker
+from worker.askq_worker import AskqWorker
 from worker.schedule_settings import schedule_worker_settings
 from worker.settings import worker_settings
 
@@ -42,7 +42,7 @@ def askq(
 
 async def run_burst_worker(config: AskqConfig, redis_url: str, **overrides: Any) -> Worker:
     """Run a worker until the queue is empty: the test's synchronisation point."""
-    worker = ResilientWorker(
+    worker = AskqWorker(
         **{**worker_settings(config, url=redis_url, burst=True), "handle_signals": False, **overrides}
     )
     try:
@@ -54,7 +54,7 @@ async def run_burst_worker(config: AskqConfig, redis_url: str, **overrides: Any)
 
 async def run_burst_schedule_worker(config: AskqConfig, redis_url: str, **overrides: Any) -> Worker:
     """Run the schedules worker (catching up on startup) until its queue is empty."""
-    worker = ResilientWorker(
+    worker = AskqWorker(
         **{
             **schedule_worker_settings(config, url=redis_url, burst=True),
             "handle_signals": False,

@@ -18,16 +18,16 @@ from producer.schedules import run_history
 from tests.conftest import Simulator
 from tests.helpers import run_burst_schedule_worker
 from tests.test_schedule_runs import schedule_config
-from worker.resilient import ResilientWorker
+from worker.askq_worker import AskqWorker
 from worker.schedule_settings import schedule_worker_settings
 
 
-async def burst_worker_on_own_pool(config: AskqConfig, redis_url: str) -> ResilientWorker:
+async def burst_worker_on_own_pool(config: AskqConfig, redis_url: str) -> AskqWorker:
     pool = await create_pool(
         arq_settings(redis_url), job_serializer=job_serializer, job_deserializer=job_deserializer
     )
     settings = schedule_worker_settings(config, url=redis_url, burst=True)
-    return ResilientWorker(**{**settings, "redis_pool": pool})
+    return AskqWorker(**{**settings, "redis_pool": pool})
 
 
 async def test_two_workers_seeing_one_tick_give_one_run(

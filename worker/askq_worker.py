@@ -1,9 +1,16 @@
-"""arq's ``Worker``, made to ride out Redis outages instead of exiting on the first refused poll.
+"""arq's ``Worker`` with askq's polling: it rides out Redis outages, claims jobs in one round trip
+and polls the moment there is work instead of on a fixed delay.
 
-A Redis restart makes arq's poll raise; stock arq lets that end the worker. Here the poll waits and
-tries again with backoff, logging when Redis goes away and when it is back, and running jobs wait
-out the outage on their own (``worker.store``). Its claim on a job it starts is a short lease
-rather than the job's whole timeout. Everything else is arq's.
+- **Outages.** A Redis restart makes arq's poll raise, and stock arq lets that end the worker. Here
+  the poll waits and tries again with backoff, logging when Redis goes away and when it is back;
+  running jobs wait out the outage on their own (``worker.store``).
+- **Leases.** arq's claim on a job it starts lasts the job's whole timeout; here it is a short
+  lease (``worker.leases``), so a job whose start failed half-way is not stranded for ten minutes.
+- **Claims.** The jobs a poll finds are claimed in one Lua call (``worker.claims``).
+- **Wake-ups.** Between polls the worker waits for a producer's wake message or one of its jobs
+  ending (``worker.wakeups``), with ``poll_delay`` as the longest wait.
+
+Everything else is arq's.
 """
 
 from __future__ import annotations
@@ -12,26 +19,32 @@ import asyncio
 from typing import Any
 
 import structlog
+from arq.utils import timestamp_ms
 from arq.worker import Worker
 
 from common.config import AskqConfig
 from common.reconnect import CONNECTION_ERRORS, Backoff
+from worker.claims import JobClaims
+from worker.wakeups import Wakeups
 
 log = structlog.get_logger(__name__)
 
 
-class ResilientWorker(Worker):
+class AskqWorker(Worker):
     _backoff: Backoff | None = None
     _outage = False
+    _claims: JobClaims | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         config: AskqConfig = self.ctx["config"]
-        # arq's claim on a job it starts lasts the job's whole timeout; a lease instead, renewed by
-        # worker.leases, so a job whose start failed half-way is not stranded for ten minutes.
         self.in_progress_timeout_s = config.limits.lease_s
+        # arq sleeps poll_delay after every poll; here the wait happens in _poll_iteration, on wake-ups.
+        self._idle_poll_s, self.poll_delay_s = self.poll_delay_s, 0.0
+        self._wakeups = Wakeups(self.queue_name)
 
     async def _poll_iteration(self) -> None:
+        self._wakeups.start(self.pool)
         try:
             await super()._poll_iteration()
         except CONNECTION_ERRORS as exc:
@@ -46,3 +59,26 @@ class ResilientWorker(Worker):
             self._outage = False
             if self._backoff is not None:
                 self._backoff.succeeded()
+        await self._wakeups.wait(self._idle_poll_s)
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        """Start as many of ``job_ids`` as there is room for, claimed in one round trip."""
+        # The queue lists running jobs too, this worker's own among them, until they end.
+        candidates = [job_id.decode() for job_id in job_ids if job_id.decode() not in self.tasks]
+        if self._claims is None:
+            self._claims = JobClaims(self.pool, self.queue_name, int(self.in_progress_timeout_s * 1000))
+        claimed = await self._claims.claim(candidates, self.max_jobs - self.job_counter, timestamp_ms())
+        for job_id, score in claimed:
+            await self.sem.acquire()
+            self.job_counter += 1
+            task = self.loop.create_task(self.run_job(job_id, score))
+            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            self.tasks[job_id] = task
+
+    def _release_sem_dec_counter_on_complete(self) -> None:
+        super()._release_sem_dec_counter_on_complete()
+        self._wakeups.wake()  # a slot is free: fill it now, not at the next poll
+
+    async def close(self) -> None:
+        await self._wakeups.aclose()
+        await super().close()

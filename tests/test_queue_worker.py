@@ -1,0 +1,89 @@
+"""askq's arq worker: jobs claimed in one round trip, and an idle worker woken by a producer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from arq.constants import health_check_key_suffix
+from redis.asyncio import Redis
+
+from common import keys, record
+from common.config import AskqConfig
+from producer.submit import submit_file
+from tests.helpers import eventually
+from worker.askq_worker import AskqWorker
+from worker.claims import JobClaims
+from worker.settings import worker_settings
+
+NOW_MS = 1_000_000
+
+
+async def _queue(redis: Redis, **scores: int) -> None:
+    await redis.zadd(keys.QUEUE, scores)
+
+
+class TestJobClaims:
+    async def test_each_job_is_claimed_once_across_claimers(self, redis: Redis) -> None:
+        """Two workers claiming the same ids between them get every due job once."""
+        await _queue(redis, **{f"j{index}": NOW_MS - index for index in range(10)})
+        ids = [f"j{index}" for index in range(10)]
+        first = await JobClaims(redis, keys.QUEUE, 5000).claim(ids, 6, NOW_MS)
+        second = await JobClaims(redis, keys.QUEUE, 5000).claim(ids, 6, NOW_MS)
+        assert len(first) == 6
+        assert sorted(job for job, _ in first + second) == sorted(ids)
+        assert dict(first)["j3"] == NOW_MS - 3
+
+    async def test_running_future_and_removed_jobs_are_passed_over(self, redis: Redis) -> None:
+        """A job in progress elsewhere, one not yet due, and one no longer queued are not claimed."""
+        await _queue(redis, running=NOW_MS, later=NOW_MS + 1, due=NOW_MS)
+        await redis.set(keys.arq_in_progress("running"), b"1")
+        claimed = await JobClaims(redis, keys.QUEUE, 5000).claim(
+            ["running", "later", "gone", "due"], 9, NOW_MS
+        )
+        assert claimed == [("due", NOW_MS)]
+
+    async def test_a_claim_lasts_the_lease(self, redis: Redis) -> None:
+        """The in-progress key is set with the claim's expiry, so a dead worker's jobs come back."""
+        await _queue(redis, job=NOW_MS)
+        await JobClaims(redis, keys.QUEUE, 4000).claim(["job"], 1, NOW_MS)
+        assert 3000 < await redis.pttl(keys.arq_in_progress("job")) <= 4000
+
+
+@contextlib.asynccontextmanager
+async def _running_worker(config: AskqConfig, redis_url: str, **overrides: Any) -> Any:
+    settings = {**worker_settings(config, url=redis_url), "handle_signals": False, **overrides}
+    worker = AskqWorker(**settings)
+    task = asyncio.create_task(worker.main())
+    try:
+        yield worker
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await worker.close()
+
+
+async def test_an_idle_worker_starts_a_new_job_without_waiting_for_its_poll_delay(
+    redis: Redis, redis_url: str, config: AskqConfig, sim: Any, tmp_path: Path
+) -> None:
+    """With a 60 s poll delay, a submitted question is answered at once: the producer wakes the worker."""
+    async with _running_worker(config, redis_url, poll_delay=60):
+
+        async def polled_once_and_listening() -> bool:
+            # The health record is written by the first poll: after it, only a wake-up starts a job.
+            subscribers = await redis.pubsub_numsub(keys.queue_wake(keys.QUEUE))
+            return bool(subscribers[0][1]) and bool(await redis.exists(keys.QUEUE + health_check_key_suffix))
+
+        await eventually(polled_once_and_listening)
+        path = tmp_path / "one.txt"
+        path.write_text("Wake up?\n", encoding="utf-8")
+        report = await submit_file(redis, path, config, batch="wake")
+        assert report.enqueued == 1
+
+        async def answered() -> bool:
+            return await redis.hget(keys.job_record("wake:1"), record.STATE) == b"succeeded"
+
+        await eventually(answered, timeout_s=20)

@@ -1,0 +1,63 @@
+"""What makes an idle worker poll at once: a producer's wake message, or one of its own jobs ending.
+
+arq polls on a fixed delay, so a job enqueued just after a poll waits that long before it starts,
+and a slot freed by a finished job stays empty until the next poll. Here the poll loop waits on an
+event instead, set by a message on the queue's wake channel or by a job ending; the poll delay is
+only the longest wait, for a producer that does not publish (an arq client, ``askq retry``).
+
+Wake messages are advice: while the subscription is down the worker polls on its delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from common import keys
+from common.reconnect import Backoff
+
+log = structlog.get_logger(__name__)
+
+
+class Wakeups:
+    def __init__(self, queue: str) -> None:
+        self._channel = keys.queue_wake(queue)
+        self._event = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, redis: Redis) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._listen(redis), name=f"listen {self._channel}")
+
+    def wake(self) -> None:
+        self._event.set()
+
+    async def wait(self, timeout_s: float) -> None:
+        """Return when woken, or after ``timeout_s``; a wake that came while polling counts."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), timeout_s)
+        self._event.clear()
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _listen(self, redis: Redis) -> None:
+        backoff = Backoff()
+        while True:
+            try:
+                async with redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(self._channel)
+                    backoff.succeeded()
+                    async for _ in pubsub.listen():
+                        self._event.set()
+            except (RedisError, OSError) as exc:
+                notice = backoff.failed(exc)
+                log.debug("wake channel unavailable", error=notice.error, retry_in_s=notice.retry_in_s)
+                await asyncio.sleep(notice.retry_in_s)  # backoff while Redis is away
