@@ -33,6 +33,9 @@ class ProviderConfig(Strict):
     input_usd_per_mtok: float = Field(default=0.15, ge=0)
     """Price of a million prompt tokens, for the cost estimate in summaries (default: gpt-4o-mini's)."""
     output_usd_per_mtok: float = Field(default=0.60, ge=0)
+    requests_per_minute: int = Field(default=0, ge=0)
+    """Requests a minute askq sends, spaced evenly across every worker (0: no limit but concurrency).
+    Set it a little under the provider's limit: a request's arrival time varies by a few ms."""
 
 
 class LimitsConfig(Strict):

@@ -83,6 +83,11 @@ def provider_cooldown(endpoint: str) -> str:
     return f"{PREFIX}:cooldown:{endpoint}"
 
 
+def provider_pace(endpoint: str) -> str:
+    """The next free send time (ms) under ``provider.requests_per_minute``, shared by every worker."""
+    return f"{PREFIX}:pace:{endpoint}"
+
+
 def schedule_record(name: str) -> str:
     """Hash of a schedule's last run: its state, fire time, output path."""
     return f"{PREFIX}:schedule:{name}"

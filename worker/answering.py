@@ -88,16 +88,18 @@ class Answerer:
     async def _gated_attempt(self, request: ChatRequest) -> Answer:
         while True:
             async with self._semaphore:
-                wait_s = await self._gate.wait_s()
-                if wait_s <= 0:
+                admission = await self._gate.admit()
+                if admission.cooldown_s <= 0:
+                    if admission.send_in_s > 0:
+                        await asyncio.sleep(admission.send_in_s)  # the send time reserved for this attempt
                     try:
                         return await self._attempt(request)
                     except ProviderError as exc:
                         await self._gate.refused(exc)
                         raise
             # The provider asked every client to hold off; wait without holding a slot.
-            log.info("provider cooling down; waiting", wait_s=round(wait_s, 3))
-            await asyncio.sleep(wait_s)
+            log.info("provider cooling down; waiting", wait_s=round(admission.cooldown_s, 3))
+            await asyncio.sleep(admission.cooldown_s)
 
     async def _attempt(self, request: ChatRequest) -> Answer:
         started = time.monotonic()

@@ -1,4 +1,4 @@
-"""What every attempt passes before it calls the provider: a batch halt, and a shared cooldown.
+"""What every attempt passes before it calls the provider: a batch halt, a shared cooldown, a pace.
 
 - **Halt.** A 401 for one job means the next thousand would get one too, each a wasted call
   counted against the key. The first 401 sets the batch's halt key; every later attempt of the
@@ -7,17 +7,24 @@
   just the one request. The wait is stored in Redis, so every worker's next attempt holds off
   until it passes, instead of each one hitting its own 429 in a stampede.
 
-Both are read in one pipelined round trip per attempt. Both are advice: while Redis is away (a
-restart) the gate stays open rather than fail a job that could be answered.
+- **Pace.** With ``provider.requests_per_minute`` set, attempts are spaced evenly at that rate
+  across every worker (GCRA on Redis's clock): each admission reserves the next send time, so the
+  provider's limit is met without a stream of 429s and retries.
+
+All three are one Lua call per attempt. They are advice: while Redis is away (a restart) the gate
+stays open rather than fail a job that could be answered.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from common import keys
+from common.config import AskqConfig
 from common.errors import FatalProviderError, ProviderError, RetryableProviderError
 
 log = structlog.get_logger(__name__)
@@ -28,6 +35,22 @@ MAX_COOLDOWN_S = 60.0
 """Longest shared hold-off: a stray header must not stall every worker for an hour."""
 NOT_SENT = "not sent: an earlier job of this batch was refused ({reason}); fix it, then `askq retry {batch}`"
 
+# KEYS: halt, cooldown, pace. ARGV: ms between requests (0: no pace).
+# Returns {halt reason or false, cooldown ms, ms until this attempt's reserved send time}.
+_ADMIT = """
+local reason = redis.call('GET', KEYS[1])
+if reason then return {reason, '0', '0'} end
+local cooldown_ms = redis.call('PTTL', KEYS[2])
+if cooldown_ms > 0 then return {false, tostring(cooldown_ms), '0'} end
+local interval = tonumber(ARGV[1])
+if interval <= 0 then return {false, '0', '0'} end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + tonumber(time[2]) / 1000
+local send_at = math.max(now, tonumber(redis.call('GET', KEYS[3]) or '0'))
+redis.call('SET', KEYS[3], tostring(send_at + interval), 'PX', math.ceil(send_at + interval - now) + 1000)
+return {false, '0', tostring(send_at - now)}
+"""
+
 # KEYS: cooldown. ARGV: ms. Lengthens the cooldown, never shortens it.
 _COOL_DOWN = """
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
@@ -36,29 +59,36 @@ end
 """
 
 
+@dataclass(frozen=True)
+class Admission:
+    cooldown_s: float = 0.0
+    """The provider asked every client to hold off this long: wait, then ask again."""
+    send_in_s: float = 0.0
+    """This attempt's reserved place in the pace: wait this long, then call."""
+
+
 class ProviderGate:
-    def __init__(self, redis: Redis, batch: str, endpoint: str, *, ttl_s: int) -> None:
+    def __init__(self, redis: Redis, batch: str, endpoint: str, config: AskqConfig) -> None:
         self._redis = redis
         self._batch = batch
-        self._halt = keys.batch_halt(batch)
-        self._cooldown = keys.provider_cooldown(endpoint)
-        self._ttl_s = ttl_s
+        self._keys = [keys.batch_halt(batch), keys.provider_cooldown(endpoint), keys.provider_pace(endpoint)]
+        rpm = config.provider.requests_per_minute
+        self._interval_ms = 60_000 / rpm if rpm else 0
+        self._ttl_s = config.retention.ttl_s
+        self._admit = redis.register_script(_ADMIT)
         self._cool_down = redis.register_script(_COOL_DOWN)
 
-    async def wait_s(self) -> float:
-        """Seconds to hold off before calling (0: go); raises the batch's halt as this attempt's error."""
+    async def admit(self) -> Admission:
+        """When this attempt may call; raises the batch's halt as its error."""
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.get(self._halt)
-                pipe.pttl(self._cooldown)
-                reason, cooldown_ms = await pipe.execute()
+            reason, cooldown_ms, send_in_ms = await self._admit(keys=self._keys, args=[self._interval_ms])
         except RedisError as exc:
             log.warning("provider gate unreadable; calling anyway", error=str(exc))
-            return 0.0
+            return Admission()
         if reason is not None:
             message = NOT_SENT.format(reason=reason.decode(), batch=self._batch)
             raise FatalProviderError(message, status_code=HALTING_STATUS)
-        return max(int(cooldown_ms), 0) / 1000
+        return Admission(float(cooldown_ms) / 1000, float(send_in_ms) / 1000)
 
     async def refused(self, error: ProviderError) -> None:
         """Tell every worker what the provider's refusal means for them."""
@@ -69,8 +99,8 @@ class ProviderGate:
 
     async def _share(self, error: ProviderError) -> None:
         if isinstance(error, FatalProviderError) and error.status_code == HALTING_STATUS:
-            await self._redis.set(self._halt, str(error), ex=self._ttl_s, nx=True)
+            await self._redis.set(self._keys[0], str(error), ex=self._ttl_s, nx=True)
         elif isinstance(error, RetryableProviderError) and error.status_code == COOLDOWN_STATUS:
             wait_ms = round(min(error.retry_after_s or 0.0, MAX_COOLDOWN_S) * 1000)
             if wait_ms > 0:
-                await self._cool_down(keys=[self._cooldown], args=[wait_ms])
+                await self._cool_down(keys=self._keys[1:2], args=[wait_ms])

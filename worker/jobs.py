@@ -89,7 +89,7 @@ async def _run_or_give_up(ctx: WorkerContext, payload: JobPayload, publisher: Ev
 async def _outcome(ctx: WorkerContext, payload: JobPayload, publisher: EventPublisher) -> Outcome:
     config = ctx["config"]
     started = time.monotonic()
-    gate = ProviderGate(ctx["redis"], payload.batch, ctx["provider"].endpoint, ttl_s=config.retention.ttl_s)
+    gate = ProviderGate(ctx["redis"], payload.batch, ctx["provider"].endpoint, config)
     answerer = Answerer(ctx["provider"], ctx["semaphore"], config, publisher, gate)
     model = ""
     try:
