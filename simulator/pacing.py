@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -10,6 +11,8 @@ from aiohttp import web
 
 # Steps due within this horizon share one write: fewer syscalls, imperceptible to a client.
 COALESCE_S = 0.005
+STAMP = b"@STAMP@"
+"""Replaced in the bytes of a write by the wall time of that write (``stamp_tokens``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +42,12 @@ async def play(
     on_tokens: Callable[[int], None],
     *,
     eof: bool,
+    stamp: bool = False,
 ) -> None:
-    """Write `steps` at `start + at_s` (loop clock); with `eof` the last batch also ends the body."""
+    """Write `steps` at `start + at_s` (loop clock); with `eof` the last batch also ends the body.
+
+    With `stamp`, every STAMP in a write becomes the Unix time of the write, in seconds.
+    """
     loop = asyncio.get_running_loop()
     index, total = 0, len(steps)
     while index < total:
@@ -54,6 +61,8 @@ async def play(
             end += 1
         batch = steps[index:end]
         data = b"".join(step.data for step in batch)
+        if stamp:
+            data = data.replace(STAMP, f"{time.time():.6f}".encode())
         if eof and end == total:
             await resp.write_eof(data)
         else:

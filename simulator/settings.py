@@ -40,6 +40,9 @@ class SimulatorSettings(BaseModel):
     record_requests: bool = Field(
         default=False, description="keep each request's last user message and answer for /_sim/requests"
     )
+    stamp_tokens: bool = Field(
+        default=False, description="each content token is the wall time it was written, for relay latency"
+    )
     batch_delay_ms: float = Field(default=0.0, ge=0.0, description="time a Batch API batch takes to complete")
 
     @model_validator(mode="after")

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from .answers import Answer
 from .faults import Directive
-from .pacing import Pace, Step, play
+from .pacing import STAMP, Pace, Step, play
 from .rejections import stream_error_message
 from .sse import DONE, ChunkEncoder, error_event
 from .state import SimState
@@ -42,22 +42,24 @@ async def send_stream(
     def count_tokens(sent: int) -> None:
         stats.completion_tokens_sent += sent
 
+    stamp = state.settings.stamp_tokens
+    tokens = [STAMP.decode() + " "] * len(answer.tokens) if stamp else answer.tokens
     steps = _content_steps(
-        encoder, answer.tokens[:cut_after] if directive.kind in ("cut", "error") else answer.tokens, pace
+        encoder, tokens[:cut_after] if directive.kind in ("cut", "error") else tokens, pace
     )
     if directive.kind == "cut":
-        await play(resp, steps, start, count_tokens, eof=False)
+        await play(resp, steps, start, count_tokens, eof=False, stamp=stamp)
         _cut_connection(request)
         stats.streams_cut += 1
     elif directive.kind == "error":
         steps.append(Step(pace.token_at(len(steps) - 1), error_event(stream_error_message())))
-        await play(resp, steps, start, count_tokens, eof=True)
+        await play(resp, steps, start, count_tokens, eof=True, stamp=stamp)
         stats.streams_errored += 1
     else:
         finish_reason = None if directive.kind == "nofinish" else answer.finish_reason
         usage = (answer.prompt_tokens, len(answer.tokens)) if include_usage else None
         steps.append(Step(steps[-1].at_s, _tail(encoder, finish_reason, usage)))
-        await play(resp, steps, start, count_tokens, eof=True)
+        await play(resp, steps, start, count_tokens, eof=True, stamp=stamp)
         stats.streams_completed += 1
     return resp
 

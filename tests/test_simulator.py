@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -129,6 +130,21 @@ async def test_korean_question_gets_korean_answer(client: openai.AsyncOpenAI) ->
     text = reply.choices[0].message.content or ""
     assert text.startswith('"서울의 인구는?"에 대한 시뮬레이션 답변입니다:')
     assert all("\uac00" <= word[0] <= "\ud7a3" for word in text.split(":", 1)[1].split())
+
+
+@pytest.mark.asyncio
+async def test_stamped_tokens_carry_the_time_they_were_written(
+    sim: RunningSimulator, client: openai.AsyncOpenAI
+) -> None:
+    """With stamp_tokens, each content token is the Unix time of its write, paced tokens later ones."""
+    sim.update_settings(stamp_tokens=True, tokens_per_s=50, answer_tokens=3)
+    before = time.time()
+    chunks = await stream_chunks(client, "When?", include_usage=False)
+    after = time.time()
+    stamps = [float(c.choices[0].delta.content) for c in chunks if c.choices and c.choices[0].delta.content]
+    assert len(stamps) == 3
+    assert before <= stamps[0] < stamps[1] < stamps[2] <= after
+    assert stamps[2] - stamps[0] >= 0.03  # 20 ms apart at 50 tokens/s, not written together
 
 
 @pytest.mark.asyncio
