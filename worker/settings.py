@@ -7,9 +7,10 @@ import math
 import os
 from typing import Any, cast
 
+import httpx2
 import structlog
 from arq.worker import func
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, DefaultAioHttpClient
 
 from common import keys
 from common.config import AskqConfig, load_config
@@ -45,11 +46,17 @@ def provider_endpoint() -> tuple[str, str | None]:
 def provider_client(config: AskqConfig) -> AsyncOpenAI:
     """One client per worker process; tenacity owns retrying, so the client's own retries are off."""
     api_key, base_url = provider_endpoint()
+    # The client keeps 100 idle connections by default: past that concurrency, every call would
+    # open a new one (DNS lookup in a thread, TCP handshake), which py-spy showed as a quarter of
+    # a busy worker. One kept-alive connection per semaphore slot instead.
+    slots = config.limits.concurrency
+    limits = httpx2.Limits(max_connections=max(slots, 100), max_keepalive_connections=slots)
     return AsyncOpenAI(
         api_key=api_key,
         base_url=base_url,
         max_retries=0,
         timeout=config.provider.request_timeout_s,
+        http_client=DefaultAioHttpClient(limits=limits),
     )
 
 

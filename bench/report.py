@@ -1,0 +1,117 @@
+"""Each figure beside its target, as a table on screen and rows in the JSON file."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Row:
+    section: str
+    measure: str
+    figure: float
+    unit: str = ""
+    target: float | None = None
+    better: str = ">="
+
+    @property
+    def met(self) -> bool | None:
+        if self.target is None:
+            return None
+        compare: Callable[[float, float], bool] = operator.ge if self.better == ">=" else operator.le
+        return compare(self.figure, self.target)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "met": self.met}
+
+
+def rows(results: dict[str, Any]) -> list[Row]:
+    out: list[Row] = []
+    if "throughput" in results:
+        out += _throughput_rows(results["throughput"])
+    if "queue" in results:
+        queue = results["queue"]
+        out += [
+            Row("queue", "10k no-op jobs, askq / arq defaults (jobs/s)", queue["speedup"], "x", 10),
+            Row("queue", "askq no-op jobs/s", queue["askq"]["jobs_per_s"], "/s"),
+            Row("queue", "arq defaults no-op jobs/s", queue["arq"]["jobs_per_s"], "/s"),
+            Row("queue", "pick-up p50 (enqueue to start)", queue["askq"]["pickup_p50_ms"], "ms", 5, "<="),
+            Row("queue", "pick-up p99", queue["askq"]["pickup_p99_ms"], "ms", 50, "<="),
+            Row("queue", "pick-up p50, arq defaults", queue["arq"]["pickup_p50_ms"], "ms"),
+        ]
+    if "relay" in results:
+        relay = results["relay"]
+        out += [
+            Row("relay", "simulator write -> subscriber, p50", relay["relay_p50_ms"], "ms"),
+            Row("relay", "simulator write -> subscriber, p99", relay["relay_p99_ms"], "ms", 60, "<="),
+            Row("relay", "added time to first token, p50", relay["added_ttft_p50_ms"], "ms"),
+            Row("relay", "added time to first token, p99", relay["added_ttft_p99_ms"], "ms"),
+            Row(
+                "relay",
+                "XADD+PUBLISH per 1k tokens, 50 tokens/s streams",
+                relay["publish_commands_per_1000_tokens"],
+                "",
+                30,
+                "<=",
+            ),
+        ]
+    if "submit" in results:
+        for lines, run in results["submit"].items():
+            if lines == "100000":
+                out.append(Row("submit", "questions/s, 100k-line file", run["questions_per_s"], "/s", 20_000))
+            out.append(
+                Row("submit", f"peak memory, {int(lines):,}-line file", run["peak_mb"], "MB", 150, "<=")
+            )
+    if "scale_out" in results:
+        scale = results["scale_out"]
+        for workers in ("2", "4"):
+            target = 1.7 if workers == "2" else None
+            out.append(
+                Row(
+                    "scale-out", f"{workers} processes / 1, CPU-bound", scale[workers]["speedup"], "x", target
+                )
+            )
+    return out
+
+
+def _throughput_rows(results: dict[str, Any]) -> list[Row]:
+    latency, rate, cpu = results["latency"], results["rate"], results["cpu"]
+    return [
+        Row("throughput", "latency-bound: jobs/s / bound", latency["askq"]["of_bound"], "", 0.97),
+        Row("throughput", "rate-limited: jobs/s / limit", rate["askq"]["of_bound"], "", 0.95),
+        Row(
+            "throughput", "rate-limited: requests answered 429", rate["askq"]["share_429"] * 100, "%", 1, "<="
+        ),
+        Row("baseline", "latency-bound: jobs/s, askq / script", latency["jobs_ratio"], "x", 0.98),
+        Row("baseline", "latency-bound: CPU per job, askq / script", latency["cpu_ratio"], "x", 0.5, "<="),
+        Row("baseline", "CPU-bound: jobs/s, askq / script", cpu["jobs_ratio"], "x", 2),
+        Row("baseline", "CPU-bound: CPU per job, askq / script", cpu["cpu_ratio"], "x", 0.5, "<="),
+        Row(
+            "relay",
+            "XADD+PUBLISH per 1k tokens, CPU-bound mix",
+            cpu["askq"]["publish_commands_per_1000_tokens"],
+            "",
+            30,
+            "<=",
+        ),
+        Row(
+            "submit",
+            "Redis memory per finished job (CPU-bound mix)",
+            cpu["askq"]["redis_bytes_per_job"] / 1024,
+            "KiB",
+        ),
+    ]
+
+
+def table(report: list[Row]) -> str:
+    lines = [f"{'section':11} {'measure':52} {'figure':>10} {'target':>10}  met"]
+    for row in report:
+        target = "" if row.target is None else f"{row.better} {row.target:g}"
+        met = {True: "yes", False: "NO", None: ""}[row.met]
+        lines.append(
+            f"{row.section:11} {row.measure:52} {row.figure:10.2f} {target:>10}  {met} {row.unit}".rstrip()
+        )
+    return "\n".join(lines)
