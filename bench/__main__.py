@@ -64,9 +64,7 @@ def run(sections: list[str], scale: float, folder: Path) -> dict[str, Any]:
             }
         elif section == "queue":
             jobs = max(1000, int(10_000 * scale))
-            results[section] = asyncio.run(
-                run_queue(folder, jobs, arq_jobs=max(100, int(400 * scale)), pickups=200)
-            )
+            results[section] = asyncio.run(run_queue(folder, jobs, arq_jobs=jobs, pickups=200))
         elif section == "relay":
             results[section] = asyncio.run(run_relay(mixes["relay"], folder))
         elif section == "submit":

@@ -3,13 +3,14 @@
     python -m bench.noop askq|arq REDIS_URL JOBS
 
 It runs until it has run JOBS jobs, then prints one JSON line: seconds from its first job's start
-to its last job's end, and each job's pick-up latency (enqueue to start; the enqueuer puts its
+to its last job's end, marked RESULT, and each job's pick-up latency (enqueue to start; the enqueuer puts its
 clock reading in the job's argument).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -17,6 +18,7 @@ from typing import Any
 
 from arq.worker import Worker, func
 
+from askq.run_worker import event_loop_factory
 from common import keys
 from common.config import load_config
 from common.serializer import job_deserializer, job_serializer
@@ -24,6 +26,7 @@ from worker.askq_worker import AskqWorker
 from worker.settings import worker_settings
 
 NOOP = "noop"
+RESULT = "RESULT "
 
 
 class Recorder:
@@ -63,12 +66,19 @@ async def main(mode: str, redis_url: str, expected: int) -> None:
     worker = make_worker(mode, redis_url, recorder)
     running = asyncio.create_task(worker.main())
     await recorder.all_done.wait()
+    span_s = recorder.last_end - recorder.first_start
+    print(
+        RESULT
+        + json.dumps({"jobs": len(recorder.pickups_ms), "span_s": span_s, "pickups_ms": recorder.pickups_ms})
+    )
     running.cancel()
     await asyncio.gather(running, return_exceptions=True)
-    await worker.close()
-    span_s = recorder.last_end - recorder.first_start
-    print(json.dumps({"jobs": len(recorder.pickups_ms), "span_s": span_s, "pickups_ms": recorder.pickups_ms}))
+    with contextlib.suppress(asyncio.CancelledError):
+        await worker.close()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+    # askq's worker runs on the loop `askq worker` uses; arq's on asyncio's, as stock arq does.
+    loop_factory = event_loop_factory() if sys.argv[1] == "askq" else None
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))

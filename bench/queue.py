@@ -21,7 +21,7 @@ from arq.constants import health_check_key_suffix
 from redis.asyncio import Redis
 
 from askq.stack import embedded_redis, stop
-from bench.noop import NOOP
+from bench.noop import NOOP, RESULT
 from bench.procs import READY_TIMEOUT_S
 from common import keys
 from common.serializer import job_serializer
@@ -75,7 +75,9 @@ def _finish(worker: subprocess.Popen[str]) -> dict[str, Any]:
         output, _ = worker.communicate(timeout=900)
     finally:
         stop(worker)
-    result: dict[str, Any] = json.loads(output)
+    # The worker logs to stdout too; its result is the line marked as such.
+    line = next(line for line in output.splitlines() if line.startswith(RESULT))
+    result: dict[str, Any] = json.loads(line.removeprefix(RESULT))
     return result
 
 
