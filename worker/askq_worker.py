@@ -64,7 +64,8 @@ class AskqWorker(Worker):
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         """Start as many of ``job_ids`` as there is room for, claimed in one round trip."""
         # The queue lists running jobs too, this worker's own among them, until they end.
-        candidates = [job_id.decode() for job_id in job_ids if job_id.decode() not in self.tasks]
+        decoded = (job_id.decode() for job_id in job_ids)
+        candidates = [job_id for job_id in decoded if job_id not in self.tasks]
         if self._claims is None:
             self._claims = JobClaims(self.pool, self.queue_name, int(self.in_progress_timeout_s * 1000))
         claimed = await self._claims.claim(candidates, self.max_jobs - self.job_counter, timestamp_ms())

@@ -38,8 +38,13 @@ class Wakeups:
 
     async def wait(self, timeout_s: float) -> None:
         """Return when woken, or after ``timeout_s``; a wake that came while polling counts."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), timeout_s)
+        # A timer that sets the event, not wait_for: this runs after every poll, and wait_for
+        # makes a task each time.
+        timer = asyncio.get_running_loop().call_later(timeout_s, self._event.set)
+        try:
+            await self._event.wait()
+        finally:
+            timer.cancel()
         self._event.clear()
 
     async def aclose(self) -> None:
