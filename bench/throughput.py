@@ -56,8 +56,9 @@ async def _wait_done(redis: Redis, jobs: int) -> int:
         await asyncio.sleep(0.05)  # the finish time comes from the records, not from this poll
 
 
-async def _measure_askq(redis: Redis, mix: Mix, path: Path, pids: list[int]) -> dict[str, Any]:
+async def _measure_askq(redis: Redis, mix: Mix, path: Path, pids: list[int], base_url: str) -> dict[str, Any]:
     await redis.config_resetstat()
+    sim_before = sim_stats(base_url)["process_cpu_s"]
     memory_before = (await redis.info("memory"))["used_memory"]
     cpu_before, redis_before = sum(cpu_s(pid) for pid in pids), await redis_cpu_s(redis)
     started = time.time()
@@ -70,6 +71,7 @@ async def _measure_askq(redis: Redis, mix: Mix, path: Path, pids: list[int]) -> 
     elapsed_s = last_finish - started
     worker_cpu = sum(cpu_s(pid) for pid in pids) - cpu_before
     redis_cpu = await redis_cpu_s(redis) - redis_before
+    sim_cpu = sim_stats(base_url)["process_cpu_s"] - sim_before
     return {
         "jobs": mix.jobs,
         "elapsed_s": elapsed_s,
@@ -77,6 +79,7 @@ async def _measure_askq(redis: Redis, mix: Mix, path: Path, pids: list[int]) -> 
         "worker_cpu_ms_per_job": worker_cpu * 1000 / mix.jobs,
         "redis_cpu_ms_per_job": redis_cpu * 1000 / mix.jobs,
         "cpu_ms_per_job": (worker_cpu + redis_cpu) * 1000 / mix.jobs,
+        "simulator_cpu_ms_per_job": sim_cpu * 1000 / mix.jobs,
         "completion_tokens": tokens,
         "commands_per_1000_tokens": sum(counts.values()) * 1000 / tokens,
         "publish_commands_per_1000_tokens": (counts.get("xadd", 0) + counts.get("publish", 0))
@@ -97,7 +100,7 @@ async def run_askq(mix: Mix, folder: Path) -> dict[str, Any]:
         redis = Redis.from_url(redis_url)
         try:
             await wait_listening(redis, mix.workers)
-            result = await _measure_askq(redis, mix, path, [worker.pid for worker in workers])
+            result = await _measure_askq(redis, mix, path, [worker.pid for worker in workers], base_url)
         finally:
             await redis.aclose()
         result["refused_429"] = sim_stats(base_url)["responses_by_status"].get("429", 0)
@@ -109,10 +112,13 @@ def run_baseline(mix: Mix, folder: Path) -> dict[str, Any]:
     path = questions_file(folder, mix)
     with simulator_process(*mix.simulator_flags()) as base_url:
         env = {**os.environ, "OPENAI_BASE_URL": base_url, "OPENAI_API_KEY": "bench"}
+        sim_before = sim_stats(base_url)["process_cpu_s"]
         command = [sys.executable, "-m", "bench.baseline", str(path), "--concurrency", str(mix.concurrency)]
         output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
         result: dict[str, Any] = json.loads(output)
-        result["refused_429"] = sim_stats(base_url)["responses_by_status"].get("429", 0)
+        stats = sim_stats(base_url)
+        result["refused_429"] = stats["responses_by_status"].get("429", 0)
+        result["simulator_cpu_ms_per_job"] = (stats["process_cpu_s"] - sim_before) * 1000 / result["jobs"]
     result["jobs_per_s"] = result["jobs"] / result["elapsed_s"]
     result["cpu_ms_per_job"] = result["cpu_s"] * 1000 / result["jobs"]
     return result

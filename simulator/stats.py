@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,4 +62,6 @@ class SimStats:
             "attempts": dict(self.attempts),
             "batches_created": self.batches_created,
             "batch_requests": self.batch_requests,
+            # The simulator shares the machine with what it serves; benchmarks subtract its share.
+            "process_cpu_s": time.process_time(),
         }
