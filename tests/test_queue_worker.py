@@ -16,6 +16,7 @@ from producer.submit import submit_file
 from tests.helpers import eventually
 from worker.askq_worker import AskqWorker
 from worker.claims import JobClaims
+from worker.leases import LeaseKeeper
 from worker.settings import worker_settings
 
 NOW_MS = 1_000_000
@@ -50,6 +51,20 @@ class TestJobClaims:
         await _queue(redis, job=NOW_MS)
         await JobClaims(redis, keys.QUEUE, 4000).claim(["job"], 1, NOW_MS)
         assert 3000 < await redis.pttl(keys.arq_in_progress("job")) <= 4000
+
+
+class TestLeaseKeeper:
+    async def test_arq_s_long_claim_is_shortened_to_the_lease_at_start(self, redis: Redis) -> None:
+        """Under arq's own worker class the job-timeout-long key becomes a lease as the job starts."""
+        await redis.set(keys.arq_in_progress("job"), b"1", px=600_000)
+        async with LeaseKeeper(redis, 4.0).hold("job"):
+            assert 3000 < await redis.pttl(keys.arq_in_progress("job")) <= 4000
+
+    async def test_a_claim_that_set_the_lease_costs_no_round_trip(self, redis: Redis) -> None:
+        """With AskqWorker's leased claims, starting a job leaves the key as the claim set it."""
+        await redis.set(keys.arq_in_progress("job"), b"1", px=600_000)
+        async with LeaseKeeper(redis, 4.0, claims_lease=True).hold("job"):
+            assert await redis.pttl(keys.arq_in_progress("job")) > 4000
 
 
 @contextlib.asynccontextmanager

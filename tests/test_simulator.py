@@ -340,6 +340,7 @@ async def test_max_in_flight_counts_concurrent_requests(
     """Concurrent requests raise max_in_flight to their number; in_flight returns to zero after."""
     # A 500 ms first-token delay keeps all eight open together: they are sent within a few ms.
     sim.update_settings(ttft_ms=500)
+    cpu_before = sim.stats()["process_cpu_s"]
     bodies = [{"model": "gpt-4o", "messages": user(f"parallel {i}"), "stream": True} for i in range(8)]
 
     async def run(body: dict[str, Any]) -> bytes:
@@ -353,6 +354,7 @@ async def test_max_in_flight_counts_concurrent_requests(
     assert stats["in_flight"] == 0
     assert stats["streams_completed"] == 8
     assert stats["completion_tokens_sent"] == 8 * 12
+    assert stats["process_cpu_s"] > cpu_before  # serving costs CPU, which benchmarks read here
 
 
 @pytest.mark.asyncio

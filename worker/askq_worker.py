@@ -39,6 +39,7 @@ class AskqWorker(Worker):
         super().__init__(*args, **kwargs)
         config: AskqConfig = self.ctx["config"]
         self.in_progress_timeout_s = config.limits.lease_s
+        self.ctx["claims_lease"] = True  # the claim sets the lease: no need to shorten it again
         # arq sleeps poll_delay after every poll; here the wait happens in _poll_iteration, on wake-ups.
         self._idle_poll_s, self.poll_delay_s = self.poll_delay_s, 0.0
         self._wakeups = Wakeups(self.queue_name)

@@ -24,6 +24,8 @@ class WorkerContext(TypedDict, total=False):
     score: int
     # Set by askq: `config` when the settings are built, the rest in on_startup.
     config: AskqConfig
+    claims_lease: bool
+    """True under ``AskqWorker``, whose claim of a job already sets its in-progress key to the lease."""
     client: AsyncOpenAI
     owns_client: bool
     """False when the client is shared with the other worker of the process, which closes it."""

@@ -43,13 +43,15 @@ async def answer(ctx: WorkerContext, raw_payload: Any) -> dict[str, Any]:
 
 async def _answer(ctx: WorkerContext, payload: JobPayload) -> dict[str, Any]:
     store = ctx["store"]
-    if not await store.mark_running(payload.job_id, payload.batch):
+    start = await store.mark_running(payload.job_id, payload.batch)
+    if start is None:
         log.info("skipped: already finished or unknown")
         return {"state": "skipped"}
     config = ctx["config"]
     publisher = EventPublisher(
         ctx["redis"], payload.job_id, payload.batch, config.stream, config.retention.ttl_s
     )
+    publisher.continue_from(start.last_event)
     try:
         async with ctx["leases"].hold(payload.job_id):
             outcome = await _run_or_give_up(ctx, payload, publisher)

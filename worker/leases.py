@@ -2,10 +2,11 @@
 
 arq marks a running job with an ``in-progress`` key and skips the job while that key lives. arq sets
 it to outlive the job's whole timeout, so a job whose worker was killed would wait that long (ten
-minutes by default) before anyone ran it again. The ``LeaseKeeper`` shortens the key to ``lease_s``
-as soon as the job starts, and a background task renews the keys of the jobs this process holds
-every third of that. A killed worker stops renewing, its keys expire, and another worker picks its
-jobs up.
+minutes by default) before anyone ran it again. ``AskqWorker`` claims a job with a key that lasts
+``lease_s``; under arq's own worker class (``arq worker.WorkerSettings``) the ``LeaseKeeper``
+shortens the key to ``lease_s`` as soon as the job starts. Either way a background task renews
+the keys of the jobs this process holds every third of the lease. A killed worker stops renewing,
+its keys expire, and another worker picks its jobs up.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ log = structlog.get_logger(__name__)
 
 
 class LeaseKeeper:
-    def __init__(self, redis: Redis, lease_s: float) -> None:
+    def __init__(self, redis: Redis, lease_s: float, *, claims_lease: bool = False) -> None:
         self._redis = redis
+        self._shorten_at_start = not claims_lease
         self._lease_ms = int(lease_s * 1000)
         self._renew_every_s = lease_s / 3
         self._held: set[str] = set()
@@ -42,11 +44,13 @@ class LeaseKeeper:
 
     @contextlib.asynccontextmanager
     async def hold(self, job_id: str) -> AsyncIterator[None]:
-        """Keep the job's lease alive for the duration of the block, shortened to ``lease_s`` at once."""
+        """Keep the job's lease alive for the duration of the block (shortened to ``lease_s`` at once
+        when the claim did not set it)."""
         self._held.add(job_id)
         try:
-            with contextlib.suppress(RedisError):  # the renewal task tries again shortly
-                await self._renew([job_id])
+            if self._shorten_at_start:
+                with contextlib.suppress(RedisError):  # the renewal task tries again shortly
+                    await self._renew([job_id])
             yield
         finally:
             self._held.discard(job_id)

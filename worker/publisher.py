@@ -76,6 +76,11 @@ class EventPublisher:
         """The attempt of the latest ``start``."""
         return self._attempt
 
+    def continue_from(self, last: StreamEvent | None) -> None:
+        """Number on from ``last``, the job's last logged event, read by the caller; else the first
+        flush reads it."""
+        self._pending[:0] = self._resume(last)
+
     def emit(self, kind: EventType, attempt: int, **fields: Any) -> None:
         """Queue a non-delta event; it is sent at once, after any text buffered before it."""
         self._seal_delta()
@@ -164,13 +169,14 @@ class EventPublisher:
                 self._pending[:0] = pending
 
     async def _continue_log(self, pending: list[_Pending]) -> list[_Pending]:
-        last = await last_logged_event(self._redis, self._job_id)
+        return [*self._resume(await last_logged_event(self._redis, self._job_id)), *pending]
+
+    def _resume(self, last: StreamEvent | None) -> list[_Pending]:
         self._seq = last.seq if last is not None else 0
         if last is not None and last.type in (EventType.START, EventType.DELTA):
             # A run that streamed and never ended: tell readers its text is void.
-            notice = _Pending(EventType.RETRY, last.attempt, time.time(), {"error": INTERRUPTED})
-            return [notice, *pending]
-        return pending
+            return [_Pending(EventType.RETRY, last.attempt, time.time(), {"error": INTERRUPTED})]
+        return []
 
     def _number(self, pending: list[_Pending]) -> list[StreamEvent]:
         assert self._seq is not None

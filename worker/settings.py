@@ -27,8 +27,9 @@ log = structlog.get_logger(__name__)
 
 JOB_TIMEOUT_GRACE_S = 10.0
 """arq's own timeout comes this long after askq's, leaving time to record the failure."""
-ARQ_RESULT_KEEP_S = 60
-"""arq's own result copy is only for arq tooling; askq's results live in its keys for the retention."""
+ARQ_RESULT_KEEP_S = 0
+"""arq keeps no copy of a job's result: askq's record is the result, and arq's copy (the whole
+payload again, serialized and written per job) cost CPU and Redis memory for nothing askq reads."""
 
 
 def provider_endpoint() -> tuple[str, str | None]:
@@ -77,7 +78,9 @@ async def on_startup(raw_ctx: dict[str, Any]) -> None:
         ctx.update(shared_provider(config))  # type: ignore[typeddict-item]  # keys of WorkerContext
         ctx["owns_client"] = True
     ctx["store"] = JobStore(ctx["redis"], config.retention.ttl_s)
-    ctx["leases"] = LeaseKeeper(ctx["redis"], config.limits.lease_s)
+    ctx["leases"] = LeaseKeeper(
+        ctx["redis"], config.limits.lease_s, claims_lease=ctx.get("claims_lease", False)
+    )
     ctx["leases"].start()
     log.info(
         "worker started",

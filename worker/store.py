@@ -16,9 +16,12 @@ from typing import Any
 
 import structlog
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 
 from common import keys, record
+from common.events import StreamEvent
 from common.reconnect import CONNECTION_ERRORS, Backoff
+from common.replay import entry_event
 from common.status import TERMINAL_STATES, JobState
 from common.usage import Usage
 
@@ -59,6 +62,17 @@ return old
 """).substitute(
     state=record.STATE, prompt_tokens=record.PROMPT_TOKENS, completion_tokens=record.COMPLETION_TOKENS
 )
+# The transition to running, plus the job's last logged event (an earlier run's), which the
+# publisher continues from: one round trip where a job's start took two. KEYS[5]: the job's log.
+# Returns {previous state or '', the last log entry's fields or false}.
+_START = f"""
+local function transition()
+{_TRANSITION}
+end
+local old = transition()
+local last = redis.call('XREVRANGE', KEYS[5], '+', '-', 'COUNT', 1)[1]
+return {{old, last and last[2] or false}}
+"""
 log = structlog.get_logger(__name__)
 
 STORE_OUTAGE_S = 60.0
@@ -66,6 +80,18 @@ STORE_OUTAGE_S = 60.0
 REJECTED_MAX = 1000
 """The rejected log keeps about this many latest entries."""
 _TERMINAL_JSON = json.dumps(sorted(state.value for state in TERMINAL_STATES))
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """A job now running."""
+
+    last_event: StreamEvent | None
+    """The last event in the job's log: an earlier run's, when this one runs again."""
+
+
+def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 @dataclass(frozen=True)
@@ -86,11 +112,17 @@ class JobStore:
         self._redis = redis
         self._ttl_s = ttl_s
         self._transition = redis.register_script(_TRANSITION)
+        self._start = redis.register_script(_START)
 
-    async def mark_running(self, job_id: str, batch: str) -> bool:
-        """Move a queued job to running; False when it is finished already (or unknown) and must not run."""
-        previous = await self._run(job_id, batch, JobState.RUNNING, {record.STARTED_AT: str(time.time())})
-        return previous != ""
+    async def mark_running(self, job_id: str, batch: str) -> RunStart | None:
+        """Move a queued job to running; None when it is finished already (or unknown) and must not run."""
+        args = self._args(job_id, JobState.RUNNING, {record.STARTED_AT: str(time.time())})
+        previous, last_entry = await self._call_through_outage(
+            self._start, [*self._keys(job_id, batch), keys.job_log(job_id)], args
+        )
+        if not previous:
+            return None
+        return RunStart(entry_event(_pairs(last_entry)) if last_entry else None)
 
     async def requeue(self, job_id: str, batch: str) -> bool:
         """A running job handed back to the queue (its worker is stopping); False if it ended meanwhile."""
@@ -144,6 +176,23 @@ class JobStore:
         latency_ms: float | None = None,
         usage: Usage | None = None,
     ) -> str:
+        args = self._args(job_id, state, fields, latency_ms=latency_ms, usage=usage)
+        previous = await self._call_through_outage(self._transition, self._keys(job_id, batch), args)
+        return previous.decode() if isinstance(previous, bytes) else str(previous or "")
+
+    @staticmethod
+    def _keys(job_id: str, batch: str) -> list[str]:
+        return [keys.job_record(job_id), keys.batch_record(batch), keys.batch_latencies(batch), keys.FINISHED]
+
+    def _args(
+        self,
+        job_id: str,
+        state: JobState,
+        fields: dict[str, str],
+        *,
+        latency_ms: float | None = None,
+        usage: Usage | None = None,
+    ) -> list[str | int | float]:
         usage = usage or Usage()
         args: list[str | int | float] = [
             state.value,
@@ -157,16 +206,11 @@ class JobStore:
         ]
         for name, value in fields.items():
             args += [name, value]
-        job_keys = [
-            keys.job_record(job_id),
-            keys.batch_record(batch),
-            keys.batch_latencies(batch),
-            keys.FINISHED,
-        ]
-        previous = await self._call_through_outage(job_keys, args)
-        return previous.decode() if isinstance(previous, bytes) else str(previous or "")
+        return args
 
-    async def _call_through_outage(self, job_keys: list[str], args: list[str | int | float]) -> Any:
+    async def _call_through_outage(
+        self, script: AsyncScript, job_keys: list[str], args: list[str | int | float]
+    ) -> Any:
         """Retry across a Redis restart: an answer already paid for must not be lost to a blip.
 
         The script is safe to repeat: a state it already set is not moved again.
@@ -175,7 +219,7 @@ class JobStore:
         failures = 0
         while True:
             try:
-                previous = await self._transition(keys=job_keys, args=args)
+                previous = await script(keys=job_keys, args=args)
             except CONNECTION_ERRORS as exc:
                 notice = backoff.failed(exc)
                 log.warning(
