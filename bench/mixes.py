@@ -13,6 +13,8 @@ class Mix:
     """Per worker process: askq's semaphore, and the baseline script's."""
     ttft_ms: float
     answer_tokens: int
+    ttft_jitter_ms: float = 0.0
+    """Each first token comes up to this much earlier or later, as a real provider's do."""
     tokens_per_s: float = 0.0
     rpm_limit: int = 0
     """The simulator's limit, over a one-second window; askq paces itself a little under it."""
@@ -32,6 +34,7 @@ class Mix:
 
     def simulator_flags(self) -> list[str]:
         flags = ["--ttft-ms", str(self.ttft_ms), "--tokens-per-s", str(self.tokens_per_s)]
+        flags += ["--ttft-jitter-ms", str(self.ttft_jitter_ms)]
         flags += ["--answer-tokens", str(self.answer_tokens)]
         if self.rpm_limit:
             flags += ["--rpm-limit", str(self.rpm_limit), "--rpm-window-s", "1"]
@@ -50,7 +53,15 @@ def standard_mixes(scale: float) -> dict[str, Mix]:
         return max(50, int(count * scale))
 
     return {
-        "latency": Mix("latency-bound", jobs(2000), 200, ttft_ms=900, answer_tokens=21, tokens_per_s=200),
+        "latency": Mix(
+            "latency-bound",
+            jobs(2000),
+            200,
+            ttft_ms=900,
+            answer_tokens=21,
+            tokens_per_s=200,
+            ttft_jitter_ms=100,
+        ),
         "rate": Mix("rate-limited", jobs(1500), 64, ttft_ms=100, answer_tokens=20, rpm_limit=6000),
         "cpu": Mix("CPU-bound", jobs(1500), 32, ttft_ms=0, answer_tokens=200),
         "relay": Mix("relay", jobs(200), 50, ttft_ms=200, answer_tokens=100, tokens_per_s=50),

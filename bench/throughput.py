@@ -17,12 +17,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from redis.asyncio import Redis
 
 from askq.stack import embedded_redis, simulator_process
 from bench.mixes import Mix
 from bench.procs import askq_workers, cpu_s, redis_cpu_s, wait_listening, write_config
-from common import keys
+from common import keys, record
 from common.config import load_config
 from producer.batches import batch_status
 from producer.submit import submit_file
@@ -56,6 +57,25 @@ async def _wait_done(redis: Redis, jobs: int) -> int:
         await asyncio.sleep(0.05)  # the finish time comes from the records, not from this poll
 
 
+async def steady_jobs_per_s(redis: Redis, provider_s: float) -> float:
+    """Jobs finished per second while every slot was busy: from the end of the first answers (the
+    first start plus 1.5 answers' time) to the last job's start, after which the slots only drain.
+
+    This is the rate the bound describes (Little's law: slots over time per job); the run's own
+    rate also holds the ramp-up and the drain, which depend on how many jobs a run has.
+    """
+    job_ids = await redis.zrange(keys.FINISHED, 0, -1)
+    async with redis.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.hmget(keys.job_record(job_id.decode()), [record.STARTED_AT, record.FINISHED_AT])
+        times = np.array([[float(started), float(finished)] for started, finished in await pipe.execute()])
+    window_start, window_end = times[:, 0].min() + 1.5 * provider_s, times[:, 0].max()
+    if window_end - window_start < 2 * provider_s:
+        return float("nan")  # too few jobs for a steady stretch
+    finished = ((times[:, 1] >= window_start) & (times[:, 1] < window_end)).sum()
+    return float(finished / (window_end - window_start))
+
+
 async def _measure_askq(redis: Redis, mix: Mix, path: Path, pids: list[int], base_url: str) -> dict[str, Any]:
     await redis.config_resetstat()
     sim_before = sim_stats(base_url)["process_cpu_s"]
@@ -76,6 +96,7 @@ async def _measure_askq(redis: Redis, mix: Mix, path: Path, pids: list[int], bas
         "jobs": mix.jobs,
         "elapsed_s": elapsed_s,
         "jobs_per_s": mix.jobs / elapsed_s,
+        "steady_jobs_per_s": await steady_jobs_per_s(redis, mix.provider_s),
         "worker_cpu_ms_per_job": worker_cpu * 1000 / mix.jobs,
         "redis_cpu_ms_per_job": redis_cpu * 1000 / mix.jobs,
         "cpu_ms_per_job": (worker_cpu + redis_cpu) * 1000 / mix.jobs,

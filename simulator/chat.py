@@ -49,7 +49,12 @@ async def _serve(request: web.Request, state: SimState) -> web.StreamResponse:
     answer = make_answer(chat.model, chat.messages, settings.answer_tokens, chat.max_tokens)
     if settings.record_requests:
         state.recorded.append({"user": last_user_text(chat.messages), "answer": "".join(answer.tokens)})
-    pace = Pace.of(settings.ttft_ms, directive.slow_ms, settings.tokens_per_s)
+    jitter_ms = (
+        state.rng.uniform(-settings.ttft_jitter_ms, settings.ttft_jitter_ms)
+        if settings.ttft_jitter_ms
+        else 0.0
+    )
+    pace = Pace.of(settings.ttft_ms + jitter_ms, directive.slow_ms, settings.tokens_per_s)
     if chat.stream:
         return await send_stream(request, state, answer, directive, pace, chat.model, chat.include_usage)
     return await send_completion(request, state, answer, directive, pace, chat.model, loop.time())

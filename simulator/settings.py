@@ -18,6 +18,9 @@ class SimulatorSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
     ttft_ms: float = Field(default=50.0, ge=0.0, description="delay before the first content token")
+    ttft_jitter_ms: float = Field(
+        default=0.0, ge=0.0, description="each first token comes up to this much earlier or later (uniform)"
+    )
     tokens_per_s: float = Field(default=200.0, ge=0.0, description="token pace; 0 = no inter-token delay")
     answer_tokens: int = Field(default=40, ge=1, le=1_000_000, description="tokens in a full answer")
     seed: int = Field(default=0, description="seed of the random fault generator")
@@ -50,6 +53,14 @@ class SimulatorSettings(BaseModel):
         # One uniform draw picks at most one fault, so the rates share the unit interval.
         if self.fault_rate_total() > 1.0 + 1e-9:
             raise ValueError("rate_429 + rate_500 + rate_503 + rate_cut + rate_error_in_stream must be <= 1")
+        return self
+
+    @model_validator(mode="after")
+    def _jitter_within_ttft(self) -> SimulatorSettings:
+        if self.ttft_jitter_ms > self.ttft_ms:
+            raise ValueError(
+                "ttft_jitter_ms must be <= ttft_ms: a first token cannot come before the request"
+            )
         return self
 
     def fault_rate_total(self) -> float:

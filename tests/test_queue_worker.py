@@ -15,7 +15,7 @@ from common.config import AskqConfig
 from producer.submit import submit_file
 from tests.helpers import eventually
 from worker.askq_worker import AskqWorker
-from worker.claims import JobClaims
+from worker.claims import PAGE, JobClaims
 from worker.leases import LeaseKeeper
 from worker.settings import worker_settings
 
@@ -28,28 +28,33 @@ async def _queue(redis: Redis, **scores: int) -> None:
 
 class TestJobClaims:
     async def test_each_job_is_claimed_once_across_claimers(self, redis: Redis) -> None:
-        """Two workers claiming the same ids between them get every due job once."""
+        """Two workers claiming from the same queue get every due job once, oldest first."""
         await _queue(redis, **{f"j{index}": NOW_MS - index for index in range(10)})
-        ids = [f"j{index}" for index in range(10)]
-        first = await JobClaims(redis, keys.QUEUE, 5000).claim(ids, 6, NOW_MS)
-        second = await JobClaims(redis, keys.QUEUE, 5000).claim(ids, 6, NOW_MS)
-        assert len(first) == 6
-        assert sorted(job for job, _ in first + second) == sorted(ids)
-        assert dict(first)["j3"] == NOW_MS - 3
+        first = await JobClaims(redis, keys.QUEUE, 5000, look_at=100).claim(6, NOW_MS)
+        second = await JobClaims(redis, keys.QUEUE, 5000, look_at=100).claim(6, NOW_MS)
+        assert [job for job, _ in first] == [f"j{index}" for index in (9, 8, 7, 6, 5, 4)]
+        assert sorted(job for job, _ in first + second) == sorted(f"j{index}" for index in range(10))
+        assert dict(first)["j9"] == NOW_MS - 9
 
-    async def test_running_future_and_removed_jobs_are_passed_over(self, redis: Redis) -> None:
-        """A job in progress elsewhere, one not yet due, and one no longer queued are not claimed."""
-        await _queue(redis, running=NOW_MS, later=NOW_MS + 1, due=NOW_MS)
+    async def test_running_and_future_jobs_are_passed_over(self, redis: Redis) -> None:
+        """A job in progress anywhere and one not yet due are not claimed."""
+        await _queue(redis, running=NOW_MS - 1, later=NOW_MS + 1, due=NOW_MS)
         await redis.set(keys.arq_in_progress("running"), b"1")
-        claimed = await JobClaims(redis, keys.QUEUE, 5000).claim(
-            ["running", "later", "gone", "due"], 9, NOW_MS
-        )
-        assert claimed == [("due", NOW_MS)]
+        assert await JobClaims(redis, keys.QUEUE, 5000, look_at=100).claim(9, NOW_MS) == [("due", NOW_MS)]
+
+    async def test_a_claim_reads_past_pages_of_running_jobs(self, redis: Redis) -> None:
+        """Running jobs filling the queue's first pages do not hide the due jobs behind them."""
+        running = {f"r{index}": NOW_MS - 10_000 + index for index in range(PAGE * 2 + 5)}
+        await _queue(redis, **running, due=NOW_MS)
+        for job_id in running:
+            await redis.set(keys.arq_in_progress(job_id), b"1")
+        assert await JobClaims(redis, keys.QUEUE, 5000, look_at=10_000).claim(1, NOW_MS) == [("due", NOW_MS)]
+        assert await JobClaims(redis, keys.QUEUE, 5000, look_at=PAGE).claim(1, NOW_MS) == []
 
     async def test_a_claim_lasts_the_lease(self, redis: Redis) -> None:
         """The in-progress key is set with the claim's expiry, so a dead worker's jobs come back."""
         await _queue(redis, job=NOW_MS)
-        await JobClaims(redis, keys.QUEUE, 4000).claim(["job"], 1, NOW_MS)
+        await JobClaims(redis, keys.QUEUE, 4000, look_at=100).claim(1, NOW_MS)
         assert 3000 < await redis.pttl(keys.arq_in_progress("job")) <= 4000
 
 

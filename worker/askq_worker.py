@@ -6,7 +6,8 @@ and polls the moment there is work instead of on a fixed delay.
   running jobs wait out the outage on their own (``worker.store``).
 - **Leases.** arq's claim on a job it starts lasts the job's whole timeout; here it is a short
   lease (``worker.leases``), so a job whose start failed half-way is not stranded for ten minutes.
-- **Claims.** The jobs a poll finds are claimed in one Lua call (``worker.claims``).
+- **Claims.** A poll claims jobs in one Lua call that reads the queue itself (``worker.claims``);
+  arq's own read of the queue is cut to one id, which only says whether anything is due.
 - **Wake-ups.** Between polls the worker waits for a producer's wake message or one of its jobs
   ending (``worker.wakeups``), with ``poll_delay`` as the longest wait.
 
@@ -43,6 +44,8 @@ class AskqWorker(Worker):
         # arq sleeps poll_delay after every poll; here the wait happens in _poll_iteration, on wake-ups.
         self._idle_poll_s, self.poll_delay_s = self.poll_delay_s, 0.0
         self._wakeups = Wakeups(self.queue_name)
+        # arq reads this many ids per poll and hands them to start_jobs, which claims on its own.
+        self._look_at, self.queue_read_limit = self.queue_read_limit, 1
 
     async def _poll_iteration(self) -> None:
         self._wakeups.start(self.pool)
@@ -63,14 +66,22 @@ class AskqWorker(Worker):
         await self._wakeups.wait(self._idle_poll_s)
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
-        """Start as many of ``job_ids`` as there is room for, claimed in one round trip."""
-        # The queue lists running jobs too, this worker's own among them, until they end.
-        decoded = (job_id.decode() for job_id in job_ids)
-        candidates = [job_id for job_id in decoded if job_id not in self.tasks]
+        """Start as many due jobs as there is room for, claimed in one round trip.
+
+        ``job_ids`` is arq's read of the head of the queue: empty when nothing is due.
+        """
+        if not job_ids:
+            return
         if self._claims is None:
-            self._claims = JobClaims(self.pool, self.queue_name, int(self.in_progress_timeout_s * 1000))
-        claimed = await self._claims.claim(candidates, self.max_jobs - self.job_counter, timestamp_ms())
+            claim_ms = int(self.in_progress_timeout_s * 1000)
+            self._claims = JobClaims(self.pool, self.queue_name, claim_ms, look_at=self._look_at)
+        room = self.max_jobs - self.job_counter
+        if self.burst and self.max_burst_jobs >= 0:
+            room = min(room, self.max_burst_jobs - self._jobs_started())
+        claimed = await self._claims.claim(room, timestamp_ms())
         for job_id, score in claimed:
+            if job_id in self.tasks:
+                continue  # still running here, its lease lost to a Redis outage: the claim renewed it
             await self.sem.acquire()
             self.job_counter += 1
             task = self.loop.create_task(self.run_job(job_id, score))
