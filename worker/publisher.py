@@ -16,7 +16,6 @@ a job runs again after a worker was lost.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,8 +65,9 @@ class EventPublisher:
         self._delta_chars = 0
         self._first_delta_sent = False
         self._last_flush = 0.0
-        self._wake = asyncio.Event()
-        self._urgent = asyncio.Event()
+        self._due = asyncio.Event()
+        """Set when a flush is due: something urgent, or the coalescing timer ran out."""
+        self._timer: asyncio.TimerHandle | None = None
         self._closing = False
         self._task = asyncio.create_task(self._run(), name=f"publish {job_id}")
 
@@ -126,26 +126,33 @@ class EventPublisher:
         self._delta_chars = 0
 
     def _poke(self, *, urgent: bool) -> None:
-        self._wake.set()
-        if urgent:
-            self._urgent.set()
+        # A delta only arms a timer (once per flush interval): waking the task for every token
+        # cost more than the token.
+        if urgent or self._due.is_set():
+            self._flush_now()
+        elif self._timer is None:
+            delay = self._last_flush + self._interval_s - time.monotonic()
+            if delay <= 0:
+                self._flush_now()
+            else:
+                self._timer = asyncio.get_running_loop().call_later(delay, self._flush_now)
+
+    def _flush_now(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._due.set()
 
     async def _run(self) -> None:
         while True:
-            await self._wake.wait()
-            if not self._urgent.is_set():
-                # Coalesce: wait out the flush interval unless something urgent arrives first.
-                remaining = self._last_flush + self._interval_s - time.monotonic()
-                if remaining > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._urgent.wait(), remaining)
-            self._wake.clear()
-            self._urgent.clear()
+            await self._due.wait()
+            self._due.clear()
+            # The interval runs from the flush's start: what arrives during it waits out the rest.
+            self._last_flush = time.monotonic()
             self._seal_delta()
             pending, self._pending = self._pending, []
             if pending or self._unsent:
                 await self._flush(pending)
-            self._last_flush = time.monotonic()
             if self._closing and not self._pending and not self._deltas:
                 return
 
