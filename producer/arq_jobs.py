@@ -29,6 +29,23 @@ def payload_for(item: QuestionItem, batch: str, job_type: str) -> JobPayload:
     )
 
 
+def payload_json(item: QuestionItem, batch: str, job_type: str) -> dict[str, Any]:
+    """``payload_for(...).model_dump(mode="json")`` without building the model: submit writes one
+    per question, and the readers have checked every field already (the worker checks again)."""
+    messages = [message.model_dump(mode="json") for message in item.messages] if item.messages else None
+    return {
+        "v": 1,
+        "job_id": keys.job_id(batch, item.item_id),
+        "batch": batch,
+        "item_id": item.item_id,
+        "job_type": job_type,
+        "question": item.question,
+        "messages": messages,
+        "model": item.model,
+        "params": item.params,
+    }
+
+
 def request_json(item: QuestionItem) -> str | None:
     """What a line asked beyond its question (Batch API lines), for the record; None when nothing."""
     if item.messages is None and item.model is None and not item.params:
@@ -52,8 +69,9 @@ def payload_from_record(job_id: str, fields: dict[str, str]) -> JobPayload:
     )
 
 
-def arq_job(payload: JobPayload, enqueued_ms: int) -> bytes:
-    return serialized_job(keys.ANSWER_FUNCTION, payload.model_dump(mode="json"), enqueued_ms)
+def arq_job(payload: JobPayload | dict[str, Any], enqueued_ms: int) -> bytes:
+    argument = payload if isinstance(payload, dict) else payload.model_dump(mode="json")
+    return serialized_job(keys.ANSWER_FUNCTION, argument, enqueued_ms)
 
 
 def serialized_job(function: str, argument: dict[str, Any], enqueued_ms: int) -> bytes:

@@ -6,7 +6,7 @@ enqueues nothing new) and otherwise creates its record, its arq job and its queu
 
 from __future__ import annotations
 
-import json
+import asyncio
 import re
 import time
 from collections.abc import Iterator
@@ -20,7 +20,7 @@ from common import keys, record
 from common.config import AskqConfig
 from common.errors import InputError
 from common.status import JobState
-from producer.arq_jobs import arq_job, payload_for, request_json, wake_workers
+from producer.arq_jobs import arq_job, payload_json, request_json, wake_workers
 from producer.items import QuestionItem
 from producer.readers import read_items
 from producer.validation import beyond_context, check_file
@@ -29,41 +29,52 @@ CHUNK_ITEMS = 500
 BATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 # KEYS: batch record, batch items, queue, batches index, then (job record, arq job) per item.
-# Field names come from common.record.
-# ARGV: ttl_s, first score, batch, created_at, source, job_type, then (job id, record JSON, job) per item.
+# ARGV: ttl_s, first score, batch, created_at, source, job_type, enqueued_at, then per item:
+# job id, arq job, item id, question, custom id ('' if none), request JSON ('' if none).
+# Field names come from common.record. The queue and the item list get one command per chunk.
 _ENQUEUE = Template("""
 local ttl = tonumber(ARGV[1])
 local score = tonumber(ARGV[2])
-local added = 0
+local scored, listed = {}, {}
 for i = 0, (#KEYS - 4) / 2 - 1 do
   local rec, job = KEYS[5 + 2 * i], KEYS[6 + 2 * i]
-  local job_id, fields, payload = ARGV[7 + 3 * i], ARGV[8 + 3 * i], ARGV[9 + 3 * i]
+  local at = 8 + 6 * i
+  local job_id = ARGV[at]
   if redis.call('EXISTS', rec) == 0 then
-    local flat = {}
-    for name, value in pairs(cjson.decode(fields)) do
-      flat[#flat + 1] = name
-      flat[#flat + 1] = value
-    end
-    redis.call('HSET', rec, unpack(flat))
+    redis.call('HSET', rec, '$batch', ARGV[3], '$job_type', ARGV[6], '$state', '$queued',
+      '$enqueued_at', ARGV[7], '$item_id', ARGV[at + 2], '$question', ARGV[at + 3])
+    if ARGV[at + 4] ~= '' then redis.call('HSET', rec, '$custom_id', ARGV[at + 4]) end
+    if ARGV[at + 5] ~= '' then redis.call('HSET', rec, '$request', ARGV[at + 5]) end
     redis.call('EXPIRE', rec, ttl)
-    redis.call('SET', job, payload, 'PX', ttl * 1000)
-    redis.call('ZADD', KEYS[3], score + i * 0.001, job_id)
-    redis.call('RPUSH', KEYS[2], job_id)
-    added = added + 1
+    redis.call('SET', job, ARGV[at + 1], 'PX', ttl * 1000)
+    scored[#scored + 1] = score + i * 0.001
+    scored[#scored + 1] = job_id
+    listed[#listed + 1] = job_id
   end
+end
+if #listed > 0 then
+  redis.call('ZADD', KEYS[3], unpack(scored))
+  redis.call('RPUSH', KEYS[2], unpack(listed))
 end
 if redis.call('HSETNX', KEYS[1], '$created_at', ARGV[4]) == 1 then
   redis.call('HSET', KEYS[1], '$source', ARGV[5], '$job_type', ARGV[6])
 end
-if added > 0 then
-  redis.call('HINCRBY', KEYS[1], '$total', added)
-  redis.call('HINCRBY', KEYS[1], '$queued', added)
+if #listed > 0 then
+  redis.call('HINCRBY', KEYS[1], '$total', #listed)
+  redis.call('HINCRBY', KEYS[1], '$queued', #listed)
 end
 redis.call('EXPIRE', KEYS[1], ttl)
 redis.call('EXPIRE', KEYS[2], ttl)
 redis.call('ZADD', KEYS[4], 'NX', ARGV[4], ARGV[3])
-return added
+return #listed
 """).substitute(
+    batch=record.BATCH,
+    item_id=record.ITEM_ID,
+    question=record.QUESTION,
+    custom_id=record.CUSTOM_ID,
+    request=record.REQUEST,
+    state=record.STATE,
+    enqueued_at=record.ENQUEUED_AT,
     created_at=record.CREATED_AT,
     source=record.SOURCE,
     job_type=record.JOB_TYPE,
@@ -118,16 +129,27 @@ async def submit_file(
     script = redis.register_script(_ENQUEUE)
     # Scores rise by 0.001 ms per item in input order, so workers take questions in file order.
     first_score_ms = time.time() * 1000
+    writing: asyncio.Task[int] | None = None
     for chunk in _chunks(read_items(path), config.provider.context_tokens):
         call_keys, args = _chunk_call(chunk, batch, job_type, str(path), config, first_score_ms)
-        added = int(await script(keys=call_keys, args=args))
-        if added:
-            # Idle workers start on the first chunk while the rest of the file is written.
-            await wake_workers(redis)
-        enqueued += added
+        # Redis runs one chunk's script while the next chunk is built: two processes, two cores.
+        if writing is not None:
+            enqueued += await _written(redis, writing, woken=enqueued > 0)
+        writing = asyncio.ensure_future(script(keys=call_keys, args=args))
+        await asyncio.sleep(0)  # let the call go out before the next chunk is built
         first_score_ms += len(chunk) * 0.001
+    if writing is not None:
+        enqueued += await _written(redis, writing, woken=enqueued > 0)
     invalid = len(check.problems) + check.more_problems
     return SubmitReport(batch, check.items, enqueued, check.items - enqueued, invalid, check.describe())
+
+
+async def _written(redis: Redis, writing: asyncio.Task[int], *, woken: bool) -> int:
+    added = int(await writing)
+    if added and not woken:
+        # Idle workers start on the first chunk while the rest of the file is written.
+        await wake_workers(redis)
+    return added
 
 
 def _chunks(parsed: Iterator[object], context_tokens: int) -> Iterator[list[QuestionItem]]:
@@ -156,30 +178,17 @@ def _chunk_call(
         f"{now:.3f}",
         source,
         job_type,
+        f"{now:.3f}",
     ]
     for item in chunk:
         job_id = keys.job_id(batch, item.item_id)
         script_keys += [keys.job_record(job_id), keys.arq_job(job_id)]
         args += [
             job_id,
-            _record_json(item, batch, job_type, now),
-            arq_job(payload_for(item, batch, job_type), now_ms),
+            arq_job(payload_json(item, batch, job_type), now_ms),
+            item.item_id,
+            item.question,
+            item.custom_id or "",
+            request_json(item) or "",
         ]
     return script_keys, args
-
-
-def _record_json(item: QuestionItem, batch: str, job_type: str, now: float) -> str:
-    fields = {
-        record.BATCH: batch,
-        record.ITEM_ID: item.item_id,
-        record.QUESTION: item.question,
-        record.JOB_TYPE: job_type,
-        record.STATE: JobState.QUEUED.value,
-        record.ENQUEUED_AT: f"{now:.3f}",
-    }
-    if item.custom_id is not None:
-        fields[record.CUSTOM_ID] = item.custom_id
-    request = request_json(item)
-    if request is not None:
-        fields[record.REQUEST] = request
-    return json.dumps(fields, ensure_ascii=False)

@@ -10,6 +10,10 @@ from redis.asyncio import Redis
 
 from common.config import AskqConfig
 from common.errors import InputError
+from common.payload import JobPayload
+from producer.arq_jobs import payload_for
+from producer.items import QuestionItem
+from producer.readers import read_items
 from producer.submit import submit_file
 
 
@@ -139,3 +143,24 @@ async def test_payload_is_json_never_pickle(redis: Redis, config: AskqConfig, wr
     assert job["f"] == "answer"
     assert job["a"][0]["question"] == "hi"
     assert job["a"][0]["job_id"] == "j:a"
+
+
+async def test_the_written_payload_is_the_schema_s_own(redis: Redis, config: AskqConfig, write: Any) -> None:
+    """Submit writes payloads without building the model; each equals JobPayload's own dump."""
+    line = {
+        "custom_id": "req-1",
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {
+            "model": "gpt-4o",
+            "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Why?"}],
+            "temperature": 0.2,
+        },
+    }
+    path = write("q.jsonl", json.dumps({"id": 7, "question": "plain"}) + "\n" + json.dumps(line) + "\n")
+    await submit_file(redis, path, config, batch="p")
+    for item in read_items(path):
+        assert isinstance(item, QuestionItem)
+        written = json.loads(await redis.get(f"arq:job:p:{item.item_id}"))["a"][0]
+        assert written == payload_for(item, "p", config.default_job_type).model_dump(mode="json")
+        assert JobPayload.model_validate(written).question == item.question
