@@ -22,6 +22,7 @@ from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
 from simulator import RunningSimulator, SimulatorSettings, start_simulator
 from simulator.answers import answer_tokens
+from simulator.settings import SettingsError
 
 FAST = SimulatorSettings(ttft_ms=0, tokens_per_s=0, answer_tokens=12)
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -355,6 +356,34 @@ async def test_max_in_flight_counts_concurrent_requests(
     assert stats["streams_completed"] == 8
     assert stats["completion_tokens_sent"] == 8 * 12
     assert stats["process_cpu_s"] > cpu_before  # serving costs CPU, which benchmarks read here
+
+
+@pytest.mark.asyncio
+async def test_ttft_jitter_spreads_first_tokens_within_its_range(
+    sim: RunningSimulator, client: openai.AsyncOpenAI
+) -> None:
+    """With ttft_jitter_ms, first tokens come at different times, none before ttft - jitter."""
+    sim.update_settings(stamp_tokens=True, ttft_ms=300, ttft_jitter_ms=250, answer_tokens=1)
+
+    async def first_token_delay() -> float:
+        sent = time.time()
+        chunks = await stream_chunks(client, "When?")
+        return (
+            float(
+                next(c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content)
+            )
+            - sent
+        )
+
+    delays = await asyncio.gather(*(first_token_delay() for _ in range(8)))
+    assert min(delays) >= 0.05 - 0.005  # 300 - 250 ms, less the writes' 5 ms coalescing
+    assert max(delays) - min(delays) > 0.05  # eight uniform draws over 500 ms are not all within 50 ms
+
+
+def test_ttft_jitter_cannot_exceed_ttft() -> None:
+    """A jitter larger than the first-token delay would send tokens before the request: refused."""
+    with pytest.raises(SettingsError, match="ttft_jitter_ms must be <= ttft_ms"):
+        SimulatorSettings().updated({"ttft_ms": 10.0, "ttft_jitter_ms": 20.0})
 
 
 @pytest.mark.asyncio
