@@ -31,6 +31,7 @@ SECTIONS = ("throughput", "queue", "relay", "submit", "scale_out")
 def side_by_side(mix: Mix, folder: Path, *, baseline: bool) -> dict[str, Any]:
     askq = asyncio.run(run_askq(mix, folder))
     askq["of_bound"] = askq["jobs_per_s"] / mix.bound_jobs_per_s
+    askq["steady_of_bound"] = askq["steady_jobs_per_s"] / mix.bound_jobs_per_s
     askq["share_429"] = askq["refused_429"] / max(askq["requests"], 1)
     result: dict[str, Any] = {"mix": mix.__dict__, "bound_jobs_per_s": mix.bound_jobs_per_s, "askq": askq}
     if baseline:
@@ -46,8 +47,12 @@ def scale_out(mix: Mix, folder: Path) -> dict[str, Any]:
     for workers in (1, 2, 4):
         sized = Mix(**{**mix.__dict__, "workers": workers})
         runs[str(workers)] = asyncio.run(run_askq(sized, folder))
+    cores = os.cpu_count() or 1
     for run in runs.values():
         run["speedup"] = run["jobs_per_s"] / runs["1"]["jobs_per_s"]
+        # Workers, Redis and the simulator share the machine: the most it could do at this CPU per job.
+        cpu_ms = run["cpu_ms_per_job"] + run["simulator_cpu_ms_per_job"]
+        run["ceiling_speedup"] = cores * 1000 / cpu_ms / runs["1"]["jobs_per_s"]
     return runs
 
 
