@@ -124,8 +124,9 @@ async def run_askq(mix: Mix, folder: Path) -> dict[str, Any]:
             result = await _measure_askq(redis, mix, path, [worker.pid for worker in workers], base_url)
         finally:
             await redis.aclose()
-        result["refused_429"] = sim_stats(base_url)["responses_by_status"].get("429", 0)
-        result["requests"] = sim_stats(base_url)["requests_total"]
+        stats = sim_stats(base_url)
+        result["refused_429"] = stats["responses_by_status"].get("429", 0)
+        result["requests"] = stats["requests_total"]
     return result
 
 

@@ -16,22 +16,9 @@ from common.serializer import job_serializer
 from producer.items import QuestionItem
 
 
-def payload_for(item: QuestionItem, batch: str, job_type: str) -> JobPayload:
-    return JobPayload(
-        job_id=keys.job_id(batch, item.item_id),
-        batch=batch,
-        item_id=item.item_id,
-        job_type=job_type,
-        question=item.question,
-        messages=item.messages,
-        model=item.model,
-        params=item.params,
-    )
-
-
 def payload_json(item: QuestionItem, batch: str, job_type: str) -> dict[str, Any]:
-    """``payload_for(...).model_dump(mode="json")`` without building the model: submit writes one
-    per question, and the readers have checked every field already (the worker checks again)."""
+    """The ``JobPayload`` of a question, as its JSON dump, without building the model: submit writes
+    one per question, and the readers have checked every field already (the worker checks again)."""
     messages = [message.model_dump(mode="json") for message in item.messages] if item.messages else None
     return {
         "v": 1,
@@ -69,9 +56,9 @@ def payload_from_record(job_id: str, fields: dict[str, str]) -> JobPayload:
     )
 
 
-def arq_job(payload: JobPayload | dict[str, Any], enqueued_ms: int) -> bytes:
-    argument = payload if isinstance(payload, dict) else payload.model_dump(mode="json")
-    return serialized_job(keys.ANSWER_FUNCTION, argument, enqueued_ms)
+def arq_job(payload: dict[str, Any], enqueued_ms: int) -> bytes:
+    """The job of askq's answer function for ``payload``, a ``JobPayload``'s JSON dump."""
+    return serialized_job(keys.ANSWER_FUNCTION, payload, enqueued_ms)
 
 
 def serialized_job(function: str, argument: dict[str, Any], enqueued_ms: int) -> bytes:

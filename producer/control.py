@@ -169,7 +169,7 @@ async def retry_batch(
                 keys.arq_job(job_id),
                 keys.arq_retry(job_id),
             ]
-            payload = payload_from_record(job_id, fields)
+            payload = payload_from_record(job_id, fields).model_dump(mode="json")
             args += [job_id, keys.job_events_channel(job_id), arq_job(payload, int(now * 1000))]
         moved += int(await script(keys=call_keys, args=args))
     if moved:
