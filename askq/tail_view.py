@@ -103,7 +103,7 @@ def _reconnecting(item: Reconnecting) -> None:
 
 def _gap_notice(item: Gap) -> str:
     return (
-        f"events {item.first_seq}–{item.last_seq} of {item.job_id} are no longer in its replay log "
+        f"events {item.first_seq}–{item.last_seq} of {item.job_id} are no longer in the event log "
         "(trimmed or lost): the text shown is incomplete; `askq results` has the stored answer"
     )
 
@@ -174,7 +174,7 @@ class _JobView:
 
     def _finished(self, item: Finished) -> None:
         if self._live and any(self._attempt_text):
-            stderr.print("\n[dim]the replay log ends without the job's end; its stored result:[/]")
+            stderr.print("\n[dim]the event log ends without the job's end; its stored result:[/]")
         if item.state is JobState.SUCCEEDED:
             _write(item.answer + "\n")
         elif item.state is JobState.CANCELLED:

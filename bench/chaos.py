@@ -10,7 +10,7 @@ the default ``jobs.yaml`` limits, submits the questions, then, while the batch r
 2. ``SIGTERM`` worker B (it finishes what it holds within the grace) and start a replacement;
 3. stops Redis and starts it again from its AOF file.
 
-At the end it counts, from the results and the replay logs: results lost (items without exactly
+At the end it counts, from the results and the batch's event log: results lost (items without exactly
 one final result), duplicates (items recorded or ended twice), provider attempts against the
 policy, and the recovery time of the jobs worker A held (kill to their re-run's first event).
 """
@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +37,8 @@ from redis.exceptions import RedisError
 from askq.stack import embedded_redis, free_port, simulator_process, stop
 from common import keys
 from common.config import load_config
-from common.events import EventType
-from common.replay import entry_event
+from common.events import EventType, StreamEvent
+from common.replay import entry_events
 from common.status import JobState
 from producer.batches import batch_status
 from producer.results import iter_results
@@ -161,10 +161,14 @@ async def _report(
     per_item = Counter(row.item_id for row in rows)
     ended_twice = 0
     recovery_s: list[float] = []
+    by_job: dict[str, list[StreamEvent]] = defaultdict(list)
+    for _, fields in await redis.xrange(keys.batch_log(BATCH)):
+        for event in entry_events(fields):
+            by_job[event.job_id].append(event)
     for row in rows:
-        entries = await redis.xrange(keys.job_log(row.job_id))
-        events = [event for _, fields in entries if (event := entry_event(fields)) is not None]
-        ended_twice += sum(event.type is EventType.DONE for event in events) > 1
+        events = by_job[row.job_id]
+        # A resent entry repeats a done under the same seq: only a second seq is a second end.
+        ended_twice += len({event.seq for event in events if event.type is EventType.DONE}) > 1
         if row.job_id in held:
             restarts = [
                 e.ts for e in events if e.type is EventType.RETRY and "stopped mid-way" in (e.error or "")

@@ -64,5 +64,7 @@ def standard_mixes(scale: float) -> dict[str, Mix]:
         ),
         "rate": Mix("rate-limited", jobs(1500), 64, ttft_ms=100, answer_tokens=20, rpm_limit=6000),
         "cpu": Mix("CPU-bound", jobs(1500), 32, ttft_ms=0, answer_tokens=200),
-        "relay": Mix("relay", jobs(200), 50, ttft_ms=200, answer_tokens=100, tokens_per_s=50),
+        "relay": Mix(
+            "relay", jobs(200), 50, ttft_ms=200, answer_tokens=100, tokens_per_s=50, ttft_jitter_ms=100
+        ),
     }

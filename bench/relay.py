@@ -1,7 +1,7 @@
 """Stream relay: from the simulator writing a token to a pub/sub subscriber holding it.
 
 The simulator stamps each token with the wall time of its write (``--stamp-tokens``); a subscriber
-to every job's channel, in this process, subtracts that from the time it receives each delta. The
+to the batch's channel, in this process, subtracts that from the time it receives each delta. The
 first token of each job gives the time askq adds to the time to first token.
 """
 
@@ -34,9 +34,11 @@ class Tap:
         self._jobs_seen: set[str] = set()
 
     def receive(self, data: bytes, received: float) -> None:
-        event = json.loads(data)
-        if event["type"] != "delta":
-            return
+        for event in json.loads(data):
+            if event["type"] == "delta":
+                self._delta(event, received)
+
+    def _delta(self, event: dict[str, Any], received: float) -> None:
         latencies = [(received - float(stamp)) * 1000 for stamp in event["text"].split()]
         if event["job_id"] not in self._jobs_seen:
             self._jobs_seen.add(event["job_id"])
@@ -46,7 +48,7 @@ class Tap:
 
 async def _listen(redis: Redis, tap: Tap, ready: asyncio.Event) -> None:
     async with redis.pubsub() as pubsub:
-        await pubsub.psubscribe(keys.job_events_channel("*"))
+        await pubsub.subscribe(keys.batch_events_channel(BATCH))
         ready.set()
         while True:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)

@@ -68,14 +68,13 @@ class RetryConfig(Strict):
 
 
 class StreamConfig(Strict):
-    flush_interval_ms: int = Field(default=50, ge=0, le=10_000)
-    """Deltas after an attempt's first are coalesced and published at most this often..."""
-    flush_chars: int = Field(default=256, ge=1)
-    """...or as soon as this many characters are waiting."""
-    job_log_max_events: int = Field(default=10_000, ge=100)
-    """A job's replay log keeps about this many latest events (approximate ``MAXLEN``)."""
-    batch_log_max_events: int = Field(default=200_000, ge=100)
-    """A batch's log of job starts and ends keeps about this many latest events."""
+    flush_interval_ms: int = Field(default=40, ge=0, le=10_000)
+    """A worker process sends the events of all its jobs, in one round trip, at most this often..."""
+    flush_chars: int = Field(default=65_536, ge=1)
+    """...or as soon as this many characters of text are waiting."""
+    log_max_entries: int = Field(default=1_000_000, ge=100)
+    """A batch's (or a run's) event log keeps about this many latest entries (approximate ``MAXLEN``);
+    each entry is one flush of one worker."""
 
 
 class RetentionConfig(Strict):

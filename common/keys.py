@@ -120,22 +120,34 @@ def schedule_files(name: str) -> str:
 
 
 def job_events_channel(job_id: str) -> str:
-    """Pub/sub channel carrying a job's stream events as JSON."""
+    """Pub/sub channel of a scheduled run's events (a run has no batch); see ``event_feed``."""
     return f"{PREFIX}:events:{job_id}"
 
 
 def job_log(job_id: str) -> str:
-    """Stream replaying the job's events: the same JSON as the channel, in field ``LOG_FIELD``."""
+    """Stream of a scheduled run's events (a run has no batch); see ``event_feed``."""
     return f"{PREFIX}:log:{job_id}"
 
 
 def batch_log(batch: str) -> str:
-    """Stream of the ``start``, ``done`` and ``failed`` events of every job of a batch."""
+    """Stream of every event of every job of a batch: its event log."""
     return f"{PREFIX}:batch:{batch}:log"
 
 
-LOG_FIELD = "event"
-"""The one field of a replay-log entry, holding the event's JSON."""
+def batch_events_channel(batch: str) -> str:
+    """Pub/sub channel carrying the same entries as the batch's log, live only."""
+    return f"{PREFIX}:batch:{batch}:events"
+
+
+def event_feed(job_id: str, batch: str | None) -> tuple[str, str]:
+    """Where a job's events go: its batch's log and channel, or a scheduled run's own."""
+    if batch is None:
+        return job_log(job_id), job_events_channel(job_id)
+    return batch_log(batch), batch_events_channel(batch)
+
+
+LOG_FIELD = "events"
+"""The one field of an event-log entry: a JSON array of events, the same bytes the channel carries."""
 
 
 def arq_job(job_id: str) -> str:

@@ -27,6 +27,10 @@ LATENCY_MS: Final = "latency_ms"
 ENQUEUED_AT: Final = "enqueued_at"
 STARTED_AT: Final = "started_at"
 FINISHED_AT: Final = "finished_at"
+SEQ: Final = "seq"
+"""The last event number the job's runs have used or reserved; the next writer numbers on from it."""
+LOG_FROM: Final = "log_from"
+"""Redis time (ms) before the job's first event: where a reader starts in the batch's log."""
 
 # Batch record (keys.batch_record): metadata, then one counter per state and per token kind.
 CREATED_AT: Final = "created_at"

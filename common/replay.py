@@ -1,41 +1,82 @@
-"""Reading replay logs: the Redis Streams that hold each job's events (and each batch's starts and ends).
+"""Event logs: the Redis Streams that hold every event of a batch's jobs (or of a scheduled run).
 
-Writers and readers agree here on the entry layout: one field, ``keys.LOG_FIELD``, holding the same
-JSON as the pub/sub message, under the id ``SEQ-0`` in a job's log (auto ids in a batch's log).
+Writers and readers agree here on the entry layout: one field, ``keys.LOG_FIELD``, holding a JSON
+array of events; the pub/sub channel carries the same bytes. One entry is one flush of one worker,
+so it holds events of many jobs: a reader of one job keeps those whose ``job_id`` is its own.
+A job's events are numbered by ``seq``; an entry sent twice (after a lost reply) repeats seqs that
+readers drop.
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from common import keys
-from common.events import StreamEvent
+from common.events import EventType, StreamEvent
 
 LOG_FIELD_BYTES = keys.LOG_FIELD.encode()
+SCAN_PAGE = 200
+"""Entries per read when searching a log backwards for a job's last event."""
+CLOCK_SLACK_MS = 5_000
+"""How far before a worker's clock reading a backwards search goes on, for clocks that disagree."""
+
+Entry = tuple[bytes, dict[bytes, bytes]]
 
 
-def log_entry_id(seq: int) -> str:
-    """A job-log entry's id is its event's seq: an event written twice is refused the second time."""
-    return f"{seq}-0"
+def encode_entry(events: list[str]) -> str:
+    """One log entry (and channel message) from events already serialised as JSON objects."""
+    return f"[{','.join(events)}]"
 
 
-def parse_event(data: bytes | str | None) -> StreamEvent | None:
-    """The event in a log entry or pub/sub message; None when it is not an askq event."""
+def decode_message(
+    data: bytes | str | None, job_id: str | None = None, *, deltas: bool = True
+) -> list[StreamEvent]:
+    """The events of one entry or message (only ``job_id``'s if given, no deltas unless ``deltas``);
+    nothing that is not askq's."""
     if data is None:
+        return []
+    try:
+        raw = json.loads(data)
+    except ValueError:
+        return []
+    if not isinstance(raw, list):
+        return []
+    return [event for item in raw if (event := _event(item, job_id, deltas)) is not None]
+
+
+def entry_events(
+    fields: dict[bytes, bytes], job_id: str | None = None, *, deltas: bool = True
+) -> list[StreamEvent]:
+    return decode_message(fields.get(LOG_FIELD_BYTES), job_id, deltas=deltas)
+
+
+def _event(item: Any, job_id: str | None, deltas: bool) -> StreamEvent | None:
+    # Events a reader does not want are skipped before validation: a reader of one job in a busy
+    # batch would otherwise spend its time building models it throws away.
+    if not isinstance(item, dict) or (job_id is not None and item.get("job_id") != job_id):
+        return None
+    if not deltas and item.get("type") == EventType.DELTA.value:
         return None
     try:
-        return StreamEvent.model_validate(json.loads(data))
-    except (ValueError, ValidationError):
+        return StreamEvent.model_validate(item)
+    except ValidationError:
         return None
 
 
-def entry_event(fields: dict[bytes, bytes]) -> StreamEvent | None:
-    return parse_event(fields.get(LOG_FIELD_BYTES))
-
-
-async def last_logged_event(redis: Redis, job_id: str) -> StreamEvent | None:
-    entries = await redis.xrevrange(keys.job_log(job_id), count=1)
-    return entry_event(entries[0][1]) if entries else None
+async def last_event_in_log(redis: Redis, log: str, job_id: str, *, since_ms: int = 0) -> StreamEvent | None:
+    """The job's latest event in ``log``, searching back to ``since_ms`` (Redis time): a lost run's end."""
+    newest: bytes | str = "+"
+    oldest = f"{max(since_ms - CLOCK_SLACK_MS, 0)}-0"
+    while True:
+        entries: list[Entry] = await redis.xrevrange(log, max=newest, min=oldest, count=SCAN_PAGE)
+        for _, fields in entries:
+            events = entry_events(fields, job_id)
+            if events:
+                return max(events, key=lambda event: event.seq)
+        if len(entries) < SCAN_PAGE:
+            return None
+        newest = f"({entries[-1][0].decode()}"

@@ -1,9 +1,8 @@
 """Follow a whole batch: its progress, each job's end with the answer, and optionally every job's text.
 
-The batch's log (a Redis Stream of job starts and ends) says which jobs run and which ended; the
-batch's counters give the progress. With ``follow``, the replay logs of running jobs are read in the
-same ``XREAD`` as the batch log, each through a ``LogCursor``, so their text is as lossless as a
-single ``askq tail``.
+The batch's event log (a Redis Stream) says which jobs run and which ended; the batch's counters
+give the progress. With ``follow``, each running job's events in the same log go through a
+``LogCursor``, so their text is as lossless as a single ``askq tail``.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from redis.typing import KeyT, StreamIdT
 from common import keys
 from common.events import EventType, StreamEvent
 from common.reconnect import Reconnecting
-from common.replay import entry_event
+from common.replay import entry_events
 from producer.batches import BatchStatus, batch_status
 from producer.reconnect import follow_steps
 from producer.results import result_from_record
@@ -79,17 +78,14 @@ class _BatchFollower:
 
     async def step(self) -> list[BatchItem]:
         streams: dict[KeyT, StreamIdT] = {self._log: self._log_last_id}
-        streams.update({keys.job_log(job_id): cursor.last_id for job_id, cursor in self._running.items()})
         reply = await self._redis.xread(streams, count=READ_COUNT, block=self._block_ms)
         items: list[BatchItem] = []
         ended: list[str] = []
-        for stream, entries in reply or []:
-            if stream.decode() == self._log:
-                ended += self._take_batch_entries(entries)
-            else:
-                items += self._take_job_entries(stream.decode().removeprefix(keys.job_log("")), entries)
-        for job_id in ended:
-            items += await self._drain(job_id)
+        for _, entries in reply or []:
+            for entry_id, fields in entries:
+                self._log_last_id = entry_id
+                for event in entry_events(fields, deltas=self._follow):
+                    items += self._take(event, ended)
         items += await self._ended(ended)
         if reply and not ended and time.monotonic() - self._progress_read_at < self._block_ms / 1000:
             # Only text arrived: the counters cannot have moved to an end; spare a read per chunk.
@@ -101,40 +97,19 @@ class _BatchFollower:
             items.append(Unseen(status.finished - len(self._ended_jobs)))
         return items
 
-    def _take_batch_entries(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[str]:
-        ended: list[str] = []
-        for entry_id, fields in entries:
-            self._log_last_id = entry_id
-            event = entry_event(fields)
-            if event is not None and event.type is EventType.START:
-                self._ended_jobs.discard(event.job_id)  # ran again after `askq retry`
-            if event is None or event.job_id in self._ended_jobs:
-                continue
-            if event.type.is_final:
-                self._ended_jobs.add(event.job_id)
-                ended.append(event.job_id)
-            elif event.type is EventType.START and self._follow and event.job_id not in self._running:
+    def _take(self, event: StreamEvent, ended: list[str]) -> list[StreamEvent | Gap]:
+        """One event of the log: a followed job's text, and ``ended`` gains the jobs it ends."""
+        if event.type is EventType.START:
+            self._ended_jobs.discard(event.job_id)  # ran again after `askq retry`
+            if self._follow and event.job_id not in self._running:
                 self._running[event.job_id] = LogCursor(event.job_id)
-        return ended
-
-    def _take_job_entries(
-        self, job_id: str, entries: list[tuple[bytes, dict[bytes, bytes]]]
-    ) -> list[StreamEvent | Gap]:
-        cursor = self._running.get(job_id)
-        if cursor is None:
-            return []
-        items = cursor.accept(entries)
-        if cursor.ended:
-            del self._running[job_id]
+        cursor = self._running.get(event.job_id)
+        items = cursor.take([event]) if cursor is not None else []
+        if event.type.is_final and event.job_id not in self._ended_jobs:
+            self._running.pop(event.job_id, None)
+            self._ended_jobs.add(event.job_id)
+            ended.append(event.job_id)
         return items
-
-    async def _drain(self, job_id: str) -> list[StreamEvent | Gap]:
-        """A followed job ended: read the rest of its log now, so its text comes before its end."""
-        cursor = self._running.pop(job_id, None)
-        if cursor is None:
-            return []
-        entries = await self._redis.xrange(keys.job_log(job_id), min=f"({_id_text(cursor.last_id)}")
-        return cursor.accept(entries)
 
     async def _ended(self, job_ids: list[str]) -> list[BatchItem]:
         job_ids = list(dict.fromkeys(job_ids))  # a job re-run within one read ended twice
@@ -164,7 +139,3 @@ class _BatchFollower:
         grace_over = time.monotonic() - self._all_ended_at > END_GRACE_S
         # Done once every end was seen or, if some never show (a trimmed log), once the log is quiet.
         self.ended = seen_all or (quiet and grace_over)
-
-
-def _id_text(entry_id: bytes | str) -> str:
-    return entry_id.decode() if isinstance(entry_id, bytes) else entry_id

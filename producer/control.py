@@ -3,7 +3,7 @@
 Each chunk is one Lua call that re-reads every job's state before touching it, so a job that a
 worker finished or started a moment ago is never moved by a stale decision. Counters move in the
 same call, as everywhere else. A job that is not running gets its ``retry`` or ``cancelled`` event
-written here, numbered after its replay log's last; a running job's worker writes its own.
+written here, numbered after its record's ``seq``; a running job's worker writes its own.
 """
 
 from __future__ import annotations
@@ -25,42 +25,50 @@ from producer.batches import job_id_pages
 RETRIED = "re-run by `askq retry`; its earlier result is discarded"
 CANCELLED = "cancelled by `askq cancel`"
 
-# Appends one event to a job's log (id SEQ-0, after the log's last) and publishes it.
+# Numbers one event after the job's record's seq and gathers it; `send_events` writes what was
+# gathered as one entry of the batch's log (KEYS[3]) and publishes it on the batch's channel.
 _LOG_EVENT = Template("""
-local function log_event(log, channel, job_id, kind, attempt, reason, batch_log)
-  local last = redis.call('XREVRANGE', log, '+', '-', 'COUNT', 1)
-  local seq = 1
-  if last[1] then seq = tonumber(string.match(last[1][1], '^(%d+)')) + 1 end
-  local event = cjson.encode({v = $version, type = kind, job_id = job_id, seq = seq,
-    attempt = attempt, ts = tonumber(ARGV[2]), error = reason})
-  redis.call('XADD', log, 'MAXLEN', '~', ARGV[4], seq .. '-0', '$field', event)
-  redis.call('EXPIRE', log, ARGV[1])
-  redis.call('PUBLISH', channel, event)
-  if batch_log then
-    redis.call('XADD', batch_log, 'MAXLEN', '~', ARGV[5], '*', '$field', event)
-    redis.call('EXPIRE', batch_log, ARGV[1])
-  end
+local events = {}
+local function log_event(rec, job_id, kind, attempt, reason)
+  local seq = tonumber(redis.call('HGET', rec, '$seq') or '0') + 1
+  redis.call('HSET', rec, '$seq', seq)
+  local now = redis.call('TIME')
+  redis.call('HSETNX', rec, '$log_from', now[1] * 1000 + math.floor(now[2] / 1000))
+  table.insert(events, {v = $version, type = kind, job_id = job_id, seq = seq, attempt = attempt,
+    ts = tonumber(ARGV[2]), error = reason})
+end
+local function send_events(channel)
+  if #events == 0 then return end
+  local data = cjson.encode(events)
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', '$field', data)
+  redis.call('EXPIRE', KEYS[3], ARGV[1])
+  redis.call('PUBLISH', channel, data)
 end
 local function move(batch, rec, old, new)
   redis.call('HINCRBY', batch, old, -1)
   redis.call('HINCRBY', batch, new, 1)
   redis.call('HSET', rec, '$state', new)
 end
-""").substitute(version=EVENT_SCHEMA_VERSION, field=keys.LOG_FIELD, state=record.STATE)
+""").substitute(
+    version=EVENT_SCHEMA_VERSION,
+    field=keys.LOG_FIELD,
+    state=record.STATE,
+    seq=record.SEQ,
+    log_from=record.LOG_FROM,
+)
 
-# KEYS: batch record, queue, batch log, batch halt, then (job record, job log, arq job, arq retry count)
-#       per job.
-# ARGV: ttl_s, now_s, score_ms, job log maxlen, batch log maxlen, states JSON, reason,
-#       then (job id, channel, arq job) per job.
+# KEYS: batch record, queue, batch log, batch halt, then (job record, arq job, arq retry count) per job.
+# ARGV: ttl_s, now_s, score_ms, log maxlen, batch channel, states JSON, reason,
+#       then (job id, arq job) per job.
 _RETRY = _LOG_EVENT + Template("""
 local from = {}
 for _, state in ipairs(cjson.decode(ARGV[6])) do from[state] = true end
 local moved = 0
 -- A retry is the user saying the cause is fixed: lift a halt left by a refused API key.
 redis.call('DEL', KEYS[4])
-for i = 0, (#KEYS - 4) / 4 - 1 do
-  local rec, log, job, tries = KEYS[5 + 4 * i], KEYS[6 + 4 * i], KEYS[7 + 4 * i], KEYS[8 + 4 * i]
-  local job_id, channel = ARGV[8 + 3 * i], ARGV[9 + 3 * i]
+for i = 0, (#KEYS - 4) / 3 - 1 do
+  local rec, job, tries = KEYS[5 + 3 * i], KEYS[6 + 3 * i], KEYS[7 + 3 * i]
+  local job_id = ARGV[8 + 2 * i]
   local old = redis.call('HGET', rec, '$state')
   if old and from[old] then
     local attempts = tonumber(redis.call('HGET', rec, '$attempts') or '0') or 0
@@ -68,12 +76,13 @@ for i = 0, (#KEYS - 4) / 4 - 1 do
     redis.call('HDEL', rec, $cleared)
     redis.call('EXPIRE', rec, ARGV[1])
     redis.call('DEL', tries)
-    redis.call('SET', job, ARGV[10 + 3 * i], 'PX', ARGV[1] * 1000)
+    redis.call('SET', job, ARGV[9 + 2 * i], 'PX', ARGV[1] * 1000)
     redis.call('ZADD', KEYS[2], ARGV[3] + i * 0.001, job_id)
-    log_event(log, channel, job_id, '$retry', attempts, ARGV[7], nil)
+    log_event(rec, job_id, '$retry', attempts, ARGV[7])
     moved = moved + 1
   end
 end
+send_events(ARGV[5])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return moved
 """).substitute(
@@ -96,14 +105,14 @@ return moved
     ),
 )
 
-# KEYS: batch record, queue, batch log, abort set, then (job record, job log, arq job) per job.
-# ARGV: ttl_s, now_s, now_ms, job log maxlen, batch log maxlen, reason, then (job id, channel) per job.
+# KEYS: batch record, queue, batch log, abort set, then (job record, arq job) per job.
+# ARGV: ttl_s, now_s, now_ms, log maxlen, batch channel, reason, then job id per job.
 # Returns {queued jobs cancelled, running jobs asked to abort}.
 _CANCEL = _LOG_EVENT + Template("""
 local queued, running = 0, 0
-for i = 0, (#KEYS - 4) / 3 - 1 do
-  local rec, log, job = KEYS[5 + 3 * i], KEYS[6 + 3 * i], KEYS[7 + 3 * i]
-  local job_id, channel = ARGV[7 + 2 * i], ARGV[8 + 2 * i]
+for i = 0, (#KEYS - 4) / 2 - 1 do
+  local rec, job = KEYS[5 + 2 * i], KEYS[6 + 2 * i]
+  local job_id = ARGV[7 + i]
   local old = redis.call('HGET', rec, '$state')
   if old == '$queued' or old == '$running' then
     move(KEYS[1], rec, old, '$cancelled')
@@ -111,7 +120,7 @@ for i = 0, (#KEYS - 4) / 3 - 1 do
     if old == '$queued' then
       redis.call('ZREM', KEYS[2], job_id)
       redis.call('DEL', job)
-      log_event(log, channel, job_id, '$cancelled', 0, ARGV[6], KEYS[3])
+      log_event(rec, job_id, '$cancelled', 0, ARGV[6])
       queued = queued + 1
     else
       -- Its worker cancels the task on its next poll (arq's abort) and writes the event.
@@ -120,6 +129,7 @@ for i = 0, (#KEYS - 4) / 3 - 1 do
     end
   end
 end
+send_events(ARGV[5])
 return {queued, running}
 """).substitute(
     state=record.STATE,
@@ -157,20 +167,15 @@ async def retry_batch(
             config.retention.ttl_s,
             f"{now:.3f}",
             f"{now * 1000:.3f}",
-            config.stream.job_log_max_events,
-            config.stream.batch_log_max_events,
+            config.stream.log_max_entries,
+            keys.batch_events_channel(batch),
             json.dumps(states),
             RETRIED,
         ]
         for job_id, fields in chosen:
-            call_keys += [
-                keys.job_record(job_id),
-                keys.job_log(job_id),
-                keys.arq_job(job_id),
-                keys.arq_retry(job_id),
-            ]
+            call_keys += [keys.job_record(job_id), keys.arq_job(job_id), keys.arq_retry(job_id)]
             payload = payload_from_record(job_id, fields).model_dump(mode="json")
-            args += [job_id, keys.job_events_channel(job_id), arq_job(payload, int(now * 1000))]
+            args += [job_id, arq_job(payload, int(now * 1000))]
         moved += int(await script(keys=call_keys, args=args))
     if moved:
         await wake_workers(redis)
@@ -188,13 +193,13 @@ async def cancel_batch(redis: Redis, batch: str, config: AskqConfig) -> CancelRe
             config.retention.ttl_s,
             f"{now:.3f}",
             int(now * 1000),
-            config.stream.job_log_max_events,
-            config.stream.batch_log_max_events,
+            config.stream.log_max_entries,
+            keys.batch_events_channel(batch),
             CANCELLED,
         ]
         for job_id in job_ids:
-            call_keys += [keys.job_record(job_id), keys.job_log(job_id), keys.arq_job(job_id)]
-            args += [job_id, keys.job_events_channel(job_id)]
+            call_keys += [keys.job_record(job_id), keys.arq_job(job_id)]
+            args += [job_id]
         cancelled_queued, aborted = await script(keys=call_keys, args=args)
         queued += int(cancelled_queued)
         running += int(aborted)

@@ -1,10 +1,10 @@
-"""Follow one job's events losslessly: the whole replay log from its start, then live.
+"""Follow one job's events losslessly: its batch's event log from the job's first event, then live.
 
-The reader follows the job's replay log (a Redis Stream) alone, with ``XREAD BLOCK`` from the last
-entry it delivered. There is no hand-over between a backlog and a live feed, so nothing can fall in
-between or arrive twice, and after a dropped connection it simply reads on from the same entry. A
-sequence number that jumps means the log was trimmed (or an event was lost): the reader says so
-with a ``Gap`` rather than let a short answer pass for a whole one.
+The reader follows the log (a Redis Stream) alone, with ``XREAD BLOCK`` from the last entry it
+delivered, and keeps the job's own events. There is no hand-over between a backlog and a live feed,
+so nothing can fall in between or arrive twice, and after a dropped connection it simply reads on
+from the same entry. A sequence number that jumps means the log was trimmed (or an event was lost):
+the reader says so with a ``Gap`` rather than let a short answer pass for a whole one.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from common import keys, record
 from common.errors import NotFoundError
 from common.events import StreamEvent
 from common.reconnect import Reconnecting
-from common.replay import entry_event
+from common.replay import Entry, entry_events
 from common.status import JobState
 from common.usage import Usage
 from producer.reconnect import follow_steps
@@ -27,7 +27,8 @@ from producer.results import Result, result_from_record
 
 BLOCK_MS = 1000
 """Longest silent wait on the log before the stored state is checked (a queued job, a lost end)."""
-READ_COUNT = 1000
+READ_COUNT = 100
+"""Entries per read; each holds one flush of a worker, so events of many jobs."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class Waiting:
 
 @dataclass(frozen=True)
 class Gap:
-    """Events ``first_seq``..``last_seq`` are not in the replay log any more (trimmed, or lost)."""
+    """Events ``first_seq``..``last_seq`` are not in the event log any more (trimmed, or lost)."""
 
     job_id: str
     first_seq: int
@@ -74,7 +75,7 @@ TailItem = StreamEvent | Waiting | Gap | Finished | Reconnecting
 
 
 class LogCursor:
-    """Where a reader stands in one job's replay log: drops repeats, reports gaps."""
+    """Where a reader stands in the event log, for one job: drops repeats, reports gaps."""
 
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
@@ -82,12 +83,18 @@ class LogCursor:
         self.last_seq = 0
         self.ended = False
 
-    def accept(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[StreamEvent | Gap]:
+    def accept(self, entries: list[Entry]) -> list[StreamEvent | Gap]:
         items: list[StreamEvent | Gap] = []
         for entry_id, fields in entries:
             self.last_id = entry_id
-            event = entry_event(fields)
-            if event is None or event.seq <= self.last_seq:
+            items += self.take(entry_events(fields, self.job_id))
+        return items
+
+    def take(self, events: list[StreamEvent]) -> list[StreamEvent | Gap]:
+        """The job's events from one entry, repeats dropped and gaps named."""
+        items: list[StreamEvent | Gap] = []
+        for event in events:
+            if event.seq <= self.last_seq:
                 continue
             if event.seq > self.last_seq + 1:
                 items.append(Gap(self.job_id, self.last_seq + 1, event.seq - 1))
@@ -103,22 +110,54 @@ async def follow_job(redis: Redis, job_id: str, *, block_ms: int = BLOCK_MS) -> 
     state = await job_state(redis, job_id)
     if state is JobState.QUEUED:
         yield Waiting(job_id)
-    follower = _JobFollower(redis, job_id, block_ms, state)
+    log_key, after = await where_events_begin(redis, job_id)
+    follower = _JobFollower(redis, job_id, block_ms, state, log_key)
+    follower.start_after(after)
     async for item in follow_steps(follower):
         yield item
 
 
+async def where_events_begin(redis: Redis, job_id: str) -> tuple[str, str]:
+    """The log holding the job's events, and the entry id its events come after."""
+    batch, log_from = await _log_fields(redis, job_id)
+    log_key, _ = keys.event_feed(job_id, batch)
+    if batch is None:
+        return log_key, "0-0"  # a scheduled run's log is its own
+    if log_from is None:
+        # Not started: its events come after the log's current end, unless it starts meanwhile.
+        newest = await redis.xrevrange(log_key, count=1)
+        _, log_from = await _log_fields(redis, job_id)
+        if log_from is None:
+            return log_key, newest[0][0].decode() if newest else "0-0"
+    return log_key, f"{log_from - 1}-0"
+
+
+async def logged_events(redis: Redis, job_id: str) -> list[StreamEvent]:
+    """Every event of the job in its log now, in log order, repeats included: for checks and reports."""
+    log_key, after = await where_events_begin(redis, job_id)
+    entries: list[Entry] = await redis.xrange(log_key, min=f"({after}" if after != "0-0" else "-")
+    return [event for _, fields in entries for event in entry_events(fields, job_id)]
+
+
+async def _log_fields(redis: Redis, job_id: str) -> tuple[str | None, int | None]:
+    batch, log_from = await redis.hmget(keys.job_record(job_id), [record.BATCH, record.LOG_FROM])  # type: ignore[misc]  # redis-py types sync and async alike
+    return (batch.decode() if batch else None), (int(log_from) if log_from else None)
+
+
 class _JobFollower:
-    def __init__(self, redis: Redis, job_id: str, block_ms: int, state: JobState) -> None:
+    def __init__(self, redis: Redis, job_id: str, block_ms: int, state: JobState, log_key: str) -> None:
         self._redis = redis
         self._job_id = job_id
-        self._log = keys.job_log(job_id)
+        self._log = log_key
         self._block_ms = block_ms
         self._cursor = LogCursor(job_id)
         self._said_waiting = state is JobState.QUEUED
         # A finished job's log is read without waiting: there is nothing more to come.
         self._terminal = state.is_terminal
         self.ended = False
+
+    def start_after(self, entry_id: str) -> None:
+        self._cursor.last_id = entry_id
 
     async def step(self) -> list[TailItem]:
         block = None if self._terminal else self._block_ms

@@ -14,10 +14,9 @@ from typing import Any
 from arq.worker import Worker
 from redis.asyncio import Redis
 
-from common import keys
 from common.config import AskqConfig
 from common.events import EventType, StreamEvent
-from common.replay import entry_event
+from producer import tail
 from producer.results import Result, iter_results
 from worker.askq_worker import AskqWorker
 from worker.schedule_settings import schedule_worker_settings
@@ -87,9 +86,8 @@ async def eventually(
 
 
 async def logged_events(redis: Redis, job_id: str) -> list[StreamEvent]:
-    """Every event in the job's replay log, oldest first."""
-    entries = await redis.xrange(keys.job_log(job_id))
-    return [event for _, fields in entries if (event := entry_event(fields)) is not None]
+    """Every event of the job in its batch's log, oldest first."""
+    return await tail.logged_events(redis, job_id)
 
 
 def final_text(events: Sequence[StreamEvent]) -> str:

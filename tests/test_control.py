@@ -111,14 +111,15 @@ async def test_tail_follows_a_retried_job_past_its_old_end(
 async def test_cancel_stops_queued_jobs_and_aborts_running_ones(
     redis: Redis, redis_url: str, sim: Simulator, write: Any
 ) -> None:
-    """Queued jobs never start, running ones are aborted mid-stream, all are recorded cancelled."""
+    """Queued jobs never start, running ones are aborted mid-stream, all are recorded cancelled;
+    a retry runs them on with their events numbered on."""
     sim.configure(tokens_per_s=20, answer_tokens=400)  # 20 s an answer: only an abort ends it sooner
     config = AskqConfig.model_validate({"limits": {"concurrency": 2, "max_jobs": 2}})
     await _submit(redis, config, write, [{"id": str(n), "question": f"q{n}"} for n in range(6)])
     worker = asyncio.create_task(run_burst_worker(config, redis_url))
 
     async def two_streaming() -> bool:
-        return all([await redis.xlen(keys.job_log(f"b:{n}")) >= 3 for n in (0, 1)])
+        return all([len(await logged_events(redis, f"b:{n}")) >= 3 for n in (0, 1)])
 
     await eventually(two_streaming)
     report = await cancel_batch(redis, "b", config)
@@ -135,6 +136,15 @@ async def test_cancel_stops_queued_jobs_and_aborts_running_ones(
         assert (EventType.START in [event.type for event in events]) == (n < 2)
     assert sim.stats()["requests_total"] == 2
     assert {result.status for result in await results(redis, "b")} == {"cancelled"}
+
+    # Run again, each job's numbering goes on past its cancellation, whoever announced it.
+    sim.configure(tokens_per_s=0)
+    assert await retry_batch(redis, "b", config, include_cancelled=True) == 6
+    await run_burst_worker(config, redis_url)
+    for n in range(6):
+        events = await logged_events(redis, f"b:{n}")
+        assert [event.seq for event in events] == list(range(1, len(events) + 1)), n
+        assert events[-1].type is EventType.DONE, n
 
 
 async def test_cancelled_jobs_rerun_only_when_asked(

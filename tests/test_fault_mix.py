@@ -8,13 +8,11 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from common import keys
 from common.config import parse_config
 from common.events import EventType
-from common.replay import entry_event
 from producer.submit import submit_file
 from tests.conftest import Simulator
-from tests.helpers import results, run_burst_worker
+from tests.helpers import logged_events, results, run_burst_worker
 
 ATTEMPTS = 4
 # (question, provider attempts the policy allows, final status)
@@ -55,8 +53,7 @@ async def test_each_fault_gets_the_attempts_the_policy_allows(
     asked = sim.stats()["attempts"]
     for row, (question, attempts, status) in zip(rows, MIX, strict=True):
         assert (row.status, row.attempts, asked[question]) == (status, attempts, attempts), question
-        entries = await redis.xrange(keys.job_log(row.job_id))
-        kinds = [event.type for _, fields in entries if (event := entry_event(fields)) is not None]
+        kinds = [event.type for event in await logged_events(redis, row.job_id)]
         assert kinds.count(EventType.START) == attempts, question
         assert kinds.count(EventType.RETRY) == attempts - 1, question
         assert kinds[-1] is (EventType.DONE if status == "succeeded" else EventType.FAILED), question

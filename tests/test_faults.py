@@ -80,7 +80,7 @@ def _submit(tmp_path: Path, redis_url: str, config: Path, batch: str) -> None:
 async def _streaming_jobs(redis: Redis, batch: str, min_events: int) -> list[str]:
     """Jobs of the batch that are running and have streamed at least ``min_events`` events."""
     job_ids = (await batch_status(redis, batch)).job_ids
-    lengths = [await redis.xlen(keys.job_log(job_id)) for job_id in job_ids]
+    lengths = [len(await logged_events(redis, job_id)) for job_id in job_ids]
     states = [await redis.hget(keys.job_record(job_id), "state") for job_id in job_ids]
     return [
         job_id

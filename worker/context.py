@@ -12,6 +12,7 @@ from openai import AsyncOpenAI
 from common.config import AskqConfig
 from worker.leases import LeaseKeeper
 from worker.provider import ChatProvider
+from worker.relay import EventRelay
 from worker.store import JobStore
 
 
@@ -33,3 +34,4 @@ class WorkerContext(TypedDict, total=False):
     semaphore: asyncio.Semaphore
     store: JobStore
     leases: LeaseKeeper
+    relay: EventRelay

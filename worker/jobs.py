@@ -9,9 +9,11 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
+from common import keys
 from common.errors import NotFoundError, ProviderError
 from common.events import EventType
 from common.payload import JobPayload
+from common.replay import last_event_in_log
 from common.status import JobState
 from worker.answering import Answerer, build_request
 from worker.context import WorkerContext
@@ -47,29 +49,31 @@ async def _answer(ctx: WorkerContext, payload: JobPayload) -> dict[str, Any]:
     if start is None:
         log.info("skipped: already finished or unknown")
         return {"state": "skipped"}
-    config = ctx["config"]
-    publisher = EventPublisher(
-        ctx["redis"], payload.job_id, payload.batch, config.stream, config.retention.ttl_s
-    )
-    publisher.continue_from(start.last_event)
+    publisher = EventPublisher(ctx["relay"], payload.job_id, payload.batch, seq=start.seq)
+    if start.lost_run_ms is not None:
+        log_key, _ = keys.event_feed(payload.job_id, payload.batch)
+        publisher.continue_after(
+            await last_event_in_log(ctx["redis"], log_key, payload.job_id, since_ms=start.lost_run_ms)
+        )
     try:
         async with ctx["leases"].hold(payload.job_id):
             outcome = await _run_or_give_up(ctx, payload, publisher)
-        if await store.finish(payload.job_id, payload.batch, outcome):
+        # The end event is numbered now, so the record counts it before anyone sees it.
+        if await store.finish(payload.job_id, payload.batch, outcome, seq=publisher.next_seq()):
             _publish_end(publisher, outcome)
         else:
             await _announce_cancelled(store, payload, publisher)
     except asyncio.CancelledError:
         # Either `askq cancel` aborted the job (its record says so) or the worker is stopping and
         # the grace period is over: then the job goes back to the queue, announced.
-        if await store.requeue(payload.job_id, payload.batch):
+        if await store.requeue(payload.job_id, payload.batch, seq=publisher.next_seq()):
             publisher.emit(EventType.RETRY, max(publisher.attempt, 1), error=STOPPED)
             log.info("returned to the queue: worker stopping")
         else:
             await _announce_cancelled(store, payload, publisher)
         raise
     finally:
-        await publisher.aclose()
+        publisher.seal()
     log.info(
         "job finished",
         state=outcome.state.value,
@@ -130,7 +134,7 @@ async def _outcome(ctx: WorkerContext, payload: JobPayload, publisher: EventPubl
 
 async def _announce_cancelled(store: JobStore, payload: JobPayload, publisher: EventPublisher) -> None:
     """The record was cancelled while this run went on: its result is dropped, and readers told."""
-    reason = await store.cancelled_reason(payload.job_id)
+    reason = await store.cancelled_reason(payload.job_id, seq=publisher.next_seq())
     if reason is not None:
         publisher.emit(EventType.CANCELLED, max(publisher.attempt, 1), error=reason)
         log.info("cancelled")

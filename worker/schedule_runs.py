@@ -19,6 +19,7 @@ import structlog
 from common import keys, record, runs
 from common.errors import ProviderError
 from common.events import EventType
+from common.replay import last_event_in_log
 from common.runs import RunPayload, Trigger
 from common.schedules import AnswersSource, ScheduleConfig
 from common.status import JobState
@@ -80,7 +81,10 @@ async def _run(
         runs.FIRE_AT: fire.isoformat(),
     }
     await store.start(payload.run_id, {**identity, record.QUESTION: schedule.prompt, record.MODEL: model})
-    publisher = EventPublisher(ctx["redis"], payload.run_id, None, config.stream, config.retention.ttl_s)
+    publisher = EventPublisher(ctx["relay"], payload.run_id, None)
+    # A run started again (its worker was lost) numbers on from its log.
+    last = await last_event_in_log(ctx["redis"], keys.job_log(payload.run_id), payload.run_id)
+    publisher.continue_after(last)
     publisher.emit(EventType.START, 1, model=model)
     started = time.monotonic()
     try:
@@ -88,7 +92,6 @@ async def _run(
             done = await _summarize(ctx, payload, schedule, fire, model, publisher, store)
     except asyncio.CancelledError:
         publisher.emit(EventType.RETRY, 1, error=STOPPED)
-        await publisher.aclose()
         raise
     except Exception as exc:
         error = _failure(exc, schedule)
@@ -101,7 +104,6 @@ async def _run(
             None,
         )
         publisher.emit(EventType.FAILED, 1, error=error, latency_ms=_ms_since(started))
-        await publisher.aclose()
         log.warning("run failed", error=error)
         return {"state": JobState.FAILED.value, "error": error}
     fields = {**identity, record.ANSWER: done.text, runs.OUTPUT: done.path, record.ATTEMPTS: "1"}
@@ -109,7 +111,6 @@ async def _run(
         payload.run_id, payload.schedule, JobState.SUCCEEDED, fields, done.usage, done.window_end
     )
     publisher.emit(EventType.DONE, 1, usage=done.usage, latency_ms=_ms_since(started))
-    await publisher.aclose()
     log.info("run finished", output=done.path, total_tokens=done.usage.total_tokens)
     return {"state": JobState.SUCCEEDED.value, "output": done.path}
 

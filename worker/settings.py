@@ -21,6 +21,7 @@ from worker.context import WorkerContext
 from worker.jobs import answer
 from worker.leases import LeaseKeeper
 from worker.provider import ChatProvider
+from worker.relay import EventRelay
 from worker.store import JobStore
 
 log = structlog.get_logger(__name__)
@@ -82,6 +83,8 @@ async def on_startup(raw_ctx: dict[str, Any]) -> None:
         ctx["redis"], config.limits.lease_s, claims_lease=ctx.get("claims_lease", False)
     )
     ctx["leases"].start()
+    ctx["relay"] = EventRelay(ctx["redis"], config.stream, config.retention.ttl_s)
+    ctx["relay"].start()
     log.info(
         "worker started",
         provider=str(ctx["client"].base_url),
@@ -94,6 +97,8 @@ async def on_shutdown(raw_ctx: dict[str, Any]) -> None:
     ctx = cast(WorkerContext, raw_ctx)
     if "leases" in ctx:
         await ctx["leases"].aclose()
+    if "relay" in ctx:
+        await ctx["relay"].aclose()
     client = ctx.get("client")
     if client is not None and ctx.get("owns_client"):
         await client.close()

@@ -19,9 +19,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from common import keys, record
-from common.events import StreamEvent
 from common.reconnect import CONNECTION_ERRORS, Backoff
-from common.replay import entry_event
 from common.status import TERMINAL_STATES, JobState
 from common.usage import Usage
 
@@ -62,16 +60,31 @@ return old
 """).substitute(
     state=record.STATE, prompt_tokens=record.PROMPT_TOKENS, completion_tokens=record.COMPLETION_TOKENS
 )
-# The transition to running, plus the job's last logged event (an earlier run's), which the
-# publisher continues from: one round trip where a job's start took two. KEYS[5]: the job's log.
-# Returns {previous state or '', the last log entry's fields or false}.
+# The transition to running. The job's first start also marks where its events begin in the
+# batch's log (Redis time, as entry ids are). Returns {previous state or '', the record's seq, the
+# previous run's started_at}: the publisher numbers on from the seq, and when the previous state was
+# running (its worker was lost), searches the log from that run's start for events past it.
 _START = f"""
+local was_started = redis.call('HGET', KEYS[1], '{record.STARTED_AT}')
 local function transition()
 {_TRANSITION}
 end
 local old = transition()
-local last = redis.call('XREVRANGE', KEYS[5], '+', '-', 'COUNT', 1)[1]
-return {{old, last and last[2] or false}}
+if old ~= '' then
+  local now = redis.call('TIME')
+  redis.call('HSETNX', KEYS[1], '{record.LOG_FROM}', now[1] * 1000 + math.floor(now[2] / 1000))
+end
+return {{old, redis.call('HGET', KEYS[1], '{record.SEQ}') or '0', was_started or ''}}
+"""
+# KEYS: job record. ARGV: seq of the run's announcement. Returns the error of a cancelled job (its
+# seq counted as used), or false.
+_CANCELLED = f"""
+local state, error = unpack(redis.call('HMGET', KEYS[1], '{record.STATE}', '{record.ERROR}'))
+if state ~= '{JobState.CANCELLED.value}' then return false end
+if tonumber(redis.call('HGET', KEYS[1], '{record.SEQ}') or '0') < tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], '{record.SEQ}', ARGV[1])
+end
+return error or ''
 """
 log = structlog.get_logger(__name__)
 
@@ -86,12 +99,10 @@ _TERMINAL_JSON = json.dumps(sorted(state.value for state in TERMINAL_STATES))
 class RunStart:
     """A job now running."""
 
-    last_event: StreamEvent | None
-    """The last event in the job's log: an earlier run's, when this one runs again."""
-
-
-def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
-    return dict(zip(flat[::2], flat[1::2], strict=True))
+    seq: int
+    """The last event number its earlier runs used (0 for a first run)."""
+    lost_run_ms: int | None
+    """When the job was running already (its worker was lost): that run's start, unix ms."""
 
 
 @dataclass(frozen=True)
@@ -113,20 +124,25 @@ class JobStore:
         self._ttl_s = ttl_s
         self._transition = redis.register_script(_TRANSITION)
         self._start = redis.register_script(_START)
+        self._cancelled = redis.register_script(_CANCELLED)
 
     async def mark_running(self, job_id: str, batch: str) -> RunStart | None:
         """Move a queued job to running; None when it is finished already (or unknown) and must not run."""
         args = self._args(job_id, JobState.RUNNING, {record.STARTED_AT: str(time.time())})
-        previous, last_entry = await self._call_through_outage(
-            self._start, [*self._keys(job_id, batch), keys.job_log(job_id)], args
+        previous, seq, was_started = await self._call_through_outage(
+            self._start, self._keys(job_id, batch), args
         )
         if not previous:
             return None
-        return RunStart(entry_event(_pairs(last_entry)) if last_entry else None)
+        lost = previous == JobState.RUNNING.value.encode() and was_started
+        return RunStart(int(seq), int(float(was_started) * 1000) if lost else None)
 
-    async def requeue(self, job_id: str, batch: str) -> bool:
-        """A running job handed back to the queue (its worker is stopping); False if it ended meanwhile."""
-        return await self._run(job_id, batch, JobState.QUEUED, {}) != ""
+    async def requeue(self, job_id: str, batch: str, *, seq: int) -> bool:
+        """A running job handed back to the queue (its worker is stopping); False if it ended meanwhile.
+
+        ``seq`` is the last event number the run uses, its announcement included.
+        """
+        return await self._run(job_id, batch, JobState.QUEUED, {record.SEQ: str(seq)}) != ""
 
     async def reject(self, arq_job_id: str, raw_payload: Any, reason: str) -> None:
         """Record a job refused unrun: in the rejected log and, if it names a known job, as its result."""
@@ -140,15 +156,19 @@ class JobStore:
             outcome = Outcome(state=JobState.FAILED, attempts=0, error=reason, error_code="invalid_payload")
             await self.finish(job_id, batch, outcome)
 
-    async def cancelled_reason(self, job_id: str) -> str | None:
-        """Why the job was cancelled, when its record says it was; None otherwise."""
-        state, error = await self._redis.hmget(keys.job_record(job_id), [record.STATE, record.ERROR])  # type: ignore[misc]  # redis-py types sync and async alike
-        if state is None or state.decode() != JobState.CANCELLED.value:
-            return None
-        return error.decode() if error is not None else ""
+    async def cancelled_reason(self, job_id: str, *, seq: int) -> str | None:
+        """Why the job was cancelled, when its record says it was; None otherwise.
 
-    async def finish(self, job_id: str, batch: str, outcome: Outcome) -> bool:
-        """Record the one result of a job; False when another run recorded it first."""
+        When it was, the run announces it as event ``seq``, which the record then counts as used.
+        """
+        reason = await self._cancelled(keys=[keys.job_record(job_id)], args=[seq])
+        return reason.decode() if isinstance(reason, bytes) else None
+
+    async def finish(self, job_id: str, batch: str, outcome: Outcome, *, seq: int | None = None) -> bool:
+        """Record the one result of a job; False when another run recorded it first.
+
+        ``seq`` is the last event number the run uses, its end event included.
+        """
         usage = outcome.usage or Usage()
         fields = {
             record.ANSWER: outcome.answer,
@@ -161,6 +181,8 @@ class JobStore:
             record.LATENCY_MS: f"{outcome.latency_ms:.1f}",
             record.FINISHED_AT: str(time.time()),
         }
+        if seq is not None:
+            fields[record.SEQ] = str(seq)
         previous = await self._run(
             job_id, batch, outcome.state, fields, latency_ms=outcome.latency_ms, usage=usage
         )
