@@ -80,6 +80,11 @@ async def _running_worker(config: AskqConfig, redis_url: str, **overrides: Any) 
     try:
         yield worker
     finally:
+        # A job can still be inside arq's own finishing after its record says it ended; close()
+        # would cancel it mid-way, so let running jobs end first.
+        running = [job for job in worker.tasks.values() if not job.done()]
+        if running:
+            await asyncio.wait(running, timeout=10)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
