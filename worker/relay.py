@@ -59,7 +59,6 @@ class EventRelay:
         self._last_flush = -float("inf")
         self._due = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
-        self._next_flush: asyncio.Future[None] | None = None
         self._closing = False
         self._task: asyncio.Task[None] | None = None
 
@@ -83,16 +82,6 @@ class EventRelay:
             self._flush_now()
         else:
             self._arm()
-
-    async def flush(self) -> None:
-        """Send everything handed over so far; return once a flush that started after this call ends."""
-        if self._task is None or self._task.done():
-            return
-        if self._next_flush is None:
-            self._next_flush = asyncio.get_running_loop().create_future()
-        waiter = self._next_flush
-        self._flush_now()
-        await waiter
 
     async def aclose(self) -> None:
         """Send what is left (one try), then stop."""
@@ -123,7 +112,6 @@ class EventRelay:
             self._due.clear()
             # The interval runs from the flush's start: what arrives during it waits out the rest.
             self._last_flush = time.monotonic()
-            finished, self._next_flush = self._next_flush, None
             for source in list(self._sources):
                 source.seal()
             self._sources.clear()
@@ -131,8 +119,6 @@ class EventRelay:
             sending, self._waiting = self._waiting, {}
             if sending:
                 await self._send(sending)
-            if finished is not None:
-                finished.set_result(None)
             if self._closing:
                 return
 
