@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from common import keys
+from common import keys, record
 from common.events import EventType, StreamEvent
 
 LOG_FIELD_BYTES = keys.LOG_FIELD.encode()
@@ -25,6 +25,15 @@ CLOCK_SLACK_MS = 5_000
 """How far before a worker's clock reading a backwards search goes on, for clocks that disagree."""
 
 Entry = tuple[bytes, dict[bytes, bytes]]
+
+MARK_LOG_FROM_LUA = f"""
+local function mark_log_from(rec)
+  local now = redis.call('TIME')
+  redis.call('HSETNX', rec, '{record.LOG_FROM}', now[1] * 1000 + math.floor(now[2] / 1000))
+end
+"""
+"""Lua for whoever writes a job's first event: the record's ``log_from`` becomes Redis's time now,
+which no entry id written after it is below."""
 
 
 def encode_entry(events: list[str]) -> str:

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from common import keys, record
 from common.config import AskqConfig
 from common.events import EVENT_SCHEMA_VERSION, EventType
+from common.replay import MARK_LOG_FROM_LUA
 from common.status import JobState
 from producer.arq_jobs import arq_job, payload_from_record, wake_workers
 from producer.batches import job_id_pages
@@ -27,13 +28,12 @@ CANCELLED = "cancelled by `askq cancel`"
 
 # Numbers one event after the job's record's seq and gathers it; `send_events` writes what was
 # gathered as one entry of the batch's log (KEYS[3]) and publishes it on the batch's channel.
-_LOG_EVENT = Template("""
+_LOG_EVENT = MARK_LOG_FROM_LUA + Template("""
 local events = {}
 local function log_event(rec, job_id, kind, attempt, reason)
   local seq = tonumber(redis.call('HGET', rec, '$seq') or '0') + 1
   redis.call('HSET', rec, '$seq', seq)
-  local now = redis.call('TIME')
-  redis.call('HSETNX', rec, '$log_from', now[1] * 1000 + math.floor(now[2] / 1000))
+  mark_log_from(rec)
   table.insert(events, {v = $version, type = kind, job_id = job_id, seq = seq, attempt = attempt,
     ts = tonumber(ARGV[2]), error = reason})
 end
@@ -54,7 +54,6 @@ end
     field=keys.LOG_FIELD,
     state=record.STATE,
     seq=record.SEQ,
-    log_from=record.LOG_FROM,
 )
 
 # KEYS: batch record, queue, batch log, batch halt, then (job record, arq job, arq retry count) per job.

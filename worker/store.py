@@ -20,6 +20,7 @@ from redis.commands.core import AsyncScript
 
 from common import keys, record
 from common.reconnect import CONNECTION_ERRORS, Backoff
+from common.replay import MARK_LOG_FROM_LUA
 from common.status import TERMINAL_STATES, JobState
 from common.usage import Usage
 
@@ -64,18 +65,18 @@ return old
 # batch's log (Redis time, as entry ids are). Returns {previous state or '', the record's seq, the
 # previous run's started_at}: the publisher numbers on from the seq, and when the previous state was
 # running (its worker was lost), searches the log from that run's start for events past it.
-_START = f"""
+_START = (
+    MARK_LOG_FROM_LUA
+    + f"""
 local was_started = redis.call('HGET', KEYS[1], '{record.STARTED_AT}')
 local function transition()
 {_TRANSITION}
 end
 local old = transition()
-if old ~= '' then
-  local now = redis.call('TIME')
-  redis.call('HSETNX', KEYS[1], '{record.LOG_FROM}', now[1] * 1000 + math.floor(now[2] / 1000))
-end
+if old ~= '' then mark_log_from(KEYS[1]) end
 return {{old, redis.call('HGET', KEYS[1], '{record.SEQ}') or '0', was_started or ''}}
 """
+)
 # KEYS: job record. ARGV: seq of the run's announcement. Returns the error of a cancelled job (its
 # seq counted as used), or false.
 _CANCELLED = f"""
