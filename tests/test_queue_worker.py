@@ -112,3 +112,16 @@ async def test_an_idle_worker_starts_a_new_job_without_waiting_for_its_poll_dela
             return await redis.hget(keys.job_record("wake:1"), record.STATE) == b"succeeded"
 
         await eventually(answered, timeout_s=20)
+
+
+class TestConcurrencyOption:
+    def test_concurrency_keeps_a_job_waiting_behind_every_slot(self) -> None:
+        """--concurrency N holds 2N jobs, as the defaults do (32 and 64), so a freed slot is filled at once."""
+        settings = worker_settings(AskqConfig(), url="redis://localhost", concurrency=200)
+        assert settings["max_jobs"] == 400
+        assert settings["ctx"]["config"].limits.concurrency == 200
+
+    def test_concurrency_never_lowers_a_configured_max_jobs(self) -> None:
+        """A max_jobs set above twice the slots in jobs.yaml is kept."""
+        config = AskqConfig.model_validate({"limits": {"max_jobs": 1000}})
+        assert worker_settings(config, url="redis://localhost", concurrency=10)["max_jobs"] == 1000
