@@ -116,7 +116,7 @@ async def test_an_idle_worker_starts_a_new_job_without_waiting_for_its_poll_dela
 
 class TestConcurrencyOption:
     def test_concurrency_keeps_a_job_waiting_behind_every_slot(self) -> None:
-        """--concurrency N holds 2N jobs, as the defaults do (32 and 64), so a freed slot is filled at once."""
+        """--concurrency N holds 2N jobs, as the defaults do (32, 64): a freed slot is filled at once."""
         settings = worker_settings(AskqConfig(), url="redis://localhost", concurrency=200)
         assert settings["max_jobs"] == 400
         assert settings["ctx"]["config"].limits.concurrency == 200

@@ -10,6 +10,7 @@ from arq.connections import ArqRedis
 from openai import AsyncOpenAI
 
 from common.config import AskqConfig
+from worker.gate import GateMemory
 from worker.leases import LeaseKeeper
 from worker.provider import ChatProvider
 from worker.relay import EventRelay
@@ -35,3 +36,4 @@ class WorkerContext(TypedDict, total=False):
     store: JobStore
     leases: LeaseKeeper
     relay: EventRelay
+    gate_memory: GateMemory

@@ -11,12 +11,17 @@
   across every worker (GCRA on Redis's clock): each admission reserves the next send time, so the
   provider's limit is met without a stream of 429s and retries.
 
-All three are one Lua call per attempt. They are advice: while Redis is away (a restart) the gate
-stays open rather than fail a job that could be answered.
+All three are one Lua call per attempt. Without a pace, an attempt only reads, and what it reads
+changes rarely, so each process remembers an open gate for ``OPEN_FOR_S`` (``GateMemory``): a halt
+or cooldown set by another process reaches it that much later, one set by its own attempts at once,
+and a halt or cooldown is never remembered, so clearing one (``askq retry``) takes effect at once.
+They are advice: while Redis is away (a restart) the gate stays open rather than fail a job that
+could be answered.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import structlog
@@ -33,6 +38,11 @@ HALTING_STATUS = 401
 COOLDOWN_STATUS = 429
 MAX_COOLDOWN_S = 60.0
 """Longest shared hold-off: a stray header must not stall every worker for an hour."""
+OPEN_FOR_S = 0.05
+"""How long a process admits unpaced attempts on its last reading of an open gate. At 200 jobs a
+second, a reading per attempt was a round trip inside the slot each time."""
+MAX_REMEMBERED = 10_000
+"""Gates (batch and provider pairs) one process remembers before it starts again from none."""
 NOT_SENT = "not sent: an earlier job of this batch was refused ({reason}); fix it, then `askq retry {batch}`"
 
 # KEYS: halt, cooldown, pace. ARGV: ms between requests (0: no pace).
@@ -67,10 +77,41 @@ class Admission:
     """This attempt's reserved place in the pace: wait this long, then call."""
 
 
+class GateMemory:
+    """One worker process's recent readings of open gates, shared by its jobs."""
+
+    def __init__(self, open_for_s: float = OPEN_FOR_S) -> None:
+        self._open_for_s = open_for_s
+        self._open_until: dict[tuple[str, str], float] = {}
+        self.generation = 0
+        """Counts this process's refusals: a reading sent before one is too old to remember."""
+
+    def is_open(self, batch: str, endpoint: str) -> bool:
+        until = self._open_until.get((batch, endpoint))
+        return until is not None and time.monotonic() < until
+
+    def saw_open(self, batch: str, endpoint: str, generation: int) -> None:
+        """Remember a reading sent at ``generation``, unless a refusal has come since."""
+        if generation != self.generation:
+            return
+        if len(self._open_until) >= MAX_REMEMBERED:
+            self._open_until.clear()
+        self._open_until[(batch, endpoint)] = time.monotonic() + self._open_for_s
+
+    def forget(self) -> None:
+        self.generation += 1
+        self._open_until.clear()
+
+
 class ProviderGate:
-    def __init__(self, redis: Redis, batch: str, endpoint: str, config: AskqConfig) -> None:
+    def __init__(
+        self, redis: Redis, batch: str, endpoint: str, config: AskqConfig, memory: GateMemory | None = None
+    ) -> None:
+        """``memory``: the process's ``GateMemory``; without it, every attempt reads Redis."""
         self._redis = redis
         self._batch = batch
+        self._endpoint = endpoint
+        self._memory = memory
         self._keys = [keys.batch_halt(batch), keys.provider_cooldown(endpoint), keys.provider_pace(endpoint)]
         rpm = config.provider.requests_per_minute
         self._interval_ms = 60_000 / rpm if rpm else 0
@@ -80,6 +121,10 @@ class ProviderGate:
 
     async def admit(self) -> Admission:
         """When this attempt may call; raises the batch's halt as its error."""
+        memory = self._memory if not self._interval_ms else None  # a pace reserves every attempt
+        if memory is not None and memory.is_open(self._batch, self._endpoint):
+            return Admission()
+        generation = memory.generation if memory is not None else 0
         try:
             reason, cooldown_ms, send_in_ms = await self._admit(keys=self._keys, args=[self._interval_ms])
         except RedisError as exc:
@@ -88,7 +133,10 @@ class ProviderGate:
         if reason is not None:
             message = NOT_SENT.format(reason=reason.decode(), batch=self._batch)
             raise FatalProviderError(message, status_code=HALTING_STATUS)
-        return Admission(float(cooldown_ms) / 1000, float(send_in_ms) / 1000)
+        admission = Admission(float(cooldown_ms) / 1000, float(send_in_ms) / 1000)
+        if memory is not None and admission.cooldown_s <= 0:
+            memory.saw_open(self._batch, self._endpoint, generation)
+        return admission
 
     async def refused(self, error: ProviderError) -> None:
         """Tell every worker what the provider's refusal means for them."""
@@ -96,6 +144,10 @@ class ProviderGate:
             await self._share(error)
         except RedisError as exc:
             log.warning("provider refusal not shared", error=str(exc))
+        finally:
+            # After the write: a reading sent before it can no longer be remembered as open.
+            if self._memory is not None:
+                self._memory.forget()
 
     async def _share(self, error: ProviderError) -> None:
         if isinstance(error, FatalProviderError) and error.status_code == HALTING_STATUS:

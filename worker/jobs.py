@@ -95,7 +95,7 @@ async def _run_or_give_up(ctx: WorkerContext, payload: JobPayload, publisher: Ev
 async def _outcome(ctx: WorkerContext, payload: JobPayload, publisher: EventPublisher) -> Outcome:
     config = ctx["config"]
     started = time.monotonic()
-    gate = ProviderGate(ctx["redis"], payload.batch, ctx["provider"].endpoint, config)
+    gate = ProviderGate(ctx["redis"], payload.batch, ctx["provider"].endpoint, config, ctx["gate_memory"])
     answerer = Answerer(ctx["provider"], ctx["semaphore"], config, publisher, gate)
     model = ""
     try:

@@ -34,7 +34,9 @@ class RunCalls:
         """One call, streamed into the run's log under ``part``, under the semaphore, gate and retries."""
         config = self.ctx["config"]
         # The run's own 401 halt: its other calls stop rather than each be refused in turn.
-        gate = ProviderGate(self.ctx["redis"], self.run_id, self.ctx["provider"].endpoint, config)
+        gate = ProviderGate(
+            self.ctx["redis"], self.run_id, self.ctx["provider"].endpoint, config, self.ctx["gate_memory"]
+        )
         request = ChatRequest(messages=self.messages(user), model=self.model, params=self.params())
         answerer = Answerer(
             self.ctx["provider"], self.ctx["semaphore"], config, self.publisher, gate, part=part

@@ -18,6 +18,7 @@ from common.errors import ConfigError
 from common.redis_url import arq_settings, redact, redis_url
 from common.serializer import job_deserializer, job_serializer
 from worker.context import WorkerContext
+from worker.gate import GateMemory
 from worker.jobs import answer
 from worker.leases import LeaseKeeper
 from worker.provider import ChatProvider
@@ -85,6 +86,7 @@ async def on_startup(raw_ctx: dict[str, Any]) -> None:
         ctx["redis"], config.limits.lease_s, claims_lease=ctx.get("claims_lease", False)
     )
     ctx["leases"].start()
+    ctx["gate_memory"] = GateMemory()
     ctx["relay"] = EventRelay(ctx["redis"], config.stream, config.retention.ttl_s)
     ctx["relay"].start()
     log.info(
