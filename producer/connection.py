@@ -10,6 +10,7 @@ from redis.exceptions import RedisError
 
 from common.errors import RedisUnavailableError
 from common.redis_url import redis_url, unreachable_message
+from common.redis_wire import pack_with_hiredis
 from common.secrets import redact_secrets
 
 CONNECT_TIMEOUT_S = 5.0
@@ -22,11 +23,13 @@ a connection silently dropped while a laptop slept is noticed and reopened inste
 async def connect(url: str | None = None) -> AsyncIterator[Redis]:
     url = url or redis_url()
     try:
-        redis = Redis.from_url(
-            url,
-            socket_connect_timeout=CONNECT_TIMEOUT_S,
-            socket_timeout=SOCKET_TIMEOUT_S,
-            health_check_interval=30,
+        redis = pack_with_hiredis(
+            Redis.from_url(
+                url,
+                socket_connect_timeout=CONNECT_TIMEOUT_S,
+                socket_timeout=SOCKET_TIMEOUT_S,
+                health_check_interval=30,
+            )
         )
     except ValueError as exc:
         raise RedisUnavailableError(unreachable_message(url, f"bad URL: {exc}")) from None

@@ -16,6 +16,7 @@ from common import keys
 from common.config import AskqConfig, load_config
 from common.errors import ConfigError
 from common.redis_url import arq_settings, redact, redis_url
+from common.redis_wire import pack_with_hiredis
 from common.serializer import job_deserializer, job_serializer
 from worker.context import WorkerContext
 from worker.gate import GateMemory
@@ -78,6 +79,7 @@ def shared_provider(config: AskqConfig) -> dict[str, Any]:
 async def on_startup(raw_ctx: dict[str, Any]) -> None:
     ctx = cast(WorkerContext, raw_ctx)
     config = ctx["config"]
+    pack_with_hiredis(ctx["redis"])
     if "client" not in ctx:
         ctx.update(shared_provider(config))  # type: ignore[typeddict-item]  # keys of WorkerContext
         ctx["owns_client"] = True
