@@ -55,7 +55,7 @@ def answer_tokens(model: str, messages: Sequence[Mapping[str, Any]], count: int)
     words = _lead_in_words(question, korean)[:count]
     rng = random.Random(_digest(model, messages))
     filler = _KOREAN_FILLER if korean else _ENGLISH_FILLER
-    words.extend(rng.choice(filler) for _ in range(count - len(words)))
+    words.extend(rng.choices(filler, k=count - len(words)))
     return [words[0], *(" " + word for word in words[1:])]
 
 

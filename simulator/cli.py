@@ -75,6 +75,15 @@ async def serve(settings: SimulatorSettings, host: str, port: int) -> None:
         await stop.wait()
 
 
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed: the simulator shares the benchmark's two cores with askq."""
+    try:
+        import uvloop
+    except ImportError:  # not built for every platform (Windows); asyncio's loop serves
+        return None
+    return uvloop.new_event_loop
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -84,7 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         flag = "--" + exc.key.replace("_", "-") if exc.key else "settings"
         parser.error(f"{flag}: {exc.reason}")
     try:
-        asyncio.run(serve(settings, args.host, args.port))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(serve(settings, args.host, args.port))
     except OSError as exc:
         print(f"{parser.prog}: error: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1

@@ -66,7 +66,11 @@ async def send_stream(
 
 def _content_steps(encoder: ChunkEncoder, tokens: list[str], pace: Pace) -> list[Step]:
     steps = [Step(0.0, encoder.role())]
-    steps.extend(Step(pace.token_at(i), encoder.content(token), 1) for i, token in enumerate(tokens))
+    if pace.interval_s == 0 and tokens:
+        # All due at once: one step, not one per token to be joined again by play().
+        steps.append(Step(pace.first_s, b"".join(map(encoder.content, tokens)), len(tokens)))
+    else:
+        steps.extend(Step(pace.token_at(i), encoder.content(token), 1) for i, token in enumerate(tokens))
     return steps
 
 
