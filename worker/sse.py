@@ -2,16 +2,18 @@
 
 The stock ``AsyncStream`` builds a typed ``ChatCompletionChunk`` for every chunk (about 190 µs on
 a 2-core VM, most of a worker's CPU when answers stream fast); these events have a fixed shape,
-so this reads the three fields askq uses straight from ``json.loads``. Only the usage, once per
-stream, goes through the typed model.
+so this reads the three fields askq uses straight from ``orjson.loads`` (the standard library's
+parser was a fifth of a worker's CPU on 200-token answers, orjson a fifth of that). Only the usage,
+once per stream, goes through the typed model.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from common.errors import RetryableProviderError
 from common.secrets import redact_secrets
@@ -21,7 +23,8 @@ _DATA = b"data:"
 _DONE = b"[DONE]"
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is built per token, and a frozen dataclass sets each field through object.__setattr__.
+@dataclass(slots=True)
 class StreamPiece:
     """One step of a streamed answer: text, or the end with its finish reason and usage."""
 
@@ -57,7 +60,7 @@ async def stream_pieces(chunks: AsyncIterator[bytes]) -> AsyncIterator[StreamPie
     finish_reason: str | None = None
     usage: dict[str, Any] | None = None
     async for data in sse_data(chunks):
-        chunk = json.loads(data)
+        chunk = orjson.loads(data)
         if chunk.get("error"):
             raise RetryableProviderError(f"provider error in stream: {_error_message(chunk['error'])}")
         if chunk.get("usage"):
