@@ -32,6 +32,10 @@ def queue_wake(queue: str) -> str:
     return f"{queue}:wake"
 
 
+WAKE_FROM_HEAD = b"head"
+"""A wake-up saying a job went back to its old place in the queue: read it again from its head."""
+
+
 SCHEDULE_QUEUE = f"{PREFIX}:schedules"
 """arq queue of scheduled summary runs, served apart so that a backlog of questions never delays one."""
 SCHEDULE_HEALTH = f"{SCHEDULE_QUEUE}{health_check_key_suffix}"

@@ -7,11 +7,13 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+from arq.connections import create_pool
 from arq.constants import health_check_key_suffix
 from redis.asyncio import Redis
 
 from common import keys, record
 from common.config import AskqConfig
+from common.redis_url import arq_settings
 from producer.submit import submit_file
 from tests.helpers import eventually
 from worker.askq_worker import AskqWorker
@@ -30,8 +32,8 @@ class TestJobClaims:
     async def test_each_job_is_claimed_once_across_claimers(self, redis: Redis) -> None:
         """Two workers claiming from the same queue get every due job once, oldest first."""
         await _queue(redis, **{f"j{index}": NOW_MS - index for index in range(10)})
-        first = await JobClaims(redis, keys.QUEUE, 5000, look_at=100).claim(6, NOW_MS)
-        second = await JobClaims(redis, keys.QUEUE, 5000, look_at=100).claim(6, NOW_MS)
+        first = await JobClaims(redis, keys.QUEUE, 5000, look_at=100, rewalk_s=0).claim(6, NOW_MS)
+        second = await JobClaims(redis, keys.QUEUE, 5000, look_at=100, rewalk_s=0).claim(6, NOW_MS)
         assert [job for job, _ in first] == [f"j{index}" for index in (9, 8, 7, 6, 5, 4)]
         assert sorted(job for job, _ in first + second) == sorted(f"j{index}" for index in range(10))
         assert dict(first)["j9"] == NOW_MS - 9
@@ -40,7 +42,9 @@ class TestJobClaims:
         """A job in progress anywhere and one not yet due are not claimed."""
         await _queue(redis, running=NOW_MS - 1, later=NOW_MS + 1, due=NOW_MS)
         await redis.set(keys.arq_in_progress("running"), b"1")
-        assert await JobClaims(redis, keys.QUEUE, 5000, look_at=100).claim(9, NOW_MS) == [("due", NOW_MS)]
+        assert await JobClaims(redis, keys.QUEUE, 5000, look_at=100, rewalk_s=0).claim(9, NOW_MS) == [
+            ("due", NOW_MS)
+        ]
 
     async def test_a_claim_reads_past_pages_of_running_jobs(self, redis: Redis) -> None:
         """Running jobs filling the queue's first pages do not hide the due jobs behind them."""
@@ -48,14 +52,44 @@ class TestJobClaims:
         await _queue(redis, **running, due=NOW_MS)
         for job_id in running:
             await redis.set(keys.arq_in_progress(job_id), b"1")
-        assert await JobClaims(redis, keys.QUEUE, 5000, look_at=10_000).claim(1, NOW_MS) == [("due", NOW_MS)]
-        assert await JobClaims(redis, keys.QUEUE, 5000, look_at=PAGE).claim(1, NOW_MS) == []
+        assert await JobClaims(redis, keys.QUEUE, 5000, look_at=10_000, rewalk_s=0).claim(1, NOW_MS) == [
+            ("due", NOW_MS)
+        ]
+        assert await JobClaims(redis, keys.QUEUE, 5000, look_at=PAGE, rewalk_s=0).claim(1, NOW_MS) == []
 
     async def test_a_claim_lasts_the_lease(self, redis: Redis) -> None:
         """The in-progress key is set with the claim's expiry, so a dead worker's jobs come back."""
         await _queue(redis, job=NOW_MS)
-        await JobClaims(redis, keys.QUEUE, 4000, look_at=100).claim(1, NOW_MS)
+        await JobClaims(redis, keys.QUEUE, 4000, look_at=100, rewalk_s=0).claim(1, NOW_MS)
         assert 3000 < await redis.pttl(keys.arq_in_progress("job")) <= 4000
+
+    async def test_a_claim_starts_at_the_running_jobs_it_saw_last(self, redis: Redis) -> None:
+        """The second claim reads from where the first found only running jobs, not from the head again."""
+        running = {f"r{index}": NOW_MS - 100 + index for index in range(50)}
+        await _queue(redis, **running, first=NOW_MS - 10)
+        for job_id in running:
+            await redis.set(keys.arq_in_progress(job_id), b"1")
+        claims = JobClaims(redis, keys.QUEUE, 5000, look_at=1000, rewalk_s=3600)
+        assert await claims.claim(1, NOW_MS) == [("first", NOW_MS - 10)]
+        await _queue(redis, second=NOW_MS - 5)
+        await redis.config_resetstat()
+        assert await claims.claim(1, NOW_MS) == [("second", NOW_MS - 5)]
+        stats = await redis.info("commandstats")
+        assert stats["cmdstat_exists"]["calls"] <= 3  # "first" (now running) and "second", not 52
+
+    async def test_a_job_freed_behind_the_running_ones_is_found_by_a_full_read(self, redis: Redis) -> None:
+        """A job whose worker died (its claim expired) behind the read's start comes back once the
+        queue is read from its head again, every ``rewalk_s``."""
+        await _queue(redis, lost=NOW_MS - 20, due=NOW_MS - 10)
+        await redis.set(keys.arq_in_progress("lost"), b"1")
+        now_s = [0.0]
+        claims = JobClaims(redis, keys.QUEUE, 5000, look_at=1000, rewalk_s=5, clock=lambda: now_s[0])
+        assert await claims.claim(5, NOW_MS) == [("due", NOW_MS - 10)]
+        await redis.delete(keys.arq_in_progress("lost"))
+        now_s[0] = 4.9
+        assert await claims.claim(5, NOW_MS) == []
+        now_s[0] = 5.0
+        assert await claims.claim(5, NOW_MS) == [("lost", NOW_MS - 20)]
 
 
 class TestLeaseKeeper:
@@ -112,6 +146,48 @@ async def test_an_idle_worker_starts_a_new_job_without_waiting_for_its_poll_dela
             return await redis.hget(keys.job_record("wake:1"), record.STATE) == b"succeeded"
 
         await eventually(answered, timeout_s=20)
+
+
+async def test_a_job_handed_back_behind_a_worker_s_reading_point_starts_at_once(
+    redis: Redis, redis_url: str, config: AskqConfig, sim: Any, tmp_path: Path
+) -> None:
+    """A job handed back at its old place in the queue (its worker stopping) is claimed at once by a
+    worker whose claims already start past it, not after that worker's next read from the head."""
+    path = tmp_path / "two.txt"
+    path.write_text("Held, then handed back?\nStill held?\n", encoding="utf-8")
+    await submit_file(redis, path, config, batch="back")
+    for job_id in ("back:1", "back:2"):
+        await redis.set(keys.arq_in_progress(job_id), b"1")  # running on a worker about to stop
+    long_lease = config.model_copy(update={"limits": config.limits.model_copy(update={"lease_s": 600})})
+    async with _running_worker(long_lease, redis_url, poll_delay=60):
+        await eventually(lambda: redis.exists(keys.QUEUE + health_check_key_suffix))  # read past both
+        await redis.delete(keys.arq_in_progress("back:1"))
+        await redis.publish(keys.queue_wake(keys.QUEUE), keys.WAKE_FROM_HEAD)
+
+        async def answered() -> bool:
+            return await redis.hget(keys.job_record("back:1"), record.STATE) == b"succeeded"
+
+        await eventually(answered, timeout_s=20)
+    assert await redis.hget(keys.job_record("back:2"), record.STATE) == b"queued"
+
+
+async def test_a_worker_handing_a_job_back_tells_the_others_to_read_from_the_head(
+    redis: Redis, redis_url: str, config: AskqConfig
+) -> None:
+    """arq's finish of a job to be run again (not finished) publishes the read-from-head wake-up."""
+    pool = await create_pool(arq_settings(redis_url))
+    settings = {**worker_settings(config, url=redis_url), "handle_signals": False}
+    worker = AskqWorker(**settings, redis_pool=pool)
+    try:
+        async with redis.pubsub() as pubsub:
+            await pubsub.subscribe(keys.queue_wake(keys.QUEUE))
+            await pubsub.get_message(timeout=5)  # the subscription's confirmation
+            await worker.finish_job("job", False, None, None, False, None, None)
+            message = await pubsub.get_message(timeout=5)
+        assert message is not None
+        assert message["data"] == keys.WAKE_FROM_HEAD
+    finally:
+        await pool.aclose()
 
 
 class TestConcurrencyOption:

@@ -17,12 +17,15 @@ Everything else is arq's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import structlog
 from arq.utils import timestamp_ms
 from arq.worker import Worker
+from redis.exceptions import RedisError
 
+from common import keys
 from common.config import AskqConfig
 from common.reconnect import CONNECTION_ERRORS, Backoff
 from worker.claims import JobClaims
@@ -74,7 +77,17 @@ class AskqWorker(Worker):
             return
         if self._claims is None:
             claim_ms = int(self.in_progress_timeout_s * 1000)
-            self._claims = JobClaims(self.pool, self.queue_name, claim_ms, look_at=self._look_at)
+            # A lost worker's jobs come back when their lease ends; a full read a third of a lease
+            # later at most finds them.
+            self._claims = JobClaims(
+                self.pool,
+                self.queue_name,
+                claim_ms,
+                look_at=self._look_at,
+                rewalk_s=self.in_progress_timeout_s / 3,
+            )
+        if self._wakeups.take_from_head():
+            self._claims.read_from_head()
         room = self.max_jobs - self.job_counter
         if self.burst and self.max_burst_jobs >= 0:
             room = min(room, self.max_burst_jobs - self._jobs_started())
@@ -87,6 +100,14 @@ class AskqWorker(Worker):
             task = self.loop.create_task(self.run_job(job_id, score))
             task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
             self.tasks[job_id] = task
+
+    async def finish_job(self, job_id: str, finish: bool, *args: Any) -> None:
+        """arq's end of a job; a job handed back to be run again also wakes the other workers."""
+        await super().finish_job(job_id, finish, *args)
+        if not finish:
+            # It keeps its old place in the queue, behind where their claims now start.
+            with contextlib.suppress(RedisError):  # they read from the head within a third of a lease
+                await self.pool.publish(keys.queue_wake(self.queue_name), keys.WAKE_FROM_HEAD)
 
     def _release_sem_dec_counter_on_complete(self) -> None:
         super()._release_sem_dec_counter_on_complete()

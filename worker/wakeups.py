@@ -1,5 +1,8 @@
 """What makes an idle worker poll at once: a producer's wake message, or one of its own jobs ending.
 
+A worker handing a job back (``WAKE_FROM_HEAD``) also asks the others to read the queue from its
+head at their next claim, since the job keeps its old place, behind where their claims start.
+
 arq polls on a fixed delay, so a job enqueued just after a poll waits that long before it starts,
 and a slot freed by a finished job stays empty until the next poll. Here the poll loop waits on an
 event instead, set by a message on the queue's wake channel or by a job ending; the poll delay is
@@ -27,6 +30,7 @@ class Wakeups:
     def __init__(self, queue: str) -> None:
         self._channel = keys.queue_wake(queue)
         self._event = asyncio.Event()
+        self._from_head = False
         self._task: asyncio.Task[None] | None = None
 
     def start(self, redis: Redis) -> None:
@@ -35,6 +39,11 @@ class Wakeups:
 
     def wake(self) -> None:
         self._event.set()
+
+    def take_from_head(self) -> bool:
+        """Whether a wake-up since the last call asked for the queue to be read from its head."""
+        from_head, self._from_head = self._from_head, False
+        return from_head
 
     async def wait(self, timeout_s: float) -> None:
         """Return when woken, or after ``timeout_s``; a wake that came while polling counts."""
@@ -60,7 +69,9 @@ class Wakeups:
                 async with redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(self._channel)
                     backoff.succeeded()
-                    async for _ in pubsub.listen():
+                    async for message in pubsub.listen():
+                        if message.get("data") == keys.WAKE_FROM_HEAD:
+                            self._from_head = True
                         self._event.set()
             except (RedisError, OSError) as exc:
                 notice = backoff.failed(exc)
