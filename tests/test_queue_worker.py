@@ -15,7 +15,7 @@ from common import keys, record
 from common.config import AskqConfig
 from common.redis_url import arq_settings
 from producer.submit import submit_file
-from tests.helpers import eventually
+from tests.helpers import eventually, results, run_burst_worker
 from worker.askq_worker import AskqWorker
 from worker.claims import PAGE, JobClaims
 from worker.leases import LeaseKeeper
@@ -186,6 +186,43 @@ async def test_a_worker_handing_a_job_back_tells_the_others_to_read_from_the_hea
             message = await pubsub.get_message(timeout=5)
         assert message is not None
         assert message["data"] == keys.WAKE_FROM_HEAD
+    finally:
+        await pool.aclose()
+
+
+async def test_a_finished_job_leaves_arq_nothing_to_finish(
+    redis: Redis, redis_url: str, config: AskqConfig, sim: Any, tmp_path: Path
+) -> None:
+    """The transition that records a job's result also removes its arq keys and queue entry."""
+    path = tmp_path / "three.txt"
+    path.write_text("One?\nTwo?\nThree?\n", encoding="utf-8")
+    await submit_file(redis, path, config, batch="done")
+    await run_burst_worker(config, redis_url)
+    assert {row.status for row in await results(redis, "done")} == {"succeeded"}
+    assert await redis.zcard(keys.QUEUE) == 0
+    for n in (1, 2, 3):
+        job_id = f"done:{n}"
+        for key in (keys.arq_job(job_id), keys.arq_in_progress(job_id), keys.arq_retry(job_id)):
+            assert not await redis.exists(key)
+
+
+async def test_arq_s_finishing_of_a_released_job_sends_nothing(
+    redis: Redis, redis_url: str, config: AskqConfig
+) -> None:
+    """For a job the finish transition released, arq's finishing transaction is skipped; for any
+    other job (one handed back, say) arq's own runs."""
+    pool = await create_pool(arq_settings(redis_url))
+    worker = AskqWorker(
+        **{**worker_settings(config, url=redis_url), "handle_signals": False}, redis_pool=pool
+    )
+    try:
+        worker.ctx["released"].add("released")
+        await redis.config_resetstat()
+        await worker.finish_job("released", True, None, None, False, None, None)
+        assert "cmdstat_exec" not in await redis.info("commandstats")
+        await worker.finish_job("other", True, None, None, False, None, None)
+        assert (await redis.info("commandstats"))["cmdstat_exec"]["calls"] == 1
+        assert not worker.ctx["released"]
     finally:
         await pool.aclose()
 

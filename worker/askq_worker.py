@@ -44,6 +44,8 @@ class AskqWorker(Worker):
         config: AskqConfig = self.ctx["config"]
         self.in_progress_timeout_s = config.limits.lease_s
         self.ctx["claims_lease"] = True  # the claim sets the lease: no need to shorten it again
+        self._released: set[str] = set()
+        self.ctx["released"] = self._released
         # arq sleeps poll_delay after every poll; here the wait happens in _poll_iteration, on wake-ups.
         self._idle_poll_s, self.poll_delay_s = self.poll_delay_s, 0.0
         self._wakeups = Wakeups(self.queue_name)
@@ -101,9 +103,14 @@ class AskqWorker(Worker):
             task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
             self.tasks[job_id] = task
 
-    async def finish_job(self, job_id: str, finish: bool, *args: Any) -> None:
-        """arq's end of a job; a job handed back to be run again also wakes the other workers."""
-        await super().finish_job(job_id, finish, *args)
+    async def finish_job(self, job_id: str, finish: bool, result_data: bytes | None, *args: Any) -> None:
+        """arq's end of a job: nothing left to do for a job whose finish released it (and whose
+        result arq does not keep); a job handed back to be run again also wakes the other workers."""
+        if job_id in self._released:
+            self._released.discard(job_id)
+            if finish and result_data is None:
+                return
+        await super().finish_job(job_id, finish, result_data, *args)
         if not finish:
             # It keeps its old place in the queue, behind where their claims now start.
             with contextlib.suppress(RedisError):  # they read from the head within a third of a lease

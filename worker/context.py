@@ -28,6 +28,9 @@ class WorkerContext(TypedDict, total=False):
     config: AskqConfig
     claims_lease: bool
     """True under ``AskqWorker``, whose claim of a job already sets its in-progress key to the lease."""
+    released: set[str]
+    """Under ``AskqWorker``: ids of jobs whose finish already removed them from arq's keys, so arq's
+    own finishing (a transaction per job) is skipped for them."""
     client: AsyncOpenAI
     owns_client: bool
     """False when the client is shared with the other worker of the process, which closes it."""

@@ -60,6 +60,8 @@ async def _answer(ctx: WorkerContext, payload: JobPayload) -> dict[str, Any]:
             outcome = await _run_or_give_up(ctx, payload, publisher)
         # The end event is numbered now, so the record counts it before anyone sees it.
         if await store.finish(payload.job_id, payload.batch, outcome, seq=publisher.next_seq()):
+            if "released" in ctx:
+                ctx["released"].add(payload.job_id)
             _publish_end(publisher, outcome)
         else:
             await _announce_cancelled(store, payload, publisher)

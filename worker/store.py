@@ -24,7 +24,8 @@ from common.replay import MARK_LOG_FROM_LUA
 from common.status import TERMINAL_STATES, JobState
 from common.usage import Usage
 
-# KEYS: job record, batch record, batch latencies, the finished-jobs index.
+# KEYS: job record, batch record, batch latencies, the finished-jobs index, then arq's: the job's
+# in-progress, retry and job keys, the abort set and the queue.
 # ARGV: new state, ttl_s, latency_ms ('' if none), prompt tokens, completion tokens, terminal states
 # (JSON), job id, now (unix s), field/value pairs.
 # Field names come from common.record. Returns the previous state, or '' when the record is
@@ -42,12 +43,15 @@ if old ~= ARGV[1] then
   redis.call('HINCRBY', KEYS[2], old, -1)
   redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
 end
-redis.call('HSET', KEYS[1], '$state', ARGV[1])
-for i = 9, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('HSET', KEYS[1], '$state', ARGV[1], unpack(ARGV, 9))
 if ends then
   -- Indexed by finish time for scheduled summaries; entries older than the results go with them.
   redis.call('ZADD', KEYS[4], ARGV[8], ARGV[7])
   redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', tonumber(ARGV[8]) - ttl)
+  -- What arq's finish_job would do, a round trip later: the ended job is gone from arq's keys.
+  redis.call('DEL', KEYS[5], KEYS[6], KEYS[7])
+  redis.call('ZREM', KEYS[8], ARGV[7])
+  redis.call('ZREM', KEYS[9], ARGV[7])
 end
 if ARGV[3] ~= '' then
   redis.call('RPUSH', KEYS[3], ARGV[3])
@@ -166,7 +170,8 @@ class JobStore:
         return reason.decode() if isinstance(reason, bytes) else None
 
     async def finish(self, job_id: str, batch: str, outcome: Outcome, *, seq: int | None = None) -> bool:
-        """Record the one result of a job; False when another run recorded it first.
+        """Record the one result of a job, and remove it from arq's keys and queue; False when another
+        run recorded it first.
 
         ``seq`` is the last event number the run uses, its end event included.
         """
@@ -205,7 +210,17 @@ class JobStore:
 
     @staticmethod
     def _keys(job_id: str, batch: str) -> list[str]:
-        return [keys.job_record(job_id), keys.batch_record(batch), keys.batch_latencies(batch), keys.FINISHED]
+        return [
+            keys.job_record(job_id),
+            keys.batch_record(batch),
+            keys.batch_latencies(batch),
+            keys.FINISHED,
+            keys.arq_in_progress(job_id),
+            keys.arq_retry(job_id),
+            keys.arq_job(job_id),
+            keys.ARQ_ABORT,
+            keys.QUEUE,
+        ]
 
     def _args(
         self,
