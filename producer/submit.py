@@ -128,9 +128,13 @@ async def submit_file(
     enqueued = 0
     script = redis.register_script(_ENQUEUE)
     # Scores rise by 0.001 ms per item in input order, so workers take questions in file order.
-    first_score_ms = time.time() * 1000
+    first_score_ms = 0.0
     writing: asyncio.Task[int] | None = None
     for chunk in _chunks(read_items(path), config.provider.context_tokens):
+        # Never behind the clock: a worker's claims start past the running jobs they last saw, and
+        # a chunk written long after the submit began (another batch's jobs claimed meanwhile)
+        # must not land behind that point.
+        first_score_ms = max(first_score_ms, time.time() * 1000)
         call_keys, args = _chunk_call(chunk, batch, job_type, str(path), config, first_score_ms)
         # Redis runs one chunk's script while the next chunk is built: two processes, two cores.
         if writing is not None:

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+import producer.submit
+from common import keys
 from common.config import AskqConfig
 from producer.batches import batch_status
 from producer.submit import submit_file
@@ -110,3 +112,22 @@ async def test_resubmitting_the_same_file_enqueues_nothing_new(
     assert status.total == 20
     assert status.counts["succeeded"] == 20
     assert sim.stats()["requests_total"] == 20
+
+
+async def test_a_chunk_is_queued_at_the_time_it_is_written(
+    redis: Redis, config: AskqConfig, write: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long submit's later chunks are scored when written, not when the submit began, so they never
+    land behind where workers' claims start; scores still rise in file order."""
+    clock = iter(range(1_000_000, 10**9, 10))  # ten seconds later at every reading
+    monkeypatch.setattr(
+        producer.submit, "time", type("Clock", (), {"time": staticmethod(lambda: next(clock))})
+    )
+    lines = producer.submit.CHUNK_ITEMS * 2 + 1
+    await submit_file(
+        redis, write("long.txt", "".join(f"q{n}?\n" for n in range(lines))), config, batch="clock"
+    )
+    scores = [await redis.zscore(keys.QUEUE, f"clock:{n}") for n in range(1, lines + 1)]
+    assert scores == sorted(scores)
+    first, second = scores[0], scores[producer.submit.CHUNK_ITEMS]
+    assert second - first >= 10_000  # ms: the second chunk was written ten seconds later
