@@ -227,6 +227,27 @@ async def test_arq_s_finishing_of_a_released_job_sends_nothing(
         await pool.aclose()
 
 
+async def test_a_job_claimed_again_after_its_run_ended_here_is_started(
+    redis: Redis, redis_url: str, config: AskqConfig
+) -> None:
+    """A job retried just after its run here ended (its task done, not yet swept by arq) is started
+    again, not passed over as still running with a fresh claim holding it for a lease."""
+    pool = await create_pool(arq_settings(redis_url))
+    settings = {**worker_settings(config, url=redis_url), "handle_signals": False}
+    worker = AskqWorker(**settings, redis_pool=pool)
+    try:
+        ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        ended.set_result(None)
+        worker.tasks["again"] = ended  # type: ignore[assignment]
+        await _queue(redis, again=NOW_MS)
+        await worker.start_jobs([b"again"])
+        started = worker.tasks["again"]
+        assert started is not ended
+        await started  # arq finds no job data for it and records that; enough that it ran
+    finally:
+        await pool.aclose()
+
+
 class TestConcurrencyOption:
     def test_concurrency_keeps_a_job_waiting_behind_every_slot(self) -> None:
         """--concurrency N holds 2N jobs, as the defaults do (32, 64): a freed slot is filled at once."""

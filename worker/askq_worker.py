@@ -45,7 +45,8 @@ class AskqWorker(Worker):
         self.in_progress_timeout_s = config.limits.lease_s
         self.ctx["claims_lease"] = True  # the claim sets the lease: no need to shorten it again
         self._released: set[str] = set()
-        self.ctx["released"] = self._released
+        if self.queue_name == keys.QUEUE:  # the queue the job store removes finished jobs from
+            self.ctx["released"] = self._released
         # arq sleeps poll_delay after every poll; here the wait happens in _poll_iteration, on wake-ups.
         self._idle_poll_s, self.poll_delay_s = self.poll_delay_s, 0.0
         self._wakeups = Wakeups(self.queue_name)
@@ -95,23 +96,37 @@ class AskqWorker(Worker):
             room = min(room, self.max_burst_jobs - self._jobs_started())
         claimed = await self._claims.claim(room, timestamp_ms())
         for job_id, score in claimed:
-            if job_id in self.tasks:
+            running = self.tasks.get(job_id)
+            if running is not None and not running.done():
                 continue  # still running here, its lease lost to a Redis outage: the claim renewed it
+            # A task that ended since arq's last sweep is a finished run; this claim is a new one
+            # (the job retried): start it, or its claim would hold it for a lease unstarted.
             await self.sem.acquire()
             self.job_counter += 1
             task = self.loop.create_task(self.run_job(job_id, score))
             task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
             self.tasks[job_id] = task
 
-    async def finish_job(self, job_id: str, finish: bool, result_data: bytes | None, *args: Any) -> None:
+    async def finish_job(
+        self,
+        job_id: str,
+        finish: bool,
+        result_data: bytes | None,
+        result_timeout_s: float | None,
+        keep_result_forever: bool,
+        incr_score: int | None,
+        keep_in_progress: float | None,
+    ) -> None:
         """arq's end of a job: nothing left to do for a job whose finish released it (and whose
         result arq does not keep); a job handed back to be run again also wakes the other workers."""
-        if job_id in self._released:
-            self._released.discard(job_id)
-            if finish and result_data is None:
-                return
-        await super().finish_job(job_id, finish, result_data, *args)
-        if not finish:
+        released = job_id in self._released
+        self._released.discard(job_id)
+        if released and finish and result_data is None:
+            return
+        await super().finish_job(
+            job_id, finish, result_data, result_timeout_s, keep_result_forever, incr_score, keep_in_progress
+        )
+        if not finish and not released and not incr_score:
             # It keeps its old place in the queue, behind where their claims now start.
             with contextlib.suppress(RedisError):  # they read from the head within a third of a lease
                 await self.pool.publish(keys.queue_wake(self.queue_name), keys.WAKE_FROM_HEAD)
