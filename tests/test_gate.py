@@ -71,6 +71,14 @@ class TestGateMemory:
         )
         assert 1 < (await gate.admit()).cooldown_s <= 2
 
+    async def test_a_failure_that_shares_nothing_keeps_the_memory(self, redis: Redis) -> None:
+        """A 500 or a timeout sets no halt or cooldown, so the open reading still stands."""
+        memory = GateMemory(open_for_s=3600)
+        gate = ProviderGate(redis, "b", ENDPOINT, UNPACED, memory)
+        await gate.admit()
+        await gate.refused(RetryableProviderError("HTTP 500", status_code=500))
+        assert memory.is_open("b", ENDPOINT)
+
     def test_a_reading_older_than_a_refusal_is_not_remembered(self) -> None:
         """A read sent before this process's refusal may answer after it: that stale 'open' is dropped."""
         memory = GateMemory(open_for_s=3600)

@@ -22,6 +22,7 @@ could be answered.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 import structlog
@@ -140,8 +141,11 @@ class ProviderGate:
 
     async def refused(self, error: ProviderError) -> None:
         """Tell every worker what the provider's refusal means for them."""
+        share = self._share(error)
+        if share is None:
+            return  # a 5xx, a timeout: nothing for the others to hold back for
         try:
-            await self._share(error)
+            await share
         except RedisError as exc:
             log.warning("provider refusal not shared", error=str(exc))
         finally:
@@ -149,10 +153,12 @@ class ProviderGate:
             if self._memory is not None:
                 self._memory.forget()
 
-    async def _share(self, error: ProviderError) -> None:
+    def _share(self, error: ProviderError) -> Awaitable[object] | None:
+        """The write that shares a halt (401) or a cooldown (429 with Retry-After); None for others."""
         if isinstance(error, FatalProviderError) and error.status_code == HALTING_STATUS:
-            await self._redis.set(self._keys[0], str(error), ex=self._ttl_s, nx=True)
-        elif isinstance(error, RetryableProviderError) and error.status_code == COOLDOWN_STATUS:
+            return self._redis.set(self._keys[0], str(error), ex=self._ttl_s, nx=True)
+        if isinstance(error, RetryableProviderError) and error.status_code == COOLDOWN_STATUS:
             wait_ms = round(min(error.retry_after_s or 0.0, MAX_COOLDOWN_S) * 1000)
             if wait_ms > 0:
-                await self._cool_down(keys=self._keys[1:2], args=[wait_ms])
+                return self._cool_down(keys=self._keys[1:2], args=[wait_ms])
+        return None
