@@ -2,7 +2,8 @@
 
 orjson writes them: ``askq submit`` serializes one job per question, and the standard library's
 encoder was a fifth of its time. What orjson refuses (an integer beyond 64 bits in a question's
-parameters) goes through the standard library instead; both write the same JSON.
+parameters) goes through the standard library instead. Both write the same JSON for what a job can
+hold: question files with NaN or Infinity, where they would differ, are refused when read.
 """
 
 from __future__ import annotations

@@ -55,14 +55,26 @@ def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
 
 
+class _NotJson(ValueError):
+    """A token Python's reader takes but JSON has not (NaN, Infinity)."""
+
+
+def _refuse_constant(name: str) -> object:
+    # A provider refuses the request they would make, and JSON writers disagree on them.
+    raise _NotJson(name)
+
+
 def read_jsonl(path: Path) -> Iterator[Parsed]:
     for number, text in _text_lines(path):
         if not text.strip():
             continue
         try:
-            obj = json.loads(text)
+            obj = json.loads(text, parse_constant=_refuse_constant)
         except json.JSONDecodeError as exc:
             yield LineProblem(number, f"not valid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        except _NotJson as exc:
+            yield LineProblem(number, f"not valid JSON ({exc} is not a JSON number)")
             continue
         try:
             yield item_from_object(obj, number)

@@ -58,6 +58,11 @@ async def _refused(redis: Redis, config: AskqConfig, path: Any) -> str:
             '{"custom_id": "a", "url": "/v1/embeddings", "body": {}}\n',
             'm.jsonl: line 1: url must be "/v1/chat/completions"',
         ),
+        (
+            "n.jsonl",
+            '{"custom_id": "a", "body": {"messages": [], "temperature": NaN}}\n',
+            "n.jsonl: line 1: not valid JSON (NaN is not a JSON number)",
+        ),
     ],
 )
 async def test_bad_lines_are_named_and_nothing_is_enqueued(
