@@ -8,6 +8,7 @@ py-spy showed the packing as a fifth of ``askq submit``.
 
 from __future__ import annotations
 
+import codecs
 from typing import Any
 
 import hiredis
@@ -34,10 +35,17 @@ def pack_with_hiredis(redis: Redis) -> Redis:
     """``redis`` with every connection it opens from now on packing commands with hiredis.
 
     The connection class the URL chose (plain, TLS or Unix socket) is kept underneath; connections
-    already open (arq's first ping) pack as before.
+    already open (arq's first ping) pack as before. hiredis writes text as strict UTF-8, so a client
+    set to another encoding keeps redis-py's packer.
     """
     pool = redis.connection_pool
     chosen = pool.connection_class
-    if not issubclass(chosen, _PackedByHiredis):
+    options = pool.connection_kwargs
+    encoding = codecs.lookup(options.get("encoding", "utf-8")).name
+    if (
+        encoding == "utf-8"
+        and options.get("encoding_errors", "strict") == "strict"
+        and not issubclass(chosen, _PackedByHiredis)
+    ):
         pool.connection_class = type(f"HiredisPacked{chosen.__name__}", (_PackedByHiredis, chosen), {})
     return redis

@@ -46,3 +46,10 @@ async def test_commands_round_trip_through_a_real_server(redis: Redis, redis_url
         assert await redis.get("wire") == "Café 東京 \x00".encode()
     finally:
         await packed.aclose()
+
+
+def test_a_client_set_to_another_encoding_keeps_redis_py_s_packer() -> None:
+    """hiredis writes text as UTF-8 only: a latin-1 client packs 'é' as one byte, as redis-py does."""
+    redis = pack_with_hiredis(Redis(encoding="latin-1"))
+    assert b"".join(_connection(redis).pack_command("SET", "k", "é")).endswith(b"$1\r\n\xe9\r\n")
+    assert pack_with_hiredis(Redis(encoding="utf8")).connection_pool.connection_class is not Connection
