@@ -171,23 +171,28 @@ async def test_a_job_handed_back_behind_a_worker_s_reading_point_starts_at_once(
     assert await redis.hget(keys.job_record("back:2"), record.STATE) == b"queued"
 
 
+@contextlib.asynccontextmanager
+async def _idle_worker(config: AskqConfig, redis_url: str) -> Any:
+    """An AskqWorker with its pool, not polling: a test drives its methods directly."""
+    pool = await create_pool(arq_settings(redis_url))
+    settings = {**worker_settings(config, url=redis_url), "handle_signals": False}
+    try:
+        yield AskqWorker(**settings, redis_pool=pool)
+    finally:
+        await pool.aclose()
+
+
 async def test_a_worker_handing_a_job_back_tells_the_others_to_read_from_the_head(
     redis: Redis, redis_url: str, config: AskqConfig
 ) -> None:
     """arq's finish of a job to be run again (not finished) publishes the read-from-head wake-up."""
-    pool = await create_pool(arq_settings(redis_url))
-    settings = {**worker_settings(config, url=redis_url), "handle_signals": False}
-    worker = AskqWorker(**settings, redis_pool=pool)
-    try:
-        async with redis.pubsub() as pubsub:
-            await pubsub.subscribe(keys.queue_wake(keys.QUEUE))
-            await pubsub.get_message(timeout=5)  # the subscription's confirmation
-            await worker.finish_job("job", False, None, None, False, None, None)
-            message = await pubsub.get_message(timeout=5)
-        assert message is not None
-        assert message["data"] == keys.WAKE_FROM_HEAD
-    finally:
-        await pool.aclose()
+    async with _idle_worker(config, redis_url) as worker, redis.pubsub() as pubsub:
+        await pubsub.subscribe(keys.queue_wake(keys.QUEUE))
+        await pubsub.get_message(timeout=5)  # the subscription's confirmation
+        await worker.finish_job("job", False, None, None, False, None, None)
+        message = await pubsub.get_message(timeout=5)
+    assert message is not None
+    assert message["data"] == keys.WAKE_FROM_HEAD
 
 
 async def test_a_finished_job_leaves_arq_nothing_to_finish(
@@ -211,11 +216,7 @@ async def test_arq_s_finishing_of_a_released_job_sends_nothing(
 ) -> None:
     """For a job the finish transition released, arq's finishing transaction is skipped; for any
     other job (one handed back, say) arq's own runs."""
-    pool = await create_pool(arq_settings(redis_url))
-    worker = AskqWorker(
-        **{**worker_settings(config, url=redis_url), "handle_signals": False}, redis_pool=pool
-    )
-    try:
+    async with _idle_worker(config, redis_url) as worker:
         worker.ctx["released"].add("released")
         await redis.config_resetstat()
         await worker.finish_job("released", True, None, None, False, None, None)
@@ -223,8 +224,6 @@ async def test_arq_s_finishing_of_a_released_job_sends_nothing(
         await worker.finish_job("other", True, None, None, False, None, None)
         assert (await redis.info("commandstats"))["cmdstat_exec"]["calls"] == 1
         assert not worker.ctx["released"]
-    finally:
-        await pool.aclose()
 
 
 async def test_a_job_claimed_again_after_its_run_ended_here_is_started(
@@ -232,10 +231,7 @@ async def test_a_job_claimed_again_after_its_run_ended_here_is_started(
 ) -> None:
     """A job retried just after its run here ended (its task done, not yet swept by arq) is started
     again, not passed over as still running with a fresh claim holding it for a lease."""
-    pool = await create_pool(arq_settings(redis_url))
-    settings = {**worker_settings(config, url=redis_url), "handle_signals": False}
-    worker = AskqWorker(**settings, redis_pool=pool)
-    try:
+    async with _idle_worker(config, redis_url) as worker:
         ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         ended.set_result(None)
         worker.tasks["again"] = ended  # type: ignore[assignment]
@@ -244,8 +240,6 @@ async def test_a_job_claimed_again_after_its_run_ended_here_is_started(
         started = worker.tasks["again"]
         assert started is not ended
         await started  # arq finds no job data for it and records that; enough that it ran
-    finally:
-        await pool.aclose()
 
 
 class TestConcurrencyOption:
