@@ -15,8 +15,8 @@ from collections.abc import Callable
 from redis.exceptions import RedisError
 
 from common.config import AskqConfig, load_config
-from common.errors import RedisUnavailableError
-from common.redis_url import redis_url, unreachable_message
+from common.redis_url import check_url, connection_error, redis_url
+from producer.connection import connect
 from worker.askq_worker import AskqWorker
 from worker.logging import configure_logging
 from worker.schedule_settings import schedule_worker_settings
@@ -27,16 +27,24 @@ def run_worker(*, burst: bool, concurrency: int | None, verbose: bool) -> int:
     configure_logging(verbose=verbose)
     config = with_concurrency(load_config(), concurrency)
     provider_endpoint()  # refuse a missing provider before touching Redis
-    url = redis_url()
+    url = check_url(redis_url())
     try:
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            runner.run(_reachable(url))
             runner.run(serve(config, url, burst=burst))
     except asyncio.CancelledError:
         # arq cancels what outlived the shutdown grace; those jobs are back in the queue already.
         return 0
     except (RedisError, OSError) as exc:
-        raise RedisUnavailableError(unreachable_message(url, str(exc).split("\n")[0])) from None
+        raise connection_error(url, exc) from None
     return 0
+
+
+async def _reachable(url: str) -> None:
+    """One ping first: a refused password or a server that is not there is one line, not arq's
+    retries (which stay for a Redis lost later)."""
+    async with connect(url):
+        pass
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

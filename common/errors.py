@@ -4,6 +4,7 @@ AskqError
  ├── ConfigError            jobs.yaml is missing, unreadable or invalid (names file and key path)
  ├── InputError             a question file is unusable (names file, line and problem)
  ├── RedisUnavailableError  Redis cannot be reached (names the URL, password hidden)
+ │    └── RedisAuthError        Redis answered but refused the password, or wants one
  ├── NotFoundError          an unknown batch, job id or job type
  └── ProviderError          the LLM provider refused or failed a call
       ├── RetryableProviderError   429, 408, 409, 5xx, timeouts, resets, cut streams
@@ -26,6 +27,10 @@ class InputError(AskqError):
 
 
 class RedisUnavailableError(AskqError):
+    pass
+
+
+class RedisAuthError(RedisUnavailableError):
     pass
 
 

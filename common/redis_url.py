@@ -1,4 +1,4 @@
-"""``REDIS_URL`` handling shared by every command: default, redaction and the unreachable message."""
+"""``REDIS_URL`` handling shared by every command: default, checks, redaction and the one-line messages."""
 
 from __future__ import annotations
 
@@ -6,9 +6,14 @@ import os
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from arq.connections import RedisSettings
+from redis.exceptions import AuthenticationError, AuthenticationWrongNumberOfArgsError, NoPermissionError
+
+from common.errors import ConfigError, RedisAuthError, RedisUnavailableError
+from common.secrets import redact_secrets
 
 REDIS_URL_ENV = "REDIS_URL"
 DEFAULT_REDIS_URL = "redis://localhost:6379"
+SCHEMES = ("redis", "rediss", "unix")
 
 
 def redis_url() -> str:
@@ -27,15 +32,37 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
-TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs")
+TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "ssl_check_hostname")
 """``rediss://`` query options, read alike by redis-py (producer) and, through here, by arq (worker)."""
 
 
+def check_url(url: str) -> str:
+    """The URL, or a ConfigError naming what is wrong with it: redis-py would raise a TypeError
+    for a TLS option on a plain ``redis://`` URL, and guess at an unknown scheme."""
+    parts = urlsplit(url)
+    if parts.scheme not in SCHEMES:
+        raise ConfigError(
+            f"{REDIS_URL_ENV}={redact(url)}: expected a redis://, rediss:// (TLS) or unix:// URL, "
+            f"got scheme {parts.scheme or '(none)'!r}"
+        )
+    given = [option for option in TLS_OPTIONS if option in parse_qs(parts.query)]
+    if given and parts.scheme != "rediss":
+        raise ConfigError(
+            f"{REDIS_URL_ENV}={redact(url)}: {given[0]} is a TLS option and needs a rediss:// URL "
+            f"({parts.scheme}:// is not encrypted)"
+        )
+    try:
+        parts.port  # noqa: B018  # raises ValueError for a port out of range or not a number
+    except ValueError as exc:
+        raise ConfigError(f"{REDIS_URL_ENV}={redact(url)}: {exc}") from None
+    return url
+
+
 def arq_settings(url: str) -> RedisSettings:
-    settings = RedisSettings.from_dsn(url)
+    settings = RedisSettings.from_dsn(check_url(url))
     # arq reads no query options; redis-py's from_url does, so one URL must mean the same to both.
     query = parse_qs(urlsplit(url).query)
-    for option in TLS_OPTIONS:
+    for option in TLS_OPTIONS[:-1]:
         if option in query:
             setattr(settings, option, query[option][-1])
     if "ssl_check_hostname" in query:
@@ -51,3 +78,29 @@ def unreachable_message(url: str, reason: str) -> str:
         f"cannot reach Redis at {redact(url)} ({reason}); start one with "
         "`redis-server` or `docker compose up -d redis`, or set REDIS_URL"
     )
+
+
+def connection_error(url: str, exc: BaseException) -> RedisUnavailableError:
+    """The one-line error for a failed first contact: a refused password is not an unreachable server."""
+    reason = _reason(exc)
+    where = redact(url)
+    if isinstance(exc, AuthenticationWrongNumberOfArgsError) or "no password is set" in reason:
+        return RedisAuthError(
+            f"Redis at {where} refused the password: it has none set for this user ({reason}); "
+            "remove the password from REDIS_URL or set one on the server"
+        )
+    if isinstance(exc, AuthenticationError) and "required" in reason.lower():
+        return RedisAuthError(
+            f"Redis at {where} requires a password ({reason}); put it in REDIS_URL: "
+            "redis://:PASSWORD@host:6379/0, or redis://USER:PASSWORD@host:6379/0 with ACLs"
+        )
+    if isinstance(exc, AuthenticationError | NoPermissionError):
+        return RedisAuthError(
+            f"Redis at {where} refused the password ({reason}); check the user and password in REDIS_URL"
+        )
+    return RedisUnavailableError(unreachable_message(url, reason))
+
+
+def _reason(exc: BaseException) -> str:
+    text = redact_secrets(str(exc).split("\n")[0]) or type(exc).__name__
+    return text if len(text) < 160 else text[:157] + "..."

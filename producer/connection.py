@@ -8,10 +8,8 @@ from contextlib import asynccontextmanager
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from common.errors import RedisUnavailableError
-from common.redis_url import redis_url, unreachable_message
+from common.redis_url import check_url, connection_error, redis_url
 from common.redis_wire import pack_with_hiredis
-from common.secrets import redact_secrets
 
 CONNECT_TIMEOUT_S = 5.0
 SOCKET_TIMEOUT_S = 30.0
@@ -21,7 +19,7 @@ a connection silently dropped while a laptop slept is noticed and reopened inste
 
 @asynccontextmanager
 async def connect(url: str | None = None) -> AsyncIterator[Redis]:
-    url = url or redis_url()
+    url = check_url(url or redis_url())
     try:
         redis = pack_with_hiredis(
             Redis.from_url(
@@ -31,19 +29,14 @@ async def connect(url: str | None = None) -> AsyncIterator[Redis]:
                 health_check_interval=30,
             )
         )
-    except ValueError as exc:
-        raise RedisUnavailableError(unreachable_message(url, f"bad URL: {exc}")) from None
+    except (ValueError, TypeError) as exc:
+        raise connection_error(url, ValueError(f"bad URL: {exc}")) from None
     try:
         await redis.ping()
     except (RedisError, OSError) as exc:
         await redis.aclose()
-        raise RedisUnavailableError(unreachable_message(url, _reason(exc))) from None
+        raise connection_error(url, exc) from None
     try:
         yield redis
     finally:
         await redis.aclose()
-
-
-def _reason(exc: BaseException) -> str:
-    text = redact_secrets(str(exc).split("\n")[0]) or type(exc).__name__
-    return text if len(text) < 160 else text[:157] + "..."

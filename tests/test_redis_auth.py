@@ -125,3 +125,41 @@ def _wait_until_serving(url: str) -> None:
             time.sleep(0.05)  # a starting server polled up to the deadline
         finally:
             client.close()
+
+
+def test_a_refused_password_is_not_called_unreachable(password_redis: str) -> None:
+    """A wrong password and a missing one each get their own line, naming REDIS_URL, not 'cannot reach'."""
+    wrong = askq("status", "b", env={"REDIS_URL": password_redis.replace(PASSWORD, "wrong-pw")})
+    assert wrong.returncode == 1
+    assert "refused the password" in wrong.stderr
+    assert "cannot reach" not in wrong.stderr
+    missing = askq("status", "b", env={"REDIS_URL": password_redis.replace(f":{PASSWORD}@", "")})
+    assert missing.returncode == 1
+    assert "requires a password" in missing.stderr
+    assert missing.stderr.count("\n") == 1
+
+
+def test_a_worker_with_a_refused_password_says_so_in_one_line(password_redis: str, sim: Simulator) -> None:
+    """askq worker checks Redis once before arq's retries: one line, no arq retry lines, exit 1."""
+    done = askq("worker", "--burst", env={"REDIS_URL": password_redis.replace(PASSWORD, "wrong-pw")})
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [done.stderr.strip()]
+    assert "refused the password" in done.stderr
+    assert "wrong-pw" not in done.stderr
+
+
+@pytest.mark.parametrize("option", ["ssl_ca_certs=/tmp/ca.pem", "ssl_cert_reqs=none"])
+def test_a_tls_option_on_a_plain_url_is_a_one_line_error(option: str, sim: Simulator) -> None:
+    """?ssl_ca_certs= on redis:// (redis-py's TypeError before) names the option and asks for rediss://."""
+    for command in (("status", "b"), ("worker", "--burst")):
+        done = askq(*command, env={"REDIS_URL": f"redis://127.0.0.1:1/0?{option}"})
+        assert done.returncode == 1, command
+        assert "Traceback" not in done.stderr
+        assert f"{option.split('=')[0]} is a TLS option and needs a rediss:// URL" in done.stderr
+
+
+def test_an_unknown_scheme_is_named(sim: Simulator) -> None:
+    """REDIS_URL=http://... is refused naming the scheme, before any connection is tried."""
+    done = askq("status", "b", env={"REDIS_URL": "http://127.0.0.1:6379"})
+    assert done.returncode == 1
+    assert "expected a redis://, rediss:// (TLS) or unix:// URL, got scheme 'http'" in done.stderr
