@@ -6,17 +6,23 @@ import os
 import re
 
 _API_KEY_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9_\-]{4})[A-Za-z0-9_\-*]{8,}")
-_URL_PASSWORD = re.compile(r"(rediss?://[^:/@\s]*:)[^@\s]+@")
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)[^@\s/]+@")
+_QUERY_SECRET = re.compile(
+    r"([?&](?:api[-_]?key|key|token|access[-_]?token|secret|password|pass|sig|signature|auth)=)[^&#\s]+",
+    re.IGNORECASE,
+)
 
 
 def redact_secrets(text: str) -> str:
-    """Text with the configured API key, anything shaped like one and URL passwords masked."""
+    """Text with the configured API key, anything shaped like one, URL passwords and secret query
+    parameters (``?api-key=``, ``&token=``) masked."""
     key = os.environ.get("OPENAI_API_KEY")
     if key and len(key) >= 8:
         text = text.replace(key, "***")
     # Each pattern starts with a fixed string: most text (every log line's values) has neither.
     if "sk-" in text:
         text = _API_KEY_PATTERN.sub(r"\1***", text)
-    if "redis" in text:
+    if "://" in text:
         text = _URL_PASSWORD.sub(r"\1***@", text)
+        text = _QUERY_SECRET.sub(r"\1***", text)
     return text

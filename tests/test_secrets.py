@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from redis.asyncio import Redis
 
 from common.redis_url import redact, unreachable_message
 from common.secrets import redact_secrets
+from tests.conftest import Simulator
+from tests.helpers import askq
 
 
 def test_configured_api_key_is_masked_anywhere(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -28,3 +31,26 @@ def test_redis_passwords_are_masked_in_urls() -> None:
     assert redact("redis://localhost:6379") == "redis://localhost:6379"
     assert "s3cret" not in unreachable_message("redis://:s3cret@h:1", "refused")
     assert redact_secrets("connect redis://:s3cret@h:1 failed") == "connect redis://:***@h:1 failed"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://user:p4ss@llm.example/v1", "https://user:***@llm.example/v1"),
+        ("https://llm.example/v1?api-key=abc123&x=1", "https://llm.example/v1?api-key=***&x=1"),
+        ("http://h/v1?x=1&token=t0k#frag", "http://h/v1?x=1&token=***#frag"),
+    ],
+)
+def test_provider_url_credentials_are_masked(url: str, shown: str) -> None:
+    """Credentials inside OPENAI_BASE_URL (user:pass@, ?api-key=, &token=) never reach a log line."""
+    assert redact_secrets(f"provider={url}") == f"provider={shown}"
+
+
+def test_worker_start_line_masks_base_url_credentials(sim: Simulator, redis: Redis) -> None:
+    """askq worker logs its provider without the password or key embedded in OPENAI_BASE_URL."""
+    base = sim.base_url.replace("http://", "http://alice:pw-in-url@") + "?api-key=key-in-url"
+    done = askq("worker", "--burst", env={"OPENAI_BASE_URL": base})
+    assert done.returncode == 0, done.stderr
+    assert "worker started" in done.stderr
+    assert "pw-in-url" not in done.stderr
+    assert "key-in-url" not in done.stderr

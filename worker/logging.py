@@ -1,4 +1,8 @@
-"""structlog setup: JSON lines for machines, console rendering on a terminal, secrets masked."""
+"""structlog setup: JSON lines for machines, console rendering on a terminal, secrets masked.
+
+arq and the libraries under it log through the standard library; their records go through the
+same processors and renderer, so a worker's stderr is one JSON object a line, whoever wrote it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import sys
 from typing import Any
 
 import structlog
-from structlog.typing import EventDict, WrappedLogger
+from structlog.typing import EventDict, Processor, WrappedLogger
 
 from common.secrets import redact_secrets
 
@@ -20,20 +24,34 @@ def configure_logging(*, verbose: bool = False, quiet: bool = False, json: bool 
     as_json = not sys.stderr.isatty() if json is None else json
     renderer: Any = structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            _mask_secrets,
-            renderer,
-        ],
+        processors=[*shared, structlog.processors.format_exc_info, _mask_secrets, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
-    # arq logs every job start and end at INFO: too loud for batches of thousands.
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr, format="%(message)s"
+    _route_standard_logging(shared, renderer, verbose=verbose)
+
+
+def _route_standard_logging(shared: list[Processor], renderer: Any, *, verbose: bool) -> None:
+    """arq's own lines (connection retries, job failures) rendered like askq's, with the logger named."""
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name, structlog.stdlib.ExtraAdder()],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            _mask_secrets,
+            renderer,
+        ],
     )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers = [handler]
+    # arq logs every job start and end at INFO: too loud for batches of thousands.
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
