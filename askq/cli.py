@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     schedule_history.add_argument("--json", action="store_true")
 
     demo = commands.add_parser("demo", help="run everything locally: embedded Redis, simulator, a worker")
-    demo.add_argument("--questions", type=Path, help="question file (default: examples/questions.jsonl)")
+    demo.add_argument("--questions", type=Path, help="question file (default: askq/examples/questions.jsonl)")
     return parser
 
 

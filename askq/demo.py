@@ -27,7 +27,8 @@ from worker.askq_worker import AskqWorker
 from worker.logging import configure_logging
 from worker.settings import worker_settings
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "questions.jsonl"
+# Shipped inside the package (package data): a non-editable install has no source tree around it.
+EXAMPLES = Path(__file__).resolve().parent / "examples" / "questions.jsonl"
 DATA_DIR = Path(".askq") / "demo-redis"
 # Slow enough to watch the answer stream in, with a few 503s so the retries show in the table.
 SIMULATOR_FLAGS = (

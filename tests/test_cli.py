@@ -33,7 +33,7 @@ def test_bad_config_is_one_line_naming_the_key(tmp_path: Path) -> None:
     """A bad jobs.yaml given by ASKQ_CONFIG stops any command with the key path."""
     bad = tmp_path / "jobs.yaml"
     bad.write_text("limits:\n  max_jobs: -1\n")
-    result = askq("submit", "examples/questions.jsonl", env={"ASKQ_CONFIG": str(bad)})
+    result = askq("submit", "askq/examples/questions.jsonl", env={"ASKQ_CONFIG": str(bad)})
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert f"{bad}: limits.max_jobs: Input should be greater than or equal to 1" in result.stderr
