@@ -106,6 +106,13 @@ class AskqConfig(Strict):
     job_types: dict[str, JobTypeConfig] = Field(default_factory=_default_job_types, min_length=1)
     default_job_type: str = "qa"
     schedules: dict[str, ScheduleConfig] = Field(default_factory=dict)
+    files_root: str | None = None
+    """The folder schedules read (``source.glob``) and write (``output``) in, and never leave: relative
+    to the folder of jobs.yaml, which is the default. Resolved to an absolute path at load."""
+
+    @property
+    def root(self) -> Path:
+        return Path(self.files_root) if self.files_root is not None else Path.cwd()
 
     @model_validator(mode="after")
     def _default_job_type_exists(self) -> AskqConfig:
@@ -150,25 +157,28 @@ def load_config(path: Path | None = None) -> AskqConfig:
         where = getattr(exc, "problem_mark", None)
         line = f" line {where.line + 1}" if where is not None else ""
         raise ConfigError(f"{path}:{line} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    return parse_config(raw, source=str(path))
+    return parse_config(raw, source=str(path), base_dir=path.parent)
 
 
-def parse_config(raw: Any, *, source: str = DEFAULT_CONFIG_FILE) -> AskqConfig:
+def parse_config(raw: Any, *, source: str = DEFAULT_CONFIG_FILE, base_dir: Path | None = None) -> AskqConfig:
+    """The validated config; ``files_root`` made absolute against ``base_dir`` (default: this folder)."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping of settings at the top level")
     try:
-        return AskqConfig.model_validate(raw)
+        config = AskqConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(source, exc)) from None
+    root = (base_dir or Path.cwd()) / (config.files_root or ".")
+    return config.model_copy(update={"files_root": os.path.abspath(root)})
 
 
 def describe_validation_error(source: str, exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():
         path = ".".join(str(part) for part in error["loc"]) or "(top level)"
-        message = error["msg"]
+        message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key"
         got = "" if error["type"] in ("extra_forbidden", "missing") else f" (got {error['input']!r})"

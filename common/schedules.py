@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 
+from common.confine import check_relative
 from common.cron import Cron, CronError
 from common.strict import Strict
 
@@ -26,12 +27,14 @@ class AnswersSource(Strict):
 
 
 class FilesSource(Strict):
-    """Text or Markdown files matching a glob, relative to the worker's working folder."""
+    """Text or Markdown files matching a glob, relative to the root folder (``files_root``)."""
 
     kind: Literal["files"]
     glob: str = Field(min_length=1)
     all: bool = False
     """Every matching file at each run, not only those changed since the previous one."""
+
+    _inside_root = field_validator("glob")(classmethod(lambda cls, value: check_relative(value)))
 
 
 class ScheduleConfig(Strict):
@@ -42,8 +45,8 @@ class ScheduleConfig(Strict):
     prompt: str = Field(min_length=1)
     model: str | None = None
     """Default: the provider's model."""
-    output: str = "summaries"
-    """Folder for OUTPUT/NAME/YYYY-MM-DD.md."""
+    output: str = Field(default="summaries", min_length=1)
+    """Folder for OUTPUT/NAME/YYYY-MM-DD.md, relative to the root folder (``files_root``)."""
     context_tokens: int = Field(default=8000, ge=500)
     """Budget per model call: a larger input is summarized in chunks, then the summaries reduced."""
     catch_up: bool = True
@@ -61,6 +64,8 @@ class ScheduleConfig(Strict):
         except CronError as exc:
             raise ValueError(f"invalid cron expression {value!r}: {exc}") from None
         return value
+
+    _output_inside_root = field_validator("output")(classmethod(lambda cls, value: check_relative(value)))
 
     @field_validator("timezone")
     @classmethod

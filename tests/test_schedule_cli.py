@@ -50,7 +50,7 @@ async def test_schedule_run_follows_a_map_reduce_run_and_history_lists_it(
     redis: Redis, redis_url: str, sim: Simulator, tmp_path: Path, write: Any
 ) -> None:
     """`schedule run` prints the run's summary as it streams; `history` and `list` then show its file."""
-    jobs_yaml = write("jobs.yaml", SCHEDULES.format(output=tmp_path / "out"))
+    jobs_yaml = write("jobs.yaml", SCHEDULES.format(output="out"))
     env = {"ASKQ_CONFIG": str(jobs_yaml)}
     config = load_config(jobs_yaml)
     questions = write("q.txt", "".join(f"question {index} about topic {index}\n" for index in range(120)))
@@ -80,7 +80,7 @@ async def test_schedule_run_follows_a_map_reduce_run_and_history_lists_it(
 
 def test_an_unknown_schedule_is_one_line_naming_the_known_ones(tmp_path: Path, write: Any) -> None:
     """`schedule run` and `history` of a name jobs.yaml lacks exit 1 with the names it has."""
-    env = {"ASKQ_CONFIG": str(write("jobs.yaml", SCHEDULES.format(output=tmp_path)))}
+    env = {"ASKQ_CONFIG": str(write("jobs.yaml", SCHEDULES.format(output="out")))}
     for command in ("run", "history"):
         result = askq("schedule", command, "weekly", env=env)
         assert result.returncode == 1

@@ -22,18 +22,20 @@ ANSWERS = 300
 
 
 def schedule_config(output: Path, **schedule: Any) -> AskqConfig:
+    """A schedule writing into ``output``, whose parent folder is the root its paths stay inside."""
     body = {
         "cron": "0 2 * * *",
         "timezone": "Asia/Seoul",
         "source": {"kind": "answers"},
         "prompt": "Summarize what was asked and answered.",
-        "output": str(output),
+        "output": output.name,
         **schedule,
     }
     return parse_config(
         {
             "retry": {"attempts": 4, "initial_wait_s": 0.01, "max_wait_s": 0.05, "jitter_s": 0.01},
             "schedules": {"nightly": body},
+            "files_root": str(output.parent),
         }
     )
 
@@ -164,7 +166,7 @@ async def test_files_source_reads_only_files_changed_since_the_last_run(
     docs.mkdir()
     for name in ("a.md", "b.md", "c.txt"):
         (docs / name).write_text(f"first version of {name}\n", encoding="utf-8")
-    config = schedule_config(tmp_path / "out", source={"kind": "files", "glob": str(docs / "*")})
+    config = schedule_config(tmp_path / "out", source={"kind": "files", "glob": "docs/*"})
     sim.configure(record_requests=True)
 
     first = await run_now(redis, redis_url, config)
@@ -188,7 +190,7 @@ async def test_a_failed_run_leaves_its_files_to_the_next_run(
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "a.md").write_text("some notes\n", encoding="utf-8")
-    config = schedule_config(tmp_path / "out", source={"kind": "files", "glob": str(docs / "*.md")})
+    config = schedule_config(tmp_path / "out", source={"kind": "files", "glob": "docs/*.md"})
     sim.configure(require_api_key="right-key")
 
     failed = await run_now(redis, redis_url, config)

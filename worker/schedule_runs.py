@@ -12,13 +12,16 @@ import asyncio
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import structlog
 
 from common import keys, record, runs
-from common.errors import ProviderError
+from common.confine import OutsideRootError, confined_folder
+from common.errors import InputError, ProviderError
 from common.events import EventType
+from common.files import write_atomically
 from common.replay import last_event_in_log
 from common.runs import RunPayload, Trigger
 from common.schedules import AnswersSource, ScheduleConfig
@@ -31,7 +34,7 @@ from worker.mapreduce import MapReduce, SummaryError
 from worker.publisher import EventPublisher
 from worker.run_calls import RunCalls
 from worker.run_store import RunStore
-from worker.summary_output import RunReport, output_path, render, write_atomically
+from worker.summary_output import RunReport, output_path, render
 from worker.summary_sources import Collected, collect_answers, collect_files
 
 log = structlog.get_logger(__name__)
@@ -160,10 +163,18 @@ async def _summarize(
     text = render(report, summary, ctx["config"].provider)
     if summary is None:
         publisher.delta(text, "summary")  # nothing streamed: show the reader the file
-    path = output_path(schedule.output, payload.schedule, fire, payload.run_id)
-    await asyncio.to_thread(write_atomically, path, text)
+    path = await asyncio.to_thread(_write_summary, ctx["config"].root, schedule, payload, fire, text)
     await collected.commit()
     return _Done(text=text, path=str(path), usage=report.usage, window_end=fire.timestamp())
+
+
+def _write_summary(
+    root: Path, schedule: ScheduleConfig, payload: RunPayload, fire: datetime, text: str
+) -> Path:
+    folder = confined_folder(root, Path(schedule.output) / payload.schedule)
+    path = output_path(folder, fire, payload.run_id)
+    write_atomically(path, text)
+    return path
 
 
 async def _collect(
@@ -171,7 +182,7 @@ async def _collect(
 ) -> tuple[datetime | None, Collected]:
     source = schedule.source
     if not isinstance(source, AnswersSource):
-        return None, await collect_files(ctx["redis"], name, source)
+        return None, await collect_files(ctx["redis"], name, source, ctx["config"].root)
     previous_end = (await store.schedule_record(name)).get(runs.WINDOW_END)
     if previous_end is not None:
         start = datetime.fromtimestamp(float(previous_end), UTC).astimezone(schedule.zone)
@@ -183,7 +194,7 @@ async def _collect(
 def _failure(exc: Exception, schedule: ScheduleConfig) -> str:
     if isinstance(exc, TimeoutError):
         return f"run timed out after {schedule.timeout_s:g} s (schedules.*.timeout_s)"
-    if isinstance(exc, ProviderError | SummaryError | BudgetError):
+    if isinstance(exc, ProviderError | SummaryError | BudgetError | OutsideRootError | InputError):
         return str(exc)
     if isinstance(exc, OSError):
         return f"could not read or write a file: {exc}"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -80,26 +78,14 @@ def _when(moment: datetime, *, seconds: bool = False) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
-def output_path(folder: str, schedule: str, fire_local: datetime, run_id: str) -> Path:
-    """The day's file, unless another run of the same day wrote it: then one named by the time too,
-    and a counter after that if runs came within the same second."""
-    base = Path(folder) / schedule
+def output_path(base: Path, fire_local: datetime, run_id: str) -> Path:
+    """The day's file in ``base``, unless another run of the same day wrote it: then one named by the
+    time too, and a counter after that if runs came within the same second."""
     names = [f"{fire_local:%Y-%m-%d}", f"{fire_local:%Y-%m-%d-%H%M%S}"]
     for name in itertools.chain(names, (f"{names[1]}-{n}" for n in itertools.count(2))):
         path = base / f"{name}.md"
+        if path.is_symlink():
+            continue  # never read or replaced through a link: the name is taken
         if not path.exists() or f"- run: {run_id} " in path.read_text(encoding="utf-8", errors="replace"):
             return path
     raise AssertionError("unreachable: the counter is endless")  # pragma: no cover
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """A reader sees the old file or the whole new one, never half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

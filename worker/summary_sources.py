@@ -14,12 +14,17 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
+import structlog
 from redis.asyncio import Redis
 
 from common import keys, record
+from common.confine import inside
 from common.schedules import AnswersSource, FilesSource
 from common.status import JobState
+
+log = structlog.get_logger(__name__)
 
 PAGE = 500
 
@@ -61,15 +66,19 @@ async def collect_answers(redis: Redis, source: AnswersSource, start: datetime, 
     return Collected(items, {name: count for name, count in counts.items() if count or name == "answers"})
 
 
-async def collect_files(redis: Redis, schedule_name: str, source: FilesSource) -> Collected:
-    """Files matching the glob whose content changed since the last successful run (all with ``all``)."""
+async def collect_files(redis: Redis, schedule_name: str, source: FilesSource, root: Path) -> Collected:
+    """Files matching the glob under ``root`` whose content changed since the last successful run (all
+    with ``all``); a match whose real path lies outside ``root`` (a link out of it) is skipped."""
     stored = {
         path.decode(): digest.decode()
         for path, digest in (await redis.hgetall(keys.schedule_files(schedule_name))).items()  # type: ignore[misc]  # redis-py types sync and async alike
     }
-    found = await asyncio.to_thread(_read_files, source.glob)
+    found, outside = await asyncio.to_thread(_read_files, root, source.glob)
+    if outside:
+        log.warning("skipped files outside the root folder", root=str(root), paths=outside[:20])
     items: list[str] = []
-    counts = {"files changed": 0, "unchanged": 0, "not text, left out": 0}
+    counts = {"files changed": 0, "unchanged": 0, "not text, left out": 0, "outside the root, skipped": 0}
+    counts["outside the root, skipped"] = len(outside)
     digests: dict[str, str] = {}
     for path, content in found:
         digest = hashlib.sha256(content).hexdigest()
@@ -94,14 +103,25 @@ async def collect_files(redis: Redis, schedule_name: str, source: FilesSource) -
             await pipe.execute()
 
     if source.all:
-        counts = {"files": counts["files changed"], "not text, left out": counts["not text, left out"]}
+        counts = {"files": counts.pop("files changed"), **counts}
+        del counts["unchanged"]
     return Collected(items, {name: n for name, n in counts.items() if n or name.startswith("files")}, commit)
 
 
-def _read_files(pattern: str) -> list[tuple[str, bytes]]:
-    paths = sorted(path for path in glob.glob(pattern, recursive=True) if os.path.isfile(path))
-    found = []
-    for path in paths:
-        with open(path, "rb") as handle:
+def _read_files(root: Path, pattern: str) -> tuple[list[tuple[str, bytes]], list[str]]:
+    """(relative path, content) of each file the glob matches under ``root``, and the matches whose
+    real path is outside it. Paths are relative to the root, as the model and the header see them."""
+    found: list[tuple[str, bytes]] = []
+    outside: list[str] = []
+    for path in sorted(glob.glob(pattern, root_dir=root, recursive=True)):
+        real = inside(root, path)
+        if real is None:
+            outside.append(path)
+            continue
+        if not real.is_file():
+            continue
+        # The resolved path, opened without following a link swapped in since it was resolved.
+        descriptor = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(descriptor, "rb") as handle:
             found.append((path, handle.read()))
-    return found
+    return found, outside
