@@ -14,6 +14,7 @@ from rich.console import Console
 
 from askq.render import batch_progress, history_lines, progress_detail, schedules_table, status_table
 from common.config import load_config
+from common.files import check_writable, replaced_atomically
 from producer.batches import BatchStatus, batch_status
 from producer.connection import connect
 from producer.control import cancel_batch, retry_batch
@@ -82,11 +83,14 @@ async def status(batch: str, *, as_json: bool) -> int:
 
 
 async def results(batch: str, *, output: Path | None, fmt: str) -> int:
+    if output is not None:
+        check_writable(output)  # before Redis: a typo in the path costs no round trip
     async with connect() as redis:
+        await batch_status(redis, batch, with_job_ids=False, with_latencies=False)  # unknown: no file
         if output is None:
             counts = await write_results(redis, batch, sys.stdout, fmt)
         else:
-            with output.open("w", encoding="utf-8") as out:
+            with replaced_atomically(output) as out:
                 counts = await write_results(redis, batch, out, fmt)
     if output is not None:
         summary = ", ".join(f"{count} {state}" for state, count in sorted(counts.items()))
