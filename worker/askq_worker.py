@@ -29,6 +29,7 @@ from common import keys
 from common.config import AskqConfig
 from common.reconnect import CONNECTION_ERRORS, Backoff
 from worker.claims import JobClaims
+from worker.rejections import RejectingFunctions
 from worker.wakeups import Wakeups
 
 log = structlog.get_logger(__name__)
@@ -41,6 +42,8 @@ class AskqWorker(Worker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # A job naming a function this worker lacks is rejected and recorded, not only logged.
+        self.functions = RejectingFunctions(self.functions)
         config: AskqConfig = self.ctx["config"]
         self.in_progress_timeout_s = config.limits.lease_s
         self.ctx["claims_lease"] = True  # the claim sets the lease: no need to shorten it again

@@ -19,6 +19,7 @@ from worker.answering import Answerer, build_request
 from worker.context import WorkerContext
 from worker.gate import ProviderGate
 from worker.publisher import EventPublisher
+from worker.rejections import reject, single_argument
 from worker.store import JobStore, Outcome
 
 log = structlog.get_logger(__name__)
@@ -26,19 +27,23 @@ log = structlog.get_logger(__name__)
 STOPPED = "the worker is stopping; the job goes back to the queue and starts again"
 
 
-async def answer(ctx: WorkerContext, raw_payload: Any) -> dict[str, Any]:
+async def answer(ctx: WorkerContext, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """Answer one question. Returns a short summary to arq; the result itself lives in askq's keys."""
+    raw_payload, wrong_shape = single_argument(args, kwargs)
+    if wrong_shape is not None:
+        return await reject(ctx, wrong_shape)
     try:
         payload = JobPayload.model_validate(raw_payload)
     except ValidationError as exc:
         # Never executed: a payload that is not ours is refused and recorded.
         first = exc.errors()[0]
         where = "".join(f"{part}: " for part in first["loc"][:1])
-        reason = f"invalid job payload: {where}{first['msg']}"
-        arq_job_id = ctx.get("job_id", "")
-        log.error("rejected job payload", arq_job_id=arq_job_id, error=reason)
-        await ctx["store"].reject(arq_job_id, raw_payload, reason)
-        return {"state": "rejected", "error": reason}
+        return await reject(ctx, f"invalid job payload: {where}{first['msg']}")
+    if payload.job_id != ctx.get("job_id"):
+        # Run under the claimed id it would write another job's record: a forged or misfiled job.
+        return await reject(
+            ctx, f"the payload names job {payload.job_id[:200]!r}, not the job it is stored as"
+        )
     with structlog.contextvars.bound_contextvars(job_id=payload.job_id, batch=payload.batch):
         return await _answer(ctx, payload)
 
@@ -81,6 +86,7 @@ async def _answer(ctx: WorkerContext, payload: JobPayload) -> dict[str, Any]:
         state=outcome.state.value,
         attempts=outcome.attempts,
         latency_ms=round(outcome.latency_ms),
+        **({"error": outcome.error, "error_code": outcome.error_code} if outcome.error else {}),
     )
     return {"state": outcome.state.value, "attempts": outcome.attempts}
 

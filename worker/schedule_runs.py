@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
 
 from common import keys, record, runs
 from common.confine import OutsideRootError, confined_folder
@@ -32,6 +33,7 @@ from worker.batch_map import batch_map_step
 from worker.context import WorkerContext
 from worker.mapreduce import MapReduce, SummaryError
 from worker.publisher import EventPublisher
+from worker.rejections import reject, single_argument
 from worker.run_calls import RunCalls
 from worker.run_store import RunStore
 from worker.summary_output import RunReport, output_path, render
@@ -42,9 +44,16 @@ log = structlog.get_logger(__name__)
 STOPPED = "the worker is stopping; the run starts again on the next worker"
 
 
-async def summarize(ctx: WorkerContext, raw_payload: Any) -> dict[str, Any]:
+async def summarize(ctx: WorkerContext, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """arq job: a run asked for by ``askq schedule run`` or by a worker catching up a missed tick."""
-    return await run_schedule(ctx, RunPayload.model_validate(raw_payload))
+    raw_payload, wrong_shape = single_argument(args, kwargs)
+    if wrong_shape is not None:
+        return await reject(ctx, wrong_shape)
+    try:
+        payload = RunPayload.model_validate(raw_payload)
+    except ValidationError as exc:
+        return await reject(ctx, f"invalid run payload: {exc.errors()[0]['msg']}")
+    return await run_schedule(ctx, payload)
 
 
 async def scheduled_tick(ctx: WorkerContext) -> dict[str, Any]:

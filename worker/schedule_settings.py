@@ -26,8 +26,9 @@ from common.config import AskqConfig
 from common.redis_url import arq_settings
 from common.runs import RunPayload, Trigger
 from common.schedules import ScheduleConfig
-from common.serializer import job_deserializer, job_serializer
+from common.serializer import job_serializer
 from worker.context import WorkerContext
+from worker.rejections import tolerant_deserializer, unreadable_function
 from worker.run_store import RunStore
 from worker.schedule_runs import scheduled_tick, summarize
 from worker.settings import on_shutdown, on_startup
@@ -110,7 +111,7 @@ def schedule_worker_settings(
     """Keyword arguments for the ``arq.Worker`` that serves the schedules queue."""
     longest_s = max((schedule.timeout_s for schedule in config.schedules.values()), default=3600.0)
     return {
-        "functions": [func(summarize, name=keys.SUMMARIZE_FUNCTION)],  # type: ignore[arg-type]
+        "functions": [func(summarize, name=keys.SUMMARIZE_FUNCTION), unreadable_function()],  # type: ignore[arg-type]
         "cron_jobs": [schedule_cron(name, schedule) for name, schedule in config.schedules.items()],
         "queue_name": keys.SCHEDULE_QUEUE,
         "redis_settings": arq_settings(url),
@@ -126,7 +127,7 @@ def schedule_worker_settings(
         "job_completion_wait": math.ceil(config.limits.shutdown_grace_s),
         "timezone": UTC,
         "job_serializer": job_serializer,
-        "job_deserializer": job_deserializer,
+        "job_deserializer": tolerant_deserializer,
         "ctx": {"config": config, **(shared or {})},
         "burst": burst,
         "handle_signals": False,

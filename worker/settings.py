@@ -17,12 +17,13 @@ from common.config import AskqConfig, load_config
 from common.errors import ConfigError
 from common.redis_url import arq_settings, redact, redis_url
 from common.redis_wire import pack_with_hiredis
-from common.serializer import job_deserializer, job_serializer
+from common.serializer import job_serializer
 from worker.context import WorkerContext
 from worker.gate import GateMemory
 from worker.jobs import answer
 from worker.leases import LeaseKeeper
 from worker.provider import ChatProvider
+from worker.rejections import tolerant_deserializer, unreadable_function
 from worker.relay import EventRelay
 from worker.store import JobStore
 
@@ -142,7 +143,7 @@ def worker_settings(
     url = url or redis_url()
     log.debug("worker settings", redis=redact(url))
     return {
-        "functions": [func(answer, name=keys.ANSWER_FUNCTION)],  # type: ignore[arg-type]
+        "functions": [func(answer, name=keys.ANSWER_FUNCTION), unreadable_function()],  # type: ignore[arg-type]
         "queue_name": keys.QUEUE,
         "redis_settings": arq_settings(url),
         "on_startup": on_startup,
@@ -157,7 +158,7 @@ def worker_settings(
         # `askq cancel` lists running jobs in arq's abort set; the worker running one cancels it.
         "allow_abort_jobs": True,
         "job_serializer": job_serializer,
-        "job_deserializer": job_deserializer,
+        "job_deserializer": tolerant_deserializer,
         "ctx": {"config": config, **(shared or {})},
         "burst": burst,
     }

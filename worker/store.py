@@ -149,17 +149,17 @@ class JobStore:
         """
         return await self._run(job_id, batch, JobState.QUEUED, {record.SEQ: str(seq)}) != ""
 
-    async def reject(self, arq_job_id: str, raw_payload: Any, reason: str) -> None:
+    async def reject(self, arq_job_id: str, reason: str) -> None:
         """Record a job refused unrun: in the rejected log and, if it names a known job, as its result."""
         await self._redis.xadd(
             keys.REJECTED, {"arq_job_id": arq_job_id, "reason": reason}, maxlen=REJECTED_MAX, approximate=True
         )
         await self._redis.expire(keys.REJECTED, self._ttl_s)
-        named = raw_payload if isinstance(raw_payload, dict) else {}
-        job_id, batch = named.get("job_id"), named.get("batch")
-        if isinstance(job_id, str) and isinstance(batch, str) and job_id == arq_job_id:
+        # Only the record the job is stored as: a payload naming another job must not fail that one.
+        batch = await self._redis.hget(keys.job_record(arq_job_id), record.BATCH)  # type: ignore[misc]  # redis-py types sync and async alike
+        if batch is not None:
             outcome = Outcome(state=JobState.FAILED, attempts=0, error=reason, error_code="invalid_payload")
-            await self.finish(job_id, batch, outcome)
+            await self.finish(arq_job_id, batch.decode(), outcome)
 
     async def cancelled_reason(self, job_id: str, *, seq: int) -> str | None:
         """Why the job was cancelled, when its record says it was; None otherwise.

@@ -1,0 +1,86 @@
+"""Jobs a worker refuses to run: not JSON, not of arq's shape, an unknown function, the wrong
+arguments, or a payload naming another job than the one it is stored as.
+
+arq itself logs a traceback for the first ones and drops the job. Here every refusal goes the
+same way: one JSON log line, an entry in ``askq:rejected``, and the job's own record (when it has
+one) failed with the reason, so that nothing stays queued for ever.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from arq.worker import Function, func
+
+from common.serializer import job_deserializer
+
+log = structlog.get_logger(__name__)
+
+UNREADABLE_FUNCTION = "askq.unreadable"
+"""The function an unreadable job is handed to, in place of the one it cannot be seen to name."""
+
+_JOB_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "f": str,
+    "a": list,
+    "k": dict,
+    "t": (int, type(None)),
+    "et": int,
+}
+
+
+def tolerant_deserializer(raw: bytes) -> dict[str, Any]:
+    """arq's job, or one that hands the reason to ``UNREADABLE_FUNCTION`` when it cannot be read."""
+    try:
+        job = job_deserializer(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        return _unreadable(f"not a JSON job ({type(exc).__name__})")
+    for name, kind in _JOB_FIELDS.items():
+        if not isinstance(job.get(name), kind):
+            return _unreadable(f"not an arq job: field {name!r} missing or of the wrong type")
+    return job
+
+
+def _unreadable(reason: str) -> dict[str, Any]:
+    return {"f": UNREADABLE_FUNCTION, "a": [reason], "k": {}, "t": None, "et": 0}
+
+
+async def reject(ctx: Any, reason: str) -> dict[str, Any]:
+    """Record the refusal of the job arq is running now; its own record, if any, fails with ``reason``."""
+    arq_job_id = ctx.get("job_id", "")
+    log.error("rejected job", arq_job_id=arq_job_id, error=reason)
+    await ctx["store"].reject(arq_job_id, reason)
+    return {"state": "rejected", "error": reason}
+
+
+async def _reject_unreadable(ctx: Any, reason: str, *_: Any, **__: Any) -> dict[str, Any]:
+    return await reject(ctx, f"unreadable job: {reason}")
+
+
+def _reject_unknown(name: str) -> Callable[..., Awaitable[dict[str, Any]]]:
+    async def refuse(ctx: Any, *_: Any, **__: Any) -> dict[str, Any]:
+        return await reject(ctx, f"unknown job function {name[:100]!r}")
+
+    return refuse
+
+
+class RejectingFunctions(dict[str, Any]):
+    """arq's function table, answering an unknown name with a function that rejects the job."""
+
+    def __missing__(self, name: str) -> Function:
+        return func(_reject_unknown(name), name=name)  # type: ignore[arg-type]
+
+
+def unreadable_function() -> Function:
+    """Listed in every askq worker's functions, plain arq's included (``arq worker.WorkerSettings``)."""
+    return func(_reject_unreadable, name=UNREADABLE_FUNCTION)
+
+
+def single_argument(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, str | None]:
+    """The one positional argument a job function takes, or the reason the call has another shape."""
+    if len(args) != 1 or kwargs:
+        shown = json.dumps({"args": len(args), "kwargs": sorted(kwargs)[:5]})
+        return None, f"expected one argument, the job payload; got {shown}"
+    return args[0], None
