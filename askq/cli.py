@@ -35,6 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--burst", action="store_true", help="exit once the queue is empty")
     worker.add_argument("--concurrency", type=_positive, metavar="N", help="provider calls in flight")
     worker.add_argument("-v", "--verbose", action="store_true", help="debug logs, and arq's own")
+    worker.add_argument(
+        "--no-provider-check",
+        dest="provider_check",
+        action="store_false",
+        help="start without first asking the provider for its models",
+    )
 
     submit = commands.add_parser("submit", help="enqueue one job per question of a .jsonl, .txt or .csv file")
     submit.add_argument("file", type=Path)
@@ -130,7 +136,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "worker":
         from askq.run_worker import run_worker
 
-        return run_worker(burst=args.burst, concurrency=args.concurrency, verbose=args.verbose)
+        return run_worker(
+            burst=args.burst,
+            concurrency=args.concurrency,
+            verbose=args.verbose,
+            provider_check=args.provider_check,
+        )
     if args.command == "demo":
         from askq.demo import run_demo
 

@@ -19,11 +19,12 @@ from common.redis_url import check_url, connection_error, redis_url
 from producer.connection import connect
 from worker.askq_worker import AskqWorker
 from worker.logging import configure_logging
+from worker.provider_check import check_provider, configured_models
 from worker.schedule_settings import schedule_worker_settings
 from worker.settings import provider_endpoint, shared_provider, with_concurrency, worker_settings
 
 
-def run_worker(*, burst: bool, concurrency: int | None, verbose: bool) -> int:
+def run_worker(*, burst: bool, concurrency: int | None, verbose: bool, provider_check: bool = True) -> int:
     configure_logging(verbose=verbose)
     config = with_concurrency(load_config(), concurrency)
     provider_endpoint()  # refuse a missing provider before touching Redis
@@ -31,7 +32,7 @@ def run_worker(*, burst: bool, concurrency: int | None, verbose: bool) -> int:
     try:
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             runner.run(_reachable(url))
-            runner.run(serve(config, url, burst=burst))
+            runner.run(serve(config, url, burst=burst, provider_check=provider_check))
     except asyncio.CancelledError:
         # arq cancels what outlived the shutdown grace; those jobs are back in the queue already.
         return 0
@@ -56,8 +57,14 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-async def serve(config: AskqConfig, url: str, *, burst: bool) -> None:
+async def serve(config: AskqConfig, url: str, *, burst: bool, provider_check: bool = True) -> None:
     shared = shared_provider(config)
+    if provider_check:
+        try:
+            await check_provider(shared["client"], configured_models(config))
+        except BaseException:
+            await shared["client"].close()
+            raise
     questions = AskqWorker(**worker_settings(config, url=url, burst=burst, shared=shared))
     schedules = (
         AskqWorker(**schedule_worker_settings(config, url=url, burst=burst, shared=shared))

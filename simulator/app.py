@@ -9,10 +9,10 @@ from aiohttp import web
 from . import admin, batch_api
 from .auth import check_api_key
 from .chat import handle_chat
+from .models import MODELS
 from .settings import SimulatorSettings
 from .state import STATE_KEY, SimState
 
-MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1")
 _MAX_BODY_BYTES = 32 * 1024 * 1024
 
 

@@ -13,6 +13,7 @@ from .chat_request import ChatRequest, RequestError, parse_chat_request
 from .completion import send_completion
 from .errors import error_response, retry_after_headers
 from .faults import Directive, DirectiveError, draw_random_fault, find_plan
+from .models import unknown_model
 from .pacing import Pace, sleep_until
 from .rejections import rejection_for
 from .settings import SimulatorSettings
@@ -73,6 +74,9 @@ async def _admit(
         if isinstance(exc, RequestError):
             return error_response(400, exc.message, param=exc.param, code=exc.code)
         return error_response(400, "We could not parse the JSON body of your request.")
+    refused = unknown_model(chat.model, settings.strict_models)
+    if refused is not None:
+        return refused
     attempt = state.stats.count_attempt(chat.key)
     try:
         plan = find_plan(chat.key)

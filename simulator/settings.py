@@ -39,6 +39,9 @@ class SimulatorSettings(BaseModel):
         le=60.0,
         description="the limit's window: it holds rpm_limit x rpm_window_s / 60",
     )
+    strict_models: bool = Field(
+        default=False, description="answer 404 model_not_found for a model /v1/models does not list"
+    )
     require_api_key: str | None = Field(default=None, description="expected Bearer token; unset = any")
     record_requests: bool = Field(
         default=False, description="keep each request's last user message and answer for /_sim/requests"

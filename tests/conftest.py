@@ -32,6 +32,7 @@ SIMULATOR_DEFAULTS: dict[str, Any] = {
     "slow_start_ms": 0,
     "rpm_limit": 0,
     "require_api_key": None,
+    "strict_models": False,
     "record_requests": False,
     "batch_delay_ms": 0,
 }
