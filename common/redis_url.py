@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from arq.connections import RedisSettings
 from redis.exceptions import AuthenticationError, AuthenticationWrongNumberOfArgsError, NoPermissionError
@@ -60,6 +60,10 @@ def check_url(url: str) -> str:
 
 def arq_settings(url: str) -> RedisSettings:
     settings = RedisSettings.from_dsn(check_url(url))
+    # redis-py (the producer) percent-decodes the user and password; arq passes them on as written.
+    parts = urlsplit(url)
+    settings.username = unquote(parts.username) if parts.username else parts.username
+    settings.password = unquote(parts.password) if parts.password else parts.password
     # arq reads no query options; redis-py's from_url does, so one URL must mean the same to both.
     query = parse_qs(urlsplit(url).query)
     for option in TLS_OPTIONS[:-1]:
