@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Environment: REDIS_URL (default redis://localhost:6379), ASKQ_CONFIG (default ./jobs.yaml), "
         "OPENAI_API_KEY / OPENAI_BASE_URL (the provider).",
     )
+    parser.add_argument("--version", action="version", version=f"askq {askq_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     worker = commands.add_parser("worker", help="run an arq worker that answers queued questions")
@@ -95,6 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
     schedule_history.add_argument("--limit", type=_positive, default=20, help="runs shown (default 20)")
     schedule_history.add_argument("--json", action="store_true")
 
+    batches = commands.add_parser("batches", help="recent batches with their counts and age, newest first")
+    batches.add_argument("--limit", type=_positive, default=20, help="batches shown (default 20)")
+    batches.add_argument("--json", action="store_true")
+
+    delete = commands.add_parser("delete", help="delete a batch: its jobs, results, events and counters")
+    delete.add_argument("batch")
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    delete.add_argument("--json", action="store_true")
+
     demo = commands.add_parser("demo", help="run everything locally: embedded Redis, simulator, a worker")
     demo.add_argument("--questions", type=Path, help="question file (default: askq/examples/questions.jsonl)")
     return parser
@@ -110,9 +122,17 @@ def _positive(text: str) -> int:
     return value
 
 
+def askq_version() -> str:
+    try:
+        return version("askq")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    as_json = bool(getattr(args, "json", False))
     if args.command == "tail" and (args.job_id is None) == (args.batch is None):
         parser.error("tail: give a JOB_ID or --batch BATCH (one of them)")
     if args.command == "tail" and args.follow and args.batch is None:
@@ -120,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except AskqError as exc:
-        print(f"askq: {redact_secrets(str(exc))}", file=sys.stderr)
+        report_error(exc, as_json=as_json)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
@@ -128,6 +148,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (`askq results B | head`): not an error, and no traceback at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def report_error(exc: AskqError, *, as_json: bool) -> None:
+    """One line on stderr: ``askq: message``, or with ``--json`` a JSON object scripts can read."""
+    message = redact_secrets(str(exc))
+    if as_json:
+        print(json.dumps({"error": {"type": type(exc).__name__, "message": message}}), file=sys.stderr)
+    else:
+        print(f"askq: {message}", file=sys.stderr)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -156,6 +185,12 @@ def _dispatch(args: argparse.Namespace) -> int:
             as_json=args.json,
             skip_invalid=args.skip_invalid,
         )
+    if args.command in ("batches", "delete"):
+        from askq import manage
+
+        if args.command == "batches":
+            return _run(manage.batches, limit=args.limit, as_json=args.json)
+        return _run(manage.delete, args.batch, yes=args.yes, as_json=args.json)
     if args.command == "status":
         return _run(commands.status, args.batch, as_json=args.json)
     if args.command == "retry":

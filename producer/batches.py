@@ -94,9 +94,38 @@ async def batch_status(
     fields_reply, *lists = replies
     latency_reply = lists.pop(0) if with_latencies else []
     items_reply = lists.pop(0) if with_job_ids else []
-    fields = {name.decode(): value.decode() for name, value in fields_reply.items()}
-    if not fields:
+    if not fields_reply:
         raise unknown_batch(batch)
+    return _status(batch, fields_reply, latency_reply, [job_id.decode() for job_id in items_reply])
+
+
+async def recent_batches(redis: Redis, limit: int) -> list[BatchStatus]:
+    """The ``limit`` most recently created batches still kept, newest first, from their counters."""
+    found: list[BatchStatus] = []
+    start = 0
+    while len(found) < limit:
+        names = await redis.zrevrange(keys.BATCHES, start, start + limit - 1)
+        if not names:
+            break
+        start += len(names)
+        async with redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hgetall(keys.batch_record(name.decode()))
+            records = await pipe.execute()
+        pairs = list(zip(names, records, strict=True))
+        found += [_status(name.decode(), raw, [], []) for name, raw in pairs if raw]
+        expired = [name for name, raw in pairs if not raw]
+        if expired:
+            # The index has no expiry of its own: an expired batch's name goes when a listing meets it.
+            await redis.zrem(keys.BATCHES, *expired)
+            start -= len(expired)
+    return found[:limit]
+
+
+def _status(
+    batch: str, raw: dict[bytes, bytes], latency_reply: list[bytes], job_ids: list[str]
+) -> BatchStatus:
+    fields = {name.decode(): value.decode() for name, value in raw.items()}
     latencies = np.array([float(value) for value in latency_reply], dtype=np.float64)
     p50, p95 = np.percentile(latencies, [50, 95]).tolist() if latencies.size else (None, None)
     return BatchStatus(
@@ -110,5 +139,5 @@ async def batch_status(
         created_at=float(fields.get(record.CREATED_AT, 0)),
         source=fields.get(record.SOURCE, ""),
         job_type=fields.get(record.JOB_TYPE, ""),
-        job_ids=[job_id.decode() for job_id in items_reply],
+        job_ids=job_ids,
     )

@@ -1,0 +1,113 @@
+"""``askq batches`` and ``askq delete``: what is kept in Redis, and removing it."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from askq.terminal import cell, make_console
+from common.config import load_config
+from common.errors import InputError
+from common.status import JobState
+from producer.batches import BatchStatus, recent_batches
+from producer.connection import connect
+from producer.deletion import delete_batch
+
+stdout = make_console()
+stderr = make_console(stderr=True)
+
+
+async def batches(*, limit: int, as_json: bool) -> int:
+    async with connect() as redis:
+        found = await recent_batches(redis, limit)
+    if as_json:
+        print(json.dumps([_batch_json(status) for status in found]))
+    elif not found:
+        stderr.print("no batches (none submitted, or all expired after the retention)", markup=False)
+    else:
+        stdout.print(batches_table(found, now=time.time()))
+    return 0
+
+
+def _batch_json(status: BatchStatus) -> dict[str, object]:
+    document = status.to_json()
+    del document["job_ids"]  # `askq status BATCH --json` has them; a listing stays small
+    return document
+
+
+def batches_table(found: list[BatchStatus], *, now: float) -> Table:
+    table = Table(title="batches, newest first", title_justify="left")
+    for column in ("batch", "age", "total", "succeeded", "failed", "queued", "running", "cancelled"):
+        table.add_column(column, justify="left" if column == "batch" else "right")
+    for status in found:
+        counts = [str(status.counts[state]) for state in _SHOWN_STATES]
+        table.add_row(cell(status.batch), age(now - status.created_at), str(status.total), *counts)
+    return table
+
+
+_SHOWN_STATES = (JobState.SUCCEEDED, JobState.FAILED, JobState.QUEUED, JobState.RUNNING, JobState.CANCELLED)
+
+
+def age(seconds: float) -> str:
+    """A short age: 42s, 17m, 5h, 3d."""
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{max(int(seconds), 0)}s"
+
+
+async def delete(batch: str, *, yes: bool, as_json: bool) -> int:
+    config = load_config()
+    async with connect() as redis:
+        if not yes:
+            _confirm(batch)
+        with _progress(f"deleting {batch}", show=not as_json) as advance:
+            report = await delete_batch(redis, batch, config, on_progress=advance)
+    if as_json:
+        print(
+            json.dumps(
+                {"batch": report.batch, "deleted_jobs": report.jobs, "still_running": report.still_running}
+            )
+        )
+        return 0
+    stderr.print(
+        f"deleted batch {batch}: {plural(report.jobs, 'job')}, their results and events", markup=False
+    )
+    if report.still_running:
+        stderr.print(
+            f"{plural(report.still_running, 'job')} had not stopped yet; their workers record nothing for it",
+            markup=False,
+        )
+    return 0
+
+
+def _confirm(batch: str) -> None:
+    if not sys.stdin.isatty():
+        raise InputError(f"askq delete {batch}: add --yes to delete without a question (no terminal to ask)")
+    answer = input(f"Delete batch {batch!r}: every job, answer and event of it? Type the batch name: ")
+    if answer.strip() != batch:
+        raise InputError(f"not deleted: {answer.strip()!r} is not {batch!r}")
+
+
+@contextmanager
+def _progress(what: str, *, show: bool) -> Iterator[Callable[[int, int], None]]:
+    """A bar on a terminal (stderr), nothing elsewhere; yields the ``on_progress(done, total)`` hook."""
+    if not (show and stderr.is_terminal):
+        yield lambda done, total: None
+        return
+    bar = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=stderr, transient=True
+    )
+    with bar:
+        task = bar.add_task(what, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
