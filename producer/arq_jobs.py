@@ -34,7 +34,9 @@ def payload_json(item: QuestionItem, batch: str, job_type: str) -> dict[str, Any
 
 
 def request_json(item: QuestionItem) -> str | None:
-    """What a line asked beyond its question (Batch API lines), for the record; None when nothing."""
+    """What a line asked beyond its question (a Batch API line's conversation, model and parameters, or a
+    plain line's own model, system prompt and parameters), for the record; None when nothing. Submit
+    compares it with a resubmitted line's, so the same line always writes the same text."""
     if item.messages is None and item.model is None and not item.params:
         return None
     messages = [message.model_dump() for message in item.messages] if item.messages else None

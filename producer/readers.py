@@ -1,129 +1,152 @@
 """Stream question files line by line: memory stays flat however large the file.
 
 Each reader yields a ``QuestionItem`` per question or a ``LineProblem`` per bad line; problems with
-the file as a whole (missing, binary, not UTF-8, unknown format) raise ``InputError``.
+the file as a whole (missing, binary, not UTF-8, unknown format, a quote never closed) raise
+``InputError``. A file is named in messages by its ``name``: its path, or ``<stdin>`` for a spooled
+standard input.
 """
 
 from __future__ import annotations
 
-import csv
 import json
+import math
+import re
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from common.errors import InputError
-from producer.items import ItemProblem, QuestionItem, check_id, check_question, item_from_object
+from producer.csv_reader import read_csv
+from producer.items import MAX_DEPTH, ItemProblem, QuestionItem, item_from_object, shortened
+from producer.lines import FORMATS, LineProblem, text_lines
 
-
-@dataclass(frozen=True)
-class LineProblem:
-    line: int
-    message: str
-
+SUFFIX_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "txt", ".csv": "csv"}
+# A lone surrogate can only come from a \uD800-\uDFFF escape: the line itself was strict UTF-8.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_TOO_DEEP = f"nested too deeply (more than {MAX_DEPTH} levels)"
 
 Parsed = QuestionItem | LineProblem
 
 
-def read_items(path: Path) -> Iterator[Parsed]:
-    reader = READERS.get(path.suffix.lower())
-    if reader is None:
-        known = ", ".join(sorted(READERS))
-        raise InputError(f"{path}: unknown file type {path.suffix or '(none)'!r}; askq reads {known}")
+@dataclass(frozen=True)
+class Source:
+    """A question file to read (both passes read it alike): its path, format and name in messages."""
+
+    path: Path
+    fmt: str
+    name: str
+
+    def items(self) -> Iterator[Parsed]:
+        return READERS[self.fmt](self.path, self.name)
+
+
+def open_source(path: Path, fmt: str | None = None, name: str | None = None) -> Source:
+    """The file at ``path`` in ``fmt`` (default: from its extension); refused if unknown or missing."""
+    name = name or str(path)
+    if fmt is None:
+        fmt = SUFFIX_FORMATS.get(path.suffix.lower())
+        if fmt is None:
+            known = ", ".join(sorted(SUFFIX_FORMATS))
+            raise InputError(
+                f"{name}: unknown file type {path.suffix or '(none)'!r}; askq reads {known} "
+                f"(or say --format {'|'.join(FORMATS)})"
+            )
+    elif fmt not in READERS:
+        raise InputError(f"unknown format {fmt!r}; askq reads {', '.join(FORMATS)}")
     if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    return reader(path)
+        raise InputError(f"{name}: no such file")
+    return Source(path, fmt, name)
 
 
-def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, text) pairs, decoded one line at a time so a bad byte is pinned to its line."""
-    try:
-        with path.open("rb") as handle:
-            for number, raw in enumerate(handle, start=1):
-                if b"\x00" in raw:
-                    raise InputError(f"{path}: line {number}: binary data (NUL byte); expected UTF-8 text")
-                try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise InputError(
-                        f"{path}: line {number}: not UTF-8 text (byte {exc.start + 1} of the line)"
-                    ) from None
-                if number == 1:
-                    text = text.removeprefix("\ufeff")
-                yield number, text
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+def read_items(path: Path, fmt: str | None = None, name: str | None = None) -> Iterator[Parsed]:
+    return open_source(path, fmt, name).items()
 
 
 class _NotJson(ValueError):
-    """A token Python's reader takes but JSON has not (NaN, Infinity)."""
+    """A token Python's reader takes but JSON has not (NaN, Infinity), or a number beyond a double."""
 
 
 def _refuse_constant(name: str) -> object:
     # A provider refuses the request they would make, and JSON writers disagree on them.
-    raise _NotJson(name)
+    raise _NotJson(f"{name} is not a JSON number")
 
 
-def read_jsonl(path: Path) -> Iterator[Parsed]:
-    for number, text in _text_lines(path):
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 reads as inf, which the job's JSON writer turns into null
+        raise _NotJson(f"{text} is too large a number")
+    return value
+
+
+def read_jsonl(path: Path, name: str, *, batch_only: bool = False) -> Iterator[Parsed]:
+    for number, text in text_lines(path, name):
         if not text.strip():
             continue
         try:
-            obj = json.loads(text, parse_constant=_refuse_constant)
+            obj = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite)
         except json.JSONDecodeError as exc:
             yield LineProblem(number, f"not valid JSON ({exc.msg} at column {exc.colno})")
             continue
         except _NotJson as exc:
-            yield LineProblem(number, f"not valid JSON ({exc} is not a JSON number)")
+            yield LineProblem(number, f"not valid JSON ({exc})")
+            continue
+        except ValueError:  # the only other: an integer beyond the interpreter's digit limit
+            digits = sys.get_int_max_str_digits()
+            yield LineProblem(number, f"not valid JSON (a number of more than {digits:,} digits)")
+            continue
+        except RecursionError:
+            yield LineProblem(number, _TOO_DEEP)
             continue
         try:
-            yield item_from_object(obj, number)
+            if "\\u" in text and _SURROGATE_ESCAPE.search(text):
+                _refuse_lone_surrogates(obj, "")
+            yield item_from_object(obj, number, batch_only=batch_only)
         except ItemProblem as exc:
             yield LineProblem(number, str(exc))
+        except RecursionError:  # the surrogate search, on a line nested nearly as deep as json reads
+            yield LineProblem(number, _TOO_DEEP)
 
 
-def read_txt(path: Path) -> Iterator[Parsed]:
-    for number, text in _text_lines(path):
+def read_openai_batch(path: Path, name: str) -> Iterator[Parsed]:
+    return read_jsonl(path, name, batch_only=True)
+
+
+def _refuse_lone_surrogates(value: Any, where: str) -> None:
+    """Refuse a string with a lone surrogate (which no UTF-8 writer can write), naming where it is."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            code = ord(value[exc.start])
+            raise ItemProblem(
+                f"{where or 'a value'} holds a lone surrogate (\\u{code:04x}), which is not text"
+            ) from None
+    elif isinstance(value, dict):
+        for key, inner in value.items():
+            _refuse_lone_surrogates(key, where or "a key")
+            _refuse_lone_surrogates(inner, f"{where}.{shortened(key)}" if where else shortened(key))
+    elif isinstance(value, list):
+        for inner in value:
+            _refuse_lone_surrogates(inner, where)
+
+
+def read_txt(path: Path, name: str) -> Iterator[Parsed]:
+    for number, text in text_lines(path, name):
         question = text.rstrip("\r\n")
-        if question.strip():
+        if "\r" in question:
+            # Old Mac line endings: the whole file would be one question.
+            yield LineProblem(
+                number, "a carriage return inside the line (CR line endings?); askq reads one question a line"
+            )
+        elif question.strip():
             yield QuestionItem(line=number, item_id=str(number), question=question.strip())
 
 
-def read_csv(path: Path) -> Iterator[Parsed]:
-    lines = (text for _, text in _text_lines(path))
-    reader = csv.reader(lines)
-    try:
-        header = [name.strip().lower() for name in next(reader)]
-    except StopIteration:
-        return
-    except csv.Error as exc:
-        raise InputError(f"{path}: line 1: unreadable CSV header ({exc})") from None
-    if "question" not in header:
-        raise InputError(f"{path}: line 1: the header has no 'question' column (found: {', '.join(header)})")
-    question_at = header.index("question")
-    id_at = header.index("id") if "id" in header else None
-    try:
-        for row in reader:
-            if not any(cell.strip() for cell in row):
-                continue
-            yield _csv_item(row, reader.line_num, question_at, id_at, len(header))
-    except csv.Error as exc:
-        yield LineProblem(reader.line_num, f"unreadable CSV ({exc})")
-
-
-def _csv_item(row: list[str], line: int, question_at: int, id_at: int | None, width: int) -> Parsed:
-    if len(row) != width:
-        return LineProblem(line, f"expected {width} columns as in the header, got {len(row)}")
-    try:
-        item_id = check_id(row[id_at]) if id_at is not None else str(line)
-        return QuestionItem(line=line, item_id=item_id, question=check_question(row[question_at]).strip())
-    except ItemProblem as exc:
-        return LineProblem(line, str(exc))
-
-
-READERS: dict[str, Callable[[Path], Iterator[Parsed]]] = {
-    ".jsonl": read_jsonl,
-    ".ndjson": read_jsonl,
-    ".txt": read_txt,
-    ".csv": read_csv,
+READERS: dict[str, Callable[[Path, str], Iterator[Parsed]]] = {
+    "jsonl": read_jsonl,
+    "openai-batch": read_openai_batch,
+    "txt": read_txt,
+    "csv": read_csv,
 }

@@ -1,7 +1,8 @@
 """Enqueue a question file: check every line first, then write jobs in pipelined, atomic chunks.
 
 Each chunk is one Lua call that, per item, skips a job whose record exists (so resubmitting a file
-enqueues nothing new) and otherwise creates its record, its arq job and its queue entry together.
+enqueues nothing new, and an item whose stored question or request differs is reported) and
+otherwise creates its record, its arq job and its queue entry together.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ import asyncio
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
@@ -22,20 +24,24 @@ from common.errors import InputError
 from common.status import JobState
 from producer.arq_jobs import arq_job, payload_json, request_json, wake_workers
 from producer.items import QuestionItem
-from producer.readers import read_items
+from producer.readers import Source, open_source
 from producer.validation import beyond_context, check_file
 
 CHUNK_ITEMS = 500
+MAX_NAMED_CONFLICTS = 20
 BATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 # KEYS: batch record, batch items, queue, batches index, then (job record, arq job) per item.
 # ARGV: ttl_s, first score, batch, created_at, source, job_type, enqueued_at, then per item:
 # job id, arq job, item id, question, custom id ('' if none), request JSON ('' if none).
 # Field names come from common.record. The queue and the item list get one command per chunk.
+# Returns the number of jobs added, the number of items already in the batch with another question
+# or request (left as they are), and the first $named of those items' ids.
 _ENQUEUE = Template("""
 local ttl = tonumber(ARGV[1])
 local score = tonumber(ARGV[2])
-local scored, listed = {}, {}
+local scored, listed, named = {}, {}, {}
+local conflicts = 0
 for i = 0, (#KEYS - 4) / 2 - 1 do
   local rec, job = KEYS[5 + 2 * i], KEYS[6 + 2 * i]
   local at = 8 + 6 * i
@@ -50,6 +56,12 @@ for i = 0, (#KEYS - 4) / 2 - 1 do
     scored[#scored + 1] = score + i * 0.001
     scored[#scored + 1] = job_id
     listed[#listed + 1] = job_id
+  else
+    local stored = redis.call('HMGET', rec, '$question', '$request')
+    if stored[1] ~= ARGV[at + 3] or (stored[2] or '') ~= ARGV[at + 5] then
+      conflicts = conflicts + 1
+      if #named < $named then named[#named + 1] = ARGV[at + 2] end
+    end
   end
 end
 if #listed > 0 then
@@ -66,7 +78,7 @@ end
 redis.call('EXPIRE', KEYS[1], ttl)
 redis.call('EXPIRE', KEYS[2], ttl)
 redis.call('ZADD', KEYS[4], 'NX', ARGV[4], ARGV[3])
-return #listed
+return {#listed, conflicts, unpack(named)}
 """).substitute(
     batch=record.BATCH,
     item_id=record.ITEM_ID,
@@ -80,6 +92,7 @@ return #listed
     job_type=record.JOB_TYPE,
     total=record.TOTAL,
     queued=JobState.QUEUED.value,
+    named=MAX_NAMED_CONFLICTS,
 )
 
 
@@ -89,8 +102,28 @@ class SubmitReport:
     items: int
     enqueued: int
     skipped_existing: int
+    """Items already in the batch with the same question and request: nothing to do."""
     invalid_lines: int
     problems: str = ""
+    conflicting: int = 0
+    """Items already in the batch with another question or request: left as they were, not asked."""
+    conflicting_ids: list[str] = field(default_factory=list)
+    """The first ``MAX_NAMED_CONFLICTS`` of them."""
+
+
+class SubmitProgress(Protocol):
+    """Hears how far a long submit has come: a few calls per second at most, never one per line."""
+
+    def checked(self, items: int) -> None: ...
+
+    def written(self, items: int, total: int) -> None: ...
+
+
+@dataclass
+class _Tally:
+    enqueued: int = 0
+    conflicting: int = 0
+    conflicting_ids: list[str] = field(default_factory=list)
 
 
 def default_batch_name(path: Path, digest: str) -> str:
@@ -116,44 +149,87 @@ async def submit_file(
     batch: str | None = None,
     job_type: str | None = None,
     skip_invalid: bool = False,
+    fmt: str | None = None,
+    name: str | None = None,
+    progress: SubmitProgress | None = None,
 ) -> SubmitReport:
+    """Check the file at ``path``, then enqueue its questions. ``fmt`` overrides its extension;
+    ``name`` stands for it in messages, the batch's source and the default batch name."""
     job_type = job_type or config.default_job_type
     config.job_type(job_type)  # an unknown type is refused before the file is read
-    check = check_file(path, context_tokens=config.provider.context_tokens)
+    source = open_source(path, fmt, name)
+    on_checked = progress.checked if progress is not None else None
+    check = check_file(source, context_tokens=config.provider.context_tokens, on_checked=on_checked)
     if check.problems and not skip_invalid:
         raise InputError(check.describe() + "\nnothing was enqueued (--skip-invalid enqueues the good lines)")
     if check.items == 0:
-        raise InputError(f"{path}: no questions found")
-    batch = check_batch_name(batch) if batch else default_batch_name(path, check.digest)
-    enqueued = 0
+        reasons = check.describe()
+        raise InputError(
+            f"{reasons}\n{source.name}: no questions found"
+            if reasons
+            else f"{source.name}: no questions found"
+        )
+    batch = check_batch_name(batch) if batch else default_batch_name(Path(source.name), check.digest)
+    tally = await _enqueue(redis, source, config, batch, job_type, check.items, progress)
+    invalid = len(check.problems) + check.more_problems
+    return SubmitReport(
+        batch,
+        check.items,
+        tally.enqueued,
+        check.items - tally.enqueued - tally.conflicting,
+        invalid,
+        check.describe(),
+        tally.conflicting,
+        tally.conflicting_ids,
+    )
+
+
+async def _enqueue(
+    redis: Redis,
+    source: Source,
+    config: AskqConfig,
+    batch: str,
+    job_type: str,
+    total: int,
+    progress: SubmitProgress | None,
+) -> _Tally:
+    tally = _Tally()
+    done = 0
     script = redis.register_script(_ENQUEUE)
     # Scores rise by 0.001 ms per item in input order, so workers take questions in file order.
     first_score_ms = 0.0
-    writing: asyncio.Task[int] | None = None
-    for chunk in _chunks(read_items(path), config.provider.context_tokens):
+    writing: asyncio.Future[list[Any]] | None = None
+    for chunk in _chunks(source.items(), config.provider.context_tokens):
         # Never behind the clock: a worker's claims start past the running jobs they last saw, and
         # a chunk written long after the submit began (another batch's jobs claimed meanwhile)
         # must not land behind that point.
         first_score_ms = max(first_score_ms, time.time() * 1000)
-        call_keys, args = _chunk_call(chunk, batch, job_type, str(path), config, first_score_ms)
+        call_keys, args = _chunk_call(chunk, batch, job_type, source.name, config, first_score_ms)
         # Redis runs one chunk's script while the next chunk is built: two processes, two cores.
         if writing is not None:
-            enqueued += await _written(redis, writing, woken=enqueued > 0)
+            await _written(redis, writing, tally)
         writing = asyncio.ensure_future(script(keys=call_keys, args=args))
         await asyncio.sleep(0)  # let the call go out before the next chunk is built
         first_score_ms += len(chunk) * 0.001
+        done += len(chunk)
+        if progress is not None:
+            progress.written(done, total)
     if writing is not None:
-        enqueued += await _written(redis, writing, woken=enqueued > 0)
-    invalid = len(check.problems) + check.more_problems
-    return SubmitReport(batch, check.items, enqueued, check.items - enqueued, invalid, check.describe())
+        await _written(redis, writing, tally)
+    return tally
 
 
-async def _written(redis: Redis, writing: asyncio.Task[int], *, woken: bool) -> int:
-    added = int(await writing)
-    if added and not woken:
+async def _written(redis: Redis, writing: asyncio.Future[list[Any]], tally: _Tally) -> None:
+    added, conflicts, *named = await writing
+    if added and not tally.enqueued:
         # Idle workers start on the first chunk while the rest of the file is written.
         await wake_workers(redis)
-    return added
+    tally.enqueued += int(added)
+    tally.conflicting += int(conflicts)
+    room = MAX_NAMED_CONFLICTS - len(tally.conflicting_ids)
+    tally.conflicting_ids += [
+        item.decode() if isinstance(item, bytes) else str(item) for item in named[:room]
+    ]
 
 
 def _chunks(parsed: Iterator[object], context_tokens: int) -> Iterator[list[QuestionItem]]:

@@ -8,21 +8,24 @@ from __future__ import annotations
 
 import hashlib
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from common.tokens import estimate_tokens
 from producer.items import QuestionItem
-from producer.readers import LineProblem, read_items
+from producer.lines import LineProblem
+from producer.readers import Source
 
 MAX_REPORTED_PROBLEMS = 20
+PROGRESS_EVERY = 8192
+"""Questions checked between two progress reports: a report costs far more than a line."""
 
 
 @dataclass
 class FileCheck:
-    path: Path
+    name: str
     items: int = 0
     problems: list[LineProblem] = field(default_factory=list)
     more_problems: int = 0
@@ -35,9 +38,11 @@ class FileCheck:
             self.more_problems += 1
 
     def describe(self) -> str:
-        lines = [f"{self.path}: line {problem.line}: {problem.message}" for problem in self.problems]
-        if self.more_problems:
-            lines.append(f"{self.path}: ... and {self.more_problems} more bad lines")
+        lines = [f"{self.name}: line {problem.line}: {problem.message}" for problem in self.problems]
+        if self.more_problems == 1:
+            lines.append(f"{self.name}: ... and 1 more bad line")
+        elif self.more_problems:
+            lines.append(f"{self.name}: ... and {self.more_problems:,} more bad lines")
         return "\n".join(lines)
 
 
@@ -45,15 +50,18 @@ def _id_digest(item_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(item_id.encode(), digest_size=8).digest(), "little")
 
 
-def check_file(path: Path, *, context_tokens: int | None = None) -> FileCheck:
+def check_file(
+    source: Source, *, context_tokens: int | None = None, on_checked: Callable[[int], None] | None = None
+) -> FileCheck:
     """Read the whole file once: count questions, collect bad lines and duplicate ids, hash the content.
 
     With ``context_tokens``, a question surely longer than the model's context is a bad line too.
+    ``on_checked`` hears how many questions are checked, every ``PROGRESS_EVERY`` of them.
     """
-    check = FileCheck(path)
+    check = FileCheck(source.name)
     content = hashlib.sha256()
     digests = array("Q")
-    for parsed in read_items(path):
+    for parsed in source.items():
         if isinstance(parsed, LineProblem):
             check.add(parsed)
             continue
@@ -61,10 +69,12 @@ def check_file(path: Path, *, context_tokens: int | None = None) -> FileCheck:
             check.add(problem)
             continue
         check.items += 1
+        if on_checked is not None and check.items % PROGRESS_EVERY == 0:
+            on_checked(check.items)
         content.update(f"{parsed.item_id}\x00{parsed.question}\x00".encode())
         digests.append(_id_digest(parsed.item_id))
     check.digest = content.hexdigest()
-    for problem in _duplicate_ids(path, digests):
+    for problem in _duplicate_ids(source, digests):
         check.add(problem)
     return check
 
@@ -84,7 +94,7 @@ def beyond_context(item: QuestionItem, context_tokens: int) -> LineProblem | Non
     )
 
 
-def _duplicate_ids(path: Path, digests: array[int]) -> list[LineProblem]:
+def _duplicate_ids(source: Source, digests: array[int]) -> list[LineProblem]:
     ordered = np.sort(np.frombuffer(digests, dtype=np.uint64))
     repeated = set(ordered[1:][ordered[1:] == ordered[:-1]].tolist())
     if not repeated:
@@ -92,7 +102,7 @@ def _duplicate_ids(path: Path, digests: array[int]) -> list[LineProblem]:
     # Rare path: read again to name the lines of the repeated ids.
     seen: dict[int, int] = {}
     problems = []
-    for parsed in read_items(path):
+    for parsed in source.items():
         if isinstance(parsed, LineProblem):
             continue
         digest = _id_digest(parsed.item_id)
