@@ -16,7 +16,8 @@ async def get_stats(request: web.Request) -> web.Response:
 
 
 async def get_requests(request: web.Request) -> web.Response:
-    """What ``record_requests`` kept: each answered request's last user message and its answer."""
+    """What ``record_requests`` kept: each answered request's user message, model, system messages,
+    temperature and answer."""
     return web.json_response({"requests": request.app[STATE_KEY].recorded})
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .answers import last_user_text, make_answer
+from .answers import make_answer
 from .auth import check_api_key
 from .chat_request import RequestError, parse_chat_request
 from .completion import completion_body
@@ -119,7 +119,7 @@ def _answer_line(state: SimState, line: str) -> dict[str, Any]:
         return _line(custom_id, failed, {"error": {"message": message, "type": "server_error"}})
     answer = make_answer(chat.model, chat.messages, state.settings.answer_tokens, chat.max_tokens)
     if state.settings.record_requests:
-        state.recorded.append({"user": last_user_text(chat.messages), "answer": "".join(answer.tokens)})
+        state.recorded.append(chat.recorded("".join(answer.tokens)))
     return _line(custom_id, 200, completion_body(answer, chat.model, answer.finish_reason))
 
 

@@ -7,7 +7,7 @@ import json
 
 from aiohttp import web
 
-from .answers import last_user_text, make_answer
+from .answers import make_answer
 from .auth import check_api_key
 from .chat_request import ChatRequest, RequestError, parse_chat_request
 from .completion import send_completion
@@ -49,7 +49,7 @@ async def _serve(request: web.Request, state: SimState) -> web.StreamResponse:
         return rejection
     answer = make_answer(chat.model, chat.messages, settings.answer_tokens, chat.max_tokens)
     if settings.record_requests:
-        state.recorded.append({"user": last_user_text(chat.messages), "answer": "".join(answer.tokens)})
+        state.recorded.append(chat.recorded("".join(answer.tokens)))
     jitter_ms = (
         state.rng.uniform(-settings.ttft_jitter_ms, settings.ttft_jitter_ms)
         if settings.ttft_jitter_ms

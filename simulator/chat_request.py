@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .answers import last_user_text
+from .answers import last_user_text, message_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +16,18 @@ class ChatRequest:
     include_usage: bool
     max_tokens: int | None
     key: str  # content of the last user message: the unit that attempts and directives count against
+    temperature: float | None = None
+
+    def recorded(self, answer: str) -> dict[str, Any]:
+        """What ``record_requests`` keeps of an answered request: what the client asked, and the answer."""
+        system = [message_text(m) for m in self.messages if m.get("role") in ("system", "developer")]
+        return {
+            "user": self.key,
+            "answer": answer,
+            "model": self.model,
+            "system": "\n".join(system),
+            "temperature": self.temperature,
+        }
 
 
 class RequestError(ValueError):
@@ -43,6 +55,7 @@ def parse_chat_request(body: object) -> ChatRequest:
         include_usage=_include_usage(body, stream),
         max_tokens=_max_tokens(body),
         key=last_user_text(messages),
+        temperature=_temperature(body),
     )
 
 
@@ -117,3 +130,14 @@ def _max_tokens(body: dict[str, Any]) -> int | None:
             raise RequestError(f"Invalid '{name}': expected an integer >= 1.", name, "invalid_value")
         return value
     return None
+
+
+def _temperature(body: dict[str, Any]) -> float | None:
+    value = body.get("temperature")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RequestError(
+            "Invalid type for 'temperature': expected a number.", "temperature", "invalid_type"
+        )
+    return float(value)

@@ -44,8 +44,9 @@ class SimState:
         self.rng = random.Random(settings.seed)
         self.stats = SimStats()
         self.limiter = SlidingWindowLimiter()
-        self.recorded: list[dict[str, str]] = []
-        """With ``record_requests``: each answered request's last user message and answer."""
+        self.recorded: list[dict[str, Any]] = []
+        """With ``record_requests``: each answered request's last user message, model, system messages,
+        temperature and answer (``ChatRequest.recorded``)."""
         self.files: dict[str, StoredFile] = {}
         self.batches: dict[str, dict[str, Any]] = {}
         self.batch_tasks: dict[str, asyncio.Task[None]] = {}
