@@ -27,7 +27,7 @@ def test_a_base_url_without_v1_is_named(redis: Redis, sim: Simulator) -> None:
 
 
 def test_a_model_the_provider_does_not_serve_is_named(redis: Redis, sim: Simulator, tmp_path: Path) -> None:
-    """A provider that refuses unknown models (as OpenAI does): exit 1 naming the model and the served ones."""
+    """A provider refusing unknown models (as OpenAI does): exit 1 naming the model and the served ones."""
     sim.configure(strict_models=True)
     done = askq("worker", "--burst", env=_config(tmp_path, "gpt-9-imaginary"))
     assert done.returncode == 1

@@ -47,10 +47,24 @@ def test_provider_url_credentials_are_masked(url: str, shown: str) -> None:
 
 
 def test_worker_start_line_masks_base_url_credentials(sim: Simulator, redis: Redis) -> None:
-    """askq worker logs its provider without the password or key embedded in OPENAI_BASE_URL."""
-    base = sim.base_url.replace("http://", "http://alice:pw-in-url@") + "?api-key=key-in-url"
-    done = askq("worker", "--burst", env={"OPENAI_BASE_URL": base})
+    """askq worker logs its provider without the key embedded in OPENAI_BASE_URL's query."""
+    base = sim.base_url + "?api-key=key-in-url"
+    done = askq("worker", "--burst", "--no-provider-check", env={"OPENAI_BASE_URL": base})
     assert done.returncode == 0, done.stderr
     assert "worker started" in done.stderr
-    assert "pw-in-url" not in done.stderr
     assert "key-in-url" not in done.stderr
+    checked = askq("worker", "--burst", env={"OPENAI_BASE_URL": base})  # the client cannot use it
+    assert checked.returncode == 1
+    assert "api-key=***" in checked.stderr
+    assert "key-in-url" not in checked.stderr
+
+
+def test_a_password_in_the_base_url_is_refused_masked(sim: Simulator, redis: Redis) -> None:
+    """user:pass@ in OPENAI_BASE_URL cannot be sent beside the key: one line, the password hidden."""
+    base = sim.base_url.replace("http://", "http://alice:pw-in-url@")
+    done = askq("worker", "--burst", env={"OPENAI_BASE_URL": base})
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "a password in the URL cannot be sent" in done.stderr
+    assert "alice:***@" in done.stderr
+    assert "pw-in-url" not in done.stderr

@@ -10,6 +10,7 @@ and retry while it is away, and a worker started before its provider must still 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import openai
 import structlog
@@ -48,6 +49,9 @@ async def check_provider(client: AsyncOpenAI, models: Iterable[str]) -> None:
             "provider check: provider unreachable; starting anyway", provider=where, error=_short(exc)
         )
         return
+    except Exception as exc:  # the check must never be what stops a worker that could serve
+        log.warning("provider check failed; starting anyway", provider=where, error=_short(exc))
+        return
     for model in models:
         if listed is None or model not in listed:
             await _try_model(client, model, listed, where)
@@ -79,14 +83,16 @@ def _not_found(model: str, listed: list[str] | None, where: str, exc: openai.Not
             f"the provider at {where} does not serve model {model!r} (it lists: {served}); "
             "set provider.model (or the job type's model) in jobs.yaml"
         )
-    hint = (
-        ""
-        if where.rstrip("/").endswith("/v1")
-        else f"; OpenAI-compatible servers serve under /v1: try {where.rstrip('/')}/v1"
-    )
+    parts = urlsplit(where)
+    served_under_v1 = parts.path.rstrip("/").endswith("/v1")
+    hint = "" if served_under_v1 else f"; OpenAI-compatible servers serve under /v1: try {_with_v1(parts)}"
     return (
         f"the provider at {where} answered 404 to /models and /chat/completions: check OPENAI_BASE_URL{hint}"
     )
+
+
+def _with_v1(parts: SplitResult) -> str:
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/v1"))
 
 
 def _refuse_key(exc: openai.APIStatusError, where: str) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import math
 import os
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import httpx2
 import structlog
@@ -17,6 +18,7 @@ from common.config import AskqConfig, load_config
 from common.errors import ConfigError
 from common.redis_url import arq_settings, redact, redis_url
 from common.redis_wire import pack_with_hiredis
+from common.secrets import redact_secrets
 from common.serializer import job_serializer
 from worker.context import WorkerContext
 from worker.gate import GateMemory
@@ -46,6 +48,12 @@ def provider_endpoint() -> tuple[str, str | None]:
         raise ConfigError(
             "no provider configured: set OPENAI_API_KEY for OpenAI, or OPENAI_BASE_URL for a compatible "
             "server (`python -m simulator` starts a local one)"
+        )
+    if base_url is not None and urlsplit(base_url).password is not None:
+        # The client sends the key as a Bearer token, and its HTTP stack refuses a second credential.
+        raise ConfigError(
+            f"OPENAI_BASE_URL={redact_secrets(base_url)}: a password in the URL cannot be sent beside "
+            "the API key; put the key in OPENAI_API_KEY (or as ?api-key= for servers that read it there)"
         )
     return api_key or "not-needed", base_url
 
