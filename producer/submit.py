@@ -162,13 +162,9 @@ async def submit_file(
     check = check_file(source, context_tokens=config.provider.context_tokens, on_checked=on_checked)
     if check.problems and not skip_invalid:
         raise InputError(check.describe() + "\nnothing was enqueued (--skip-invalid enqueues the good lines)")
-    if check.items == 0:
-        reasons = check.describe()
-        raise InputError(
-            f"{reasons}\n{source.name}: no questions found"
-            if reasons
-            else f"{source.name}: no questions found"
-        )
+    if check.items == 0:  # with --skip-invalid, every line was bad: say why
+        reasons = [check.describe()] if check.problems else []
+        raise InputError("\n".join([*reasons, f"{source.name}: no questions found"]))
     batch = check_batch_name(batch) if batch else default_batch_name(Path(source.name), check.digest)
     tally = await _enqueue(redis, source, config, batch, job_type, check.items, progress)
     invalid = len(check.problems) + check.more_problems
