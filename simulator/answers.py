@@ -23,6 +23,7 @@ _ENGLISH_FILLER = tuple(_ENGLISH_WORDS.split())
 _KOREAN_FILLER = tuple(_KOREAN_WORDS.split())
 _HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
 _WHITESPACE = re.compile(r"\s+")
+_WORD_WITH_LEAD = re.compile(r"\s*\S+")
 
 
 def message_text(message: Mapping[str, Any]) -> str:
@@ -59,6 +60,17 @@ def answer_tokens(model: str, messages: Sequence[Mapping[str, Any]], count: int)
     return [words[0], *(" " + word for word in words[1:])]
 
 
+def echo_tokens(text: str) -> list[str]:
+    """``text`` cut before each run of non-space, so that joining the tokens gives it back exactly and
+    control sequences in it may arrive split across chunks, as a provider's would."""
+    tokens = _WORD_WITH_LEAD.findall(text)
+    rest = text[len("".join(tokens)) :]
+    if not tokens:
+        return [rest]
+    tokens[-1] += rest
+    return tokens
+
+
 def _lead_in_words(question: str, korean: bool) -> list[str]:
     preview = _WHITESPACE.sub(" ", question).strip()[:QUESTION_PREVIEW_CHARS].strip()
     sentence = f'"{preview}"에 대한 시뮬레이션 답변입니다:' if korean else f'Simulated answer to "{preview}":'
@@ -79,9 +91,15 @@ class Answer:
 
 
 def make_answer(
-    model: str, messages: Sequence[Mapping[str, Any]], count: int, max_tokens: int | None
+    model: str,
+    messages: Sequence[Mapping[str, Any]],
+    count: int,
+    max_tokens: int | None,
+    *,
+    echo: str | None = None,
 ) -> Answer:
-    tokens = answer_tokens(model, messages, count)
+    """``echo``, when given, is the whole answer, byte for byte (``[sim:echo]``), in place of the words."""
+    tokens = answer_tokens(model, messages, count) if echo is None else echo_tokens(echo)
     truncated = max_tokens is not None and max_tokens < len(tokens)
     return Answer(
         tokens[:max_tokens] if truncated else tokens,

@@ -18,7 +18,7 @@ from .auth import check_api_key
 from .chat_request import RequestError, parse_chat_request
 from .completion import completion_body
 from .errors import error_response
-from .faults import DirectiveError, find_plan
+from .faults import ANSWER_KINDS, DirectiveError, find_plan, without_directive
 from .state import STATE_KEY, SimState, StoredFile
 
 ENDPOINT = "/v1/chat/completions"
@@ -117,7 +117,8 @@ def _answer_line(state: SimState, line: str) -> dict[str, Any]:
     if failed is not None:
         message = f"simulated {failed} for this line ([sim:...] in the request)"
         return _line(custom_id, failed, {"error": {"message": message, "type": "server_error"}})
-    answer = make_answer(chat.model, chat.messages, state.settings.answer_tokens, chat.max_tokens)
+    echo = without_directive(chat.key) if _asks_echo(chat.key) else None
+    answer = make_answer(chat.model, chat.messages, state.settings.answer_tokens, chat.max_tokens, echo=echo)
     if state.settings.record_requests:
         state.recorded.append(chat.recorded("".join(answer.tokens)))
     return _line(custom_id, 200, completion_body(answer, chat.model, answer.finish_reason))
@@ -131,9 +132,17 @@ def _simulated_failure(key: str) -> int | None:
     except DirectiveError:
         return None
     kind = plan.for_attempt(1).kind if plan is not None else "ok"
-    if kind in ("ok", "slow"):
+    if kind in ANSWER_KINDS:
         return None
-    return int(kind) if kind.isdigit() else 500
+    return int(kind) if kind.isdigit() else 400 if kind == "echo-error" else 500
+
+
+def _asks_echo(key: str) -> bool:
+    try:
+        plan = find_plan(key)
+    except DirectiveError:
+        return False
+    return plan is not None and plan.for_attempt(1).kind == "echo"
 
 
 def _line(custom_id: str | None, status: int, body: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from .auth import check_api_key
 from .chat_request import ChatRequest, RequestError, parse_chat_request
 from .completion import send_completion
 from .errors import error_response, retry_after_headers
-from .faults import Directive, DirectiveError, draw_random_fault, find_plan
+from .faults import Directive, DirectiveError, draw_random_fault, find_plan, without_directive
 from .models import unknown_model
 from .pacing import Pace, sleep_until
 from .rejections import rejection_for
@@ -43,11 +43,12 @@ async def _serve(request: web.Request, state: SimState) -> web.StreamResponse:
         state.stats.responses_by_status[admitted.status] += 1
         return admitted
     chat, directive = admitted
-    rejection = rejection_for(directive, settings)
+    rejection = rejection_for(directive, settings, chat.key)
     if rejection is not None:
         state.stats.responses_by_status[rejection.status] += 1
         return rejection
-    answer = make_answer(chat.model, chat.messages, settings.answer_tokens, chat.max_tokens)
+    echo = without_directive(chat.key) if directive.kind == "echo" else None
+    answer = make_answer(chat.model, chat.messages, settings.answer_tokens, chat.max_tokens, echo=echo)
     if settings.record_requests:
         state.recorded.append(chat.recorded("".join(answer.tokens)))
     jitter_ms = (

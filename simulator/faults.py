@@ -10,14 +10,44 @@ from typing import Literal, cast
 
 from .settings import SimulatorSettings
 
-Kind = Literal["ok", "slow", "429", "500", "503", "cut", "error", "nofinish", "400", "401", "404", "422"]
+Kind = Literal[
+    "ok",
+    "echo",
+    "slow",
+    "429",
+    "500",
+    "503",
+    "cut",
+    "error",
+    "nofinish",
+    "400",
+    "401",
+    "404",
+    "422",
+    "echo-error",
+]
 
-PERMANENT_KINDS: frozenset[str] = frozenset({"400", "401", "404", "422"})
-_SIMPLE_KINDS: frozenset[str] = PERMANENT_KINDS | {"ok", "429", "500", "503", "cut", "error", "nofinish"}
+PERMANENT_KINDS: frozenset[str] = frozenset({"400", "401", "404", "422", "echo-error"})
+"""echo-error: a 400 whose message is the question's text, as a provider quoting the input back."""
+ANSWER_KINDS: frozenset[str] = frozenset({"ok", "echo", "slow"})
+"""Kinds that answer with a 200 and text (echo: the question's own text, for hostile-text tests)."""
+_SIMPLE_KINDS: frozenset[str] = PERMANENT_KINDS | {
+    "ok",
+    "echo",
+    "429",
+    "500",
+    "503",
+    "cut",
+    "error",
+    "nofinish",
+}
 _SPEC = re.compile(r"\[sim:([^\]]*)\]")
 _REPEAT = re.compile(r"^(?P<body>.+?)x(?P<count>\d+)$")
 MAX_REPEAT = 1_000_000
-_GRAMMAR = "429[@S], 500, 503, cut, error, nofinish, slow=MS, ok (each optionally xN), 400, 401, 404, 422"
+_GRAMMAR = (
+    "429[@S], 500, 503, cut, error, nofinish, slow=MS, ok, echo (each optionally xN), "
+    "400, 401, 404, 422, echo-error"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +86,11 @@ class DirectiveError(ValueError):
     def __init__(self, directive: str, reason: str) -> None:
         super().__init__(f"invalid simulator directive {directive!r}: {reason}")
         self.directive = directive
+
+
+def without_directive(question: str) -> str:
+    """The question with its first `[sim:SPEC]` removed: what an `echo` answer repeats."""
+    return _SPEC.sub("", question, count=1)
 
 
 def find_plan(question: str) -> FaultPlan | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .errors import error_response, retry_after_headers
-from .faults import Directive
+from .faults import Directive, without_directive
 from .settings import SimulatorSettings
 
 _MESSAGES: dict[str, str] = {
@@ -19,8 +19,10 @@ _MESSAGES: dict[str, str] = {
 }
 
 
-def rejection_for(directive: Directive, settings: SimulatorSettings) -> web.Response | None:
+def rejection_for(directive: Directive, settings: SimulatorSettings, question: str) -> web.Response | None:
     """The status response a directive demands, or None when it yields a 200."""
+    if directive.kind == "echo-error":
+        return error_response(400, without_directive(question))
     message = _MESSAGES.get(directive.kind)
     if message is None:
         return None
