@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 from redis.asyncio import Redis
-from rich.console import Console
 
 from askq.render import batch_progress, history_lines, progress_detail, schedules_table, status_table
+from askq.terminal import make_console, visible
 from common.config import load_config
 from common.files import check_writable, replaced_atomically
 from producer.batches import BatchStatus, batch_status
@@ -23,8 +23,8 @@ from producer.schedules import request_run, run_history, schedule_rows, schedule
 from producer.submit import submit_file
 
 WAIT_POLL_S = 0.25
-stdout = Console(highlight=False)
-stderr = Console(stderr=True, highlight=False)
+stdout = make_console()
+stderr = make_console(stderr=True)
 
 
 async def submit(
@@ -36,7 +36,7 @@ async def submit(
             redis, path, config, batch=batch, job_type=job_type, skip_invalid=skip_invalid
         )
         if report.problems:
-            stderr.print(report.problems, markup=False)
+            stderr.print(visible(report.problems), markup=False)
             stderr.print(f"skipped {report.invalid_lines} invalid lines", markup=False)
         if not as_json:
             print(report.batch)

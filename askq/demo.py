@@ -17,6 +17,7 @@ from askq.commands import stderr, stdout, wait_for_batch
 from askq.render import results_table
 from askq.stack import embedded_redis, simulator_process
 from askq.tail_view import tail_job
+from askq.terminal import markup
 from common.config import load_config
 from common.errors import InputError
 from producer.batches import batch_status
@@ -73,7 +74,7 @@ async def run_demo(questions: Path | None = None) -> int:
                 report = await submit_file(redis, questions, config)
                 stderr.print(f"submitted {report.items} questions as batch [bold]{report.batch}[/]\n")
                 first = (await batch_status(redis, report.batch)).job_ids[0]
-                stderr.print(f"[bold]askq tail {first}[/] (live):")
+                stderr.print(f"[bold]askq tail {markup(first)}[/] (live):")
                 await tail_job(first, as_json=False, url=url)
                 stderr.print()
                 status = await wait_for_batch(redis, report.batch, show=True)

@@ -1,4 +1,7 @@
-"""Human output: tables, progress and streamed text, with rich. ``--json`` output never comes here."""
+"""Human output: tables, progress and streamed text, with rich. ``--json`` output never comes here.
+
+Ids, questions, answers, errors, names and paths come from files and providers: they reach rich as
+``Text`` cells (never parsed as markup) with their control characters shown (askq.terminal)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from askq.terminal import cell, visible
 from common.status import JobState
 from producer.batches import BatchStatus
 from producer.results import Result
@@ -20,7 +24,7 @@ SHOWN_JOB_IDS = 10
 
 
 def status_table(status: BatchStatus) -> Table:
-    table = Table(title=f"batch {status.batch}", show_header=False, title_justify="left")
+    table = Table(title=cell(f"batch {status.batch}"), show_header=False, title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("value")
     table.add_row("total", str(status.total))
@@ -31,11 +35,11 @@ def status_table(status: BatchStatus) -> Table:
         "tokens", f"{tokens} ({status.prompt_tokens} prompt + {status.completion_tokens} completion)"
     )
     table.add_row("latency p50 / p95", f"{_ms(status.latency_p50_ms)} / {_ms(status.latency_p95_ms)}")
-    table.add_row("source", status.source)
+    table.add_row("source", cell(status.source))
     shown = ", ".join(status.job_ids[:SHOWN_JOB_IDS])
     if len(status.job_ids) > SHOWN_JOB_IDS:
         shown += f" … (+{len(status.job_ids) - SHOWN_JOB_IDS} more; --json lists all)"
-    table.add_row("job ids", shown)
+    table.add_row("job ids", cell(shown))
     return table
 
 
@@ -54,12 +58,12 @@ def results_table(results: Iterable[Result], *, width: int) -> Table:
         shown = result.answer if result.answer is not None else (result.error or "")
         tokens = str(result.usage.get("total_tokens", "")) if result.usage else ""
         table.add_row(
-            result.item_id,
-            f"[{style}]{result.status}[/]",
+            cell(result.item_id),
+            cell(result.status, style),
             str(result.attempts),
             tokens,
-            _clip(result.question, question_chars),
-            _clip(shown, answer_chars),
+            cell(_clip(visible(result.question), question_chars)),
+            cell(_clip(visible(shown), answer_chars)),
         )
     return table
 
@@ -73,7 +77,7 @@ def schedules_table(rows: Iterable[ScheduleRow]) -> Table:
         if row.last_run.get("output"):
             last += f" → {row.last_run['output']}"
         fire = row.next_fire.strftime("%Y-%m-%d %H:%M %Z")
-        table.add_row(row.name, row.cron, row.timezone, row.source, fire, last)
+        table.add_row(*(cell(text) for text in (row.name, row.cron, row.timezone, row.source, fire, last)))
     return table
 
 
@@ -88,18 +92,21 @@ def history_lines(entries: Iterable[dict[str, Any]]) -> list[str]:
             else "?"
         )
         shown = entry.get("output") or entry.get("error") or ""
-        lines.append(
+        line = (
             f"{fire}  {entry['trigger']:<9}  {entry['state']:<9}  {entry['total_tokens']:>7} tokens  {shown}"
         )
+        # Printed as is (no rich), so markup is inert; a provider's error may still carry controls.
+        lines.append(visible(line))
     return lines
 
 
 def batch_progress(console: Console) -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description}"),
+        # The description is a batch name: formatted into the column's text, never read as markup.
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[detail]}"),
+        TextColumn("{task.fields[detail]}", markup=False),
         TimeElapsedColumn(),
         console=console,
         transient=False,

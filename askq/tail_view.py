@@ -2,6 +2,10 @@
 
 Answer text goes to stdout; notices (waiting, retries, gaps, reconnects) go to stderr, so
 ``askq tail JOB > answer.txt`` saves exactly the answer. ``--json`` prints events as JSON lines.
+
+Ids, answers and provider errors are untrusted: what reaches a terminal has its control characters
+shown, not obeyed, and never passes as markup (askq.terminal). The one raw output is a job's answer
+into a file or pipe (see ``_JobView._out``).
 """
 
 from __future__ import annotations
@@ -9,13 +13,10 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
-from rich.console import Console
-from rich.markup import escape
-
 from askq.render import batch_progress, state_counts
+from askq.terminal import json_line, make_console, markup, visible
 from common.events import EventType, StreamEvent
 from common.reconnect import Reconnecting
 from common.status import JobState
@@ -24,7 +25,7 @@ from producer.batches import BatchStatus
 from producer.connection import connect
 from producer.tail import Finished, Gap, TailItem, Waiting, follow_job
 
-stderr = Console(stderr=True, highlight=False)
+stderr = make_console(stderr=True)
 SUMMARY_PART = "summary"
 """The part of a scheduled run that is its answer."""
 FOLLOW_WRAP_CHARS = 100
@@ -67,7 +68,7 @@ async def tail_batch(batch: str, *, follow: bool, as_json: bool, url: str | None
 
 
 def _print_json(item: TailItem | BatchItem) -> None:
-    print(json.dumps(as_json(item), ensure_ascii=False), flush=True)
+    print(json_line(json.dumps(as_json(item), ensure_ascii=False)), flush=True)
 
 
 def as_json(item: TailItem | BatchItem) -> dict[str, Any]:
@@ -96,7 +97,7 @@ def as_json(item: TailItem | BatchItem) -> dict[str, Any]:
 
 def _reconnecting(item: Reconnecting) -> None:
     stderr.print(
-        f"[yellow]lost the Redis connection ({escape(item.error)}); "
+        f"[yellow]lost the Redis connection ({markup(item.error)}); "
         f"reconnecting in {item.retry_in_s:.1f} s[/]"
     )
 
@@ -124,11 +125,19 @@ class _JobView:
         self._parts: dict[str, list[str]] = {}
         self._summary_started = False
 
+    def _out(self, text: str) -> None:
+        # On a terminal, text is shown, never obeyed. Into a file or pipe it goes raw: there it is data,
+        # documented to equal the stored answer byte for byte (scripts compare it with `askq results`),
+        # and changing it would corrupt the one copy meant to be exact. The terminal risk moves to
+        # whoever later prints the file, as with any downloaded file; `less` shows controls as ^[.
+        # Notices go to stderr, often still the terminal: they are always neutralised.
+        _write(visible(text) if self._live else text)
+
     def show(self, item: TailItem) -> None:
         if isinstance(item, Waiting):
-            stderr.print(f"[dim]{escape(item.job_id)} is queued; waiting for a worker…[/]")
+            stderr.print(f"[dim]{markup(item.job_id)} is queued; waiting for a worker…[/]")
         elif isinstance(item, Gap):
-            stderr.print(f"\n[yellow]{escape(_gap_notice(item))}[/]")
+            stderr.print(f"\n[yellow]{markup(_gap_notice(item))}[/]")
         elif isinstance(item, Finished):
             self._finished(item)
         elif isinstance(item, StreamEvent):
@@ -140,18 +149,18 @@ class _JobView:
         elif item.type is EventType.DELTA:
             self._attempt_text.append(item.text or "")
             if self._live:
-                _write(item.text or "")
+                self._out(item.text or "")
         elif item.type is EventType.RETRY:
             shown = self._live and any(self._attempt_text)
-            stderr.print(("\n" if shown else "") + f"[dim]{escape(_retry_notice(item))}[/]")
+            stderr.print(("\n" if shown else "") + f"[dim]{markup(_retry_notice(item))}[/]")
             self._attempt_text.clear()
         elif item.type is EventType.DONE:
             text = "".join(self._attempt_text) or "".join(self._parts.get(SUMMARY_PART, []))
-            _write("\n" if self._live else text.rstrip("\n") + "\n")
+            self._out("\n" if self._live else text.rstrip("\n") + "\n")
         elif item.type is EventType.FAILED:
-            stderr.print(f"\n[red]failed after {_attempts(item.attempt)}:[/] {escape(item.error or '')}")
+            stderr.print(f"\n[red]failed after {_attempts(item.attempt)}:[/] {markup(item.error or '')}")
         elif item.type is EventType.CANCELLED:
-            stderr.print(f"\n[yellow]{escape(item.error or 'cancelled')}[/]")
+            stderr.print(f"\n[yellow]{markup(item.error or 'cancelled')}[/]")
 
     def _part_event(self, item: StreamEvent) -> None:
         """A run's calls go side by side: each map or reduce call is shown whole when it is done; the
@@ -161,26 +170,26 @@ class _JobView:
             self._parts.setdefault(part, []).append(item.text or "")
             if self._live and part == SUMMARY_PART:
                 if not self._summary_started:
-                    stderr.print(f"\n[bold]── {escape(part)} ──[/]")
+                    stderr.print(f"\n[bold]── {markup(part)} ──[/]")
                     self._summary_started = True
-                _write(item.text or "")
+                self._out(item.text or "")
         elif item.type is EventType.PART_DONE and self._live and part != SUMMARY_PART:
             tokens = f", {item.usage.completion_tokens} tokens" if item.usage else ""
-            stderr.print(f"[dim]── {escape(part)} ✓{tokens} ──[/]")
-            _write("".join(self._parts.get(part, [])).rstrip("\n") + "\n")
+            stderr.print(f"[dim]── {markup(part)} ✓{tokens} ──[/]")
+            self._out("".join(self._parts.get(part, [])).rstrip("\n") + "\n")
         elif item.type is EventType.RETRY:
-            stderr.print(f"[dim]{escape(part)}: {escape(_retry_notice(item))}[/]")
+            stderr.print(f"[dim]{markup(part)}: {markup(_retry_notice(item))}[/]")
             self._parts.pop(part, None)
 
     def _finished(self, item: Finished) -> None:
         if self._live and any(self._attempt_text):
             stderr.print("\n[dim]the event log ends without the job's end; its stored result:[/]")
         if item.state is JobState.SUCCEEDED:
-            _write(item.answer + "\n")
+            self._out(item.answer + "\n")
         elif item.state is JobState.CANCELLED:
-            stderr.print(f"[yellow]{escape(item.error or 'cancelled')}[/]")
+            stderr.print(f"[yellow]{markup(item.error or 'cancelled')}[/]")
         else:
-            stderr.print(f"[red]failed after {_attempts(item.attempts)}:[/] {escape(item.error)}")
+            stderr.print(f"[red]failed after {_attempts(item.attempts)}:[/] {markup(item.error)}")
 
 
 class _BatchView:
@@ -189,10 +198,7 @@ class _BatchView:
     def __init__(self, batch: str) -> None:
         self._batch = batch
         # On a terminal, text and bar share one console, so rich keeps the bar below the text.
-        self._console = Console(highlight=False) if sys.stdout.isatty() else stderr
-        self._print: Callable[[str], None] = (
-            self._print_console if self._console is not stderr else _print_raw
-        )
+        self._console = make_console() if sys.stdout.isatty() else stderr
         self._lines: dict[str, str] = {}
         self._streamed: set[str] = set()
         """Jobs whose text went by line by line (--follow): their end does not repeat it."""
@@ -267,8 +273,13 @@ class _BatchView:
         tokens = status.prompt_tokens + status.completion_tokens
         return f"{state_counts(status)} · {tokens} tokens · {rate:.1f}/s"
 
+    def _print(self, line: str) -> None:
+        # Always shown, not obeyed, even into a file: this is a report for reading (labels, marks,
+        # interleaved jobs), not the answer; `askq results` and `--json` have the exact text.
+        (self._print_console if self._console is not stderr else _print_raw)(visible(line))
+
     def _print_notice(self, text: str) -> None:
-        stderr.print(f"[yellow]{escape(text)}[/]")
+        stderr.print(f"[yellow]{markup(text)}[/]")
 
     def _print_console(self, line: str) -> None:
         self._console.print(line, markup=False, highlight=False, soft_wrap=True)
@@ -280,7 +291,7 @@ def _print_raw(line: str) -> None:
 
 
 def _write(text: str) -> None:
-    # Answer text goes out raw: rich would re-wrap it to the terminal width.
+    # Answer text bypasses rich, which would re-wrap it to the terminal width (callers neutralise it).
     sys.stdout.write(text)
     sys.stdout.flush()
 
