@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from common import keys, record
 from common.status import TERMINAL_STATES, JobState
+from common.untrusted import json_line
 from producer.batches import job_id_pages
 
 RESULT_FORMATS = ("jsonl", "openai-batch")
@@ -122,6 +123,7 @@ async def write_results(redis: Redis, batch: str, out: TextIO, fmt: str = "jsonl
     counts: dict[str, int] = {}
     async for result in iter_results(redis, batch):
         line = openai_batch_line(result) if fmt == "openai-batch" else result.to_json()
-        out.write(json.dumps(line, ensure_ascii=False) + "\n")
+        # C1, bidi and line-separator characters as \u escapes: the same JSON, inert on a terminal.
+        out.write(json_line(json.dumps(line, ensure_ascii=False)) + "\n")
         counts[result.status] = counts.get(result.status, 0) + 1
     return counts

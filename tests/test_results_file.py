@@ -92,3 +92,31 @@ async def test_an_unwritable_folder_is_one_line(
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert f"{locked}: cannot write in" in done.stderr
+
+
+INERT = "bidi\u202eoverride c1\x9bcsi del\x7f line\u2028sep"
+
+
+async def test_results_and_worker_logs_spell_terminal_controls_as_escapes(
+    redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
+) -> None:
+    """Answers and provider errors holding C1, bidi or DEL are written as \\u escapes: the same JSON
+    value, and nothing a terminal acts on, in `askq results` and in the worker's JSON log lines."""
+    questions = [
+        {"id": "ok", "question": "[sim:echo]" + INERT},
+        {"id": "no", "question": "[sim:echo-error]" + INERT},
+    ]
+    path = write("q.jsonl", "".join(json.dumps(line) + "\n" for line in questions))
+    await submit_file(redis, path, config, batch="inert")
+    worker = askq("worker", "--burst")
+    assert worker.returncode == 0, worker.stderr
+
+    exported = askq("results", "inert")
+
+    assert exported.returncode == 0, exported.stderr
+    for text in (exported.stdout, worker.stderr):
+        assert not any(char in text for char in "\u202e\x9b\x7f\u2028"), text
+    rows = [json.loads(line) for line in exported.stdout.splitlines()]
+    assert rows[0]["answer"] == INERT
+    assert INERT in rows[1]["error"]
+    assert "\\u202e" in exported.stdout

@@ -6,7 +6,9 @@ same processors and renderer, so a worker's stderr is one JSON object a line, wh
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
 from typing import Any
 
@@ -14,15 +16,25 @@ import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from common.secrets import redact_secrets
+from common.untrusted import json_line, visible
 
 
 def _mask_secrets(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     return {key: redact_secrets(value) if isinstance(value, str) else value for key, value in event.items()}
 
 
+def _visible_values(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    """On a terminal, provider text in a value (an error quoting the input) is shown, never obeyed."""
+    return {key: visible(value) if isinstance(value, str) else value for key, value in event.items()}
+
+
 def configure_logging(*, verbose: bool = False, quiet: bool = False, json: bool | None = None) -> None:
     as_json = not sys.stderr.isatty() if json is None else json
-    renderer: Any = structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
+    renderer: Any = (
+        structlog.processors.JSONRenderer(serializer=_json_dumps)
+        if as_json
+        else _ConsoleRenderer(colors=os.environ.get("NO_COLOR", "") == "")
+    )
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -36,6 +48,15 @@ def configure_logging(*, verbose: bool = False, quiet: bool = False, json: bool 
         cache_logger_on_first_use=False,
     )
     _route_standard_logging(shared, renderer, verbose=verbose)
+
+
+class _ConsoleRenderer(structlog.dev.ConsoleRenderer):
+    def __call__(self, logger: WrappedLogger, name: str, event: EventDict) -> str:
+        return super().__call__(logger, name, _visible_values(logger, name, event))
+
+
+def _json_dumps(document: Any, **options: Any) -> str:
+    return json_line(json.dumps(document, **options))
 
 
 def _route_standard_logging(shared: list[Processor], renderer: Any, *, verbose: bool) -> None:

@@ -1,0 +1,37 @@
+"""Untrusted text (ids, questions, answers, provider errors) made harmless for a terminal or a JSON line.
+
+Plain string functions with no terminal library, so that every floor can use them: the CLI's tables
+and tails (through ``askq.terminal``), the exported results, and the worker's console log lines.
+"""
+
+from __future__ import annotations
+
+_KEPT = {ord("\n"), ord("\t")}
+_BIDI_CONTROLS = (*range(0x202A, 0x202F), *range(0x2066, 0x206A))
+"""Embeddings, overrides and isolates (the "Trojan Source" set); marks (LRM, RLM) are left alone."""
+
+_STAND_INS: dict[int, str] = {
+    # C0 controls have Unicode "control pictures" (U+2400 + code): ␛ ␇ ␈ ␍ …; DEL has ␡.
+    **{code: chr(0x2400 + code) for code in range(0x20) if code not in _KEPT},
+    0x7F: "\u2421",
+    # C1 and bidi controls have no pictures: they are spelled out as Python would write them.
+    **{code: f"\\x{code:02x}" for code in range(0x80, 0xA0)},
+    **{code: f"\\u{code:04x}" for code in _BIDI_CONTROLS},
+}
+
+
+_JSON_ESCAPES: dict[int, str] = {
+    code: f"\\u{code:04x}" for code in (0x7F, *range(0x80, 0xA0), *_BIDI_CONTROLS, 0x2028, 0x2029)
+}
+
+
+def json_line(document: str) -> str:
+    """A JSON document with the controls that ``json.dumps(ensure_ascii=False)`` leaves raw (DEL, C1,
+    bidi, line separators) spelled as ``\\u`` escapes: the same value, which a terminal cannot act on.
+    Outside strings JSON is ASCII, so each such character is inside one."""
+    return document.translate(_JSON_ESCAPES)
+
+
+def visible(text: str) -> str:
+    """``text`` with every control character but newline and tab replaced by a visible stand-in."""
+    return text.translate(_STAND_INS)
