@@ -18,6 +18,7 @@ from typing import Any
 
 from common.errors import AskqError
 from common.secrets import redact_secrets
+from producer.lines import FORMATS as QUESTION_FORMATS
 from producer.results import RESULT_FORMATS
 
 EXIT_ERROR = 1
@@ -46,7 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     submit = commands.add_parser("submit", help="enqueue one job per question of a .jsonl, .txt or .csv file")
-    submit.add_argument("file", type=Path)
+    submit.add_argument("file", type=Path, help="the question file, or - for standard input (with --format)")
+    submit.add_argument(
+        "--format", choices=QUESTION_FORMATS, help="the file's format (default: from its extension)"
+    )
     submit.add_argument("--batch", metavar="NAME", help="batch name (default: file name + content hash)")
     submit.add_argument("--job", metavar="TYPE", help="job type from jobs.yaml (default: qa)")
     submit.add_argument("--wait", action="store_true", help="show progress until the batch is done")
@@ -184,6 +188,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             wait=args.wait,
             as_json=args.json,
             skip_invalid=args.skip_invalid,
+            fmt=args.format,
         )
     if args.command in ("batches", "delete"):
         from askq import manage

@@ -12,6 +12,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from askq.render import batch_progress, history_lines, progress_detail, schedules_table, status_table
+from askq.submit_view import counted, submit_bar, summary_lines
 from askq.terminal import make_console, visible
 from common.config import load_config
 from common.files import check_writable, replaced_atomically
@@ -20,6 +21,7 @@ from producer.connection import connect
 from producer.control import cancel_batch, retry_batch
 from producer.results import write_results
 from producer.schedules import request_run, run_history, schedule_rows, schedules_served
+from producer.spool import question_file
 from producer.submit import submit_file
 
 WAIT_POLL_S = 0.25
@@ -28,31 +30,47 @@ stderr = make_console(stderr=True)
 
 
 async def submit(
-    path: Path, *, batch: str | None, job_type: str | None, wait: bool, as_json: bool, skip_invalid: bool
+    path: Path,
+    *,
+    batch: str | None,
+    job_type: str | None,
+    wait: bool,
+    as_json: bool,
+    skip_invalid: bool,
+    fmt: str | None = None,
 ) -> int:
+    """Exit 1 when items already in the batch hold another question or request (kept, reported), or
+    when --wait sees a job fail."""
     config = load_config()
     async with connect() as redis:
-        report = await submit_file(
-            redis, path, config, batch=batch, job_type=job_type, skip_invalid=skip_invalid
-        )
+        # Standard input is spooled to a file both passes read, removed once the jobs are written.
+        with question_file(path, fmt) as (file, name), submit_bar(stderr, show=not as_json) as progress:
+            report = await submit_file(
+                redis,
+                file,
+                config,
+                batch=batch,
+                job_type=job_type,
+                skip_invalid=skip_invalid,
+                fmt=fmt,
+                name=name,
+                progress=progress,
+            )
         if report.problems:
             stderr.print(visible(report.problems), markup=False)
-            stderr.print(f"skipped {report.invalid_lines} invalid lines", markup=False)
+            stderr.print(f"skipped {counted(report.invalid_lines, 'invalid line')}", markup=False)
         if not as_json:
             print(report.batch)
-            stderr.print(
-                f"{report.items} questions: {report.enqueued} enqueued, "
-                f"{report.skipped_existing} already in batch {report.batch}",
-                markup=False,
-            )
+        for line in summary_lines(report, counts=not as_json):
+            stderr.print(line, markup=False, soft_wrap=True)  # one line each, for grep and scripts
         document: dict[str, object] = {**report.__dict__, "problems": report.problems.splitlines()}
         status = await wait_for_batch(redis, report.batch, show=not as_json) if wait else None
     if as_json:
         # One document for scripts: the submission, and with --wait the final status too.
         print(json.dumps({**document, "status": status.to_json()} if status else document))
-    if status is None:
-        return 0
-    return 0 if status.all_succeeded else 1
+    if report.conflicting:
+        return 1
+    return 0 if status is None or status.all_succeeded else 1
 
 
 async def wait_for_batch(redis: Redis, batch: str, *, show: bool) -> BatchStatus:
