@@ -16,8 +16,12 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from common.errors import AskqError
+from common.redis_url import command_error, redis_url
 from common.secrets import redact_secrets
+from common.untrusted import visible
 from producer.lines import FORMATS as QUESTION_FORMATS
 from producer.results import RESULT_FORMATS
 
@@ -146,6 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AskqError as exc:
         report_error(exc, as_json=as_json)
         return EXIT_ERROR
+    except RedisError as exc:
+        # Redis refused or dropped a command after the first contact (an ACL, maxmemory, a restart).
+        report_error(command_error(redis_url(), exc), as_json=as_json)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
@@ -156,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def report_error(exc: AskqError, *, as_json: bool) -> None:
     """One line on stderr: ``askq: message``, or with ``--json`` a JSON object scripts can read."""
-    message = redact_secrets(str(exc))
+    message = visible(redact_secrets(str(exc)))  # paths and ids in it come from the user's files
     if as_json:
         print(json.dumps({"error": {"type": type(exc).__name__, "message": message}}), file=sys.stderr)
     else:

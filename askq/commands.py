@@ -11,8 +11,16 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from askq.render import batch_progress, history_lines, progress_detail, schedules_table, status_table
-from askq.submit_view import counted, submit_bar, summary_lines
+from askq.render import (
+    batch_progress,
+    counted,
+    history_lines,
+    page_progress,
+    progress_detail,
+    schedules_table,
+    status_table,
+)
+from askq.submit_view import submit_bar, summary_lines
 from askq.terminal import make_console, visible
 from common.config import load_config
 from common.files import check_writable, replaced_atomically
@@ -128,9 +136,12 @@ async def retry(batch: str, *, include_cancelled: bool) -> int:
 async def cancel(batch: str) -> int:
     config = load_config()
     async with connect() as redis:
-        report = await cancel_batch(redis, batch, config)
+        total = (await batch_status(redis, batch, with_job_ids=False, with_latencies=False)).total
+        with page_progress(stderr, f"cancelling {batch}", show=True) as advance:
+            report = await cancel_batch(redis, batch, config, on_progress=lambda done: advance(done, total))
     stderr.print(
-        f"batch {batch}: {report.queued} queued jobs cancelled, {report.running} running jobs aborting",
+        f"batch {batch}: {counted(report.queued, 'queued job')} cancelled, "
+        f"{counted(report.running, 'running job')} aborting",
         markup=False,
     )
     return 0

@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from askq.render import counted, page_progress
 from askq.terminal import cell, make_console
 from common.config import load_config
 from common.errors import InputError
@@ -67,7 +65,7 @@ async def delete(batch: str, *, yes: bool, as_json: bool) -> int:
     async with connect() as redis:
         if not yes:
             _confirm(batch)
-        with _progress(f"deleting {batch}", show=not as_json) as advance:
+        with page_progress(stderr, f"deleting {batch}", show=not as_json) as advance:
             report = await delete_batch(redis, batch, config, on_progress=advance)
     if as_json:
         print(
@@ -77,11 +75,11 @@ async def delete(batch: str, *, yes: bool, as_json: bool) -> int:
         )
         return 0
     stderr.print(
-        f"deleted batch {batch}: {plural(report.jobs, 'job')}, their results and events", markup=False
+        f"deleted batch {batch}: {counted(report.jobs, 'job')}, their results and events", markup=False
     )
     if report.still_running:
         stderr.print(
-            f"{plural(report.still_running, 'job')} had not stopped yet; their workers record nothing for it",
+            f"{counted(report.still_running, 'job')} had not stopped yet; their workers record nothing more",
             markup=False,
         )
     return 0
@@ -93,21 +91,3 @@ def _confirm(batch: str) -> None:
     answer = input(f"Delete batch {batch!r}: every job, answer and event of it? Type the batch name: ")
     if answer.strip() != batch:
         raise InputError(f"not deleted: {answer.strip()!r} is not {batch!r}")
-
-
-@contextmanager
-def _progress(what: str, *, show: bool) -> Iterator[Callable[[int, int], None]]:
-    """A bar on a terminal (stderr), nothing elsewhere; yields the ``on_progress(done, total)`` hook."""
-    if not (show and stderr.is_terminal):
-        yield lambda done, total: None
-        return
-    bar = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=stderr, transient=True
-    )
-    with bar:
-        task = bar.add_task(what, total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

@@ -6,7 +6,8 @@ Ids, questions, answers, errors, names and paths come from files and providers: 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -111,6 +112,30 @@ def batch_progress(console: Console) -> Progress:
         console=console,
         transient=False,
     )
+
+
+def counted(count: int, noun: str) -> str:
+    """``1 question``, ``2 questions``, ``1,000 questions``."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+
+
+@contextmanager
+def page_progress(console: Console, what: str, *, show: bool) -> Iterator[Callable[[int, int], None]]:
+    """A bar for a long walk over a batch (cancel, delete) on a terminal, nothing elsewhere; yields
+    the ``(done, total)`` hook to call after each page."""
+    if not (show and console.is_terminal):
+        yield lambda done, total: None
+        return
+    bar = Progress(
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        transient=True,
+    )
+    with bar:
+        task = bar.add_task(what, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def progress_detail(status: BatchStatus, started: float) -> str:

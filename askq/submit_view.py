@@ -9,13 +9,9 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from askq.render import counted
 from askq.terminal import visible
 from producer.submit import SubmitProgress, SubmitReport
-
-
-def counted(count: int, noun: str) -> str:
-    """``1 question``, ``2 questions``, ``1,000 questions``."""
-    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
 
 
 def summary_lines(report: SubmitReport, *, counts: bool = True) -> list[str]:

@@ -7,6 +7,8 @@ from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from arq.connections import RedisSettings
 from redis.exceptions import AuthenticationError, AuthenticationWrongNumberOfArgsError, NoPermissionError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from common.errors import ConfigError, RedisAuthError, RedisUnavailableError
 from common.secrets import redact_secrets
@@ -98,11 +100,34 @@ def connection_error(url: str, exc: BaseException) -> RedisUnavailableError:
             f"Redis at {where} requires a password ({reason}); put it in REDIS_URL: "
             "redis://:PASSWORD@host:6379/0, or redis://USER:PASSWORD@host:6379/0 with ACLs"
         )
-    if isinstance(exc, AuthenticationError | NoPermissionError):
+    if isinstance(exc, NoPermissionError):
+        return RedisAuthError(
+            f"Redis at {where} refused a command to this user ({reason}); its ACL needs the rights in "
+            "docs/production.md"
+        )
+    if isinstance(exc, AuthenticationError):
         return RedisAuthError(
             f"Redis at {where} refused the password ({reason}); check the user and password in REDIS_URL"
         )
     return RedisUnavailableError(unreachable_message(url, reason))
+
+
+def command_error(url: str, exc: BaseException) -> RedisUnavailableError:
+    """The one-line error for a Redis failure in the middle of a command, after a good first contact."""
+    reason = _reason(exc)
+    where = redact(url)
+    if isinstance(exc, NoPermissionError | AuthenticationError):
+        return connection_error(url, exc)
+    if reason.startswith("OOM") or "maxmemory" in reason:
+        return RedisUnavailableError(
+            f"Redis at {where} is out of memory ({reason}); nothing more can be stored until "
+            "maxmemory is raised or batches are deleted (`askq delete`)"
+        )
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError):
+        return RedisUnavailableError(
+            f"lost the connection to Redis at {where} ({reason}); run the command again"
+        )
+    return RedisUnavailableError(f"Redis at {where} refused a command ({reason})")
 
 
 def _reason(exc: BaseException) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from string import Template
 
@@ -181,10 +182,13 @@ async def retry_batch(
     return moved
 
 
-async def cancel_batch(redis: Redis, batch: str, config: AskqConfig) -> CancelReport:
-    """Cancel the batch's queued jobs and ask workers to abort its running ones."""
+async def cancel_batch(
+    redis: Redis, batch: str, config: AskqConfig, *, on_progress: Callable[[int], None] | None = None
+) -> CancelReport:
+    """Cancel the batch's queued jobs and ask workers to abort its running ones; ``on_progress(jobs
+    looked at)`` after each page."""
     script = redis.register_script(_CANCEL)
-    queued = running = 0
+    queued = running = seen = 0
     async for job_ids in job_id_pages(redis, batch):
         now = time.time()
         call_keys = [keys.batch_record(batch), keys.QUEUE, keys.batch_log(batch), keys.ARQ_ABORT]
@@ -202,6 +206,9 @@ async def cancel_batch(redis: Redis, batch: str, config: AskqConfig) -> CancelRe
         cancelled_queued, aborted = await script(keys=call_keys, args=args)
         queued += int(cancelled_queued)
         running += int(aborted)
+        seen += len(job_ids)
+        if on_progress is not None:
+            on_progress(seen)
     if running:
         await wake_workers(redis)  # a worker reads the abort set when it polls
     return CancelReport(batch, queued, running)

@@ -163,3 +163,31 @@ def test_an_unknown_scheme_is_named(sim: Simulator) -> None:
     done = askq("status", "b", env={"REDIS_URL": "http://127.0.0.1:6379"})
     assert done.returncode == 1
     assert "expected a redis://, rediss:// (TLS) or unix:// URL, got scheme 'http'" in done.stderr
+
+
+@pytest.fixture
+def limited_redis(password_redis: str) -> str:
+    """A URL for an ACL user who may use askq's keys but publish on no channel and run no INFO."""
+    with redis.Redis.from_url(password_redis) as admin:
+        admin.execute_command(
+            "ACL", "SETUSER", "limited", "reset", "on", ">limited-pw", "~askq:*", "~arq:*",
+            "resetchannels", "+@all", "-@pubsub", "-info",
+        )  # fmt: skip
+    return password_redis.replace(f":{PASSWORD}@", ":limited-pw@").replace("redis://", "redis://limited")
+
+
+def test_a_command_refused_by_an_acl_is_one_line_naming_the_docs(
+    limited_redis: str, sim: Simulator, write: Any
+) -> None:
+    """submit whose wake-up PUBLISH is refused, and a worker whose INFO is refused: one line each, no
+    traceback, pointing at the rights the ACL needs (not 'cannot reach Redis')."""
+    env = {"REDIS_URL": limited_redis}
+    submitted = askq("submit", str(write("q.txt", "one\n")), "--batch", "acl", env=env)
+    worker = askq("worker", "--burst", env=env)
+    for done in (submitted, worker):
+        assert done.returncode == 1
+        assert "Traceback" not in done.stderr
+        assert "refused a command to this user" in done.stderr
+        assert "docs/production.md" in done.stderr
+        assert "limited-pw" not in done.stderr
+    assert submitted.stderr.count("\n") == 1
