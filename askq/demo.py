@@ -24,8 +24,8 @@ from producer.batches import batch_status
 from producer.connection import connect
 from producer.results import iter_results
 from producer.submit import submit_file
-from worker.askq_worker import AskqWorker
 from worker.logging import configure_logging
+from worker.queue.askq_worker import AskqWorker
 from worker.settings import worker_settings
 
 # Shipped inside the package (package data): a non-editable install has no source tree around it.

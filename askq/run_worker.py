@@ -17,10 +17,10 @@ from redis.exceptions import RedisError
 from common.config import AskqConfig, load_config
 from common.redis_url import check_url, connection_error, redis_url
 from producer.connection import connect
-from worker.askq_worker import AskqWorker
+from worker.answering.provider_check import check_provider, configured_models
 from worker.logging import configure_logging
-from worker.provider_check import check_provider, configured_models
-from worker.schedule_settings import schedule_worker_settings
+from worker.queue.askq_worker import AskqWorker
+from worker.schedules.settings import schedule_worker_settings
 from worker.settings import provider_endpoint, shared_provider, with_concurrency, worker_settings
 
 

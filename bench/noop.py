@@ -22,7 +22,7 @@ from askq.run_worker import event_loop_factory
 from common import keys
 from common.config import load_config
 from common.serializer import job_deserializer, job_serializer
-from worker.askq_worker import AskqWorker
+from worker.queue.askq_worker import AskqWorker
 from worker.settings import worker_settings
 
 NOOP = "noop"

@@ -159,7 +159,7 @@ def arq_job(job_id: str) -> str:
 
 
 def arq_in_progress(job_id: str) -> str:
-    """arq's claim on a running job; askq keeps it short-lived (see ``worker.leases``)."""
+    """arq's claim on a running job; askq keeps it short-lived (see ``worker.queue.leases``)."""
     return f"{ARQ_IN_PROGRESS_PREFIX}{job_id}"
 
 

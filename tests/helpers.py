@@ -18,8 +18,8 @@ from common.config import AskqConfig
 from common.events import EventType, StreamEvent
 from producer import tail
 from producer.results import Result, iter_results
-from worker.askq_worker import AskqWorker
-from worker.schedule_settings import schedule_worker_settings
+from worker.queue.askq_worker import AskqWorker
+from worker.schedules.settings import schedule_worker_settings
 from worker.settings import worker_settings
 
 REPO = Path(__file__).resolve().parents[1]

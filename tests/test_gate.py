@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from common import keys
 from common.config import parse_config
 from common.errors import FatalProviderError, RetryableProviderError
-from worker.gate import GateMemory, ProviderGate
+from worker.answering.gate import GateMemory, ProviderGate
 
 ENDPOINT = "provider:443"
 UNPACED = parse_config({})

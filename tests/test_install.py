@@ -7,8 +7,9 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import tomllib
 from pathlib import Path
+
+from tests.test_packaging import top_level_packages
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE_FILES = ("pyproject.toml", "README.md", "LICENSE")
@@ -19,8 +20,7 @@ def _copy_source(target: Path) -> None:
     target.mkdir()
     for name in SOURCE_FILES:
         shutil.copy2(REPO / name, target / name)
-    packages = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
-    for package in packages:
+    for package in top_level_packages():
         shutil.copytree(REPO / package, target / package, ignore=shutil.ignore_patterns("__pycache__"))
 
 

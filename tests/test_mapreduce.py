@@ -6,7 +6,7 @@ import pytest
 
 from common.tokens import Budget, BudgetError, call_budget, estimate_tokens
 from common.usage import Usage
-from worker.mapreduce import MAP, SEPARATOR, CallResult, MapReduce, pack, split
+from worker.schedules.mapreduce import MAP, SEPARATOR, CallResult, MapReduce, pack, split
 
 
 class TestPack:

@@ -13,7 +13,7 @@ from common.config import AskqConfig, parse_config
 from producer.submit import submit_file
 from tests.conftest import Simulator
 from tests.helpers import results, run_burst_worker
-from worker.gate import ProviderGate
+from worker.answering.gate import ProviderGate
 
 ENDPOINT = "provider:443"
 

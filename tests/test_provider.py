@@ -7,7 +7,7 @@ import pytest
 
 from common.errors import FatalProviderError, RetryableProviderError
 from tests.conftest import Simulator
-from worker.provider import ChatProvider, ChatRequest
+from worker.answering.provider import ChatProvider, ChatRequest
 
 
 def _request(question: str, **params: object) -> ChatRequest:

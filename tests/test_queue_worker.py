@@ -16,9 +16,9 @@ from common.config import AskqConfig
 from common.redis_url import arq_settings
 from producer.submit import submit_file
 from tests.helpers import eventually, results, run_burst_worker
-from worker.askq_worker import AskqWorker
-from worker.claims import PAGE, JobClaims
-from worker.leases import LeaseKeeper
+from worker.queue.askq_worker import AskqWorker
+from worker.queue.claims import PAGE, JobClaims
+from worker.queue.leases import LeaseKeeper
 from worker.settings import worker_settings
 
 NOW_MS = 1_000_000

@@ -16,7 +16,7 @@ from producer.schedules import request_run, run_history
 from producer.submit import submit_file
 from tests.conftest import Simulator
 from tests.helpers import logged_events, run_burst_schedule_worker, run_burst_worker
-from worker.mapreduce import MAP, REDUCE, SINGLE
+from worker.schedules.mapreduce import MAP, REDUCE, SINGLE
 
 ANSWERS = 300
 

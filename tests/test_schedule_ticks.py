@@ -18,8 +18,8 @@ from producer.schedules import run_history
 from tests.conftest import Simulator
 from tests.helpers import run_burst_schedule_worker
 from tests.test_schedule_runs import schedule_config
-from worker.askq_worker import AskqWorker
-from worker.schedule_settings import schedule_worker_settings
+from worker.queue.askq_worker import AskqWorker
+from worker.schedules.settings import schedule_worker_settings
 
 
 async def burst_worker_on_own_pool(config: AskqConfig, redis_url: str) -> AskqWorker:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from common.errors import RetryableProviderError
-from worker.sse import StreamPiece, sse_data, stream_pieces
+from worker.answering.sse import StreamPiece, sse_data, stream_pieces
 
 
 def _event(payload: object) -> bytes:

@@ -21,7 +21,7 @@ def __getattr__(name: str) -> Any:
         from common.config import load_config
         from common.redis_url import redis_url
         from worker.logging import configure_logging
-        from worker.schedule_settings import schedule_worker_settings
+        from worker.schedules.settings import schedule_worker_settings
 
         configure_logging()
         return type("ScheduleWorkerSettings", (), schedule_worker_settings(load_config(), url=redis_url()))

@@ -10,11 +10,11 @@ from arq.connections import ArqRedis
 from openai import AsyncOpenAI
 
 from common.config import AskqConfig
-from worker.gate import GateMemory
-from worker.leases import LeaseKeeper
-from worker.provider import ChatProvider
-from worker.relay import EventRelay
-from worker.store import JobStore
+from worker.answering.gate import GateMemory
+from worker.answering.provider import ChatProvider
+from worker.answering.relay import EventRelay
+from worker.answering.store import JobStore
+from worker.queue.leases import LeaseKeeper
 
 
 class WorkerContext(TypedDict, total=False):

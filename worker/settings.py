@@ -20,14 +20,14 @@ from common.redis_url import arq_settings, redact, redis_url
 from common.redis_wire import pack_with_hiredis
 from common.secrets import redact_secrets
 from common.serializer import job_serializer
+from worker.answering.gate import GateMemory
+from worker.answering.job import answer
+from worker.answering.provider import ChatProvider
+from worker.answering.relay import EventRelay
+from worker.answering.store import JobStore
 from worker.context import WorkerContext
-from worker.gate import GateMemory
-from worker.jobs import answer
-from worker.leases import LeaseKeeper
-from worker.provider import ChatProvider
-from worker.rejections import tolerant_deserializer, unreadable_function
-from worker.relay import EventRelay
-from worker.store import JobStore
+from worker.queue.leases import LeaseKeeper
+from worker.queue.rejections import tolerant_deserializer, unreadable_function
 
 log = structlog.get_logger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from common import keys
 from common.events import EVENT_SCHEMA_VERSION, EventType, StreamEvent
-from worker.relay import EventRelay
+from worker.answering.relay import EventRelay
 
 INTERRUPTED = "the previous run of this job stopped mid-way (its worker was lost); starting again"
 

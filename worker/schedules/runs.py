@@ -29,15 +29,15 @@ from common.schedules import AnswersSource, ScheduleConfig
 from common.status import JobState
 from common.tokens import BudgetError, call_budget
 from common.usage import Usage
-from worker.batch_map import batch_map_step
+from worker.answering.publisher import EventPublisher
 from worker.context import WorkerContext
-from worker.mapreduce import MapReduce, SummaryError
-from worker.publisher import EventPublisher
-from worker.rejections import reject, single_argument
-from worker.run_calls import RunCalls
-from worker.run_store import RunStore
-from worker.summary_output import RunReport, output_path, render
-from worker.summary_sources import Collected, collect_answers, collect_files
+from worker.queue.rejections import reject, single_argument
+from worker.schedules.batch_map import batch_map_step
+from worker.schedules.calls import RunCalls
+from worker.schedules.mapreduce import MapReduce, SummaryError
+from worker.schedules.output import RunReport, output_path, render
+from worker.schedules.run_store import RunStore
+from worker.schedules.sources import Collected, collect_answers, collect_files
 
 log = structlog.get_logger(__name__)
 

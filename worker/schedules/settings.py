@@ -3,7 +3,7 @@
 Each schedule is an arq cron job whose next run is askq's own cron evaluation in the schedule's
 timezone (right across DST), so arq enqueues it at the fire time with the id
 ``cron:schedule:NAME:FIRE_MS``: however many workers run, a tick is one arq job, and the fire-time
-claim in ``worker.run_store`` makes it one run even so. The queue is not the questions' queue, so a
+claim in ``worker.schedules.run_store`` makes it one run even so. The queue is not the questions' queue, so a
 backlog of questions never delays a summary; the model calls share the questions' semaphore.
 
 A tick missed while no worker was up is run once when a worker starts (``catch_up``), however
@@ -28,9 +28,9 @@ from common.runs import RunPayload, Trigger
 from common.schedules import ScheduleConfig
 from common.serializer import job_serializer
 from worker.context import WorkerContext
-from worker.rejections import tolerant_deserializer, unreadable_function
-from worker.run_store import RunStore
-from worker.schedule_runs import scheduled_tick, summarize
+from worker.queue.rejections import tolerant_deserializer, unreadable_function
+from worker.schedules.run_store import RunStore
+from worker.schedules.runs import scheduled_tick, summarize
 from worker.settings import on_shutdown, on_startup
 
 log = structlog.get_logger(__name__)

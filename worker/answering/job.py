@@ -15,12 +15,12 @@ from common.events import EventType
 from common.payload import JobPayload
 from common.replay import last_event_in_log
 from common.status import JobState
-from worker.answering import Answerer, build_request
+from worker.answering.answerer import Answerer, build_request
+from worker.answering.gate import ProviderGate
+from worker.answering.publisher import EventPublisher
+from worker.answering.store import JobStore, Outcome
 from worker.context import WorkerContext
-from worker.gate import ProviderGate
-from worker.publisher import EventPublisher
-from worker.rejections import reject, single_argument
-from worker.store import JobStore, Outcome
+from worker.queue.rejections import reject, single_argument
 
 log = structlog.get_logger(__name__)
 

@@ -3,13 +3,13 @@ and polls the moment there is work instead of on a fixed delay.
 
 - **Outages.** A Redis restart makes arq's poll raise, and stock arq lets that end the worker. Here
   the poll waits and tries again with backoff, logging when Redis goes away and when it is back;
-  running jobs wait out the outage on their own (``worker.store``).
+  running jobs wait out the outage on their own (``worker.answering.store``).
 - **Leases.** arq's claim on a job it starts lasts the job's whole timeout; here it is a short
-  lease (``worker.leases``), so a job whose start failed half-way is not stranded for ten minutes.
-- **Claims.** A poll claims jobs in one Lua call that reads the queue itself (``worker.claims``);
+  lease (``worker.queue.leases``), so a job whose start failed half-way is not stranded for ten minutes.
+- **Claims.** A poll claims jobs in one Lua call that reads the queue itself (``worker.queue.claims``);
   arq's own read of the queue is cut to one id, which only says whether anything is due.
 - **Wake-ups.** Between polls the worker waits for a producer's wake message or one of its jobs
-  ending (``worker.wakeups``), with ``poll_delay`` as the longest wait.
+  ending (``worker.queue.wakeups``), with ``poll_delay`` as the longest wait.
 
 Everything else is arq's.
 """
@@ -28,9 +28,9 @@ from redis.exceptions import RedisError
 from common import keys
 from common.config import AskqConfig
 from common.reconnect import CONNECTION_ERRORS, Backoff
-from worker.claims import JobClaims
-from worker.rejections import RejectingFunctions
-from worker.wakeups import Wakeups
+from worker.queue.claims import JobClaims
+from worker.queue.rejections import RejectingFunctions
+from worker.queue.wakeups import Wakeups
 
 log = structlog.get_logger(__name__)
 

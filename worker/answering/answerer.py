@@ -14,10 +14,10 @@ from common.errors import ProviderError
 from common.events import EventType
 from common.payload import JobPayload
 from common.usage import Usage
-from worker.gate import ProviderGate
-from worker.provider import ChatProvider, ChatRequest
-from worker.publisher import EventPublisher
-from worker.retry import retrying
+from worker.answering.gate import ProviderGate
+from worker.answering.provider import ChatProvider, ChatRequest
+from worker.answering.publisher import EventPublisher
+from worker.answering.retry import retrying
 
 log = structlog.get_logger(__name__)
 

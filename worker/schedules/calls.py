@@ -7,12 +7,12 @@ from typing import Any
 
 from common.events import EventType
 from common.schedules import ScheduleConfig
-from worker.answering import Answerer
+from worker.answering.answerer import Answerer
+from worker.answering.gate import ProviderGate
+from worker.answering.provider import ChatRequest
+from worker.answering.publisher import EventPublisher
 from worker.context import WorkerContext
-from worker.gate import ProviderGate
-from worker.mapreduce import CallResult
-from worker.provider import ChatRequest
-from worker.publisher import EventPublisher
+from worker.schedules.mapreduce import CallResult
 
 
 @dataclass(frozen=True)

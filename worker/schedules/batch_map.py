@@ -17,9 +17,9 @@ import structlog
 from common.errors import ProviderError
 from common.events import EventType
 from common.usage import Usage
-from worker.mapreduce import CallResult, MapStep
-from worker.provider_errors import translate
-from worker.run_calls import RunCalls
+from worker.answering.provider_errors import translate
+from worker.schedules.calls import RunCalls
+from worker.schedules.mapreduce import CallResult, MapStep
 
 log = structlog.get_logger(__name__)
 

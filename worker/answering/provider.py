@@ -1,7 +1,7 @@
 """The narrow seam to the LLM provider: one ``AsyncOpenAI`` client behind ``ainvoke`` and ``astream``.
 
 Both build their request in ``_create_args``; tests drive them against the simulator over real HTTP.
-``astream`` reads the body raw (``worker.sse``), since typing every chunk costs more than the rest
+``astream`` reads the body raw (``worker.answering.sse``), since typing every chunk costs more than the rest
 of a job. It sends through ``client.post``, the client's documented way to make a raw request:
 ``create`` would first walk the whole request through openai's TypedDict transform, which
 py-spy showed as an eighth of a worker's CPU on short answers, for a body that is already plain
@@ -20,8 +20,8 @@ from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionMessageParam
 
 from common.config import QA_SYSTEM_PROMPT
-from worker.provider_errors import translate
-from worker.sse import StreamPiece, stream_pieces
+from worker.answering.provider_errors import translate
+from worker.answering.sse import StreamPiece, stream_pieces
 
 _CHAT_PATH = "/chat/completions"
 
@@ -66,7 +66,7 @@ class ChatProvider:
     async def astream(self, question: str | ChatRequest) -> AsyncIterator[StreamPiece]:
         """The answer as it is generated; the last piece carries the finish reason and usage.
 
-        The body is read raw and parsed lean (``worker.sse``). A stream that ends without a finish
+        The body is read raw and parsed lean (``worker.answering.sse``). A stream that ends without a finish
         reason was cut: it raises rather than pass as an answer.
         """
         body = {**self._create_args(question), "stream": True, "stream_options": {"include_usage": True}}
