@@ -185,7 +185,7 @@ async def schedule_list(*, as_json: bool) -> int:
     if as_json:
         print(json.dumps([row.to_json() for row in rows]))
     elif not rows:
-        stderr.print("no schedules in jobs.yaml (see the README's scheduled summaries section)", markup=False)
+        stderr.print("no schedules in jobs.yaml (see docs/schedules.md)", markup=False)
     else:
         stdout.print(schedules_table(rows))
     return 0

@@ -191,3 +191,11 @@ def test_a_command_refused_by_an_acl_is_one_line_naming_the_docs(
         assert "docs/production.md" in done.stderr
         assert "limited-pw" not in done.stderr
     assert submitted.stderr.count("\n") == 1
+
+
+def test_a_worker_without_redis_is_one_line(sim: Simulator) -> None:
+    """askq worker with Redis down prints one line naming the URL (no arq retry lines first), exit 1."""
+    done = askq("worker", "--burst", env={"REDIS_URL": "redis://:pw-hidden@127.0.0.1:1/0"})
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [done.stderr.strip()]
+    assert done.stderr.startswith("askq: cannot reach Redis at redis://:***@127.0.0.1:1/0")

@@ -6,7 +6,7 @@ head at their next claim, since the job keeps its old place, behind where their 
 arq polls on a fixed delay, so a job enqueued just after a poll waits that long before it starts,
 and a slot freed by a finished job stays empty until the next poll. Here the poll loop waits on an
 event instead, set by a message on the queue's wake channel or by a job ending; the poll delay is
-only the longest wait, for a producer that does not publish (an arq client, ``askq retry``).
+only the longest wait, for a producer that does not publish (a plain arq client).
 
 Wake messages are advice: while the subscription is down the worker polls on its delay.
 """
