@@ -6,7 +6,7 @@ import math
 import random
 import re
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Literal, cast, get_args
 
 from .settings import SimulatorSettings
 
@@ -31,16 +31,8 @@ PERMANENT_KINDS: frozenset[str] = frozenset({"400", "401", "404", "422", "echo-e
 """echo-error: a 400 whose message is the question's text, as a provider quoting the input back."""
 ANSWER_KINDS: frozenset[str] = frozenset({"ok", "echo", "slow"})
 """Kinds that answer with a 200 and text (echo: the question's own text, for hostile-text tests)."""
-_SIMPLE_KINDS: frozenset[str] = PERMANENT_KINDS | {
-    "ok",
-    "echo",
-    "429",
-    "500",
-    "503",
-    "cut",
-    "error",
-    "nofinish",
-}
+_SIMPLE_KINDS: frozenset[str] = frozenset(get_args(Kind)) - {"slow"}
+"""Kinds written without a value (``slow=MS`` takes one)."""
 _SPEC = re.compile(r"\[sim:([^\]]*)\]")
 _REPEAT = re.compile(r"^(?P<body>.+?)x(?P<count>\d+)$")
 MAX_REPEAT = 1_000_000

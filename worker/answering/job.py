@@ -7,7 +7,6 @@ import time
 from typing import Any
 
 import structlog
-from pydantic import ValidationError
 
 from common import keys
 from common.errors import NotFoundError, ProviderError
@@ -20,7 +19,7 @@ from worker.answering.gate import ProviderGate
 from worker.answering.publisher import EventPublisher
 from worker.answering.store import JobStore, Outcome
 from worker.context import WorkerContext
-from worker.queue.rejections import reject, single_argument
+from worker.queue.rejections import reject, validated
 
 log = structlog.get_logger(__name__)
 
@@ -29,16 +28,10 @@ STOPPED = "the worker is stopping; the job goes back to the queue and starts aga
 
 async def answer(ctx: WorkerContext, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """Answer one question. Returns a short summary to arq; the result itself lives in askq's keys."""
-    raw_payload, wrong_shape = single_argument(args, kwargs)
-    if wrong_shape is not None:
-        return await reject(ctx, wrong_shape)
-    try:
-        payload = JobPayload.model_validate(raw_payload)
-    except ValidationError as exc:
+    payload, refusal = validated(JobPayload, args, kwargs, "job payload")
+    if payload is None:
         # Never executed: a payload that is not ours is refused and recorded.
-        first = exc.errors()[0]
-        where = "".join(f"{part}: " for part in first["loc"][:1])
-        return await reject(ctx, f"invalid job payload: {where}{first['msg']}")
+        return await reject(ctx, refusal or "")
     if payload.job_id != ctx.get("job_id"):
         # Run under the claimed id it would write another job's record: a forged or misfiled job.
         return await reject(

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from arq.worker import Function, func
+from pydantic import BaseModel, ValidationError
 
 from common.serializer import job_deserializer
 
 log = structlog.get_logger(__name__)
+
+Payload = TypeVar("Payload", bound=BaseModel)
 
 UNREADABLE_FUNCTION = "askq.unreadable"
 """The function an unreadable job is handed to, in place of the one it cannot be seen to name."""
@@ -78,9 +81,16 @@ def unreadable_function() -> Function:
     return func(_reject_unreadable, name=UNREADABLE_FUNCTION)
 
 
-def single_argument(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, str | None]:
-    """The one positional argument a job function takes, or the reason the call has another shape."""
+def validated(
+    model: type[Payload], args: tuple[Any, ...], kwargs: dict[str, Any], what: str
+) -> tuple[Payload | None, str | None]:
+    """The job function's one argument read as ``model``, or the reason to reject the job."""
     if len(args) != 1 or kwargs:
         shown = json.dumps({"args": len(args), "kwargs": sorted(kwargs)[:5]})
-        return None, f"expected one argument, the job payload; got {shown}"
-    return args[0], None
+        return None, f"expected one argument, the {what}; got {shown}"
+    try:
+        return model.model_validate(args[0]), None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = "".join(f"{part}: " for part in first["loc"][:1])
+        return None, f"invalid {what}: {where}{first['msg']}"

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from pydantic import ValidationError
 
 from common import keys, record, runs
 from common.confine import OutsideRootError, confined_folder
@@ -31,7 +30,7 @@ from common.tokens import BudgetError, call_budget
 from common.usage import Usage
 from worker.answering.publisher import EventPublisher
 from worker.context import WorkerContext
-from worker.queue.rejections import reject, single_argument
+from worker.queue.rejections import reject, validated
 from worker.schedules.batch_map import batch_map_step
 from worker.schedules.calls import RunCalls
 from worker.schedules.mapreduce import MapReduce, SummaryError
@@ -46,13 +45,9 @@ STOPPED = "the worker is stopping; the run starts again on the next worker"
 
 async def summarize(ctx: WorkerContext, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """arq job: a run asked for by ``askq schedule run`` or by a worker catching up a missed tick."""
-    raw_payload, wrong_shape = single_argument(args, kwargs)
-    if wrong_shape is not None:
-        return await reject(ctx, wrong_shape)
-    try:
-        payload = RunPayload.model_validate(raw_payload)
-    except ValidationError as exc:
-        return await reject(ctx, f"invalid run payload: {exc.errors()[0]['msg']}")
+    payload, refusal = validated(RunPayload, args, kwargs, "run payload")
+    if payload is None:
+        return await reject(ctx, refusal or "")
     return await run_schedule(ctx, payload)
 
 
