@@ -120,7 +120,7 @@ async def results(batch: str, *, output: Path | None, fmt: str) -> int:
                 counts = await write_results(redis, batch, out, fmt)
     if output is not None:
         summary = ", ".join(f"{count} {state}" for state, count in sorted(counts.items()))
-        stderr.print(f"wrote {sum(counts.values())} lines to {output} ({summary})", markup=False)
+        stderr.print(f"wrote {counted(sum(counts.values()), 'line')} to {output} ({summary})", markup=False)
     return 0
 
 
@@ -129,7 +129,7 @@ async def retry(batch: str, *, include_cancelled: bool) -> int:
     async with connect() as redis:
         moved = await retry_batch(redis, batch, config, include_cancelled=include_cancelled)
     what = "failed or cancelled" if include_cancelled else "failed"
-    stderr.print(f"{moved} {what} jobs of batch {batch} are queued again", markup=False)
+    stderr.print(f"{counted(moved, what + ' job')} of batch {batch} queued again", markup=False)
     return 0
 
 

@@ -44,7 +44,8 @@ FINISHED = f"{PREFIX}:finished"
 """Sorted set of job ids by finish time (unix seconds): an ``answers`` schedule reads its window here."""
 
 REJECTED = f"{PREFIX}:rejected"
-"""Stream of jobs the worker refused to run (payload not of askq's schema): arq job id and reason."""
+"""Stream of jobs a worker refused to run (unreadable, an unknown function, a payload not of askq's
+schema or naming another job): arq job id and reason."""
 
 ANSWER_FUNCTION = "answer"
 """Name of the arq job function that answers one question."""

@@ -90,7 +90,10 @@ def connection_error(url: str, exc: BaseException) -> RedisUnavailableError:
     """The one-line error for a failed first contact: a refused password is not an unreachable server."""
     reason = _reason(exc)
     where = redact(url)
-    if isinstance(exc, AuthenticationWrongNumberOfArgsError) or "no password is set" in reason:
+    # Redis 6 says "no password is set", Redis 7 "without any password configured".
+    if isinstance(exc, AuthenticationWrongNumberOfArgsError) or (
+        "no password is set" in reason or "without any password configured" in reason
+    ):
         return RedisAuthError(
             f"Redis at {where} refused the password: it has none set for this user ({reason}); "
             "remove the password from REDIS_URL or set one on the server"
@@ -98,7 +101,7 @@ def connection_error(url: str, exc: BaseException) -> RedisUnavailableError:
     if isinstance(exc, AuthenticationError) and "required" in reason.lower():
         return RedisAuthError(
             f"Redis at {where} requires a password ({reason}); put it in REDIS_URL: "
-            "redis://:PASSWORD@host:6379/0, or redis://USER:PASSWORD@host:6379/0 with ACLs"
+            "the URL's password goes between ':' and '@' before the host, after the user with ACLs"
         )
     if isinstance(exc, NoPermissionError):
         return RedisAuthError(

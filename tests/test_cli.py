@@ -217,7 +217,7 @@ async def test_cancel_then_retry_cancelled_from_the_command_line(
     assert "cancelled by `askq cancel`" in tail.stderr
     assert "cancelled" in askq("status", "c").stdout
     resumed = askq("retry", "c", "--cancelled")
-    assert "2 failed or cancelled jobs of batch c are queued again" in resumed.stderr
+    assert "2 failed or cancelled jobs of batch c queued again" in resumed.stderr
     assert askq("worker", "--burst").returncode == 0
     status = json.loads(askq("status", "c", "--json").stdout)
     assert status["counts"]["succeeded"] == 2

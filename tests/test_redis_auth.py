@@ -199,3 +199,18 @@ def test_a_worker_without_redis_is_one_line(sim: Simulator) -> None:
     assert done.returncode == 1
     assert done.stderr.splitlines() == [done.stderr.strip()]
     assert done.stderr.startswith("askq: cannot reach Redis at redis://:***@127.0.0.1:1/0")
+
+
+def test_a_password_for_a_server_without_one_says_so(redis_url: str) -> None:
+    """A password sent to a Redis that has none is named as such, not as a wrong password."""
+    done = askq("status", "b", env={"REDIS_URL": redis_url.replace("redis://", "redis://:surplus-pw@")})
+    assert done.returncode == 1
+    assert "it has none set for this user" in done.stderr
+    assert "surplus-pw" not in done.stderr
+
+
+def test_the_password_required_hint_survives_masking(password_redis: str) -> None:
+    """The 'requires a password' line says where the password goes without a masked example."""
+    done = askq("status", "b", env={"REDIS_URL": password_redis.replace(f":{PASSWORD}@", "")})
+    assert "the URL's password goes between ':' and '@'" in done.stderr
+    assert "***" not in done.stderr
