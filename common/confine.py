@@ -9,10 +9,14 @@ the root is skipped (and reported) rather than followed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
+import re
 import stat
 from pathlib import Path, PurePosixPath
+
+_DRIVE = re.compile(r"^[A-Za-z]:[/\\]")
 
 
 class OutsideRootError(ValueError):
@@ -20,12 +24,15 @@ class OutsideRootError(ValueError):
 
 
 def check_relative(value: str) -> str:
-    """``value`` if it names a place inside the root; a ValueError saying why not otherwise."""
-    if value.startswith(("/", "\\", "~")) or PurePosixPath(value).is_absolute() or value[1:2] == ":":
+    """``value`` if it names a place inside the root; a ValueError saying why not otherwise.
+
+    Any ``..`` is refused, not only one that normalises past the root: a glob's ``**`` may match no
+    folder at all, so ``**/../x`` reaches past the root while its normal form ``x`` does not.
+    """
+    if value.startswith(("/", "\\", "~")) or _DRIVE.match(value):
         raise ValueError(f"{value!r} must be relative to the root folder (absolute paths are refused)")
-    normal = posixpath.normpath(value.replace("\\", "/"))
-    if normal == ".." or normal.startswith("../"):
-        raise ValueError(f"{value!r} leaves the root folder ('..' past it is refused)")
+    if ".." in re.split(r"[/\\]", value):
+        raise ValueError(f"{value!r} leaves the root folder ('..' is refused)")
     return value
 
 
@@ -49,11 +56,10 @@ def confined_folder(root: Path, relative: Path) -> Path:
         if part == "..":
             raise OutsideRootError(f"{relative}: leaves the root folder {root}")
         current = current / part
-        try:
-            mode = current.lstat().st_mode
-        except FileNotFoundError:
+        # Made first, then looked at: two runs making the same folder at once both go on.
+        with contextlib.suppress(FileExistsError):
             current.mkdir(mode=0o700)
-            continue
+        mode = current.lstat().st_mode
         if stat.S_ISLNK(mode):
             raise OutsideRootError(f"{current}: is a symbolic link; summaries are never written through one")
         if not stat.S_ISDIR(mode):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from redis.asyncio import Redis
 
 from common import keys
 from common.config import load_config, parse_config
+from common.confine import confined_folder
 from common.errors import ConfigError
 from common.status import JobState
 from producer.schedules import request_run
@@ -31,6 +33,9 @@ def _config(root: Path, **schedule: Any) -> Any:
         ({"output": "/tmp/summaries"}, "output", "absolute paths are refused"),
         ({"output": "../elsewhere"}, "output", "leaves the root"),
         ({"output": "~/summaries"}, "output", "absolute paths are refused"),
+        ({"output": "C:\\summaries"}, "output", "absolute paths are refused"),
+        # ** may match no folder, so this reaches past the root though its normal form does not.
+        ({"source": {"kind": "files", "glob": "**/../outside/*"}}, "source", "leaves the root"),
     ],
 )
 def test_paths_leaving_the_root_are_refused_at_load(
@@ -42,6 +47,12 @@ def test_paths_leaving_the_root_are_refused_at_load(
     message = str(refused.value)
     assert f"schedules.nightly.{key}" in message
     assert why in message
+
+
+def test_relative_names_with_dots_and_colons_are_fine(tmp_path: Path) -> None:
+    """Names that only look odd (a colon inside, dots in a name) stay allowed."""
+    config = _config(tmp_path, output="notes:v2/..summaries", source={"kind": "files", "glob": "a..b/*.md"})
+    assert config.schedules["nightly"].output == "notes:v2/..summaries"
 
 
 def test_the_root_defaults_to_the_folder_of_jobs_yaml_and_is_settable(tmp_path: Path) -> None:
@@ -78,7 +89,8 @@ async def _run(redis: Redis, redis_url: str, config: Any) -> dict[str, str]:
 async def test_links_out_of_the_root_are_skipped_and_reported(
     redis: Redis, redis_url: str, sim: Simulator, tmp_path: Path
 ) -> None:
-    """A file link and a folder link pointing outside the root are never read nor sent to the provider."""
+    """A file link and a folder link pointing outside the root are never read nor sent to the provider;
+    the file link is reported, the folder link never walked; a link inside the root is read once."""
     root, outside = tmp_path / "root", tmp_path / "outside"
     (root / "notes").mkdir(parents=True)
     outside.mkdir()
@@ -96,8 +108,32 @@ async def test_links_out_of_the_root_are_skipped_and_reported(
     sent = "".join(request["user"] for request in sim.requests())
     assert "an ordinary note" in sent
     assert "TOP SECRET" not in sent
-    assert "2 outside the root, skipped" in run["answer"]
+    assert "1 outside the root, skipped" in run["answer"]
+    assert sent.count("an ordinary note") == 1
     assert "File notes/ok.md" in sent  # paths are shown relative to the root
+
+
+async def test_linked_folders_are_not_walked_by_double_star(
+    redis: Redis, redis_url: str, sim: Simulator, tmp_path: Path
+) -> None:
+    """A link to a parent and a pair of self-links under ** neither repeat a file nor make the walk
+    endless: each file is read once, under one name."""
+    root = tmp_path / "root"
+    (root / "docs" / "loop").mkdir(parents=True)
+    (root / "docs" / "a.md").write_text("the one note\n")
+    (root / "docs" / "up").symlink_to("..", target_is_directory=True)
+    (root / "docs" / "loop" / "x").symlink_to(".", target_is_directory=True)
+    (root / "docs" / "loop" / "y").symlink_to(".", target_is_directory=True)
+    (root / "docs" / "same.md").symlink_to("a.md")
+    sim.configure(record_requests=True)
+    config = _config(root, source={"kind": "files", "glob": "docs/**/*.md"})
+
+    run = await _run(redis, redis_url, config)
+
+    assert run["state"] == JobState.SUCCEEDED.value, run.get("error")
+    [request] = sim.requests()
+    assert request["user"].count("the one note") == 1
+    assert "input: 1 files changed" in run["answer"]
 
 
 async def test_a_summary_is_never_written_through_a_linked_folder(
@@ -138,3 +174,13 @@ async def test_a_summary_file_that_is_a_link_is_left_alone(
     assert Path(second["output"]) != written
     assert target.read_text() == "untouched\n"
     assert written.is_symlink()
+
+
+def test_two_runs_making_the_same_folder_at_once_both_go_on(tmp_path: Path) -> None:
+    """Schedules sharing an output folder on a fresh root race to make it: neither fails."""
+    for attempt in range(50):
+        root = tmp_path / f"root{attempt}"
+        root.mkdir()
+        with ThreadPoolExecutor(2) as pool:
+            made = list(pool.map(confined_folder, [root, root], [Path("summaries/x")] * 2))
+        assert made == [root / "summaries" / "x"] * 2

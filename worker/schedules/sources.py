@@ -8,7 +8,6 @@ run reads the same files again. An ``answers`` window is advanced the same way, 
 from __future__ import annotations
 
 import asyncio
-import glob
 import hashlib
 import os
 from collections.abc import Awaitable, Callable
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import structlog
 from redis.asyncio import Redis
+from wcmatch import glob as wcglob
 
 from common import keys, record
 from common.confine import inside
@@ -110,18 +110,27 @@ async def collect_files(redis: Redis, schedule_name: str, source: FilesSource, r
 
 def _read_files(root: Path, pattern: str) -> tuple[list[tuple[str, bytes]], list[str]]:
     """(relative path, content) of each file the glob matches under ``root``, and the matches whose
-    real path is outside it. Paths are relative to the root, as the model and the header see them."""
+    real path is outside it. Paths are relative to the root, as the model and the header see them.
+
+    wcmatch's ``**`` does not descend into linked folders, where the standard library's does: a link
+    to a parent made every file appear once per level, and two such links a walk without end. A
+    file reached under two names is read once.
+    """
     found: list[tuple[str, bytes]] = []
     outside: list[str] = []
-    for path in sorted(glob.glob(pattern, root_dir=root, recursive=True)):
+    seen: set[Path] = set()
+    matches = wcglob.glob(pattern, root_dir=root, flags=wcglob.GLOBSTAR)
+    # A file's own name before a link's to it, so the name kept is the file's.
+    for path in sorted(matches, key=lambda match: (os.path.islink(root / match), match)):
         real = inside(root, path)
         if real is None:
             outside.append(path)
             continue
-        if not real.is_file():
+        if not real.is_file() or real in seen:
             continue
+        seen.add(real)
         # The resolved path, opened without following a link swapped in since it was resolved.
         descriptor = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         with os.fdopen(descriptor, "rb") as handle:
             found.append((path, handle.read()))
-    return found, outside
+    return sorted(found), sorted(outside)
