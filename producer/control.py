@@ -107,9 +107,9 @@ return moved
 
 # KEYS: batch record, queue, batch log, abort set, then (job record, arq job) per job.
 # ARGV: ttl_s, now_s, now_ms, log maxlen, batch channel, reason, then job id per job.
-# Returns {queued jobs cancelled, running jobs asked to abort}.
+# Returns {queued jobs cancelled, ids of the running jobs asked to abort}.
 _CANCEL = _LOG_EVENT + Template("""
-local queued, running = 0, 0
+local queued, aborted = 0, {}
 for i = 0, (#KEYS - 4) / 2 - 1 do
   local rec, job = KEYS[5 + 2 * i], KEYS[6 + 2 * i]
   local job_id = ARGV[7 + i]
@@ -125,12 +125,12 @@ for i = 0, (#KEYS - 4) / 2 - 1 do
     else
       -- Its worker cancels the task on its next poll (arq's abort) and writes the event.
       redis.call('ZADD', KEYS[4], ARGV[3], job_id)
-      running = running + 1
+      aborted[#aborted + 1] = job_id
     end
   end
 end
 send_events(ARGV[5])
-return {queued, running}
+return {queued, aborted}
 """).substitute(
     state=record.STATE,
     error=record.ERROR,
@@ -146,7 +146,12 @@ return {queued, running}
 class CancelReport:
     batch: str
     queued: int
-    running: int
+    aborted: list[str]
+    """The running jobs whose workers were asked to abort them."""
+
+    @property
+    def running(self) -> int:
+        return len(self.aborted)
 
 
 async def retry_batch(
@@ -188,7 +193,8 @@ async def cancel_batch(
     """Cancel the batch's queued jobs and ask workers to abort its running ones; ``on_progress(jobs
     looked at)`` after each page."""
     script = redis.register_script(_CANCEL)
-    queued = running = seen = 0
+    queued = seen = 0
+    aborted: list[str] = []
     async for job_ids in job_id_pages(redis, batch):
         now = time.time()
         call_keys = [keys.batch_record(batch), keys.QUEUE, keys.batch_log(batch), keys.ARQ_ABORT]
@@ -203,15 +209,15 @@ async def cancel_batch(
         for job_id in job_ids:
             call_keys += [keys.job_record(job_id), keys.arq_job(job_id)]
             args += [job_id]
-        cancelled_queued, aborted = await script(keys=call_keys, args=args)
+        cancelled_queued, aborted_now = await script(keys=call_keys, args=args)
         queued += int(cancelled_queued)
-        running += int(aborted)
+        aborted += [job_id.decode() for job_id in aborted_now]
         seen += len(job_ids)
         if on_progress is not None:
             on_progress(seen)
-    if running:
+    if aborted:
         await wake_workers(redis)  # a worker reads the abort set when it polls
-    return CancelReport(batch, queued, running)
+    return CancelReport(batch, queued, aborted)
 
 
 _PAYLOAD_FIELDS = (

@@ -1,8 +1,14 @@
 """``askq delete``: a batch and everything askq keeps for it, gone.
 
-Its running jobs are cancelled first (their workers abort them), so no worker writes for the batch
-after it is gone; then, a page of jobs at a time, each job's record and arq keys, and last the
-batch's own keys and its name in the index. A second delete of the same batch finds nothing.
+The batch is cancelled first: its queued jobs can no longer start, and the workers running the
+others are asked to abort them. The delete waits (``STOP_WAIT_S`` at most) for those workers to let
+go, then removes, a page of jobs at a time, each job's record and arq keys, and last the batch's own
+keys and its name in the index. A second delete of the same batch finds nothing.
+
+A run that outlives the wait keeps its abort request, and records nothing (its record is gone), but
+its worker may still send an event or two as it stops. The batch's event log is therefore replaced
+by an empty one that expires after ``LATE_EVENTS_S``: a late event lands there and goes with it,
+rather than making the log anew with no expiry.
 """
 
 from __future__ import annotations
@@ -13,18 +19,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
-from common import keys, record
+from common import keys
 from common.config import AskqConfig
-from common.status import JobState
 from producer.batches import batch_status, job_id_pages
 from producer.control import cancel_batch
 
 STOP_WAIT_S = 10.0
 """How long a delete waits for workers to abort the batch's running jobs before deleting anyway."""
 STOP_POLL_S = 0.1
-RELAY_FLUSHES = 3
-RUNNING = JobState.RUNNING.value.encode()
+LATE_EVENTS_S = 600
+"""How long the emptied event log of a batch deleted while jobs ran is kept for their last events."""
 
 
 @dataclass(frozen=True)
@@ -32,8 +38,7 @@ class DeleteReport:
     batch: str
     jobs: int
     still_running: int
-    """Jobs whose workers had not stopped them within ``STOP_WAIT_S``: their runs write nothing, as
-    their records are gone, but may still send events for a moment."""
+    """Jobs whose workers had not let go within ``STOP_WAIT_S``: asked to abort, they record nothing."""
 
 
 async def delete_batch(
@@ -45,73 +50,68 @@ async def delete_batch(
     stop_wait_s: float = STOP_WAIT_S,
 ) -> DeleteReport:
     """Delete the batch; ``on_progress(done, total)`` after each page. NotFoundError if unknown."""
-    status = await batch_status(redis, batch, with_job_ids=False, with_latencies=False)
-    running = await _running_jobs(redis, batch) if status.counts[JobState.RUNNING] else []
-    await cancel_batch(redis, batch, config)
-    still_running = await _wait_for_workers(redis, running, stop_wait_s) if running else 0
-    if running:
-        # A worker announces an abort through its event relay, which sends within a flush interval;
-        # the log deleted before that send would be made again, without an expiry.
-        await asyncio.sleep(RELAY_FLUSHES * config.stream.flush_interval_ms / 1000)
-    total = status.total
+    total = (await batch_status(redis, batch, with_job_ids=False, with_latencies=False)).total
+    aborted = (await cancel_batch(redis, batch, config)).aborted
+    held = await _still_held(redis, aborted, stop_wait_s) if aborted else set()
     done = 0
     async for job_ids in job_id_pages(redis, batch):
-        await _delete_jobs(redis, job_ids)
+        await _delete_jobs(redis, job_ids, held)
         done += len(job_ids)
         if on_progress is not None:
             on_progress(done, total)
-    await redis.delete(
-        keys.batch_items(batch),
-        keys.batch_latencies(batch),
-        keys.batch_halt(batch),
-        keys.batch_log(batch),
-        keys.batch_record(batch),
-    )
-    await redis.zrem(keys.BATCHES, batch)
-    return DeleteReport(batch, done, still_running)
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.delete(
+            keys.batch_items(batch),
+            keys.batch_latencies(batch),
+            keys.batch_halt(batch),
+            keys.batch_log(batch),
+            keys.batch_record(batch),
+        )
+        if aborted:
+            _empty_log(pipe, keys.batch_log(batch))
+        pipe.zrem(keys.BATCHES, batch)
+        await pipe.execute()
+    return DeleteReport(batch, done, len(held))
 
 
-async def _running_jobs(redis: Redis, batch: str) -> list[str]:
-    running: list[str] = []
-    async for job_ids in job_id_pages(redis, batch):
-        async with redis.pipeline(transaction=False) as pipe:
-            for job_id in job_ids:
-                pipe.hget(keys.job_record(job_id), record.STATE)
-            states = await pipe.execute()
-        running += [job_id for job_id, state in zip(job_ids, states, strict=True) if state == RUNNING]
-    return running
+def _empty_log(pipe: Pipeline, log_key: str) -> None:
+    """An empty stream in the log's place, with an expiry that a late event's XADD keeps."""
+    pipe.xadd(log_key, {keys.LOG_FIELD: "[]"}, maxlen=0, approximate=False)
+    pipe.expire(log_key, LATE_EVENTS_S)
 
 
-async def _wait_for_workers(redis: Redis, job_ids: list[str], wait_s: float) -> int:
-    """How many of the jobs still hold a worker's lease once they are let go, or when ``wait_s`` ends.
+async def _still_held(redis: Redis, job_ids: list[str], wait_s: float) -> set[str]:
+    """The jobs still leased by a worker once they are let go, or when ``wait_s`` ends.
 
     The cancel marks their records at once; only the lease (arq's in-progress key, dropped when
     the run ends) says that the worker has stopped.
     """
     deadline = time.monotonic() + wait_s
-    leases = [keys.arq_in_progress(job_id) for job_id in job_ids]
     while True:
-        held = int(await redis.exists(*leases))
-        if held == 0 or time.monotonic() >= deadline:
+        async with redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.exists(keys.arq_in_progress(job_id))
+            leased = await pipe.execute()
+        held = {job_id for job_id, exists in zip(job_ids, leased, strict=True) if exists}
+        if not held or time.monotonic() >= deadline:
             return held
         await asyncio.sleep(STOP_POLL_S)  # workers abort on their own; this only polls for it
 
 
-async def _delete_jobs(redis: Redis, job_ids: list[str]) -> None:
+async def _delete_jobs(redis: Redis, job_ids: list[str], held: set[str]) -> None:
     async with redis.pipeline(transaction=True) as pipe:
         pipe.zrem(keys.QUEUE, *job_ids)
-        pipe.zrem(keys.ARQ_ABORT, *job_ids)
         pipe.zrem(keys.FINISHED, *job_ids)
+        # A run still going keeps its abort request, so that its worker stops it when it can.
+        let_go = [job_id for job_id in job_ids if job_id not in held]
+        if let_go:
+            pipe.zrem(keys.ARQ_ABORT, *let_go)
         pipe.delete(
             *(
                 key
                 for job_id in job_ids
-                for key in (
-                    keys.job_record(job_id),
-                    keys.arq_job(job_id),
-                    keys.arq_in_progress(job_id),
-                    keys.arq_retry(job_id),
-                )
-            )
+                for key in (keys.job_record(job_id), keys.arq_job(job_id), keys.arq_retry(job_id))
+            ),
+            *(keys.arq_in_progress(job_id) for job_id in let_go),
         )
         await pipe.execute()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 from typing import Any
 
@@ -11,6 +13,7 @@ from redis.asyncio import Redis
 from askq.manage import age
 from common import keys
 from common.config import AskqConfig
+from producer.deletion import LATE_EVENTS_S, delete_batch
 from producer.submit import submit_file
 from tests.conftest import Simulator
 from tests.helpers import ASKQ, REPO, askq, eventually, run_burst_worker
@@ -98,7 +101,8 @@ async def test_delete_asks_first_and_refuses_without_a_terminal(
 async def test_delete_stops_running_jobs_first(
     redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
 ) -> None:
-    """A job running on a live worker is aborted before the keys go; nothing is written for it after."""
+    """A job running on a live worker is aborted before the keys go; what its run sends as it stops
+    lands in an emptied log that expires, never in one made anew without an expiry."""
     sim.configure(ttft_ms=30_000)
     await _submitted(redis, config, write, "busy", 1)
     worker = subprocess.Popen([*ASKQ, "worker"], cwd=REPO, stderr=subprocess.PIPE, text=True)
@@ -110,7 +114,42 @@ async def test_delete_stops_running_jobs_first(
     finally:
         worker.terminate()
         worker.communicate(timeout=30)
-    assert await _keys_of(redis, "busy") == []
+    await _only_an_expiring_log_is_left(redis, "busy")
+
+
+async def test_a_run_outliving_the_wait_is_still_aborted(
+    redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
+) -> None:
+    """A worker that cannot answer the abort in time (stopped) keeps its abort request and stops the
+    run when it resumes; the provider is not asked again, and nothing of the batch is left for ever."""
+    sim.configure(ttft_ms=30_000)
+    await _submitted(redis, config, write, "paused", 1)
+    worker = subprocess.Popen([*ASKQ, "worker"], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    try:
+        await eventually(lambda: redis.exists(keys.arq_in_progress("paused:1")), timeout_s=30)
+        os.kill(worker.pid, signal.SIGSTOP)
+        report = await delete_batch(redis, "paused", config, stop_wait_s=0.2)
+        assert report.still_running == 1
+        os.kill(worker.pid, signal.SIGCONT)
+        await eventually(lambda: _gone(redis, keys.arq_in_progress("paused:1")), timeout_s=30)
+    finally:
+        os.kill(worker.pid, signal.SIGCONT)
+        worker.terminate()
+        worker.communicate(timeout=30)
+    assert sim.stats()["requests_total"] == 1
+    assert await redis.zscore(keys.ARQ_ABORT, "paused:1") is None  # taken by the worker that aborted
+    await _only_an_expiring_log_is_left(redis, "paused")
+
+
+async def _gone(redis: Redis, key: str) -> bool:
+    return not await redis.exists(key)
+
+
+async def _only_an_expiring_log_is_left(redis: Redis, batch: str) -> None:
+    left = await _keys_of(redis, batch)
+    assert left in ([], [keys.batch_log(batch).encode()])
+    if left:
+        assert 0 < await redis.ttl(keys.batch_log(batch)) <= LATE_EVENTS_S
 
 
 def test_json_errors_are_json_on_stderr(redis: Redis) -> None:
