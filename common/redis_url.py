@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from arq.connections import RedisSettings
@@ -34,14 +35,21 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
-TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "ssl_check_hostname")
+TLS_FILE_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs")
+TLS_OPTIONS = (*TLS_FILE_OPTIONS, "ssl_check_hostname")
 """``rediss://`` query options, read alike by redis-py (producer) and, through here, by arq (worker)."""
+_DATABASE_PATH = re.compile(r"^(/\d*)?$")
 
 
 def check_url(url: str) -> str:
     """The URL, or a ConfigError naming what is wrong with it: redis-py would raise a TypeError
-    for a TLS option on a plain ``redis://`` URL, and guess at an unknown scheme."""
-    parts = urlsplit(url)
+    for a TLS option on a plain ``redis://`` URL and guess at an unknown scheme, and arq would read
+    a database other than redis-py's from a path like ``/2/``."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  # raises ValueError for a port out of range or not a number
+    except ValueError as exc:
+        raise ConfigError(f"{REDIS_URL_ENV}={redact_secrets(url)}: not a URL ({exc})") from None
     if parts.scheme not in SCHEMES:
         raise ConfigError(
             f"{REDIS_URL_ENV}={redact(url)}: expected a redis://, rediss:// (TLS) or unix:// URL, "
@@ -53,22 +61,26 @@ def check_url(url: str) -> str:
             f"{REDIS_URL_ENV}={redact(url)}: {given[0]} is a TLS option and needs a rediss:// URL "
             f"({parts.scheme}:// is not encrypted)"
         )
-    try:
-        parts.port  # noqa: B018  # raises ValueError for a port out of range or not a number
-    except ValueError as exc:
-        raise ConfigError(f"{REDIS_URL_ENV}={redact(url)}: {exc}") from None
+    database = parse_qs(parts.query).get("db", ["0"])[-1]
+    if not database.isdigit():
+        raise ConfigError(f"{REDIS_URL_ENV}={redact(url)}: db must be a database number, got {database!r}")
+    if parts.scheme != "unix" and not _DATABASE_PATH.match(parts.path):
+        raise ConfigError(
+            f"{REDIS_URL_ENV}={redact(url)}: the path must be a database number, as in /0, got {parts.path!r}"
+        )
     return url
 
 
 def arq_settings(url: str) -> RedisSettings:
-    settings = RedisSettings.from_dsn(check_url(url))
+    parts = urlsplit(check_url(url))
+    # redis-py reads a bare "/" as database 0; arq would fail on it.
+    settings = RedisSettings.from_dsn(urlunsplit(parts._replace(path=parts.path.rstrip("/"))))
     # redis-py (the producer) percent-decodes the user and password; arq passes them on as written.
-    parts = urlsplit(url)
     settings.username = unquote(parts.username) if parts.username else parts.username
     settings.password = unquote(parts.password) if parts.password else parts.password
     # arq reads no query options; redis-py's from_url does, so one URL must mean the same to both.
-    query = parse_qs(urlsplit(url).query)
-    for option in TLS_OPTIONS[:-1]:
+    query = parse_qs(parts.query)
+    for option in TLS_FILE_OPTIONS:
         if option in query:
             setattr(settings, option, query[option][-1])
     if "ssl_check_hostname" in query:

@@ -6,7 +6,10 @@ import os
 import re
 
 _API_KEY_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9_\-]{4})[A-Za-z0-9_\-*]{8,}")
-_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)[^@\s/]+@")
+# The password runs to the last '@' before the host: a password may hold an unescaped '@'.
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)[^\s/]*@")
+_URL_TOKEN = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://)[^:/@\s]+@")
+"""A user part with no password: often a token (``https://TOKEN@host``), masked whole."""
 _QUERY_SECRET = re.compile(
     r"([?&](?:api[-_]?key|key|token|access[-_]?token|secret|password|pass|sig|signature|auth)=)[^&#\s]+",
     re.IGNORECASE,
@@ -24,5 +27,6 @@ def redact_secrets(text: str) -> str:
         text = _API_KEY_PATTERN.sub(r"\1***", text)
     if "://" in text:
         text = _URL_PASSWORD.sub(r"\1***@", text)
+        text = _URL_TOKEN.sub(r"\1***@", text)
         text = _QUERY_SECRET.sub(r"\1***", text)
     return text

@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from common import keys, record
 from common.payload import JobPayload
@@ -69,6 +70,12 @@ def serialized_job(function: str, argument: dict[str, Any], enqueued_ms: int) ->
     return job_serializer(job)
 
 
-async def wake_workers(redis: Redis, queue: str = keys.QUEUE) -> None:
-    """Tell idle workers there is work (or an abort) now, rather than at their next poll."""
-    await redis.publish(keys.queue_wake(queue), b"")
+async def wake_workers(redis: Redis, queue: str = keys.QUEUE) -> bool:
+    """Tell idle workers there is work (or an abort) now, rather than at their next poll; False when
+    Redis refused (an ACL without the channel). A wake-up is advice: the work is written already,
+    and workers find it at their next poll, so a refusal must not fail the command that did it."""
+    try:
+        await redis.publish(keys.queue_wake(queue), b"")
+    except ResponseError:  # NoPermissionError among them; a lost connection still raises
+        return False
+    return True

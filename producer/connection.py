@@ -8,8 +8,10 @@ from contextlib import asynccontextmanager
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from common.redis_url import check_url, connection_error, redis_url
+from common.errors import ConfigError
+from common.redis_url import check_url, connection_error, redact, redis_url
 from common.redis_wire import pack_with_hiredis
+from common.secrets import redact_secrets
 
 CONNECT_TIMEOUT_S = 5.0
 SOCKET_TIMEOUT_S = 30.0
@@ -29,8 +31,8 @@ async def connect(url: str | None = None) -> AsyncIterator[Redis]:
                 health_check_interval=30,
             )
         )
-    except (ValueError, TypeError) as exc:
-        raise connection_error(url, ValueError(f"bad URL: {exc}")) from None
+    except (ValueError, TypeError) as exc:  # a query option of the wrong type: ?db=x, ?socket_timeout=
+        raise ConfigError(f"REDIS_URL={redact(url)}: {redact_secrets(str(exc))}") from None
     try:
         await redis.ping()
     except (RedisError, OSError) as exc:

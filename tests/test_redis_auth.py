@@ -167,11 +167,12 @@ def test_an_unknown_scheme_is_named(sim: Simulator) -> None:
 
 @pytest.fixture
 def limited_redis(password_redis: str) -> str:
-    """A URL for an ACL user who may use askq's keys but publish on no channel and run no INFO."""
+    """A URL for an ACL user who may use askq's keys but publish on no channel, run no INFO, and
+    read no list range."""
     with redis.Redis.from_url(password_redis) as admin:
         admin.execute_command(
             "ACL", "SETUSER", "limited", "reset", "on", ">limited-pw", "~askq:*", "~arq:*",
-            "resetchannels", "+@all", "-@pubsub", "-info",
+            "resetchannels", "+@all", "-@pubsub", "-info", "-lrange",
         )  # fmt: skip
     return password_redis.replace(f":{PASSWORD}@", ":limited-pw@").replace("redis://", "redis://limited")
 
@@ -179,18 +180,20 @@ def limited_redis(password_redis: str) -> str:
 def test_a_command_refused_by_an_acl_is_one_line_naming_the_docs(
     limited_redis: str, sim: Simulator, write: Any
 ) -> None:
-    """submit whose wake-up PUBLISH is refused, and a worker whose INFO is refused: one line each, no
+    """status whose LRANGE is refused, and a worker whose INFO is refused: one line each, no
     traceback, pointing at the rights the ACL needs (not 'cannot reach Redis')."""
     env = {"REDIS_URL": limited_redis}
     submitted = askq("submit", str(write("q.txt", "one\n")), "--batch", "acl", env=env)
+    assert submitted.returncode == 0, submitted.stderr  # a refused wake-up is advice lost, not an error
+    status = askq("status", "acl", env=env)
     worker = askq("worker", "--burst", env=env)
-    for done in (submitted, worker):
+    for done in (status, worker):
         assert done.returncode == 1
         assert "Traceback" not in done.stderr
         assert "refused a command to this user" in done.stderr
         assert "docs/production.md" in done.stderr
         assert "limited-pw" not in done.stderr
-    assert submitted.stderr.count("\n") == 1
+    assert status.stderr.count("\n") == 1
 
 
 def test_a_worker_without_redis_is_one_line(sim: Simulator) -> None:
@@ -214,3 +217,33 @@ def test_the_password_required_hint_survives_masking(password_redis: str) -> Non
     done = askq("status", "b", env={"REDIS_URL": password_redis.replace(f":{PASSWORD}@", "")})
     assert "the URL's password goes between ':' and '@'" in done.stderr
     assert "***" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("redis://[::1", "not a URL"),
+        ("redis://127.0.0.1:1/abc", "the path must be a database number"),
+        ("redis://127.0.0.1:1/2/", "the path must be a database number"),
+        ("redis://127.0.0.1:1/0?db=x", "db must be a database number"),
+        ("redis://127.0.0.1:1/0?socket_timeout=abc", "Invalid value for 'socket_timeout'"),
+    ],
+)
+def test_a_malformed_redis_url_is_named_not_called_unreachable(url: str, says: str, sim: Simulator) -> None:
+    """A URL askq cannot read is one line naming REDIS_URL and the fault, for producer and worker alike
+    (the worker read another database than the producer, or crashed)."""
+    for command in (("status", "b"), ("worker", "--burst")):
+        done = askq(*command, env={"REDIS_URL": url})
+        assert done.returncode == 1, command
+        assert done.stderr.count("\n") == 1, done.stderr
+        assert says in done.stderr
+        assert "cannot reach" not in done.stderr
+
+
+def test_a_bare_slash_means_database_zero_to_both_sides(redis_url: str, sim: Simulator, write: Any) -> None:
+    """redis://host:port/ is database 0 for submit and for the worker (arq failed on it)."""
+    env = {"REDIS_URL": redis_url + "/"}
+    assert askq("submit", str(write("q.txt", "one\n")), "--batch", "slash", env=env).returncode == 0
+    worker = askq("worker", "--burst", env=env)
+    assert worker.returncode == 0, worker.stderr
+    assert '"succeeded": 1' in askq("status", "slash", "--json", env=env).stdout

@@ -49,13 +49,28 @@ def provider_endpoint() -> tuple[str, str | None]:
             "no provider configured: set OPENAI_API_KEY for OpenAI, or OPENAI_BASE_URL for a compatible "
             "server (`python -m simulator` starts a local one)"
         )
-    if base_url is not None and urlsplit(base_url).password is not None:
-        # The client sends the key as a Bearer token, and its HTTP stack refuses a second credential.
-        raise ConfigError(
-            f"OPENAI_BASE_URL={redact_secrets(base_url)}: a password in the URL cannot be sent beside "
-            "the API key; put the key in OPENAI_API_KEY (or as ?api-key= for servers that read it there)"
-        )
+    if base_url is not None:
+        check_base_url(base_url)
     return api_key or "not-needed", base_url
+
+
+def check_base_url(base_url: str) -> None:
+    """Refuse what the client cannot use: it sends the key as a Bearer token (its HTTP stack refuses
+    credentials in the URL beside it) and appends its paths to the URL (after a query, breaking it)."""
+    shown = f"OPENAI_BASE_URL={redact_secrets(base_url)}"
+    try:
+        parts = urlsplit(base_url)
+        parts.port  # noqa: B018  # raises ValueError for a port out of range or not a number
+    except ValueError as exc:
+        raise ConfigError(f"{shown}: not a URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{shown}: expected an http:// or https:// URL such as http://localhost:8000/v1")
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(f"{shown}: credentials in the URL cannot be sent; put the key in OPENAI_API_KEY")
+    if parts.query or parts.fragment:
+        raise ConfigError(
+            f"{shown}: the client appends its paths to this URL, so it takes no ?query or #part"
+        )
 
 
 def provider_client(config: AskqConfig) -> AsyncOpenAI:
