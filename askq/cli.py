@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from redis.exceptions import RedisError
 
+from askq.render import error_json
 from common.errors import AskqError
 from common.redis_url import command_error, redis_url
 from common.secrets import redact_secrets
@@ -26,11 +26,24 @@ from producer.lines import FORMATS as QUESTION_FORMATS
 from producer.results import RESULT_FORMATS
 
 EXIT_ERROR = 1
+EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, whose usage errors are JSON too when the command line asks for ``--json``."""
+
+    json_errors = False  # set by main for the parser and its subparsers alike
+
+    def error(self, message: str) -> NoReturn:
+        if _Parser.json_errors:
+            print(error_json("UsageError", f"{self.prog}: {message}"), file=sys.stderr)
+            self.exit(EXIT_USAGE)
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="askq",
         description="Durable, observable batch runner for LLM questions (Redis + arq workers).",
         epilog="Environment: REDIS_URL (default redis://localhost:6379), ASKQ_CONFIG (default ./jobs.yaml), "
@@ -139,6 +152,7 @@ def askq_version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    _Parser.json_errors = "--json" in (sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     as_json = bool(getattr(args, "json", False))
     if args.command == "tail" and (args.job_id is None) == (args.batch is None):
@@ -166,7 +180,7 @@ def report_error(exc: AskqError, *, as_json: bool) -> None:
     """One line on stderr: ``askq: message``, or with ``--json`` a JSON object scripts can read."""
     message = visible(redact_secrets(str(exc)))  # paths and ids in it come from the user's files
     if as_json:
-        print(json.dumps({"error": {"type": type(exc).__name__, "message": message}}), file=sys.stderr)
+        print(error_json(type(exc).__name__, message), file=sys.stderr)
     else:
         print(f"askq: {message}", file=sys.stderr)
 

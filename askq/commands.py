@@ -13,17 +13,18 @@ from redis.asyncio import Redis
 
 from askq.render import (
     batch_progress,
-    counted,
+    error_json,
     history_lines,
     page_progress,
     progress_detail,
     schedules_table,
     status_table,
 )
-from askq.submit_view import submit_bar, summary_lines
+from askq.submit_view import conflict_line, submit_bar, summary_lines
 from askq.terminal import make_console, visible
 from common.config import load_config
 from common.files import check_writable, replaced_atomically
+from common.wording import counted
 from producer.batches import BatchStatus, batch_status
 from producer.connection import connect
 from producer.control import cancel_batch, retry_batch
@@ -64,19 +65,21 @@ async def submit(
                 name=name,
                 progress=progress,
             )
-        if report.problems:
-            stderr.print(visible(report.problems), markup=False)
-            stderr.print(f"skipped {counted(report.invalid_lines, 'invalid line')}", markup=False)
-        if not as_json:
+        if not as_json:  # with --json, the one document below says all of it
+            if report.problems:
+                stderr.print(visible(report.problems), markup=False)
+                stderr.print(f"skipped {counted(report.invalid_lines, 'invalid line')}", markup=False)
             print(report.batch)
-        for line in summary_lines(report, counts=not as_json):
-            stderr.print(line, markup=False, soft_wrap=True)  # one line each, for grep and scripts
+            for line in summary_lines(report):
+                stderr.print(line, markup=False, soft_wrap=True)  # one line each, for grep and scripts
         document: dict[str, object] = {**report.__dict__, "problems": report.problems.splitlines()}
         status = await wait_for_batch(redis, report.batch, show=not as_json) if wait else None
     if as_json:
         # One document for scripts: the submission, and with --wait the final status too.
         print(json.dumps({**document, "status": status.to_json()} if status else document))
     if report.conflicting:
+        if as_json:  # the document lists them; stderr says why the exit status is 1, as JSON
+            print(error_json("ConflictingItems", conflict_line(report)), file=sys.stderr)
         return 1
     return 0 if status is None or status.all_succeeded else 1
 

@@ -20,6 +20,7 @@ from askq.tail_view import tail_job
 from askq.terminal import markup
 from common.config import load_config
 from common.errors import InputError
+from common.wording import counted
 from producer.batches import batch_status
 from producer.connection import connect
 from producer.results import iter_results
@@ -72,7 +73,9 @@ async def run_demo(questions: Path | None = None) -> int:
         try:
             async with connect(url) as redis:
                 report = await submit_file(redis, questions, config)
-                stderr.print(f"submitted {report.items} questions as batch [bold]{report.batch}[/]\n")
+                stderr.print(
+                    f"submitted {counted(report.items, 'question')} as batch [bold]{report.batch}[/]\n"
+                )
                 first = (await batch_status(redis, report.batch)).job_ids[0]
                 stderr.print(f"[bold]askq tail {markup(first)}[/] (live):")
                 await tail_job(first, as_json=False, url=url)

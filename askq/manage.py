@@ -8,12 +8,13 @@ import time
 
 from rich.table import Table
 
-from askq.render import counted, page_progress
+from askq.render import page_progress
 from askq.terminal import cell, make_console
 from common.config import load_config
 from common.errors import InputError
 from common.status import JobState
-from producer.batches import BatchStatus, recent_batches
+from common.wording import counted
+from producer.batches import BatchStatus, batch_status, recent_batches
 from producer.connection import connect
 from producer.deletion import delete_batch
 
@@ -64,6 +65,7 @@ async def delete(batch: str, *, yes: bool, as_json: bool) -> int:
     config = load_config()
     async with connect() as redis:
         if not yes:
+            await batch_status(redis, batch, with_job_ids=False, with_latencies=False)  # a typo: no question
             _confirm(batch)
         with page_progress(stderr, f"deleting {batch}", show=not as_json) as advance:
             report = await delete_batch(redis, batch, config, on_progress=advance)
@@ -88,6 +90,12 @@ async def delete(batch: str, *, yes: bool, as_json: bool) -> int:
 def _confirm(batch: str) -> None:
     if not sys.stdin.isatty():
         raise InputError(f"askq delete {batch}: add --yes to delete without a question (no terminal to ask)")
-    answer = input(f"Delete batch {batch!r}: every job, answer and event of it? Type the batch name: ")
+    # The question goes to stderr, as every notice does: stdout stays for what scripts read.
+    print(
+        f"Delete batch {batch!r}: every job, answer and event of it? Type the batch name: ",
+        end="",
+        file=sys.stderr,
+    )
+    answer = sys.stdin.readline()
     if answer.strip() != batch:
         raise InputError(f"not deleted: {answer.strip()!r} is not {batch!r}")

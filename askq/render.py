@@ -5,6 +5,7 @@ Ids, questions, answers, errors, names and paths come from files and providers: 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -114,9 +115,9 @@ def batch_progress(console: Console) -> Progress:
     )
 
 
-def counted(count: int, noun: str) -> str:
-    """``1 question``, ``2 questions``, ``1,000 questions``."""
-    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+def error_json(kind: str, message: str) -> str:
+    """The one line a failing command writes on stderr under ``--json``."""
+    return json.dumps({"error": {"type": kind, "message": message}})
 
 
 @contextmanager

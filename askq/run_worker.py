@@ -36,7 +36,7 @@ def run_worker(*, burst: bool, concurrency: int | None, verbose: bool, provider_
     except asyncio.CancelledError:
         # arq cancels what outlived the shutdown grace; those jobs are back in the queue already.
         return 0
-    except (RedisError, OSError) as exc:
+    except (RedisError, ConnectionError) as exc:  # Redis lost while starting; other errors are bugs
         raise connection_error(url, exc) from None
     return 0
 

@@ -9,20 +9,18 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from askq.render import counted
 from askq.terminal import visible
+from common.wording import counted
 from producer.submit import SubmitProgress, SubmitReport
 
 
-def summary_lines(report: SubmitReport, *, counts: bool = True) -> list[str]:
-    """The submit's outcome for stderr: its counts (unless ``counts`` is off: --json has them), and
-    the items left as they were because the batch holds another question for them."""
-    lines = []
-    if counts:
-        lines.append(
-            f"{counted(report.items, 'question')}: {report.enqueued:,} enqueued, "
-            f"{report.skipped_existing:,} already in batch {report.batch}"
-        )
+def summary_lines(report: SubmitReport) -> list[str]:
+    """The submit's outcome for stderr: its counts, and the items left as they were because the
+    batch holds another question for them."""
+    lines = [
+        f"{counted(report.items, 'question')}: {report.enqueued:,} enqueued, "
+        f"{report.skipped_existing:,} already in batch {report.batch}"
+    ]
     if report.conflicting:
         lines.append(conflict_line(report))
     return lines

@@ -20,6 +20,7 @@ from askq.terminal import json_line, make_console, markup, visible
 from common.events import EventType, StreamEvent
 from common.reconnect import Reconnecting
 from common.status import JobState
+from common.wording import counted
 from producer.batch_tail import BatchItem, JobEnded, Progress, Unseen, follow_batch
 from producer.batches import BatchStatus
 from producer.connection import connect
@@ -226,7 +227,8 @@ class _BatchView:
             self._print_notice(_gap_notice(item))
         elif isinstance(item, Unseen):
             self._print_notice(
-                f"{item.count} jobs ended before the batch log's oldest entry; `askq results` has them"
+                f"{counted(item.count, 'job')} ended before the batch log's oldest entry; "
+                "`askq results` has them"
             )
         elif isinstance(item, JobEnded):
             self._ended(item)

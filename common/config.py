@@ -181,6 +181,8 @@ def describe_validation_error(source: str, exc: ValidationError) -> str:
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key"
-        got = "" if error["type"] in ("extra_forbidden", "missing") else f" (got {error['input']!r})"
+        # A value error of ours names the value already; pydantic's own type errors do not.
+        quiet = ("extra_forbidden", "missing", "value_error")
+        got = "" if error["type"] in quiet else f" (got {error['input']!r})"
         lines.append(f"{source}: {path}: {message}{got}")
     return "\n".join(lines)

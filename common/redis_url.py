@@ -12,7 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from common.errors import ConfigError, RedisAuthError, RedisUnavailableError
-from common.secrets import redact_secrets
+from common.secrets import error_line, redact_secrets
 
 REDIS_URL_ENV = "REDIS_URL"
 DEFAULT_REDIS_URL = "redis://localhost:6379"
@@ -100,7 +100,7 @@ def unreachable_message(url: str, reason: str) -> str:
 
 def connection_error(url: str, exc: BaseException) -> RedisUnavailableError:
     """The one-line error for a failed first contact: a refused password is not an unreachable server."""
-    reason = _reason(exc)
+    reason = error_line(exc, 160)
     where = redact(url)
     # Redis 6 says "no password is set", Redis 7 "without any password configured".
     if isinstance(exc, AuthenticationWrongNumberOfArgsError) or (
@@ -129,7 +129,7 @@ def connection_error(url: str, exc: BaseException) -> RedisUnavailableError:
 
 def command_error(url: str, exc: BaseException) -> RedisUnavailableError:
     """The one-line error for a Redis failure in the middle of a command, after a good first contact."""
-    reason = _reason(exc)
+    reason = error_line(exc, 160)
     where = redact(url)
     if isinstance(exc, NoPermissionError | AuthenticationError):
         return connection_error(url, exc)
@@ -143,8 +143,3 @@ def command_error(url: str, exc: BaseException) -> RedisUnavailableError:
             f"lost the connection to Redis at {where} ({reason}); run the command again"
         )
     return RedisUnavailableError(f"Redis at {where} refused a command ({reason})")
-
-
-def _reason(exc: BaseException) -> str:
-    text = redact_secrets(str(exc).split("\n")[0]) or type(exc).__name__
-    return text if len(text) < 160 else text[:157] + "..."

@@ -16,6 +16,12 @@ _QUERY_SECRET = re.compile(
 )
 
 
+def error_line(exc: BaseException, most: int = 200) -> str:
+    """An exception as one line for a message or a log: its first line, secrets masked, clipped."""
+    text = redact_secrets(str(exc).split("\n")[0]) or type(exc).__name__
+    return text if len(text) < most else text[: most - 3] + "..."
+
+
 def redact_secrets(text: str) -> str:
     """Text with the configured API key, anything shaped like one, URL passwords and secret query
     parameters (``?api-key=``, ``&token=``) masked."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,7 +69,9 @@ def check_id(value: Any, what: str = "id") -> str:
         code = ord(bad.group())
         if code < 0x20 or 0x7F <= code <= 0x9F:
             raise ItemProblem(f"{what} must not hold control characters (U+{code:04X})")
-        raise ItemProblem(f"{what} must be at most {MAX_ID_CHARS} characters on one line")
+        # Spreadsheets export no-break and ideographic spaces; name the character, not the length.
+        name = unicodedata.name(bad.group(), "a space").lower()
+        raise ItemProblem(f"{what} holds U+{code:04X} ({name}); use plain spaces, on one line")
     return text
 
 

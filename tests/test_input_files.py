@@ -382,3 +382,11 @@ async def test_resubmitting_a_changed_question_reports_the_conflict(
     assert await redis.hget("askq:job:v:b", "question") == b"two"
     assert not await redis.hexists("askq:job:v:c", "request")
     assert await redis.hget("askq:batch:v", "total") == b"4"
+
+
+def test_a_spreadsheet_space_in_an_id_is_named(write: Any) -> None:
+    """A no-break space in a CSV id is named as such, not blamed on the id's length."""
+    path = write("q.csv", "id,question\nitem\u00a01,What?\n")
+    [problem] = list(read_items(path))
+    assert not isinstance(problem, QuestionItem)
+    assert problem.message == "id holds U+00A0 (no-break space); use plain spaces, on one line"

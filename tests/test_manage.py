@@ -162,3 +162,16 @@ def test_json_errors_are_json_on_stderr(redis: Redis) -> None:
             "message": "unknown batch 'nope' (never submitted, or expired after the retention)",
         }
     }
+
+
+def test_usage_errors_are_json_under_json() -> None:
+    """A command line askq cannot parse, with --json, is one JSON object on stderr and exit 2."""
+    done = askq("status", "--json")
+    assert done.returncode == 2
+    assert json.loads(done.stderr)["error"] == {
+        "type": "UsageError",
+        "message": "askq status: the following arguments are required: batch",
+    }
+    plain = askq("status")
+    assert plain.returncode == 2
+    assert plain.stderr.startswith("usage: askq status")

@@ -122,8 +122,10 @@ async def test_a_changed_question_in_the_same_batch_is_reported(redis: Redis, wr
     document = json.loads(as_json.stdout)
     assert (document["enqueued"], document["skipped_existing"], document["conflicting"]) == (0, 0, 30)
     assert document["conflicting_ids"] == [f"q{n}" for n in range(20)]
-    assert "30 items already in batch v" in as_json.stderr
-    assert "(first ids: q0, q1," in as_json.stderr
+    error = json.loads(as_json.stderr)["error"]  # under --json, stderr is JSON too
+    assert error["type"] == "ConflictingItems"
+    assert "30 items already in batch v" in error["message"]
+    assert "(first ids: q0, q1," in error["message"]
 
 
 def test_a_line_nested_a_thousand_deep_is_a_line_problem(write: Any) -> None:

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-from datetime import datetime
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
-from arq.connections import ArqRedis
-from openai import AsyncOpenAI
+if TYPE_CHECKING:  # types only: the answering modules import this one, never the reverse at run time
+    import asyncio
+    from datetime import datetime
 
-from common.config import AskqConfig
-from worker.answering.gate import GateMemory
-from worker.answering.provider import ChatProvider
-from worker.answering.relay import EventRelay
-from worker.answering.store import JobStore
-from worker.queue.leases import LeaseKeeper
+    from arq.connections import ArqRedis
+    from openai import AsyncOpenAI
+
+    from common.config import AskqConfig
+    from worker.answering.gate import GateMemory
+    from worker.answering.provider import ChatProvider
+    from worker.answering.relay import EventRelay
+    from worker.answering.store import JobStore
+    from worker.queue.leases import LeaseKeeper
 
 
 class WorkerContext(TypedDict, total=False):

@@ -18,7 +18,7 @@ from openai import AsyncOpenAI
 
 from common.config import AskqConfig
 from common.errors import ConfigError
-from common.secrets import redact_secrets
+from common.secrets import error_line, redact_secrets
 
 log = structlog.get_logger(__name__)
 
@@ -42,15 +42,15 @@ async def check_provider(client: AsyncOpenAI, models: Iterable[str]) -> None:
         listed = None  # no /models here: the one-token request tells whether the URL is right
     except openai.APIStatusError as exc:
         _refuse_key(exc, where)
-        log.warning("provider check: could not list models", provider=where, error=_short(exc))
+        log.warning("provider check: could not list models", provider=where, error=error_line(exc))
         return
     except openai.APIError as exc:
         log.warning(
-            "provider check: provider unreachable; starting anyway", provider=where, error=_short(exc)
+            "provider check: provider unreachable; starting anyway", provider=where, error=error_line(exc)
         )
         return
     except Exception as exc:  # the check must never be what stops a worker that could serve
-        log.warning("provider check failed; starting anyway", provider=where, error=_short(exc))
+        log.warning("provider check failed; starting anyway", provider=where, error=error_line(exc))
         return
     for model in models:
         if listed is None or model not in listed:
@@ -69,11 +69,15 @@ async def _try_model(client: AsyncOpenAI, model: str, listed: list[str] | None, 
         return  # the route and the model exist; a parameter (max_tokens=1) was refused
     except openai.APIStatusError as exc:
         _refuse_key(exc, where)
-        log.warning("provider check: a test request failed", provider=where, model=model, error=_short(exc))
+        log.warning(
+            "provider check: a test request failed", provider=where, model=model, error=error_line(exc)
+        )
     except openai.APIError as exc:
         log.warning(
-            "provider check: provider unreachable; starting anyway", provider=where, error=_short(exc)
+            "provider check: provider unreachable; starting anyway", provider=where, error=error_line(exc)
         )
+    except Exception as exc:  # the check must never be what stops a worker that could serve
+        log.warning("provider check failed; starting anyway", provider=where, error=error_line(exc))
 
 
 def _not_found(model: str, listed: list[str] | None, where: str, exc: openai.NotFoundError) -> str:
@@ -98,11 +102,6 @@ def _with_v1(parts: SplitResult) -> str:
 def _refuse_key(exc: openai.APIStatusError, where: str) -> None:
     if exc.status_code in (401, 403):
         raise ConfigError(
-            f"the provider at {where} refused the API key ({exc.status_code}: {_short(exc)}); "
+            f"the provider at {where} refused the API key ({exc.status_code}: {error_line(exc)}); "
             "check OPENAI_API_KEY"
         ) from None
-
-
-def _short(exc: BaseException) -> str:
-    text = redact_secrets(str(exc).split("\n")[0]) or type(exc).__name__
-    return text if len(text) < 200 else text[:197] + "..."

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from common.config import ProviderConfig
 from common.usage import Usage
+from common.wording import counted
 
 BATCH_API_DISCOUNT = 0.5
 
@@ -58,7 +59,7 @@ def render(report: RunReport, summary: str | None, prices: ProviderConfig) -> st
     lines.append(f"- input: {counts}")
     if summary is not None:
         cost = estimated_cost_usd(report, prices)
-        how = f"{_counted(report.chunks, 'chunk')}, {_counted(report.calls, 'model call')}"
+        how = f"{counted(report.chunks, 'chunk')}, {counted(report.calls, 'model call')}"
         if report.reduce_levels:
             levels = "level" if report.reduce_levels == 1 else "levels"
             how += f", {report.reduce_levels} intermediate reduce {levels}"
@@ -72,10 +73,6 @@ def render(report: RunReport, summary: str | None, prices: ProviderConfig) -> st
     lines += [f"- run: {report.run_id} ({report.trigger})", ""]
     body = summary if summary is not None else "Nothing to summarize: nothing new since the previous run."
     return "\n".join(lines) + "\n" + body.rstrip() + "\n"
-
-
-def _counted(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _when(moment: datetime, *, seconds: bool = False) -> str:
