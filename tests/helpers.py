@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
+import select
+import struct
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -23,6 +27,7 @@ from worker.schedules.settings import schedule_worker_settings
 from worker.settings import worker_settings
 
 REPO = Path(__file__).resolve().parents[1]
+TTY_COLUMNS = 200
 ASKQ = [sys.executable, "-m", "askq.cli"]
 
 
@@ -102,3 +107,41 @@ async def _holds(check: Callable[[], Awaitable[bool]], tolerate: tuple[type[Base
         return await check()
     except tolerate:
         return False
+
+
+def on_tty(*args: str, env: dict[str, str], cwd: Path = REPO, timeout_s: float = 60) -> tuple[int, bytes]:
+    """Run askq on a pseudo-terminal (stdin, stdout and stderr); its exit status and every byte it wrote."""
+    master, slave = os.openpty()
+    attrs = termios.tcgetattr(slave)
+    attrs[1] &= ~termios.ONLCR  # the bytes as written: no \n -> \r\n on the way out
+    termios.tcsetattr(slave, termios.TCSANOW, attrs)
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, TTY_COLUMNS, 0, 0))
+    base = {key: value for key, value in os.environ.items() if key not in ("NO_COLOR", "FORCE_COLOR")}
+    child = subprocess.Popen(
+        [*ASKQ, *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        cwd=cwd,
+        # PYTHONPATH: this tree's askq, also from another working folder (the demo's).
+        env={**base, "TERM": "xterm-256color", "COLUMNS": str(TTY_COLUMNS), "PYTHONPATH": str(REPO), **env},
+    )
+    os.close(slave)
+    written = bytearray()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], max(deadline - time.monotonic(), 0))
+            if not ready:
+                child.kill()
+                raise AssertionError(f"askq {' '.join(args)} still writing after {timeout_s} s")
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal's last writer
+                break
+            if not chunk:
+                break
+            written += chunk
+    finally:
+        os.close(master)
+    return child.wait(timeout=timeout_s), bytes(written)

@@ -16,7 +16,7 @@ from common.config import AskqConfig
 from producer.deletion import LATE_EVENTS_S, delete_batch
 from producer.submit import submit_file
 from tests.conftest import Simulator
-from tests.helpers import ASKQ, REPO, askq, eventually, run_burst_worker
+from tests.helpers import ASKQ, REPO, askq, eventually, on_tty, run_burst_worker
 
 
 async def _submitted(redis: Redis, config: AskqConfig, write: Any, batch: str, lines: int) -> None:
@@ -175,3 +175,20 @@ def test_usage_errors_are_json_under_json() -> None:
     plain = askq("status")
     assert plain.returncode == 2
     assert plain.stderr.startswith("usage: askq status")
+
+
+async def test_cancel_and_delete_draw_a_bar_on_a_terminal_only(
+    redis: Redis, config: AskqConfig, write: Any
+) -> None:
+    """A long cancel or delete shows its progress on a terminal; piped, only the result line."""
+    await _submitted(redis, config, write, "long", 1200)
+    status, written = on_tty("cancel", "long", env={})
+    assert status == 0
+    assert b"cancelling long" in written
+    assert b"1200/1200" in written
+    status, written = on_tty("delete", "long", "--yes", env={})
+    assert status == 0
+    assert b"deleting long" in written
+    await _submitted(redis, config, write, "piped", 3)
+    piped = askq("delete", "piped", "--yes")
+    assert piped.stderr == "deleted batch piped: 3 jobs, their results and events\n"

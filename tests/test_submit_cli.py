@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import re
 import subprocess
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from tests.helpers import ASKQ, REPO, askq
+from tests.helpers import ASKQ, REPO, askq, on_tty
 
 
 def _submit_stdin(content: str, *args: str, spool: Path) -> subprocess.CompletedProcess[str]:
@@ -137,35 +136,17 @@ def test_a_line_nested_a_thousand_deep_is_a_line_problem(write: Any) -> None:
     assert f"{path}: line 1: nested too deeply" in result.stderr
 
 
-def _on_a_terminal(*args: str) -> tuple[int, str]:
-    """Run `askq ARGS` with standard error on a pseudo-terminal: (exit status, what the terminal got)."""
-    main, terminal = pty.openpty()
-    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "100"}
-    process = subprocess.Popen([*ASKQ, *args], stdout=subprocess.DEVNULL, stderr=terminal, cwd=REPO, env=env)
-    os.close(terminal)
-    shown = b""
-    while True:
-        try:
-            chunk = os.read(main, 65536)
-        except OSError:  # EIO: every holder of the terminal's other end has closed it
-            break
-        if not chunk:
-            break
-        shown += chunk
-    os.close(main)
-    return process.wait(timeout=60), shown.decode(errors="replace")
-
-
 async def test_a_terminal_sees_a_progress_bar_and_a_pipe_does_not(redis: Redis, write: Any) -> None:
     """On a terminal the submit draws a bar through the enqueue pass; piped or with --json, none."""
     path = write("many.txt", "".join(f"question {n}\n" for n in range(3000)))
-    status, shown = _on_a_terminal("submit", str(path), "--batch", "tty")
+    status, written = on_tty("submit", str(path), "--batch", "tty", env={})
+    shown = written.decode(errors="replace")
     assert status == 0
     assert "enqueueing" in shown
     assert "3000/3000" in shown
     assert "3,000 questions: 3,000 enqueued, 0 already in batch tty" in shown
-    status, shown = _on_a_terminal("submit", str(path), "--batch", "tty-json", "--json")
+    status, written = on_tty("submit", str(path), "--batch", "tty-json", "--json", env={})
     assert status == 0
-    assert "enqueueing" not in shown
+    assert b"enqueueing" not in written
     piped = askq("submit", str(path), "--batch", "piped")
     assert piped.stderr == "3,000 questions: 3,000 enqueued, 0 already in batch piped\n"

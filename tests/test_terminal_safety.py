@@ -7,15 +7,9 @@ question's own hostile text; then the bytes ``askq`` writes, into a pipe or onto
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import re
-import select
-import struct
 import subprocess
-import termios
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -24,7 +18,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from tests.conftest import Simulator
-from tests.helpers import ASKQ, REPO, askq
+from tests.helpers import ASKQ, REPO, askq, on_tty
 
 # A window title, a hyperlink, colour, backspaces, a carriage return that overwrites, a C1 CSI and a
 # right-to-left override; then a newline and a tab, which answers need and which stay.
@@ -46,7 +40,6 @@ ITEMS = (
 )
 WIDE = {"COLUMNS": "400"}
 """Wide enough that rich wraps no line: the checks read whole lines."""
-TTY_COLUMNS = 200
 # What rich itself sends to draw a live progress bar (hide/show the cursor, erase a line, move up).
 CURSOR_CONTROL = re.compile(rb"\r?\x1b\[(\?25[lh]|2K|\d*A)")
 
@@ -64,44 +57,6 @@ async def _answered_batch(redis: Redis, sim: Simulator, write: Any, name: str = 
 def _nothing_obeyed(text: str) -> None:
     for control in OBEYED:
         assert control not in text, f"{control!r} reached the output"
-
-
-def on_tty(*args: str, env: dict[str, str], cwd: Path = REPO, timeout_s: float = 60) -> tuple[int, bytes]:
-    """Run askq on a pseudo-terminal (stdin, stdout and stderr); its exit status and every byte it wrote."""
-    master, slave = os.openpty()
-    attrs = termios.tcgetattr(slave)
-    attrs[1] &= ~termios.ONLCR  # the bytes as written: no \n -> \r\n on the way out
-    termios.tcsetattr(slave, termios.TCSANOW, attrs)
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, TTY_COLUMNS, 0, 0))
-    base = {key: value for key, value in os.environ.items() if key not in ("NO_COLOR", "FORCE_COLOR")}
-    child = subprocess.Popen(
-        [*ASKQ, *args],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        cwd=cwd,
-        # PYTHONPATH: this tree's askq, also from another working folder (the demo's).
-        env={**base, "TERM": "xterm-256color", "COLUMNS": str(TTY_COLUMNS), "PYTHONPATH": str(REPO), **env},
-    )
-    os.close(slave)
-    written = bytearray()
-    deadline = time.monotonic() + timeout_s
-    try:
-        while True:
-            ready, _, _ = select.select([master], [], [], max(deadline - time.monotonic(), 0))
-            if not ready:
-                child.kill()
-                raise AssertionError(f"askq {' '.join(args)} still writing after {timeout_s} s")
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: the child closed the terminal's last writer
-                break
-            if not chunk:
-                break
-            written += chunk
-    finally:
-        os.close(master)
-    return child.wait(timeout=timeout_s), bytes(written)
 
 
 def _only_cursor_controls(written: bytes) -> str:
