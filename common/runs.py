@@ -8,11 +8,13 @@ fire time was claimed last, and the last run's state and output.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
 from pydantic import BaseModel, ConfigDict
+
+from common import keys
 
 
 class Trigger(StrEnum):
@@ -33,6 +35,22 @@ class RunPayload(BaseModel):
     """The fire time the run stands for (a manual run: when it was asked for), unix milliseconds."""
 
 
+def stored_as(payload: RunPayload) -> str | None:
+    """The arq job id a ``summarize`` job with this payload is stored under, or None when the payload
+    does not hold together (its run id is not the one its schedule, fire time and trigger make).
+
+    A manual run is stored under its run id; a catch-up under the id arq's cron gives that tick, so
+    a tick still queued is not run twice. Scheduled ticks are arq's cron jobs, never ``summarize``.
+    """
+    if payload.trigger is Trigger.SCHEDULED:
+        return None
+    if payload.run_id != run_id(payload.schedule, from_ms(payload.fire_ms), payload.trigger):
+        return None
+    if payload.trigger is Trigger.MANUAL:
+        return payload.run_id
+    return f"{keys.schedule_cron(payload.schedule)}:{payload.fire_ms}"
+
+
 def run_id(schedule: str, fire: datetime, trigger: Trigger) -> str:
     """``schedule:NAME:20261121T020000Z``; a manual run's id has milliseconds and ends in ``-manual``.
 
@@ -44,8 +62,12 @@ def run_id(schedule: str, fire: datetime, trigger: Trigger) -> str:
     return f"schedule:{schedule}:{moment:%Y%m%dT%H%M%SZ}"
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def from_ms(value_ms: int) -> datetime:
-    return datetime.fromtimestamp(value_ms / 1000, UTC)
+    # Exact, where a float of seconds may land a microsecond off the millisecond a run id names.
+    return _EPOCH + timedelta(milliseconds=value_ms)
 
 
 def to_ms(moment: datetime) -> int:

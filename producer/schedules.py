@@ -88,6 +88,7 @@ async def request_run(redis: Redis, config: AskqConfig, name: str) -> str:
     """Queue a run of the schedule now, for the schedules worker; its run id, which ``tail`` follows."""
     schedule = known_schedule(config, name)
     now = datetime.now(UTC)
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # whole ms: the run id names them
     run_id = runs.run_id(name, now, Trigger.MANUAL)
     payload = RunPayload(schedule=name, run_id=run_id, trigger=Trigger.MANUAL, fire_ms=runs.to_ms(now))
     enqueued_ms = runs.to_ms(now)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
 
-from common.config import AskqConfig
+from common import keys
+from common import record as record_fields
+from common.config import AskqConfig, parse_config
+from producer.schedules import request_run
 from producer.submit import submit_file
 from tests.conftest import Simulator
-from tests.helpers import askq, results
+from tests.helpers import askq, results, run_burst_schedule_worker
 
 
 def _arq_job(function: str, args: list[Any], kwargs: dict[str, Any] | None = None) -> str:
@@ -77,3 +81,23 @@ async def test_a_failed_job_logs_its_error(
     ]
     assert [(line["state"], line["error_code"]) for line in finished] == [("failed", "400")]
     assert "400" in finished[0]["error"]
+
+
+async def test_a_forged_run_cannot_write_another_runs_record(
+    redis: Redis, redis_url: str, sim: Simulator, tmp_path: Path
+) -> None:
+    """A summarize job whose payload names another run than the one it is stored as is rejected;
+    the named run's record is untouched, and a genuine run of the same schedule still runs."""
+    body = {"cron": "0 2 * * *", "prompt": "Summarize.", "source": {"kind": "answers"}}
+    config = parse_config({"schedules": {"nightly": body}, "files_root": str(tmp_path)})
+    genuine = await request_run(redis, config, "nightly")
+    victim = dict(json.loads(await redis.get(keys.arq_job(genuine))))
+    await redis.set("arq:job:forged", json.dumps(victim))
+    await redis.zadd(keys.SCHEDULE_QUEUE, {"forged": 1})
+
+    await run_burst_schedule_worker(config, redis_url)
+
+    rejected = await _rejected(redis)
+    assert rejected["forged"] == f"the payload names run {genuine!r}, not the job it is stored as"
+    record = await redis.hgetall(keys.job_record(genuine))
+    assert record[record_fields.STATE.encode()] == b"succeeded"

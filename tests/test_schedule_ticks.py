@@ -59,26 +59,34 @@ async def test_two_workers_seeing_one_tick_give_one_run(
 async def test_a_tick_enqueued_twice_still_runs_once(
     redis: Redis, redis_url: str, sim: Simulator, tmp_path: Path
 ) -> None:
-    """Past arq's de-duplication (a second job for the same fire time), the fire-time claim holds."""
+    """Past arq's de-duplication (the same fire time's job enqueued again after the first ran), the
+    fire-time claim holds: one run, one history entry."""
     config = schedule_config(tmp_path / "out")
     fire = config.schedules["nightly"].previous_fire(datetime.now(UTC))
-    pool = await create_pool(arq_settings(redis_url), job_serializer=job_serializer)
-    for attempt in range(2):
-        payload = {
-            "schedule": "nightly",
-            "run_id": runs.run_id("nightly", fire, runs.Trigger.SCHEDULED),
-            "trigger": "catch-up",
-            "fire_ms": runs.to_ms(fire),
-        }
-        await pool.enqueue_job(
-            keys.SUMMARIZE_FUNCTION, payload, _job_id=f"copy-{attempt}", _queue_name=keys.SCHEDULE_QUEUE
+    payload = runs.RunPayload(
+        schedule="nightly",
+        run_id=runs.run_id("nightly", fire, runs.Trigger.CATCH_UP),
+        trigger=runs.Trigger.CATCH_UP,
+        fire_ms=runs.to_ms(fire),
+    )
+    stored_as = runs.stored_as(payload)
+    assert stored_as is not None
+    for _ in range(2):
+        await redis.delete(keys.ARQ_RESULT_PREFIX + stored_as)  # arq's memory of the tick, lapsed
+        pool = await create_pool(arq_settings(redis_url), job_serializer=job_serializer)
+        job = await pool.enqueue_job(
+            keys.SUMMARIZE_FUNCTION,
+            payload.model_dump(mode="json"),
+            _job_id=stored_as,
+            _queue_name=keys.SCHEDULE_QUEUE,
         )
-    await pool.aclose()
-
-    await run_burst_schedule_worker(config, redis_url)
+        await pool.aclose()
+        assert job is not None  # enqueued both times: only the fire-time claim stands in the way
+        await run_burst_schedule_worker(config, redis_url)
 
     history = await run_history(redis, config, "nightly", 10)
     assert len(history) == 1
+    assert await redis.xlen(keys.REJECTED) == 0
 
 
 async def test_a_missed_tick_is_caught_up_once_when_a_worker_starts(

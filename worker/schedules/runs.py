@@ -48,6 +48,11 @@ async def summarize(ctx: WorkerContext, *args: Any, **kwargs: Any) -> dict[str, 
     payload, refusal = validated(RunPayload, args, kwargs, "run payload")
     if payload is None:
         return await reject(ctx, refusal or "")
+    if runs.stored_as(payload) != ctx.get("job_id"):
+        # Run under the claimed id it would write another run's record: a forged or misfiled job.
+        return await reject(
+            ctx, f"the payload names run {payload.run_id[:200]!r}, not the job it is stored as"
+        )
     return await run_schedule(ctx, payload)
 
 

@@ -97,7 +97,7 @@ async def catch_up(ctx: WorkerContext, now: datetime | None = None) -> list[str]
         await ctx["redis"].enqueue_job(
             keys.SUMMARIZE_FUNCTION,
             payload.model_dump(mode="json"),
-            _job_id=f"{keys.schedule_cron(name)}:{fire_ms}",
+            _job_id=runs.stored_as(payload),
             _queue_name=keys.SCHEDULE_QUEUE,
         )
         log.info("catching up a missed tick", schedule=name, fire_at=missed.isoformat())
