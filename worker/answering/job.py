@@ -19,24 +19,19 @@ from worker.answering.gate import ProviderGate
 from worker.answering.publisher import EventPublisher
 from worker.answering.store import JobStore, Outcome
 from worker.context import WorkerContext
-from worker.queue.rejections import reject, validated
+from worker.queue.rejections import PayloadKind, reject, validated
 
 log = structlog.get_logger(__name__)
 
 STOPPED = "the worker is stopping; the job goes back to the queue and starts again"
+ANSWER_PAYLOAD = PayloadKind(JobPayload, "job", names=lambda p: p.job_id, stored_as=lambda p: p.job_id)
 
 
 async def answer(ctx: WorkerContext, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """Answer one question. Returns a short summary to arq; the result itself lives in askq's keys."""
-    payload, refusal = validated(JobPayload, args, kwargs, "job payload")
+    payload, refusal = validated(ANSWER_PAYLOAD, ctx, args, kwargs)
     if payload is None:
-        # Never executed: a payload that is not ours is refused and recorded.
-        return await reject(ctx, refusal or "")
-    if payload.job_id != ctx.get("job_id"):
-        # Run under the claimed id it would write another job's record: a forged or misfiled job.
-        return await reject(
-            ctx, f"the payload names job {payload.job_id[:200]!r}, not the job it is stored as"
-        )
+        return await reject(ctx, refusal)  # never executed: refused and recorded
     with structlog.contextvars.bound_contextvars(job_id=payload.job_id, batch=payload.batch):
         return await _answer(ctx, payload)
 

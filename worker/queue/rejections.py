@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import structlog
 from arq.worker import Function, func
@@ -81,16 +82,38 @@ def unreadable_function() -> Function:
     return func(_reject_unreadable, name=UNREADABLE_FUNCTION)
 
 
+@dataclass(frozen=True)
+class PayloadKind(Generic[Payload]):
+    """What a job function takes, and how a payload says which job it belongs to."""
+
+    model: type[Payload]
+    noun: str
+    """``job`` or ``run``, for messages."""
+    names: Callable[[Payload], str]
+    """The job or run the payload is for."""
+    stored_as: Callable[[Payload], str | None]
+    """The arq job id such a payload must be stored under (None: none it could be)."""
+
+
 def validated(
-    model: type[Payload], args: tuple[Any, ...], kwargs: dict[str, Any], what: str
-) -> tuple[Payload | None, str | None]:
-    """The job function's one argument read as ``model``, or the reason to reject the job."""
+    kind: PayloadKind[Payload], ctx: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Payload | None, str]:
+    """The job function's one argument read as ``kind.model``, or the reason to reject the job.
+
+    A payload must be stored as the job it names: run under the claimed id, it would write another
+    job's record (a forged or misfiled job).
+    """
+    what = f"{kind.noun} payload"
     if len(args) != 1 or kwargs:
         shown = json.dumps({"args": len(args), "kwargs": sorted(kwargs)[:5]})
         return None, f"expected one argument, the {what}; got {shown}"
     try:
-        return model.model_validate(args[0]), None
+        payload = kind.model.model_validate(args[0])
     except ValidationError as exc:
         first = exc.errors()[0]
         where = "".join(f"{part}: " for part in first["loc"][:1])
         return None, f"invalid {what}: {where}{first['msg']}"
+    if kind.stored_as(payload) != ctx.get("job_id"):
+        named = kind.names(payload)[:200]
+        return None, f"the payload names {kind.noun} {named!r}, not the job it is stored as"
+    return payload, ""

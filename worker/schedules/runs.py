@@ -30,7 +30,7 @@ from common.tokens import BudgetError, call_budget
 from common.usage import Usage
 from worker.answering.publisher import EventPublisher
 from worker.context import WorkerContext
-from worker.queue.rejections import reject, validated
+from worker.queue.rejections import PayloadKind, reject, validated
 from worker.schedules.batch_map import batch_map_step
 from worker.schedules.calls import RunCalls
 from worker.schedules.mapreduce import MapReduce, SummaryError
@@ -41,18 +41,14 @@ from worker.schedules.sources import Collected, collect_answers, collect_files
 log = structlog.get_logger(__name__)
 
 STOPPED = "the worker is stopping; the run starts again on the next worker"
+RUN_PAYLOAD = PayloadKind(RunPayload, "run", names=lambda p: p.run_id, stored_as=runs.stored_as)
 
 
 async def summarize(ctx: WorkerContext, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """arq job: a run asked for by ``askq schedule run`` or by a worker catching up a missed tick."""
-    payload, refusal = validated(RunPayload, args, kwargs, "run payload")
+    payload, refusal = validated(RUN_PAYLOAD, ctx, args, kwargs)
     if payload is None:
-        return await reject(ctx, refusal or "")
-    if runs.stored_as(payload) != ctx.get("job_id"):
-        # Run under the claimed id it would write another run's record: a forged or misfiled job.
-        return await reject(
-            ctx, f"the payload names run {payload.run_id[:200]!r}, not the job it is stored as"
-        )
+        return await reject(ctx, refusal)
     return await run_schedule(ctx, payload)
 
 
