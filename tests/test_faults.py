@@ -186,6 +186,37 @@ async def test_sigterm_past_the_grace_requeues_at_once(
     await _assert_complete_and_single(redis, "grace")
 
 
+async def test_a_second_signal_stops_at_once(
+    redis: Redis, redis_url: str, sim: Simulator, tmp_path: Path
+) -> None:
+    """Ctrl-C twice: the second signal does not wait out the grace; running jobs go back to the
+    queue at once, announced, and the worker exits 0 with no job left running."""
+    sim.configure(ttft_ms=20, tokens_per_s=30, answer_tokens=150)  # 5 s answers
+    config = _config_file(tmp_path, shutdown_grace_s=600, lease_s=600)
+    _submit(tmp_path, redis_url, config, "twice")
+    with worker_process(tmp_path, "a", config, redis_url, sim) as first:
+        await eventually(lambda: _has_streaming(redis, "twice"), timeout_s=30)
+        held = await _streaming_jobs(redis, "twice", 1)
+        first.send_signal(signal.SIGINT)
+        # Two signals sent at once arrive as one: the second goes once the first was taken.
+        await eventually(lambda: _logged(tmp_path / "a.log", "signal again to stop now"), timeout_s=30)
+        first.send_signal(signal.SIGINT)
+        assert first.wait(30) == 0  # a 600 s grace: only the second signal explains an exit now
+    status = await batch_status(redis, "twice")
+    assert status.counts[JobState.RUNNING] == 0
+    assert status.counts[JobState.QUEUED] == QUESTIONS
+    for job_id in held:
+        last = (await logged_events(redis, job_id))[-1]
+        assert last.type is EventType.RETRY
+        assert "worker is stopping" in (last.error or "")
+    log = (tmp_path / "a.log").read_text()
+    assert "second signal: stopping now" in log
+
+
+async def _logged(log: Path, text: str) -> bool:
+    return text in log.read_text(errors="replace")
+
+
 @pytest.fixture
 def aof_redis(tmp_path: Path) -> Iterator[tuple[str, Any, Any]]:
     """A private redis-server with AOF in a temporary folder, and functions to stop and start it."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from signal import Signals
 from typing import Any
 
 import structlog
@@ -39,6 +40,7 @@ class AskqWorker(Worker):
     _backoff: Backoff | None = None
     _outage = False
     _claims: JobClaims | None = None
+    _stop_asked = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -133,6 +135,19 @@ class AskqWorker(Worker):
             # It keeps its old place in the queue, behind where their claims now start.
             with contextlib.suppress(RedisError):  # they read from the head within a third of a lease
                 await self.pool.publish(keys.queue_wake(self.queue_name), keys.WAKE_FROM_HEAD)
+
+    def handle_sig_wait_for_completion(self, signum: Signals) -> None:
+        """The first SIGTERM or SIGINT gives running jobs the shutdown grace; a second one (Ctrl-C
+        twice) stops now: running jobs are cancelled, and go back to the queue at once."""
+        if self._stop_asked:
+            log.warning("second signal: stopping now; running jobs go back to the queue", signal=signum.name)
+            self.handle_sig(signum)
+            return
+        self._stop_asked = True
+        log.info(
+            "stopping: running jobs get the shutdown grace; signal again to stop now", signal=signum.name
+        )
+        super().handle_sig_wait_for_completion(signum)
 
     def _release_sem_dec_counter_on_complete(self) -> None:
         super()._release_sem_dec_counter_on_complete()
