@@ -12,6 +12,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from askq.render import (
+    SHOWN_JOB_IDS,
     batch_progress,
     error_json,
     history_lines,
@@ -21,13 +22,15 @@ from askq.render import (
     status_table,
 )
 from askq.submit_view import conflict_line, submit_bar, summary_lines
-from askq.terminal import make_console, visible
+from askq.terminal import json_line, make_console, visible
 from common.config import load_config
 from common.files import check_writable, replaced_atomically
+from common.reconnect import CONNECTION_ERRORS, Backoff
 from common.wording import counted
-from producer.batches import BatchStatus, batch_status
+from producer.batches import BatchStatus, batch_status, job_id_pages
 from producer.connection import connect
 from producer.control import cancel_batch, retry_batch
+from producer.reconnect import GIVE_UP_S
 from producer.results import write_results
 from producer.schedules import request_run, run_history, schedule_rows, schedules_served
 from producer.spool import question_file
@@ -85,9 +88,14 @@ async def submit(
 
 
 async def wait_for_batch(redis: Redis, batch: str, *, show: bool) -> BatchStatus:
-    """Poll the batch's counters until every job has finished, with a progress bar when ``show``."""
+    """Poll the batch's counters until every job has finished, with a progress bar when ``show``.
+
+    A dropped connection (Redis restarting) is waited out, as ``askq tail`` does, for up to
+    ``GIVE_UP_S``; the finished batch's status is read once more with its latency percentiles.
+    """
     started = time.monotonic()
-    status = await batch_status(redis, batch, with_job_ids=False)
+    backoff = Backoff(give_up_s=GIVE_UP_S)
+    status = await _counters(redis, batch, backoff, show=show)
     progress = batch_progress(stderr)
     with progress if show else contextlib.nullcontext():
         task = progress.add_task(batch, total=status.total, detail="")
@@ -96,19 +104,52 @@ async def wait_for_batch(redis: Redis, batch: str, *, show: bool) -> BatchStatus
                 task, completed=status.finished, total=status.total, detail=progress_detail(status, started)
             )
             if status.done:
-                return status
+                return await batch_status(redis, batch, with_job_ids=False)
             await asyncio.sleep(WAIT_POLL_S)  # a progress display refresh, not synchronisation
-            status = await batch_status(redis, batch, with_job_ids=False)
+            status = await _counters(redis, batch, backoff, show=show)
 
 
-async def status(batch: str, *, as_json: bool) -> int:
+async def _counters(redis: Redis, batch: str, backoff: Backoff, *, show: bool) -> BatchStatus:
+    """The batch's counters (no latencies: cheap enough to poll), riding out a dropped connection."""
+    while True:
+        try:
+            status = await batch_status(redis, batch, with_job_ids=False, with_latencies=False)
+        except CONNECTION_ERRORS as exc:
+            notice = backoff.failed(exc)  # RedisUnavailableError once GIVE_UP_S have gone by
+            if show:
+                stderr.print(
+                    f"lost the Redis connection ({visible(notice.error)}); "
+                    f"reconnecting in {notice.retry_in_s:.1f} s",
+                    markup=False,
+                )
+            await asyncio.sleep(notice.retry_in_s)  # backoff while Redis is away
+            continue
+        backoff.succeeded()
+        return status
+
+
+async def status(batch: str, *, as_json: bool, ids: bool = False) -> int:
+    """The batch's counters and its first job ids (a batch may have millions); with ``ids``, every id."""
     async with connect() as redis:
-        result = await batch_status(redis, batch)
+        if ids:
+            await _print_job_ids(redis, batch, as_json=as_json)
+            return 0
+        result = await batch_status(redis, batch, job_id_limit=SHOWN_JOB_IDS)
     if as_json:
         print(json.dumps(result.to_json()))
     else:
         stdout.print(status_table(result))
     return 0
+
+
+async def _print_job_ids(redis: Redis, batch: str, *, as_json: bool) -> None:
+    """One id a line in input order, written a page at a time: constant memory, whatever the batch."""
+    async for page in job_id_pages(redis, batch):
+        if as_json:  # exact: a JSON string decodes to the id, whatever it holds
+            lines = [json_line(json.dumps(job_id, ensure_ascii=False)) for job_id in page]
+        else:  # an id may hold bidi controls (they pass submit's checks): shown, never obeyed
+            lines = [visible(job_id) for job_id in page]
+        sys.stdout.write("\n".join(lines) + "\n")
 
 
 async def results(batch: str, *, output: Path | None, fmt: str) -> int:

@@ -24,6 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from askq.stack import embedded_redis, free_port, stop
 from common import keys
 from common.config import AskqConfig
+from common.errors import NotFoundError
 from common.events import EventType, StreamEvent
 from common.status import JobState
 from producer.batches import batch_status
@@ -213,10 +214,6 @@ async def test_a_second_signal_stops_at_once(
     assert "second signal: stopping now" in log
 
 
-async def _logged(log: Path, text: str) -> bool:
-    return text in log.read_text(errors="replace")
-
-
 @pytest.fixture
 def aof_redis(tmp_path: Path) -> Iterator[tuple[str, Any, Any]]:
     """A private redis-server with AOF in a temporary folder, and functions to stop and start it."""
@@ -263,6 +260,44 @@ async def test_a_redis_restart_mid_batch_loses_nothing(
     await _assert_complete_and_single(redis, "restart")
     await redis.aclose()
     assert await _logged(tmp_path / "a.log", "redis reachable again")
+
+
+async def test_submit_wait_rides_out_a_redis_restart(
+    aof_redis: tuple[str, Any, Any], sim: Simulator, tmp_path: Path
+) -> None:
+    """`askq submit --wait` while Redis is down says it is reconnecting and waits, then reports the
+    finished batch (it died with a traceback and exit 1, the code that means a job failed)."""
+    url, shut_down, start = aof_redis
+    sim.configure(ttft_ms=20, tokens_per_s=100, answer_tokens=60)
+    config = _config_file(tmp_path)
+    questions = tmp_path / "waited.jsonl"
+    questions.write_text("".join(json.dumps({"question": f"Question {n}"}) + "\n" for n in range(QUESTIONS)))
+    env = {**os.environ, "REDIS_URL": url, "ASKQ_CONFIG": str(config), "OPENAI_BASE_URL": sim.base_url}
+    notices = tmp_path / "wait.err"
+    redis = Redis.from_url(url)
+    with worker_process(tmp_path, "a", config, url, sim), notices.open("wb") as err:
+        waiting = subprocess.Popen(
+            [sys.executable, "-m", "askq.cli", "submit", str(questions), "--batch", "waited", "--wait"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=err,
+        )
+        await eventually(lambda: _some_succeeded(redis, "waited"), timeout_s=30, tolerate=(NotFoundError,))
+        shut_down()
+        await eventually(lambda: _noticed_or_ended(notices, waiting), timeout_s=60)
+        assert waiting.poll() is None, notices.read_text()  # still waiting, not dead
+        start()
+        out, _ = waiting.communicate(timeout=120)
+    await redis.aclose()
+    said = notices.read_text()
+    assert waiting.returncode == 0, said
+    assert "Traceback" not in said
+    assert out.decode().strip() == "waited"
+
+
+async def _noticed_or_ended(notices: Path, process: subprocess.Popen[bytes]) -> bool:
+    return process.poll() is not None or "reconnecting in" in notices.read_text()
 
 
 async def _logged(path: Path, text: str) -> bool:
