@@ -74,9 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--skip-invalid", action="store_true", help="enqueue the good lines, report the bad")
     submit.add_argument("--json", action="store_true", help="machine-readable output")
 
-    status = commands.add_parser("status", help="totals by state, tokens, latency and job ids of a batch")
+    status = commands.add_parser(
+        "status", help="totals by state, tokens, latency and the first job ids of a batch (--ids: all)"
+    )
     status.add_argument("batch")
-    status.add_argument("--json", action="store_true")
+    status.add_argument(
+        "--ids", action="store_true", help="print every job id instead, one a line, in input order"
+    )
+    status.add_argument("--json", action="store_true", help="one JSON document; with --ids, JSON lines")
 
     results = commands.add_parser("results", help="one line per item in input order")
     results.add_argument("batch")
@@ -219,7 +224,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             return _run(manage.batches, limit=args.limit, as_json=args.json)
         return _run(manage.delete, args.batch, yes=args.yes, as_json=args.json)
     if args.command == "status":
-        return _run(commands.status, args.batch, as_json=args.json)
+        return _run(commands.status, args.batch, as_json=args.json, ids=args.ids)
     if args.command == "retry":
         return _run(commands.retry, args.batch, include_cancelled=args.cancelled)
     if args.command == "cancel":

@@ -76,7 +76,7 @@ async def run_demo(questions: Path | None = None) -> int:
                 stderr.print(
                     f"submitted {counted(report.items, 'question')} as batch [bold]{report.batch}[/]\n"
                 )
-                first = (await batch_status(redis, report.batch)).job_ids[0]
+                first = (await batch_status(redis, report.batch, job_id_limit=1)).job_ids[0]
                 stderr.print(f"[bold]askq tail {markup(first)}[/] (live):")
                 await tail_job(first, as_json=False, url=url)
                 stderr.print()

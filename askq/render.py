@@ -23,6 +23,7 @@ from producer.results import Result
 from producer.schedules import ScheduleRow
 
 SHOWN_JOB_IDS = 10
+"""Job ids a status shows, in its table and its JSON: the rest are for ``askq status BATCH --ids``."""
 
 
 def status_table(status: BatchStatus) -> Table:
@@ -38,9 +39,11 @@ def status_table(status: BatchStatus) -> Table:
     )
     table.add_row("latency p50 / p95", f"{_ms(status.latency_p50_ms)} / {_ms(status.latency_p95_ms)}")
     table.add_row("source", cell(status.source))
-    shown = ", ".join(status.job_ids[:SHOWN_JOB_IDS])
-    if len(status.job_ids) > SHOWN_JOB_IDS:
-        shown += f" … (+{len(status.job_ids) - SHOWN_JOB_IDS} more; --json lists all)"
+    first = status.job_ids[:SHOWN_JOB_IDS]
+    shown = ", ".join(first)
+    total = len(status.job_ids) if status.job_ids_total is None else status.job_ids_total
+    if total > len(first):
+        shown += f" … (+{total - len(first)} more; `askq status {status.batch} --ids` lists all)"
     table.add_row("job ids", cell(shown))
     return table
 

@@ -1,4 +1,7 @@
-"""A batch's status from its counters and latency list: no keyspace scan, whatever its size."""
+"""A batch's status from its counters and latency list: no keyspace scan, whatever its size.
+
+Its job ids are another matter: 200,000 of them took 2.3 MB in Redis and 2.7 MB of JSON. A status
+reads the first few and how many there are; every id is walked a page at a time (job_id_pages)."""
 
 from __future__ import annotations
 
@@ -47,6 +50,9 @@ class BatchStatus:
     source: str
     job_type: str
     job_ids: list[str] = field(default_factory=list)
+    """The first ids in input order, as many as were asked for (none unless ``with_job_ids``)."""
+    job_ids_total: int | None = None
+    """How many job ids the batch has; None where it was not read (a listing of batches)."""
 
     @property
     def finished(self) -> int:
@@ -77,26 +83,37 @@ class BatchStatus:
             "source": self.source,
             "job_type": self.job_type,
             "job_ids": self.job_ids,
+            "job_ids_total": self.job_ids_total,
         }
 
 
 async def batch_status(
-    redis: Redis, batch: str, *, with_job_ids: bool = True, with_latencies: bool = True
+    redis: Redis,
+    batch: str,
+    *,
+    with_job_ids: bool = True,
+    job_id_limit: int | None = None,
+    with_latencies: bool = True,
 ) -> BatchStatus:
-    """The batch's counters; percentiles unless ``with_latencies`` is False (cheap enough to poll)."""
+    """The batch's counters and its number of job ids; percentiles unless ``with_latencies`` is False
+    (cheap enough to poll). With ``with_job_ids``, its first ``job_id_limit`` ids, or every one when
+    None: for small batches only, a large one is walked with job_id_pages."""
+    last = -1 if job_id_limit is None else job_id_limit - 1
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.batch_record(batch))
+        pipe.llen(keys.batch_items(batch))
         if with_latencies:
             pipe.lrange(keys.batch_latencies(batch), 0, -1)
-        if with_job_ids:
-            pipe.lrange(keys.batch_items(batch), 0, -1)
+        if with_job_ids and job_id_limit != 0:  # LRANGE 0 -1 would be every id, not none
+            pipe.lrange(keys.batch_items(batch), 0, last)
         replies = await pipe.execute()
-    fields_reply, *lists = replies
+    fields_reply, items_total, *lists = replies
     latency_reply = lists.pop(0) if with_latencies else []
-    items_reply = lists.pop(0) if with_job_ids else []
+    items_reply = lists.pop(0) if lists else []
     if not fields_reply:
         raise unknown_batch(batch)
-    return _status(batch, fields_reply, latency_reply, [job_id.decode() for job_id in items_reply])
+    job_ids = [job_id.decode() for job_id in items_reply]
+    return _status(batch, fields_reply, latency_reply, job_ids, job_ids_total=items_total)
 
 
 async def recent_batches(redis: Redis, limit: int) -> list[BatchStatus]:
@@ -123,7 +140,12 @@ async def recent_batches(redis: Redis, limit: int) -> list[BatchStatus]:
 
 
 def _status(
-    batch: str, raw: dict[bytes, bytes], latency_reply: list[bytes], job_ids: list[str]
+    batch: str,
+    raw: dict[bytes, bytes],
+    latency_reply: list[bytes],
+    job_ids: list[str],
+    *,
+    job_ids_total: int | None = None,
 ) -> BatchStatus:
     fields = {name.decode(): value.decode() for name, value in raw.items()}
     latencies = np.array([float(value) for value in latency_reply], dtype=np.float64)
@@ -140,4 +162,5 @@ def _status(
         source=fields.get(record.SOURCE, ""),
         job_type=fields.get(record.JOB_TYPE, ""),
         job_ids=job_ids,
+        job_ids_total=job_ids_total,
     )
