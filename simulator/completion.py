@@ -33,8 +33,8 @@ async def send_completion(
             request.transport.close()
         stats.streams_cut += 1
         return web.Response()
-    if directive.kind == "error":
-        # An error inside a stream has no non-streamed form; the nearest equivalent is a 500.
+    if directive.kind in ("error", "badline"):
+        # Faults inside a stream have no non-streamed form; the nearest equivalent is a 500.
         stats.responses_by_status[500] += 1
         return error_response(500, stream_error_message())
     await sleep_until(start + pace.token_at(len(answer.tokens) - 1))

@@ -19,6 +19,7 @@ Kind = Literal[
     "503",
     "cut",
     "error",
+    "badline",
     "nofinish",
     "400",
     "401",
@@ -37,7 +38,7 @@ _SPEC = re.compile(r"\[sim:([^\]]*)\]")
 _REPEAT = re.compile(r"^(?P<body>.+?)x(?P<count>\d+)$")
 MAX_REPEAT = 1_000_000
 _GRAMMAR = (
-    "429[@S], 500, 503, cut, error, nofinish, slow=MS, ok, echo (each optionally xN), "
+    "429[@S], 500, 503, cut, error, badline, nofinish, slow=MS, ok, echo (each optionally xN), "
     "400, 401, 404, 422, echo-error"
 )
 

@@ -47,6 +47,13 @@ class ChunkEncoder:
         return f'{self._head},"choices":[{choice}]}}\n\n'.encode()
 
 
+def mangled(event: bytes) -> bytes:
+    """``event`` cut off half-way through its JSON, as a proxy that split or truncated a line passes it on:
+    a ``data:`` line that is not JSON, in a stream that otherwise goes on."""
+    line = event.rstrip(b"\n")
+    return line[: len(line) // 2] + b"\n\n"
+
+
 def error_event(message: str, error_type: str = "server_error") -> bytes:
     """The error object OpenAI sends inside an already-started 200 stream."""
     error = {"error": {"message": message, "type": error_type, "param": None, "code": None}}

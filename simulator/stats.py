@@ -19,6 +19,8 @@ class SimStats:
     streams_completed: int = 0
     streams_cut: int = 0
     streams_errored: int = 0
+    streams_malformed: int = 0
+    """Streams with one ``data:`` line that is not a chunk (``badline``)."""
     client_disconnects: int = 0
     completion_tokens_sent: int = 0
     attempts: Counter[str] = field(default_factory=Counter)
@@ -43,7 +45,7 @@ class SimStats:
         # in_flight describes live requests, so it survives; the peak restarts from it.
         self.max_in_flight = self.in_flight
         self.requests_total = self.completion_tokens_sent = self.client_disconnects = 0
-        self.streams_completed = self.streams_cut = self.streams_errored = 0
+        self.streams_completed = self.streams_cut = self.streams_errored = self.streams_malformed = 0
         self.batches_created = self.batch_requests = 0
         self.responses_by_status.clear()
         self.attempts.clear()
@@ -57,6 +59,7 @@ class SimStats:
             "streams_completed": self.streams_completed,
             "streams_cut": self.streams_cut,
             "streams_errored": self.streams_errored,
+            "streams_malformed": self.streams_malformed,
             "client_disconnects": self.client_disconnects,
             "completion_tokens_sent": self.completion_tokens_sent,
             "attempts": dict(self.attempts),

@@ -1,4 +1,5 @@
-"""Streamed (`stream: true`) 200 responses: normal, cut, error-in-stream and no-finish variants."""
+"""Streamed (`stream: true`) 200 responses: normal, cut, error-in-stream, malformed-line and no-finish
+variants."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from .answers import Answer
 from .faults import Directive
 from .pacing import STAMP, Pace, Step, play
 from .rejections import stream_error_message
-from .sse import DONE, ChunkEncoder, error_event
+from .sse import DONE, ChunkEncoder, error_event, mangled
 from .state import SimState
 
 _SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
@@ -44,9 +45,14 @@ async def send_stream(
 
     stamp = state.settings.stamp_tokens
     tokens = [STAMP.decode() + " "] * len(answer.tokens) if stamp else answer.tokens
-    steps = _content_steps(
-        encoder, tokens[:cut_after] if directive.kind in ("cut", "error") else tokens, pace
-    )
+    if directive.kind == "badline":
+        steps = _with_malformed_line(encoder, tokens, pace, cut_after)
+        # Counted now: a client that rejects the line hangs up before the stream's end.
+        stats.streams_malformed += 1
+    else:
+        steps = _content_steps(
+            encoder, tokens[:cut_after] if directive.kind in ("cut", "error") else tokens, pace
+        )
     if directive.kind == "cut":
         await play(resp, steps, start, count_tokens, eof=False, stamp=stamp)
         _cut_connection(request)
@@ -60,8 +66,20 @@ async def send_stream(
         usage = (answer.prompt_tokens, len(answer.tokens)) if include_usage else None
         steps.append(Step(steps[-1].at_s, _tail(encoder, finish_reason, usage)))
         await play(resp, steps, start, count_tokens, eof=True, stamp=stamp)
-        stats.streams_completed += 1
+        if directive.kind != "badline":
+            stats.streams_completed += 1
     return resp
+
+
+def _with_malformed_line(encoder: ChunkEncoder, tokens: list[str], pace: Pace, after: int) -> list[Step]:
+    """The answer's steps with the chunk after the first `after` mangled, then the rest to the end: a proxy
+    that broke one line but not the connection (a client that skipped the line would lose its text)."""
+    steps = _content_steps(encoder, tokens[:after], pace)
+    broken = tokens[after] if after < len(tokens) else ""
+    steps.append(Step(pace.token_at(after), mangled(encoder.content(broken)), 1 if broken else 0))
+    rest = enumerate(tokens[after + 1 :], start=after + 1)
+    steps.extend(Step(pace.token_at(i), encoder.content(token), 1) for i, token in rest)
+    return steps
 
 
 def _content_steps(encoder: ChunkEncoder, tokens: list[str], pace: Pace) -> list[Step]:
