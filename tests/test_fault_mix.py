@@ -22,6 +22,7 @@ MIX = [
     ("server errors [sim:500,503]", 3, "succeeded"),
     ("cut mid-stream [sim:cut]", 2, "succeeded"),
     ("error inside a 200 stream [sim:error]", 2, "succeeded"),
+    ("a malformed stream line [sim:badline]", 2, "succeeded"),
     ("no finish_reason [sim:nofinish]", 2, "succeeded"),
     ("slow first token [sim:slow=300]", 1, "succeeded"),
     ("first token past the read timeout [sim:slow=3000x1]", 2, "succeeded"),

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 
+import aiohttp
+import orjson
 import pytest
 
 from common.errors import RetryableProviderError
+from tests.conftest import Simulator
 from worker.answering.sse import StreamPiece, sse_data, stream_pieces
 
 
@@ -75,3 +78,71 @@ async def test_no_usage_chunk_gives_no_usage() -> None:
     """A provider that sends no usage leaves it None rather than inventing zeros."""
     pieces = await _pieces(_chunk("hi") + _chunk(finish="length") + b"data: [DONE]\n\n", 9)
     assert pieces[-1] == StreamPiece(finish_reason="length", usage=None)
+
+
+MALFORMED = [
+    (b'data: {"choices": [{"delta": {"content": "tru\n\n', "not JSON"),
+    (b"data: \xff\xfe\n\n", "not JSON"),
+    (b"data:\n\n", "not JSON"),
+    (b"data: [1, 2]\n\n", "not a chat completion chunk"),
+    (b'data: "just text"\n\n', "not a chat completion chunk"),
+    (b'data: {"choices": 5}\n\n', "not a chat completion chunk"),
+    (b'data: {"choices": ["x"]}\n\n', "not a chat completion chunk"),
+    (b'data: {"choices": [{"delta": "x"}]}\n\n', "not a chat completion chunk"),
+    (b'data: {"choices": [{"delta": {"content": 5}}]}\n\n', "not a chat completion chunk"),
+    (b'data: {"choices": [{"delta": {}, "finish_reason": 5}]}\n\n', "not a chat completion chunk"),
+    (b'data: {"choices": [], "usage": "lots"}\n\n', "not a chat completion chunk"),
+]
+
+
+@pytest.mark.parametrize(("line", "what"), MALFORMED)
+async def test_a_malformed_line_raises_a_retryable_error_naming_it(line: bytes, what: str) -> None:
+    """A data line that is not JSON, or not a chunk's shape, fails the attempt retryably, even when the
+    stream goes on cleanly after it; the text before it was passed on."""
+    body = _chunk("before") + line + _chunk(" after") + _chunk(finish="stop") + b"data: [DONE]\n\n"
+    seen: list[str] = []
+    with pytest.raises(RetryableProviderError) as raised:
+        await _collect(stream_pieces(_split(body, 5)), seen)
+    assert seen == ["before"]
+    assert str(raised.value).startswith(f"the provider sent a malformed stream line ({what}): data:")
+
+
+async def _collect(pieces: AsyncIterator[StreamPiece], into: list[str]) -> None:
+    async for piece in pieces:
+        into.append(piece.text)
+
+
+async def test_a_malformed_line_is_quoted_short_with_secrets_masked() -> None:
+    """A huge bad line is quoted by its first 80 characters, its first line only, an API key masked."""
+    line = b'data: {"key": "sk-abcd' + b"X" * 40 + b'", ' + b"y" * 10_000 + b"\ndata: second line\n\n"
+    with pytest.raises(RetryableProviderError) as raised:
+        await _pieces(line, 4096)
+    prefix = "the provider sent a malformed stream line (not JSON): "
+    message = str(raised.value)
+    assert message.startswith(prefix + 'data: {"key": "sk-abcd***", yyy')
+    assert message.endswith("y...")
+    assert len(message) == len(prefix) + 80
+
+
+async def test_the_simulators_badline_breaks_one_line_mid_stream_then_goes_on(sim: Simulator) -> None:
+    """`[sim:badline]` sends the role and 3 content chunks, one line that is not JSON, then the rest of
+    the answer to its finish and [DONE], as a proxy that broke one line but not the connection would."""
+    question = {"role": "user", "content": "Through a broken proxy [sim:badline]"}
+    body = {"model": "gpt-4o-mini", "messages": [question], "stream": True}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{sim.base_url}/chat/completions", json=body) as resp,
+    ):
+        events = [event async for event in sse_data(resp.content.iter_any())]
+    assert [n for n, event in enumerate(events) if not _is_json(event)] == [1 + 3]
+    assert len(events) == 1 + 24 + 1  # role, every content chunk (one of them broken), finish
+    assert orjson.loads(events[-1])["choices"][0]["finish_reason"] == "stop"
+    assert sim.stats()["streams_malformed"] == 1
+
+
+def _is_json(data: bytes) -> bool:
+    try:
+        orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return False
+    return True

@@ -8,6 +8,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from redis.asyncio import Redis
+from structlog.testing import capture_logs
 
 from common.config import AskqConfig, parse_config
 from common.errors import RetryableProviderError
@@ -60,6 +61,40 @@ async def test_error_in_stream_and_missing_finish_reason_are_not_answers(
     assert row.status == "succeeded"
     assert row.attempts == 3
     assert "Half answers" in row.answer
+
+
+MALFORMED = "the provider sent a malformed stream line (not JSON): "
+
+
+async def test_a_malformed_stream_line_is_retried_like_a_cut_stream(
+    redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
+) -> None:
+    """A data: line that is not JSON fails the attempt retryably, named in the retry event, no traceback."""
+    question = "Mangled by a proxy [sim:badline]"
+    with capture_logs() as logs:
+        row = await _run_one(question, redis, redis_url, config, write)
+    assert (row.status, row.attempts, sim.stats()["attempts"][question]) == ("succeeded", 2, 2)
+    assert "Mangled by a proxy" in row.answer
+    [retry] = [event for event in await logged_events(redis, row.job_id) if event.type is EventType.RETRY]
+    assert retry.attempt == 1
+    assert retry.error is not None
+    assert retry.error.startswith(MALFORMED + 'data: {"id":"chatcmpl-')
+    assert len(retry.error) < len(MALFORMED) + 100  # the provider's line is quoted short
+    assert not [entry for entry in logs if entry.get("exc_info") or entry["event"] == "job crashed"]
+
+
+async def test_a_malformed_line_on_every_attempt_fails_the_job_with_that_reason(
+    redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
+) -> None:
+    """A provider whose every stream has a malformed line is tried retry.attempts times, then failed."""
+    question = "Always mangled [sim:badlinex99]"
+    with capture_logs() as logs:
+        row = await _run_one(question, redis, redis_url, config, write)
+    assert (row.status, row.attempts) == ("failed", config.retry.attempts)
+    assert sim.stats()["attempts"][question] == config.retry.attempts
+    assert row.error.startswith(MALFORMED)
+    assert not row.error.startswith("internal error")
+    assert not [entry for entry in logs if entry.get("exc_info") or entry["event"] == "job crashed"]
 
 
 async def test_400_is_attempted_once_with_the_providers_message(

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
 from common.errors import RetryableProviderError
 from common.secrets import redact_secrets
@@ -21,6 +21,8 @@ from common.usage import Usage
 
 _DATA = b"data:"
 _DONE = b"[DONE]"
+_QUOTED = 80
+"""Characters of a malformed line quoted in its error: enough to recognise it, not a page of it."""
 
 
 # Not frozen: one is built per token, and a frozen dataclass sets each field through object.__setattr__.
@@ -56,24 +58,46 @@ async def sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 
 
 async def stream_pieces(chunks: AsyncIterator[bytes]) -> AsyncIterator[StreamPiece]:
-    """Text pieces, then one end piece; a stream that stops without a finish reason raises."""
+    """Text pieces, then one end piece; a stream that stops without a finish reason raises, and so does
+    a line that is not a chat completion chunk (a broken proxy's): both retryable, as the next attempt
+    may well stream cleanly."""
     finish_reason: str | None = None
-    usage: dict[str, Any] | None = None
+    usage: Usage | None = None
     async for data in sse_data(chunks):
-        chunk = orjson.loads(data)
-        if chunk.get("error"):
-            raise RetryableProviderError(f"provider error in stream: {_error_message(chunk['error'])}")
-        if chunk.get("usage"):
-            usage = chunk["usage"]
-        for choice in chunk.get("choices") or ():
-            text = (choice.get("delta") or {}).get("content")
-            if text:
-                yield StreamPiece(text=text)
-            if choice.get("finish_reason") is not None:
-                finish_reason = choice["finish_reason"]
+        # A malformed line shows up as the parser's or a lookup's own error, caught once here: no checks
+        # on the hot path but a type test per text piece. The yields inside are safe: ``async for`` throws
+        # nothing into this generator but GeneratorExit, which this does not catch.
+        try:
+            chunk = orjson.loads(data)
+            if chunk.get("error"):
+                raise RetryableProviderError(f"provider error in stream: {_error_message(chunk['error'])}")
+            if chunk.get("usage"):
+                usage = Usage.model_validate(chunk["usage"])
+            for choice in chunk.get("choices") or ():
+                text = (choice.get("delta") or {}).get("content")
+                if text:
+                    if not isinstance(text, str):
+                        raise TypeError("content is not a string")
+                    yield StreamPiece(text=text)
+                if choice.get("finish_reason") is not None:
+                    finish_reason = choice["finish_reason"]
+                    if not isinstance(finish_reason, str):
+                        raise TypeError("finish_reason is not a string")
+        except orjson.JSONDecodeError:
+            raise _malformed("not JSON", data) from None
+        except (AttributeError, TypeError, ValidationError):
+            raise _malformed("not a chat completion chunk", data) from None
     if finish_reason is None:
         raise RetryableProviderError("stream ended without a finish_reason")
-    yield StreamPiece(finish_reason=finish_reason, usage=Usage.model_validate(usage) if usage else None)
+    yield StreamPiece(finish_reason=finish_reason, usage=usage)
+
+
+def _malformed(what: str, data: bytes) -> RetryableProviderError:
+    """The error for a line askq cannot read, quoting its start: short, first line only, secrets masked
+    (masked before clipping, so no clipped key escapes the mask)."""
+    line = redact_secrets("data: " + data[: _QUOTED * 4].decode("utf-8", "replace").split("\n")[0])
+    quoted = line if len(line) <= _QUOTED else line[: _QUOTED - 3] + "..."
+    return RetryableProviderError(f"the provider sent a malformed stream line ({what}): {quoted}")
 
 
 def _error_message(error: object) -> str:
