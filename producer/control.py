@@ -57,7 +57,8 @@ end
     seq=record.SEQ,
 )
 
-# KEYS: batch record, queue, batch log, batch halt, then (job record, arq job, arq retry count) per job.
+# KEYS: batch record, queue, batch log, batch halt, arq's abort set, then (job record, arq job, arq retry
+# count) per job.
 # ARGV: ttl_s, now_s, score_ms, log maxlen, batch channel, states JSON, reason,
 #       then (job id, arq job) per job.
 _RETRY = _LOG_EVENT + Template("""
@@ -66,8 +67,8 @@ for _, state in ipairs(cjson.decode(ARGV[6])) do from[state] = true end
 local moved = 0
 -- A retry is the user saying the cause is fixed: lift a halt left by a refused API key.
 redis.call('DEL', KEYS[4])
-for i = 0, (#KEYS - 4) / 3 - 1 do
-  local rec, job, tries = KEYS[5 + 3 * i], KEYS[6 + 3 * i], KEYS[7 + 3 * i]
+for i = 0, (#KEYS - 5) / 3 - 1 do
+  local rec, job, tries = KEYS[6 + 3 * i], KEYS[7 + 3 * i], KEYS[8 + 3 * i]
   local job_id = ARGV[8 + 2 * i]
   local old = redis.call('HGET', rec, '$state')
   if old and from[old] then
@@ -76,6 +77,8 @@ for i = 0, (#KEYS - 4) / 3 - 1 do
     redis.call('HDEL', rec, $cleared)
     redis.call('EXPIRE', rec, ARGV[1])
     redis.call('DEL', tries)
+    -- A cancel asked workers to abort it: the new run must not be taken for the old one.
+    redis.call('ZREM', KEYS[5], job_id)
     redis.call('SET', job, ARGV[9 + 2 * i], 'PX', ARGV[1] * 1000)
     redis.call('ZADD', KEYS[2], ARGV[3] + i * 0.001, job_id)
     log_event(rec, job_id, '$retry', attempts, ARGV[7])
@@ -167,7 +170,13 @@ async def retry_batch(
         if not chosen:
             continue
         now = time.time()
-        call_keys = [keys.batch_record(batch), keys.QUEUE, keys.batch_log(batch), keys.batch_halt(batch)]
+        call_keys = [
+            keys.batch_record(batch),
+            keys.QUEUE,
+            keys.batch_log(batch),
+            keys.batch_halt(batch),
+            keys.ARQ_ABORT,
+        ]
         args: list[str | int | float | bytes] = [
             config.retention.ttl_s,
             f"{now:.3f}",

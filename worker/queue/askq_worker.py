@@ -30,6 +30,7 @@ from common import keys
 from common.config import AskqConfig
 from common.reconnect import CONNECTION_ERRORS, Backoff
 from worker.queue.claims import JobClaims
+from worker.queue.finishing import GuardedFinish
 from worker.queue.rejections import RejectingFunctions
 from worker.queue.wakeups import Wakeups
 
@@ -41,6 +42,7 @@ class AskqWorker(Worker):
     _outage = False
     _claims: JobClaims | None = None
     _stop_asked = False
+    _guarded_finish: GuardedFinish | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -123,18 +125,28 @@ class AskqWorker(Worker):
         keep_in_progress: float | None,
     ) -> None:
         """arq's end of a job: nothing left to do for a job whose finish released it (and whose
-        result arq does not keep); a job handed back to be run again also wakes the other workers."""
+        result arq does not keep); a job queued again while its run ended (``askq retry`` after a
+        cancel) is left in the queue; a job handed back to be run again also wakes the other workers."""
         released = job_id in self._released
         self._released.discard(job_id)
         if released and finish and result_data is None:
+            return
+        if finish and result_data is None and keep_in_progress is None and self.queue_name == keys.QUEUE:
+            if self._guarded_finish is None:
+                self._guarded_finish = GuardedFinish(self.pool, self.queue_name)
+            if not await self._guarded_finish(job_id):
+                await self._wake_from_head()
             return
         await super().finish_job(
             job_id, finish, result_data, result_timeout_s, keep_result_forever, incr_score, keep_in_progress
         )
         if not finish and not released and not incr_score:
-            # It keeps its old place in the queue, behind where their claims now start.
-            with contextlib.suppress(RedisError):  # they read from the head within a third of a lease
-                await self.pool.publish(keys.queue_wake(self.queue_name), keys.WAKE_FROM_HEAD)
+            await self._wake_from_head()
+
+    async def _wake_from_head(self) -> None:
+        """The job keeps its old place in the queue, behind where other workers' claims now start."""
+        with contextlib.suppress(RedisError):  # they read from the head within a third of a lease
+            await self.pool.publish(keys.queue_wake(self.queue_name), keys.WAKE_FROM_HEAD)
 
     def handle_sig_wait_for_completion(self, signum: Signals) -> None:
         """The first SIGTERM or SIGINT gives running jobs the shutdown grace; a second one (Ctrl-C

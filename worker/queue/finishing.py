@@ -1,0 +1,46 @@
+"""arq's finish of a job, unless askq's record says the job was queued again meanwhile.
+
+arq deletes a job's keys when a run ends for good: aborted by ``askq cancel``, rejected, or skipped
+as already finished. But ``askq retry --cancelled`` may have put the job back in the queue while
+that run was ending (its record ``queued``, a new arq job written under the same id): deleting the
+keys then would leave a record queued with no job to run it, for ever. This finish looks at the
+record first, in the same atomic call, and leaves a re-queued job to be claimed again.
+"""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from common import keys, record
+from common.status import JobState
+
+# KEYS: job record, in-progress, retry count, arq job, abort set, queue. ARGV: job id.
+# Returns 1 when the job was finished, 0 when it was left queued (its claim released).
+_FINISH_UNLESS_QUEUED = f"""
+if redis.call('HGET', KEYS[1], '{record.STATE}') == '{JobState.QUEUED.value}' then
+  redis.call('DEL', KEYS[2])
+  return 0
+end
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+redis.call('ZREM', KEYS[5], ARGV[1])
+redis.call('ZREM', KEYS[6], ARGV[1])
+return 1
+"""
+
+
+class GuardedFinish:
+    def __init__(self, redis: Redis, queue: str) -> None:
+        self._queue = queue
+        self._script = redis.register_script(_FINISH_UNLESS_QUEUED)
+
+    async def __call__(self, job_id: str) -> bool:
+        """Finish the job as arq would (no result kept); False when a retry queued it again."""
+        call_keys = [
+            keys.job_record(job_id),
+            keys.arq_in_progress(job_id),
+            keys.arq_retry(job_id),
+            keys.arq_job(job_id),
+            keys.ARQ_ABORT,
+            self._queue,
+        ]
+        return bool(await self._script(keys=call_keys, args=[job_id]))
