@@ -1,7 +1,10 @@
-"""How long-lived Redis clients (``askq tail``, workers) ride out a dropped connection.
+"""How long-lived Redis clients (``askq tail``, workers) ride out a dropped connection or a full Redis.
 
 redis-py opens a new connection on the next command after one fails, so reconnecting is waiting a
-little, with exponential backoff, and trying again.
+little, with exponential backoff, and trying again. Which errors are worth waiting out is decided
+here, by what they mean rather than by their class alone: under uvloop a connection reset in the
+middle of a command surfaces as a ``RuntimeError`` about a closed transport, and a Redis at its
+``maxmemory`` refuses writes (``OOM``) until memory is freed or the limit raised.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from common.errors import RedisUnavailableError
@@ -17,6 +21,35 @@ from common.secrets import redact_secrets
 
 CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError)
 """What a dropped, killed or restarting Redis raises: worth waiting out."""
+
+OUT_OF_MEMORY = "Redis is out of memory (used memory > maxmemory): raise maxmemory or free memory"
+_CLOSED_TRANSPORT = "unable to perform operation on"
+_OOM_REPLY = "OOM command not allowed"
+
+
+def is_connection_loss(exc: BaseException) -> bool:
+    """The connection dropped, whatever the event loop raised for it."""
+    if isinstance(exc, CONNECTION_ERRORS):
+        return True
+    # uvloop: "unable to perform operation on <TCPTransport closed=True ...>; the handler is closed"
+    return isinstance(exc, RuntimeError) and _CLOSED_TRANSPORT in str(exc) and "closed" in str(exc)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Redis refused a write at its ``maxmemory``; inside a script the reply is wrapped in ERR."""
+    return isinstance(exc, OutOfMemoryError) or (isinstance(exc, ResponseError) and _OOM_REPLY in str(exc))
+
+
+def waits_out(exc: BaseException) -> bool:
+    """Worth trying again later: Redis is away, restarting, full, or a replica during a failover."""
+    return is_connection_loss(exc) or is_out_of_memory(exc) or isinstance(exc, ReadOnlyError)
+
+
+def describe(exc: BaseException) -> str:
+    """One line for a log or a terminal, credentials masked."""
+    if is_out_of_memory(exc):
+        return OUT_OF_MEMORY
+    return redact_secrets(str(exc).split("\n")[0]) or type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -43,7 +76,7 @@ class Backoff:
         now = time.monotonic()
         if self._failing_since is None:
             self._failing_since = now
-        error = redact_secrets(str(exc).split("\n")[0]) or type(exc).__name__
+        error = describe(exc)
         if now - self._failing_since > self._give_up_s:
             raise RedisUnavailableError(
                 f"lost the connection to Redis and could not reconnect for {self._give_up_s:g} s: {error}"

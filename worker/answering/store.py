@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from common import keys, record
-from common.reconnect import CONNECTION_ERRORS, Backoff
+from common.reconnect import Backoff, waits_out
 from common.replay import MARK_LOG_FROM_LUA
 from common.status import TERMINAL_STATES, JobState
 from common.usage import Usage
@@ -249,7 +249,8 @@ class JobStore:
     async def _call_through_outage(
         self, script: AsyncScript, job_keys: list[str], args: list[str | int | float]
     ) -> Any:
-        """Retry across a Redis restart: an answer already paid for must not be lost to a blip.
+        """Retry across a Redis restart or a full Redis: an answer already paid for must not be lost
+        to a blip.
 
         The script is safe to repeat: a state it already set is not moved again.
         """
@@ -258,7 +259,9 @@ class JobStore:
         while True:
             try:
                 previous = await script(keys=job_keys, args=args)
-            except CONNECTION_ERRORS as exc:
+            except Exception as exc:
+                if not waits_out(exc):
+                    raise
                 notice = backoff.failed(exc)
                 log.warning(
                     "redis unavailable; retrying the job record",

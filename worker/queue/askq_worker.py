@@ -28,7 +28,7 @@ from redis.exceptions import RedisError
 
 from common import keys
 from common.config import AskqConfig
-from common.reconnect import CONNECTION_ERRORS, Backoff
+from common.reconnect import Backoff, waits_out
 from worker.queue.claims import JobClaims
 from worker.queue.finishing import GuardedFinish
 from worker.queue.rejections import RejectingFunctions
@@ -64,7 +64,9 @@ class AskqWorker(Worker):
         self._wakeups.start(self.pool)
         try:
             await super()._poll_iteration()
-        except CONNECTION_ERRORS as exc:
+        except Exception as exc:
+            if not waits_out(exc):
+                raise
             self._backoff = self._backoff or Backoff()
             notice = self._backoff.failed(exc)
             log.warning("redis unavailable; polling again", error=notice.error, retry_in_s=notice.retry_in_s)
