@@ -140,6 +140,7 @@ def draw_random_fault(settings: SimulatorSettings, rng: random.Random) -> Direct
         (settings.rate_503, "503"),
         (settings.rate_cut, "cut"),
         (settings.rate_error_in_stream, "error"),
+        (settings.rate_badline, "badline"),
     )
     draw = rng.random()
     for rate, kind in rates:

@@ -6,6 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+FAULT_RATES = ("rate_429", "rate_500", "rate_503", "rate_cut", "rate_error_in_stream", "rate_badline")
+"""Random faults, drawn together: one uniform draw per request picks at most one of them."""
+
 
 def _probability(what: str) -> Any:
     return Field(default=0.0, ge=0.0, le=1.0, description=f"probability of {what} per request")
@@ -29,6 +32,7 @@ class SimulatorSettings(BaseModel):
     rate_503: float = _probability("a 503")
     rate_cut: float = _probability("a cut connection")
     rate_error_in_stream: float = _probability("an error inside a 200 stream")
+    rate_badline: float = _probability("a malformed data: line inside a 200 stream")
     retry_after_s: float = Field(default=1.0, ge=0.0, description="Retry-After sent with simulated 429s")
     cut_after_chunks: int = Field(default=3, ge=0, description="content chunks sent before a cut or error")
     slow_start_ms: float = Field(default=0.0, ge=0.0, description="extra delay before response headers")
@@ -55,7 +59,7 @@ class SimulatorSettings(BaseModel):
     def _rates_fit_in_one_draw(self) -> SimulatorSettings:
         # One uniform draw picks at most one fault, so the rates share the unit interval.
         if self.fault_rate_total() > 1.0 + 1e-9:
-            raise ValueError("rate_429 + rate_500 + rate_503 + rate_cut + rate_error_in_stream must be <= 1")
+            raise ValueError(f"the fault rates ({' + '.join(FAULT_RATES)}) must add up to <= 1")
         return self
 
     @model_validator(mode="after")
@@ -67,7 +71,7 @@ class SimulatorSettings(BaseModel):
         return self
 
     def fault_rate_total(self) -> float:
-        return self.rate_429 + self.rate_500 + self.rate_503 + self.rate_cut + self.rate_error_in_stream
+        return float(sum(getattr(self, name) for name in FAULT_RATES))
 
     def updated(self, changes: dict[str, Any]) -> SimulatorSettings:
         """Return a validated copy with `changes` applied; raises SettingsError naming the key."""

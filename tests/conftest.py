@@ -28,6 +28,7 @@ SIMULATOR_DEFAULTS: dict[str, Any] = {
     "rate_503": 0,
     "rate_cut": 0,
     "rate_error_in_stream": 0,
+    "rate_badline": 0,
     "retry_after_s": 0.2,
     "slow_start_ms": 0,
     "rpm_limit": 0,

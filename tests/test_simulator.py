@@ -297,6 +297,31 @@ async def test_random_faults_follow_rates(sim: RunningSimulator, client: openai.
 
 
 @pytest.mark.asyncio
+async def test_rate_badline_breaks_one_line_of_a_200_stream(
+    sim: RunningSimulator, http: aiohttp.ClientSession
+) -> None:
+    """rate_badline = 1 sends, inside every 200 stream, one data: line that is not JSON, and counts it."""
+    sim.update_settings(rate_badline=1.0)
+    body = {"model": "gpt-4o", "messages": user("anything"), "stream": True}
+    async with http.post(f"{sim.base_url}/chat/completions", json=body) as resp:
+        assert resp.status == 200
+        lines = (await resp.text()).splitlines()
+    payloads = [line.removeprefix("data: ") for line in lines if line.startswith("data: ")]
+    not_json = [text for text in payloads if text != "[DONE]" and not _is_json(text)]
+    assert len(not_json) == 1
+    _, stats = await admin(http, sim, "stats")
+    assert stats["streams_malformed"] == 1
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.mark.asyncio
 async def test_rpm_limit_refuses_excess_with_retry_after(
     sim: RunningSimulator, http: aiohttp.ClientSession
 ) -> None:
