@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from arq.jobs import serialize_result
+from arq.worker import JobExecutionFailed
 
 from common.serializer import job_deserializer, job_serializer
 
@@ -30,3 +32,15 @@ def test_a_job_that_is_not_an_object_is_refused() -> None:
     """A JSON list where a job belongs is an error that says what was expected."""
     with pytest.raises(ValueError, match="must be a JSON object"):
         job_deserializer(b"[1, 2]")
+
+
+def test_a_failed_run_s_exception_is_written_as_its_text() -> None:
+    """arq's outcome of a job that expired before it ran holds an exception: written as text."""
+    raw = serialize_result(
+        *("answer", (), {}, 1, 0, False, JobExecutionFailed("job expired"), 0, 1, "q:answer"),
+        serializer=job_serializer,
+        queue_name="q",
+        job_id="q1",
+    )
+    assert raw is not None
+    assert json.loads(raw)["r"] == "JobExecutionFailed: job expired"
