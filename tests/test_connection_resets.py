@@ -31,7 +31,7 @@ RESET_EVERY_S = "0.02,0.1"
 async def test_connection_resets_lose_nothing_and_kill_no_worker(
     redis: Redis, redis_url: str, sim: Simulator, tmp_path: Path
 ) -> None:
-    """Resets every 0.05-0.3 s until the batch ends: one result per item, counters equal to the results
+    """Resets every 0.02-0.1 s until the batch ends: one result per item, counters equal to the results
     file, no job left queued or running, every job's events in the log with contiguous seqs and a
     done, both workers alive with no traceback."""
     sim.configure(ttft_ms=5, tokens_per_s=100, answer_tokens=24)  # a quarter of a second each
