@@ -32,6 +32,7 @@ from redis.exceptions import RedisError
 from common import keys
 from common.config import AskqConfig
 from common.errors import FatalProviderError, ProviderError, RetryableProviderError
+from common.reconnect import describe, is_connection_loss
 
 log = structlog.get_logger(__name__)
 
@@ -128,8 +129,10 @@ class ProviderGate:
         generation = memory.generation if memory is not None else 0
         try:
             reason, cooldown_ms, send_in_ms = await self._admit(keys=self._keys, args=[self._interval_ms])
-        except RedisError as exc:
-            log.warning("provider gate unreadable; calling anyway", error=str(exc))
+        except Exception as exc:
+            if not (isinstance(exc, RedisError) or is_connection_loss(exc)):  # uvloop's reset: RuntimeError
+                raise
+            log.warning("provider gate unreadable; calling anyway", error=describe(exc))
             return Admission()
         if reason is not None:
             message = NOT_SENT.format(reason=reason.decode(), batch=self._batch)
@@ -146,8 +149,10 @@ class ProviderGate:
             return  # a 5xx, a timeout: nothing for the others to hold back for
         try:
             await share
-        except RedisError as exc:
-            log.warning("provider refusal not shared", error=str(exc))
+        except Exception as exc:
+            if not (isinstance(exc, RedisError) or is_connection_loss(exc)):  # uvloop's reset: RuntimeError
+                raise
+            log.warning("provider refusal not shared", error=describe(exc))
         finally:
             # After the write: a reading sent before it can no longer be remembered as open.
             if self._memory is not None:

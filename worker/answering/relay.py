@@ -24,7 +24,9 @@ from redis.exceptions import RedisError
 
 from common import keys
 from common.config import StreamConfig
+from common.reconnect import describe, is_connection_loss
 from common.replay import encode_entry
+from worker.queue.supervise import supervised
 
 log = structlog.get_logger(__name__)
 
@@ -63,7 +65,7 @@ class EventRelay:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="event relay")
+        self._task = supervised(self._run, "event relay")
 
     def add(self, feed: Feed, event_json: str) -> None:
         """Queue one event, already numbered, for the next flush."""
@@ -125,12 +127,17 @@ class EventRelay:
     async def _send(self, sending: dict[Feed, list[str]]) -> None:
         try:
             await self._write(sending)
-        except RedisError as exc:
+        except Exception as exc:
+            # A reset under uvloop is a RuntimeError about a closed transport, not a RedisError.
+            if not (isinstance(exc, RedisError) or is_connection_loss(exc)):
+                raise
             count = sum(len(events) for events in sending.values())
             if self._closing:
-                log.warning("events lost", error=str(exc), events=count)
+                log.warning("events lost", error=describe(exc), events=count)
                 return
-            log.warning("publish failed; will retry", error=str(exc), events=count, retry_in_s=RETRY_AFTER_S)
+            log.warning(
+                "publish failed; will retry", error=describe(exc), events=count, retry_in_s=RETRY_AFTER_S
+            )
             for feed, events in self._waiting.items():
                 sending.setdefault(feed, []).extend(events)
             self._waiting = sending

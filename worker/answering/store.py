@@ -91,6 +91,8 @@ if tonumber(redis.call('HGET', KEYS[1], '{record.SEQ}') or '0') < tonumber(ARGV[
 end
 return error or ''
 """
+# KEYS: job record. Returns the record's finished_at, or false.
+_FINISHED_AT = f"return redis.call('HGET', KEYS[1], '{record.FINISHED_AT}')"
 log = structlog.get_logger(__name__)
 
 STORE_OUTAGE_S = 60.0
@@ -130,6 +132,7 @@ class JobStore:
         self._transition = redis.register_script(_TRANSITION)
         self._start = redis.register_script(_START)
         self._cancelled = redis.register_script(_CANCELLED)
+        self._finished_at = redis.register_script(_FINISHED_AT)
 
     async def mark_running(self, job_id: str, batch: str) -> RunStart | None:
         """Move a queued job to running; None when it is finished already (or unknown) and must not run."""
@@ -192,7 +195,12 @@ class JobStore:
         previous = await self._run(
             job_id, batch, outcome.state, fields, latency_ms=outcome.latency_ms, usage=usage
         )
-        return previous != ""
+        if previous != "":
+            return True
+        # The job was ended already, maybe by this very call: a reset can lose the reply of a script
+        # that ran, and the retry then finds the job ended. Its finished_at tells whose end it is.
+        ended_at = await self._call_through_outage(self._finished_at, [keys.job_record(job_id)], [])
+        return isinstance(ended_at, bytes) and ended_at.decode() == fields[record.FINISHED_AT]
 
     async def _run(
         self,

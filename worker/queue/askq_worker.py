@@ -28,7 +28,7 @@ from redis.exceptions import RedisError
 
 from common import keys
 from common.config import AskqConfig
-from common.reconnect import Backoff, waits_out
+from common.reconnect import Backoff, describe, waits_out
 from worker.queue.claims import JobClaims
 from worker.queue.finishing import GuardedFinish
 from worker.queue.rejections import RejectingFunctions
@@ -115,6 +115,22 @@ class AskqWorker(Worker):
             task = self.loop.create_task(self.run_job(job_id, score))
             task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
             self.tasks[job_id] = task
+
+    async def run_job(self, job_id: str, score: int) -> None:
+        """arq's start and end of a job, around the job function, talk to Redis outside any job code:
+        a connection lost there (a reset, under uvloop a RuntimeError) would end this task with a
+        traceback nobody reads. The job is left to its lease instead: it runs again when the lease
+        ends, and its one result still holds."""
+        try:
+            await super().run_job(job_id, score)
+        except Exception as exc:
+            if not waits_out(exc):
+                raise
+            log.warning(
+                "redis unavailable while starting or finishing a job; it runs again when its lease ends",
+                job_id=job_id,
+                error=describe(exc),
+            )
 
     async def finish_job(
         self,

@@ -20,6 +20,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from common import keys
+from common.reconnect import describe, is_connection_loss
+from worker.queue.supervise import supervised
 
 log = structlog.get_logger(__name__)
 
@@ -34,7 +36,7 @@ class LeaseKeeper:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._renew_forever(), name="renew job leases")
+        self._task = supervised(self._renew_forever, "renew job leases")
 
     async def aclose(self) -> None:
         if self._task is not None:
@@ -68,7 +70,10 @@ class LeaseKeeper:
         while True:
             try:
                 await self._renew(list(self._held))
-            except RedisError as exc:
+            except Exception as exc:
+                # A reset under uvloop is a RuntimeError about a closed transport, not a RedisError.
+                if not (isinstance(exc, RedisError) or is_connection_loss(exc)):
+                    raise
                 # The jobs go on; if Redis stays away longer than the lease, they may run twice.
-                log.warning("could not renew job leases", error=str(exc), jobs=len(self._held))
+                log.warning("could not renew job leases", error=describe(exc), jobs=len(self._held))
             await asyncio.sleep(self._renew_every_s)  # the renewal period

@@ -21,7 +21,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from common import keys
-from common.reconnect import Backoff
+from common.reconnect import Backoff, is_connection_loss
+from worker.queue.supervise import supervised
 
 log = structlog.get_logger(__name__)
 
@@ -35,7 +36,7 @@ class Wakeups:
 
     def start(self, redis: Redis) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._listen(redis), name=f"listen {self._channel}")
+            self._task = supervised(lambda: self._listen(redis), f"listen {self._channel}")
 
     def wake(self) -> None:
         self._event.set()
@@ -73,7 +74,10 @@ class Wakeups:
                         if message.get("data") == keys.WAKE_FROM_HEAD:
                             self._from_head = True
                         self._event.set()
-            except (RedisError, OSError) as exc:
+            except Exception as exc:
+                # A reset under uvloop is a RuntimeError about a closed transport, not a RedisError.
+                if not (isinstance(exc, (RedisError, OSError)) or is_connection_loss(exc)):
+                    raise
                 notice = backoff.failed(exc)
                 log.debug("wake channel unavailable", error=notice.error, retry_in_s=notice.retry_in_s)
                 await asyncio.sleep(notice.retry_in_s)  # backoff while Redis is away
