@@ -22,11 +22,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from askq.stack import free_port, simulator_process, stop
+from askq.stack import free_port, simulator_process
 from bench.chaos.account import account
-from bench.chaos.scenarios import LEASE_S, SCENARIOS, Scenario, reset_proxy
+from bench.chaos.scenarios import LEASE_S, RESETS_EVERY_S, SCENARIOS, Scenario
 from bench.chaos.scene import Scene
 from bench.procs import write_config
+from bench.reset_proxy import reset_proxy
 
 SIMULATOR = (
     *("--ttft-ms", "100", "--tokens-per-s", "40", "--answer-tokens", "120"),
@@ -55,21 +56,20 @@ COLUMNS = (
 async def run_scenario(scenario: Scenario, jobs: int) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix=f"askq-chaos-{scenario.name}-"))
     config = write_config(work, {"limits": {"lease_s": LEASE_S, "shutdown_grace_s": 5}})
-    with simulator_process(*SIMULATOR, *scenario.sim_flags) as base_url:
+    with simulator_process(*SIMULATOR, *scenario.sim_flags) as base_url, contextlib.ExitStack() as stack:
         scene = Scene(work, jobs, scenario.redis_args, free_port(), base_url, config)
         scene.start_redis()
         proxy = None
         if scenario.proxy:
-            port = free_port()
-            proxy = reset_proxy(port, scene.redis_port)
-            scene.worker_url = f"redis://127.0.0.1:{port}"
+            proxy = stack.enter_context(reset_proxy(scene.redis_port, seed=7, reset_every_s=RESETS_EVERY_S))
+            scene.worker_url = proxy.url(scene.redis_url)
         try:
             outcome = await _run(scene, scenario, base_url)
-            return {"scenario": scenario.name, "fault": scenario.fault, **outcome}
         finally:
             await scene.close()
-            if proxy is not None:
-                stop(proxy)
+        if proxy is not None:
+            outcome["faults"]["connection_resets"] = proxy.stop()["resets"]
+        return {"scenario": scenario.name, "fault": scenario.fault, **outcome}
 
 
 async def _run(scene: Scene, scenario: Scenario, base_url: str) -> dict[str, Any]:
