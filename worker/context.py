@@ -33,6 +33,9 @@ class WorkerContext(TypedDict, total=False):
     released: set[str]
     """Under ``AskqWorker``: ids of jobs whose finish already removed them from arq's keys, so arq's
     own finishing (a transaction per job) is skipped for them."""
+    abandoned: set[str]
+    """Under ``AskqWorker``: ids of jobs whose record could not be written; arq must not finish them,
+    so they run again once their lease ends."""
     client: AsyncOpenAI
     owns_client: bool
     """False when the client is shared with the other worker of the process, which closes it."""

@@ -7,11 +7,13 @@ import time
 from typing import Any
 
 import structlog
+from redis.exceptions import RedisError
 
 from common import keys
-from common.errors import NotFoundError, ProviderError
+from common.errors import NotFoundError, ProviderError, RedisUnavailableError
 from common.events import EventType
 from common.payload import JobPayload
+from common.reconnect import describe, waits_out
 from common.replay import last_event_in_log
 from common.status import JobState
 from worker.answering.answerer import Answerer, build_request
@@ -33,7 +35,22 @@ async def answer(ctx: WorkerContext, *args: Any, **kwargs: Any) -> dict[str, Any
     if payload is None:
         return await reject(ctx, refusal)  # never executed: refused and recorded
     with structlog.contextvars.bound_contextvars(job_id=payload.job_id, batch=payload.batch):
-        return await _answer(ctx, payload)
+        try:
+            return await _answer(ctx, payload)
+        except Exception as exc:
+            if not _is_redis_failure(exc):
+                raise
+            # The record could not be written (Redis full or away past the store's wait): arq must
+            # not finish the job, or its record would stay queued or running with no job behind it.
+            # Left alone, its lease ends and it is claimed again, from what its record says.
+            if "abandoned" in ctx:
+                ctx["abandoned"].add(payload.job_id)
+            log.warning("job left to run again: its record could not be written", error=describe(exc))
+            return {"state": "abandoned"}
+
+
+def _is_redis_failure(exc: BaseException) -> bool:
+    return isinstance(exc, RedisError | RedisUnavailableError) or waits_out(exc)
 
 
 async def _answer(ctx: WorkerContext, payload: JobPayload) -> dict[str, Any]:

@@ -52,8 +52,10 @@ class AskqWorker(Worker):
         self.in_progress_timeout_s = config.limits.lease_s
         self.ctx["claims_lease"] = True  # the claim sets the lease: no need to shorten it again
         self._released: set[str] = set()
+        self._abandoned: set[str] = set()
         if self.queue_name == keys.QUEUE:  # the queue the job store removes finished jobs from
             self.ctx["released"] = self._released
+            self.ctx["abandoned"] = self._abandoned
         # arq sleeps poll_delay after every poll; here the wait happens in _poll_iteration, on wake-ups.
         self._idle_poll_s, self.poll_delay_s = self.poll_delay_s, 0.0
         self._wakeups = Wakeups(self.queue_name)
@@ -127,8 +129,15 @@ class AskqWorker(Worker):
         keep_in_progress: float | None,
     ) -> None:
         """arq's end of a job: nothing left to do for a job whose finish released it (and whose
-        result arq does not keep); a job queued again while its run ended (``askq retry`` after a
-        cancel) is left in the queue; a job handed back to be run again also wakes the other workers."""
+        result arq does not keep), nor for one left to run again (``abandoned``); a job queued again
+        while its run ended (``askq retry`` after a cancel) is left in the queue; a job handed back
+        to be run again also wakes the other workers."""
+        if job_id in self._abandoned:
+            # Its record could not be written: its keys stay, and its lease (no longer renewed)
+            # ends, so it is claimed again.
+            self._abandoned.discard(job_id)
+            self._released.discard(job_id)
+            return
         released = job_id in self._released
         self._released.discard(job_id)
         if released and finish and result_data is None:
