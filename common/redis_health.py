@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -158,11 +159,35 @@ async def read_lineage(redis: Redis) -> Lineage | None:
     )
 
 
+def data_lost(running: int | None) -> str:
+    """A worker's one line when it finds that Redis lost askq's data under it."""
+    jobs = "its running jobs" if running is None else f"{running} running job{'' if running == 1 else 's'}"
+    return f"Redis lost askq's data (restarted without persistence?): {jobs} cannot be recorded"
+
+
+def missing_batch(batch: str, lineage: Lineage | None) -> str:
+    """Why a batch is not in Redis, as far as the lineage tells."""
+    if lineage is None:
+        return (
+            f"unknown batch {batch!r}: this Redis holds no askq data at all (another REDIS_URL? or Redis "
+            "lost its data: restarted without persistence?)"
+        )
+    if lineage.lost_at is not None:
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(lineage.lost_at))
+        return (
+            f"unknown batch {batch!r}: Redis lost askq's data (restarted without persistence?), found at "
+            f"{when}; a batch submitted before then is gone: submit it again"
+        )
+    return f"unknown batch {batch!r} (never submitted, or expired after the retention)"
+
+
 class LineageWatch:
     """A worker's memory of the lineage it started with: tells when Redis lost askq's data since."""
 
     def __init__(self) -> None:
         self.token: str | None = None
+        self.running: Callable[[], int] | None = None
+        """How many jobs this worker is running, when its worker class can tell."""
 
     async def claim(self, redis: Redis) -> None:
         self.token = (await ensure_lineage(redis, held=self.token)).token
@@ -170,8 +195,11 @@ class LineageWatch:
     async def lost(self, redis: Redis) -> bool:
         """True, once per loss, when the lineage this worker knew is gone: the new one is adopted."""
         held = self.token
-        self.token = (await ensure_lineage(redis, held=held)).token
-        return held is not None and held != self.token
+        current = (await ensure_lineage(redis, held=held)).token
+        if self.token != held:  # another look by this worker, at the same time, got there first
+            return False
+        self.token = current
+        return held is not None and held != current
 
 
 def _text(value: bytes | str) -> str:

@@ -14,6 +14,7 @@ from common.errors import NotFoundError, ProviderError, RedisUnavailableError
 from common.events import EventType
 from common.payload import JobPayload
 from common.reconnect import describe, waits_out
+from common.redis_health import data_lost
 from common.replay import last_event_in_log
 from common.status import JobState
 from worker.answering.answerer import Answerer, build_request
@@ -73,8 +74,9 @@ async def _answer(ctx: WorkerContext, payload: JobPayload) -> dict[str, Any]:
             if "released" in ctx:
                 ctx["released"].add(payload.job_id)
             _publish_end(publisher, outcome)
-        else:
-            await _announce_cancelled(store, payload, publisher)
+        elif not await _announce_cancelled(store, payload, publisher) and await _record_gone(ctx, payload):
+            log.warning("result not stored: the job's record is gone", state=outcome.state.value)
+            return {"state": "gone"}
     except asyncio.CancelledError:
         # Either `askq cancel` aborted the job (its record says so) or the worker is stopping and
         # the grace period is over: then the job goes back to the queue, announced.
@@ -145,12 +147,23 @@ async def _outcome(ctx: WorkerContext, payload: JobPayload, publisher: EventPubl
     )
 
 
-async def _announce_cancelled(store: JobStore, payload: JobPayload, publisher: EventPublisher) -> None:
+async def _announce_cancelled(store: JobStore, payload: JobPayload, publisher: EventPublisher) -> bool:
     """The record was cancelled while this run went on: its result is dropped, and readers told."""
     reason = await store.cancelled_reason(payload.job_id, seq=publisher.next_seq())
     if reason is not None:
         publisher.emit(EventType.CANCELLED, max(publisher.attempt, 1), error=reason)
         log.info("cancelled")
+    return reason is not None
+
+
+async def _record_gone(ctx: WorkerContext, payload: JobPayload) -> bool:
+    """Whether the job's record is gone (its batch deleted, or Redis lost askq's data: said once)."""
+    if await ctx["redis"].exists(keys.job_record(payload.job_id)):
+        return False  # another run recorded the result first
+    lineage = ctx.get("lineage")
+    if lineage is not None and await lineage.lost(ctx["redis"]):
+        log.error(data_lost(lineage.running() if lineage.running is not None else None))
+    return True
 
 
 def _publish_end(publisher: EventPublisher, outcome: Outcome) -> None:
