@@ -235,8 +235,8 @@ async def _assert_one_result_each(redis: Redis, batch: str, total: int) -> None:
 async def test_a_worker_rides_out_a_full_redis_and_every_job_ends_once(
     private_redis: str, sim: Simulator, tmp_path: Path
 ) -> None:
-    """Redis fills mid-batch: the worker process keeps running, says so in one line (no traceback),
-    and once maxmemory is raised every job ends with exactly one result."""
+    """Redis full when the worker starts, and again mid-batch: the worker process keeps running, says
+    so in one line (no traceback), and once maxmemory is raised every job ends with exactly one result."""
     sim.configure(ttft_ms=20, tokens_per_s=60, answer_tokens=40)
     config = _config_file(tmp_path)
     total = 24
@@ -244,9 +244,12 @@ async def test_a_worker_rides_out_a_full_redis_and_every_job_ends_once(
     assert askq("submit", str(_questions(tmp_path, total)), "--batch", "oom", env=env).returncode == 0
     redis = Redis.from_url(private_redis)
     log_path = tmp_path / "worker.log"
+    await redis.config_set("maxmemory", "1")  # far below what is used: every write is refused
     with _worker(log_path, config, private_redis, sim) as worker:
+        await eventually(lambda: _says_full(log_path), timeout_s=30)
+        await redis.config_set("maxmemory", "0")
         await eventually(lambda: _some_finished(redis, "oom"), timeout_s=30)
-        await redis.config_set("maxmemory", "1")  # far below what is used: every write is refused
+        await redis.config_set("maxmemory", "1")
         await eventually(lambda: _says_full(log_path), timeout_s=30)
         await eventually(lambda: _a_job_waits_for_room(log_path), timeout_s=30)
         await redis.config_set("maxmemory", "0")
