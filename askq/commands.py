@@ -26,6 +26,7 @@ from askq.terminal import json_line, make_console, visible
 from common.config import load_config
 from common.files import check_writable, replaced_atomically
 from common.reconnect import CONNECTION_ERRORS, Backoff
+from common.redis_health import check_memory_policy
 from common.wording import counted
 from producer.batches import BatchStatus, batch_status, job_id_pages
 from producer.connection import connect
@@ -55,6 +56,9 @@ async def submit(
     when --wait sees a job fail."""
     config = load_config()
     async with connect() as redis:
+        warning = await check_memory_policy(redis)  # an evicting Redis is refused before anything
+        if warning is not None:
+            stderr.print(f"askq: warning: {warning}", markup=False, soft_wrap=True)
         # Standard input is spooled to a file both passes read, removed once the jobs are written.
         with question_file(path, fmt) as (file, name), submit_bar(stderr, show=not as_json) as progress:
             report = await submit_file(

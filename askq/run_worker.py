@@ -12,9 +12,11 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
+import structlog
 from redis.exceptions import RedisError
 
 from common.config import AskqConfig, load_config
+from common.redis_health import check_memory_policy
 from common.redis_url import check_url, connection_error, redis_url
 from producer.connection import connect
 from worker.answering.provider_check import check_provider, configured_models
@@ -22,6 +24,8 @@ from worker.logging import configure_logging
 from worker.queue.askq_worker import AskqWorker
 from worker.schedules.settings import schedule_worker_settings
 from worker.settings import provider_endpoint, shared_provider, with_concurrency, worker_settings
+
+log = structlog.get_logger(__name__)
 
 
 def run_worker(*, burst: bool, concurrency: int | None, verbose: bool, provider_check: bool = True) -> int:
@@ -43,9 +47,11 @@ def run_worker(*, burst: bool, concurrency: int | None, verbose: bool, provider_
 
 async def _reachable(url: str) -> None:
     """One ping first: a refused password or a server that is not there is one line, not arq's
-    retries (which stay for a Redis lost later)."""
-    async with connect(url):
-        pass
+    retries (which stay for a Redis lost later). A Redis that can evict askq's keys is refused."""
+    async with connect(url) as redis:
+        warning = await check_memory_policy(redis)
+    if warning is not None:
+        log.warning(warning)
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

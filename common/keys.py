@@ -43,6 +43,10 @@ SCHEDULE_HEALTH = f"{SCHEDULE_QUEUE}{health_check_key_suffix}"
 FINISHED = f"{PREFIX}:finished"
 """Sorted set of job ids by finish time (unix seconds): an ``answers`` schedule reads its window here."""
 
+LINEAGE = f"{PREFIX}:lineage"
+"""Hash with a random token, never expiring, written by the first submit or worker: when it vanishes
+or changes under a worker, Redis lost askq's data (``common.redis_health``)."""
+
 REJECTED = f"{PREFIX}:rejected"
 """Stream of jobs a worker refused to run (unreadable, an unknown function, a payload not of askq's
 schema or naming another job): arq job id and reason."""

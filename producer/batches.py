@@ -14,20 +14,22 @@ from redis.asyncio import Redis
 
 from common import keys, record
 from common.errors import NotFoundError
+from common.redis_health import missing_batch, read_lineage
 from common.status import TERMINAL_STATES, JobState
 
 PAGE_ITEMS = 500
 """Job ids read per round trip when walking a batch in input order."""
 
 
-def unknown_batch(batch: str) -> NotFoundError:
-    return NotFoundError(f"unknown batch {batch!r} (never submitted, or expired after the retention)")
+async def unknown_batch(redis: Redis, batch: str) -> NotFoundError:
+    """A batch not in Redis; said to be lost when Redis lost askq's data (``common.redis_health``)."""
+    return NotFoundError(missing_batch(batch, await read_lineage(redis)))
 
 
 async def job_id_pages(redis: Redis, batch: str) -> AsyncIterator[list[str]]:
     """The batch's job ids in input order, a page at a time; NotFoundError for an unknown batch."""
     if not await redis.exists(keys.batch_record(batch)):
-        raise unknown_batch(batch)
+        raise await unknown_batch(redis, batch)
     start = 0
     while True:
         page = await redis.lrange(keys.batch_items(batch), start, start + PAGE_ITEMS - 1)  # type: ignore[misc]  # redis-py types sync and async alike
@@ -111,7 +113,7 @@ async def batch_status(
     latency_reply = lists.pop(0) if with_latencies else []
     items_reply = lists.pop(0) if lists else []
     if not fields_reply:
-        raise unknown_batch(batch)
+        raise await unknown_batch(redis, batch)
     job_ids = [job_id.decode() for job_id in items_reply]
     return _status(batch, fields_reply, latency_reply, job_ids, job_ids_total=items_total)
 

@@ -20,7 +20,9 @@ from redis.asyncio import Redis
 
 from common import keys, record
 from common.config import AskqConfig
-from common.errors import InputError
+from common.errors import InputError, RedisUnavailableError
+from common.reconnect import OUT_OF_MEMORY, is_out_of_memory
+from common.redis_health import ensure_lineage
 from common.status import JobState
 from producer.arq_jobs import arq_job, payload_json, request_json, wake_workers
 from producer.items import QuestionItem
@@ -96,6 +98,10 @@ return {#listed, conflicts, unpack(named)}
 )
 
 
+class RedisFullError(RedisUnavailableError):
+    """Redis reached its maxmemory mid-submit: what was written stays, and a resubmit adds the rest."""
+
+
 @dataclass(frozen=True)
 class SubmitReport:
     batch: str
@@ -166,7 +172,19 @@ async def submit_file(
         reasons = [check.describe()] if check.problems else []
         raise InputError("\n".join([*reasons, f"{source.name}: no questions found"]))
     batch = check_batch_name(batch) if batch else default_batch_name(Path(source.name), check.digest)
-    tally = await _enqueue(redis, source, config, batch, job_type, check.items, progress)
+    tally = _Tally()
+    try:
+        await ensure_lineage(redis)  # how a worker tells, later, that Redis lost this batch
+        await _enqueue(redis, source, config, batch, job_type, check.items, progress, tally)
+    except Exception as exc:
+        if not is_out_of_memory(exc):
+            raise
+        # Each chunk is one script that either ran whole or wrote nothing, and an item already
+        # in the batch is skipped: the same command again enqueues exactly what is missing.
+        raise RedisFullError(
+            f"{OUT_OF_MEMORY}; {tally.enqueued:,} of {check.items:,} questions were enqueued before it "
+            f"filled; submitting the same file to batch {batch} again is safe (what is in it is skipped)"
+        ) from None
     invalid = len(check.problems) + check.more_problems
     return SubmitReport(
         batch,
@@ -188,8 +206,8 @@ async def _enqueue(
     job_type: str,
     total: int,
     progress: SubmitProgress | None,
-) -> _Tally:
-    tally = _Tally()
+    tally: _Tally,
+) -> None:
     done = 0
     script = redis.register_script(_ENQUEUE)
     # Scores rise by 0.001 ms per item in input order, so workers take questions in file order.
@@ -212,7 +230,6 @@ async def _enqueue(
             progress.written(done, total)
     if writing is not None:
         await _written(redis, writing, tally)
-    return tally
 
 
 async def _written(redis: Redis, writing: asyncio.Future[list[Any]], tally: _Tally) -> None:

@@ -159,7 +159,8 @@ def test_json_errors_are_json_on_stderr(redis: Redis) -> None:
     assert json.loads(done.stderr) == {
         "error": {
             "type": "NotFoundError",
-            "message": "unknown batch 'nope' (never submitted, or expired after the retention)",
+            "message": "unknown batch 'nope': this Redis holds no askq data at all (another REDIS_URL? or "
+            "Redis lost its data: restarted without persistence?)",
         }
     }
 

@@ -96,4 +96,7 @@ async def test_status_ids_of_an_unknown_batch_is_one_line(redis: Redis) -> None:
 
     assert done.returncode == 1
     assert done.stdout == ""
-    assert done.stderr == "askq: unknown batch 'nope' (never submitted, or expired after the retention)\n"
+    assert done.stderr == (
+        "askq: unknown batch 'nope': this Redis holds no askq data at all (another REDIS_URL? or Redis lost "
+        "its data: restarted without persistence?)\n"
+    )

@@ -12,6 +12,7 @@ if TYPE_CHECKING:  # types only: the answering modules import this one, never th
     from openai import AsyncOpenAI
 
     from common.config import AskqConfig
+    from common.redis_health import LineageWatch
     from worker.answering.gate import GateMemory
     from worker.answering.provider import ChatProvider
     from worker.answering.relay import EventRelay
@@ -33,6 +34,11 @@ class WorkerContext(TypedDict, total=False):
     released: set[str]
     """Under ``AskqWorker``: ids of jobs whose finish already removed them from arq's keys, so arq's
     own finishing (a transaction per job) is skipped for them."""
+    abandoned: set[str]
+    """Under ``AskqWorker``: ids of jobs whose record could not be written; arq must not finish them,
+    so they run again once their lease ends."""
+    lineage: LineageWatch
+    """The questions worker's memory of askq's lineage in Redis: tells when Redis lost its data."""
     client: AsyncOpenAI
     owns_client: bool
     """False when the client is shared with the other worker of the process, which closes it."""

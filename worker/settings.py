@@ -16,6 +16,8 @@ from openai import AsyncOpenAI, DefaultAioHttpClient
 from common import keys
 from common.config import AskqConfig, load_config
 from common.errors import ConfigError
+from common.reconnect import describe, waits_out
+from common.redis_health import LineageWatch, persistence_warning
 from common.redis_url import arq_settings, redact, redis_url
 from common.redis_wire import pack_with_hiredis
 from common.secrets import redact_secrets
@@ -115,12 +117,29 @@ async def on_startup(raw_ctx: dict[str, Any]) -> None:
     ctx["gate_memory"] = GateMemory()
     ctx["relay"] = EventRelay(ctx["redis"], config.stream, config.retention.ttl_s)
     ctx["relay"].start()
+    if "lineage" in ctx:  # the questions worker: one look at what Redis keeps, for the process
+        await _look_at_redis(ctx)
     log.info(
         "worker started",
         provider=str(ctx["client"].base_url),
         concurrency=config.limits.concurrency,
         max_jobs=config.limits.max_jobs,
     )
+
+
+async def _look_at_redis(ctx: WorkerContext) -> None:
+    """Warn when Redis has no persistence; remember askq's lineage, to tell later if Redis lost it."""
+    try:
+        warning = await persistence_warning(ctx["redis"])
+        await ctx["lineage"].claim(ctx["redis"])
+    except Exception as exc:
+        if not waits_out(exc):
+            raise
+        # A full or restarting Redis: the poll waits it out; the lineage is claimed at its next look.
+        log.warning("could not look at Redis's persistence and askq's lineage", error=describe(exc))
+        return
+    if warning is not None:
+        log.warning(warning)
 
 
 async def on_shutdown(raw_ctx: dict[str, Any]) -> None:
@@ -182,6 +201,6 @@ def worker_settings(
         "allow_abort_jobs": True,
         "job_serializer": job_serializer,
         "job_deserializer": tolerant_deserializer,
-        "ctx": {"config": config, **(shared or {})},
+        "ctx": {"config": config, "lineage": LineageWatch(), **(shared or {})},
         "burst": burst,
     }

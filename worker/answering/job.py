@@ -7,11 +7,14 @@ import time
 from typing import Any
 
 import structlog
+from redis.exceptions import RedisError
 
 from common import keys
-from common.errors import NotFoundError, ProviderError
+from common.errors import NotFoundError, ProviderError, RedisUnavailableError
 from common.events import EventType
 from common.payload import JobPayload
+from common.reconnect import describe, waits_out
+from common.redis_health import data_lost
 from common.replay import last_event_in_log
 from common.status import JobState
 from worker.answering.answerer import Answerer, build_request
@@ -33,7 +36,22 @@ async def answer(ctx: WorkerContext, *args: Any, **kwargs: Any) -> dict[str, Any
     if payload is None:
         return await reject(ctx, refusal)  # never executed: refused and recorded
     with structlog.contextvars.bound_contextvars(job_id=payload.job_id, batch=payload.batch):
-        return await _answer(ctx, payload)
+        try:
+            return await _answer(ctx, payload)
+        except Exception as exc:
+            if not _is_redis_failure(exc):
+                raise
+            # The record could not be written (Redis full or away past the store's wait): arq must
+            # not finish the job, or its record would stay queued or running with no job behind it.
+            # Left alone, its lease ends and it is claimed again, from what its record says.
+            if "abandoned" in ctx:
+                ctx["abandoned"].add(payload.job_id)
+            log.warning("job left to run again: its record could not be written", error=describe(exc))
+            return {"state": "abandoned"}
+
+
+def _is_redis_failure(exc: BaseException) -> bool:
+    return isinstance(exc, RedisError | RedisUnavailableError) or waits_out(exc)
 
 
 async def _answer(ctx: WorkerContext, payload: JobPayload) -> dict[str, Any]:
@@ -56,8 +74,9 @@ async def _answer(ctx: WorkerContext, payload: JobPayload) -> dict[str, Any]:
             if "released" in ctx:
                 ctx["released"].add(payload.job_id)
             _publish_end(publisher, outcome)
-        else:
-            await _announce_cancelled(store, payload, publisher)
+        elif not await _announce_cancelled(store, payload, publisher) and await _record_gone(ctx, payload):
+            log.warning("result not stored: the job's record is gone", state=outcome.state.value)
+            return {"state": "gone"}
     except asyncio.CancelledError:
         # Either `askq cancel` aborted the job (its record says so) or the worker is stopping and
         # the grace period is over: then the job goes back to the queue, announced.
@@ -128,12 +147,23 @@ async def _outcome(ctx: WorkerContext, payload: JobPayload, publisher: EventPubl
     )
 
 
-async def _announce_cancelled(store: JobStore, payload: JobPayload, publisher: EventPublisher) -> None:
+async def _announce_cancelled(store: JobStore, payload: JobPayload, publisher: EventPublisher) -> bool:
     """The record was cancelled while this run went on: its result is dropped, and readers told."""
     reason = await store.cancelled_reason(payload.job_id, seq=publisher.next_seq())
     if reason is not None:
         publisher.emit(EventType.CANCELLED, max(publisher.attempt, 1), error=reason)
         log.info("cancelled")
+    return reason is not None
+
+
+async def _record_gone(ctx: WorkerContext, payload: JobPayload) -> bool:
+    """Whether the job's record is gone (its batch deleted, or Redis lost askq's data: said once)."""
+    if await ctx["redis"].exists(keys.job_record(payload.job_id)):
+        return False  # another run recorded the result first
+    lineage = ctx.get("lineage")
+    if lineage is not None and await lineage.lost(ctx["redis"]):
+        log.error(data_lost(lineage.running() if lineage.running is not None else None))
+    return True
 
 
 def _publish_end(publisher: EventPublisher, outcome: Outcome) -> None:

@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 from common import keys
 from common.config import AskqConfig
 from common.reconnect import Backoff, describe, waits_out
+from common.redis_health import LineageWatch, data_lost
 from worker.queue.claims import JobClaims
 from worker.queue.finishing import GuardedFinish
 from worker.queue.rejections import RejectingFunctions
@@ -52,8 +53,13 @@ class AskqWorker(Worker):
         self.in_progress_timeout_s = config.limits.lease_s
         self.ctx["claims_lease"] = True  # the claim sets the lease: no need to shorten it again
         self._released: set[str] = set()
+        self._abandoned: set[str] = set()
         if self.queue_name == keys.QUEUE:  # the queue the job store removes finished jobs from
             self.ctx["released"] = self._released
+            self.ctx["abandoned"] = self._abandoned
+        lineage: LineageWatch | None = self.ctx.get("lineage")
+        if lineage is not None:
+            lineage.running = lambda: self.job_counter
         # arq sleeps poll_delay after every poll; here the wait happens in _poll_iteration, on wake-ups.
         self._idle_poll_s, self.poll_delay_s = self.poll_delay_s, 0.0
         self._wakeups = Wakeups(self.queue_name)
@@ -78,7 +84,20 @@ class AskqWorker(Worker):
             self._outage = False
             if self._backoff is not None:
                 self._backoff.succeeded()
+            await self._check_lineage()
         await self._wakeups.wait(self._idle_poll_s)
+
+    async def _check_lineage(self) -> None:
+        """After an outage: did Redis come back without askq's data (a restart without persistence)?"""
+        lineage: LineageWatch | None = self.ctx.get("lineage")
+        if lineage is None:
+            return
+        try:
+            lost = await lineage.lost(self.pool)
+        except RedisError:  # full or away again: the next recovery looks again
+            return
+        if lost:
+            log.error(data_lost(self.job_counter))
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         """Start as many due jobs as there is room for, claimed in one round trip.
@@ -143,8 +162,15 @@ class AskqWorker(Worker):
         keep_in_progress: float | None,
     ) -> None:
         """arq's end of a job: nothing left to do for a job whose finish released it (and whose
-        result arq does not keep); a job queued again while its run ended (``askq retry`` after a
-        cancel) is left in the queue; a job handed back to be run again also wakes the other workers."""
+        result arq does not keep), nor for one left to run again (``abandoned``); a job queued again
+        while its run ended (``askq retry`` after a cancel) is left in the queue; a job handed back
+        to be run again also wakes the other workers."""
+        if job_id in self._abandoned:
+            # Its record could not be written: its keys stay, and its lease (no longer renewed)
+            # ends, so it is claimed again.
+            self._abandoned.discard(job_id)
+            self._released.discard(job_id)
+            return
         released = job_id in self._released
         self._released.discard(job_id)
         if released and finish and result_data is None:
