@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
+import time
 from signal import Signals
 from typing import Any
 
@@ -51,6 +53,11 @@ class AskqWorker(Worker):
         config: AskqConfig = self.ctx["config"]
         self.in_progress_timeout_s = config.limits.lease_s
         self.ctx["claims_lease"] = True  # the claim sets the lease: no need to shorten it again
+        # What this worker's claims write in a job's in-progress key: a run checks it still holds it.
+        self.ctx["lease_token"] = secrets.token_hex(8)
+        # Jobs whose run this worker lost to another (its lease): their keys are the new holder's.
+        self._disowned: set[str] = set()
+        self.ctx["disowned"] = self._disowned
         self._released: set[str] = set()
         if self.queue_name == keys.QUEUE:  # the queue the job store removes finished jobs from
             self.ctx["released"] = self._released
@@ -97,17 +104,22 @@ class AskqWorker(Worker):
                 claim_ms,
                 look_at=self._look_at,
                 rewalk_s=self.in_progress_timeout_s / 3,
+                token=self.ctx["lease_token"],
             )
         if self._wakeups.take_from_head():
             self._claims.read_from_head()
         room = self.max_jobs - self.job_counter
         if self.burst and self.max_burst_jobs >= 0:
             room = min(room, self.max_burst_jobs - self._jobs_started())
+        sent_at = time.monotonic()
         claimed = await self._claims.claim(room, timestamp_ms())
+        leases = self.ctx.get("leases")
         for job_id, score in claimed:
             running = self.tasks.get(job_id)
             if running is not None and not running.done():
                 continue  # still running here, its lease lost to a Redis outage: the claim renewed it
+            if leases is not None:
+                leases.claimed(job_id, sent_at)
             # A task that ended since arq's last sweep is a finished run; this claim is a new one
             # (the job retried): start it, or its claim would hold it for a lease unstarted.
             await self.sem.acquire()
@@ -128,7 +140,11 @@ class AskqWorker(Worker):
     ) -> None:
         """arq's end of a job: nothing left to do for a job whose finish released it (and whose
         result arq does not keep); a job queued again while its run ended (``askq retry`` after a
-        cancel) is left in the queue; a job handed back to be run again also wakes the other workers."""
+        cancel) is left in the queue; a job handed back to be run again also wakes the other workers; a
+        job whose run was lost to another worker is left alone (its keys are the other worker's now)."""
+        if job_id in self._disowned:
+            self._disowned.discard(job_id)
+            return
         released = job_id in self._released
         self._released.discard(job_id)
         if released and finish and result_data is None:
