@@ -31,6 +31,16 @@ SEQ: Final = "seq"
 """The last event number the job's runs have used or reserved; the next writer numbers on from it."""
 LOG_FROM: Final = "log_from"
 """Redis time (ms) before the job's first event: where a reader starts in the batch's log."""
+OWNER: Final = "owner"
+"""The lease token of the worker whose run the record follows: a run's end or hand-back is refused
+when another worker's token is here (``askq worker`` only; arq's own worker sets none)."""
+LOST_ATTEMPTS: Final = "lost_attempts"
+"""Provider attempts started by runs that were lost (their worker died or lost its lease), as their
+logged events tell; ``attempts`` counts them too once the job ends."""
+LOST_OUTPUT_TOKENS_EST: Final = "lost_output_tokens_est"
+"""An estimate (4 bytes of text a token) of the completion tokens lost runs received before they stopped."""
+LOST_USAGE_EST: Final = "lost_usage_est"
+"""Set at the job's end when runs were lost: JSON like ``usage``, an estimate of what they spent."""
 
 # Batch record (keys.batch_record): metadata, then one counter per state and per token kind.
 CREATED_AT: Final = "created_at"
@@ -38,4 +48,7 @@ SOURCE: Final = "source"
 TOTAL: Final = "total"
 PROMPT_TOKENS: Final = "prompt_tokens"
 COMPLETION_TOKENS: Final = "completion_tokens"
+LOST_PROMPT_TOKENS_EST: Final = "lost_prompt_tokens_est"
+LOST_COMPLETION_TOKENS_EST: Final = "lost_completion_tokens_est"
+"""Estimated tokens spent by runs that were lost, over the batch: not in the provider-reported counters."""
 STATE_COUNTERS: Final = tuple(state.value for state in JobState)

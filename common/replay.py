@@ -10,6 +10,7 @@ readers drop.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -89,3 +90,38 @@ async def last_event_in_log(redis: Redis, log: str, job_id: str, *, since_ms: in
         if len(entries) < SCAN_PAGE:
             return None
         newest = f"({entries[-1][0].decode()}"
+
+
+@dataclass(frozen=True)
+class RunTrail:
+    """What the log shows of a job's run that was lost: where numbering goes on, and what it spent."""
+
+    last: StreamEvent | None
+    """The job's latest event in the log."""
+    attempts: int
+    """Provider attempts the run started (its ``start`` events)."""
+    text_bytes: int
+    """UTF-8 bytes of the text it received, over all its attempts."""
+
+
+async def run_trail(redis: Redis, log: str, job_id: str, *, since_ms: int, started_at_s: float) -> RunTrail:
+    """The job's events in ``log`` from ``since_ms`` (Redis time) on; those stamped at or after
+    ``started_at_s`` (the lost run's start, by its own worker's clock) are that run's."""
+    last: StreamEvent | None = None
+    attempts = text_bytes = 0
+    oldest: str = f"{max(since_ms - CLOCK_SLACK_MS, 0)}-0"
+    while True:
+        entries: list[Entry] = await redis.xrange(log, min=oldest, max="+", count=SCAN_PAGE)
+        for _, fields in entries:
+            for event in entry_events(fields, job_id):
+                if last is None or event.seq > last.seq:
+                    last = event
+                if event.ts < started_at_s:
+                    continue  # an earlier run's, counted when that one was found lost
+                if event.type is EventType.START and event.part is None:
+                    attempts = max(attempts, event.attempt)
+                elif event.type is EventType.DELTA:
+                    text_bytes += len((event.text or "").encode())
+        if len(entries) < SCAN_PAGE:
+            return RunTrail(last, attempts, text_bytes)
+        oldest = f"({entries[-1][0].decode()}"

@@ -65,9 +65,14 @@ def worker_process(
 
 
 def _submit(tmp_path: Path, redis_url: str, config: Path, batch: str) -> None:
+    _submit_n(tmp_path, redis_url, config, batch, QUESTIONS)
+
+
+def _submit_n(tmp_path: Path, redis_url: str, config: Path, batch: str, count: int) -> None:
+    """``askq submit`` of ``count`` questions, as a person would."""
     questions = tmp_path / "questions.jsonl"
     questions.write_text(
-        "".join(json.dumps({"id": f"q{n}", "question": f"Question {n}"}) + "\n" for n in range(QUESTIONS))
+        "".join(json.dumps({"id": f"q{n}", "question": f"Question {n}"}) + "\n" for n in range(count))
     )
     env = {**os.environ, "REDIS_URL": redis_url, "ASKQ_CONFIG": str(config)}
     done = subprocess.run(

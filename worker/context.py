@@ -31,6 +31,11 @@ class WorkerContext(TypedDict, total=False):
     config: AskqConfig
     claims_lease: bool
     """True under ``AskqWorker``, whose claim of a job already sets its in-progress key to the lease."""
+    lease_token: str
+    """Under ``AskqWorker``: what its claims write in a job's in-progress key, naming it the holder."""
+    disowned: set[str]
+    """Under ``AskqWorker``: ids of jobs whose run this worker lost to another; arq's finishing leaves
+    their keys (the other worker's now) alone."""
     released: set[str]
     """Under ``AskqWorker``: ids of jobs whose finish already removed them from arq's keys, so arq's
     own finishing (a transaction per job) is skipped for them."""

@@ -109,13 +109,17 @@ async def on_startup(raw_ctx: dict[str, Any]) -> None:
     if "client" not in ctx:
         ctx.update(shared_provider(config))  # type: ignore[typeddict-item]  # keys of WorkerContext
         ctx["owns_client"] = True
-    ctx["store"] = JobStore(ctx["redis"], config.retention.ttl_s)
+    ctx["store"] = JobStore(ctx["redis"], config.retention.ttl_s, config.stream)
     ctx["leases"] = LeaseKeeper(
-        ctx["redis"], config.limits.lease_s, claims_lease=ctx.get("claims_lease", False)
+        ctx["redis"],
+        config.limits.lease_s,
+        claims_lease=ctx.get("claims_lease", False),
+        token=ctx.get("lease_token"),
     )
     ctx["leases"].start()
     ctx["gate_memory"] = GateMemory()
-    ctx["relay"] = EventRelay(ctx["redis"], config.stream, config.retention.ttl_s)
+    ctx["relay"] = EventRelay(ctx["redis"], config.stream, config.retention.ttl_s, ctx["leases"])
+    ctx["leases"].on_renewed(ctx["relay"].held_lease)
     ctx["relay"].start()
     if "lineage" in ctx:  # the questions worker: one look at what Redis keeps, for the process
         await _look_at_redis(ctx)

@@ -15,12 +15,13 @@ from common.events import EventType
 from common.payload import JobPayload
 from common.reconnect import describe, waits_out
 from common.redis_health import data_lost
-from common.replay import last_event_in_log
+from common.replay import run_trail
 from common.status import JobState
+from common.tokens import BYTES_PER_TOKEN, estimate_tokens
 from worker.answering.answerer import Answerer, build_request
 from worker.answering.gate import ProviderGate
 from worker.answering.publisher import EventPublisher
-from worker.answering.store import JobStore, Outcome
+from worker.answering.store import JobStore, LostRuns, NotStarted, Outcome, Recorded
 from worker.context import WorkerContext
 from worker.queue.rejections import PayloadKind, reject, validated
 
@@ -55,34 +56,61 @@ def _is_redis_failure(exc: BaseException) -> bool:
 
 
 async def _answer(ctx: WorkerContext, payload: JobPayload) -> dict[str, Any]:
-    store = ctx["store"]
-    start = await store.mark_running(payload.job_id, payload.batch)
-    if start is None:
+    store, leases = ctx["store"], ctx["leases"]
+    token = leases.token
+    start = await store.mark_running(payload.job_id, payload.batch, token=token)
+    if start is NotStarted.FINISHED:
         log.info("skipped: already finished or unknown")
         return {"state": "skipped"}
-    publisher = EventPublisher(ctx["relay"], payload.job_id, payload.batch, seq=start.seq)
+    if start is NotStarted.TAKEN:
+        return _disown(ctx, payload.job_id, "not started: another worker claimed it since")
+    publisher = EventPublisher(ctx["relay"], payload.job_id, payload.batch, seq=start.seq, fenced=True)
+    lost = start.lost
     if start.lost_run_ms is not None:
-        log_key, _ = keys.event_feed(payload.job_id, payload.batch)
-        publisher.continue_after(
-            await last_event_in_log(ctx["redis"], log_key, payload.job_id, since_ms=start.lost_run_ms)
-        )
+        lost += await _lost_run(ctx, payload, publisher, start.lost_run_ms)
     try:
-        async with ctx["leases"].hold(payload.job_id):
+        async with leases.hold(payload.job_id, fenced=True):
             outcome = await _run_or_give_up(ctx, payload, publisher)
-        # The end event is numbered now, so the record counts it before anyone sees it.
-        if await store.finish(payload.job_id, payload.batch, outcome, seq=publisher.next_seq()):
+        # The end is numbered now and logged by the call that records the result: never apart.
+        events = await _end_events(publisher, outcome)
+        recorded = await store.finish(
+            payload.job_id,
+            payload.batch,
+            outcome,
+            seq=publisher.seq,
+            token=token,
+            events=events,
+            lost=lost,
+            prompt_tokens_per_attempt=_prompt_tokens(payload, outcome),
+        )
+        if recorded is Recorded.FENCED:
+            return _disown(ctx, payload.job_id, "result dropped: another worker runs this job now")
+        if recorded is Recorded.STORED:
             if "released" in ctx:
                 ctx["released"].add(payload.job_id)
-            _publish_end(publisher, outcome)
-        elif not await _announce_cancelled(store, payload, publisher) and await _record_gone(ctx, payload):
-            log.warning("result not stored: the job's record is gone", state=outcome.state.value)
-            return {"state": "gone"}
+        else:
+            publisher.withdraw_end(events)
+            if not await _announce_cancelled(store, payload, publisher) and await _record_gone(ctx, payload):
+                log.warning("result not stored: the job's record is gone", state=outcome.state.value)
+                return {"state": "gone"}
     except asyncio.CancelledError:
+        if leases.gone(payload.job_id):
+            if "disowned" in ctx:
+                ctx["disowned"].add(payload.job_id)  # arq must not queue again a job nobody can record
+            await _record_gone(ctx, payload)
+            log.warning("result not stored: the job's record is gone; its run is stopped")
+            raise
+        if leases.lost(payload.job_id):
+            _disown(ctx, payload.job_id, "stopped: another worker runs this job now")
+            raise
         # Either `askq cancel` aborted the job (its record says so) or the worker is stopping and
         # the grace period is over: then the job goes back to the queue, announced.
-        if await store.requeue(payload.job_id, payload.batch, seq=publisher.next_seq()):
+        recorded = await store.requeue(payload.job_id, payload.batch, seq=publisher.next_seq(), token=token)
+        if recorded is Recorded.STORED:
             publisher.emit(EventType.RETRY, max(publisher.attempt, 1), error=STOPPED)
             log.info("returned to the queue: worker stopping")
+        elif recorded is Recorded.FENCED:
+            _disown(ctx, payload.job_id, "stopped: another worker runs this job now")
         else:
             await _announce_cancelled(store, payload, publisher)
         raise
@@ -91,11 +119,42 @@ async def _answer(ctx: WorkerContext, payload: JobPayload) -> dict[str, Any]:
     log.info(
         "job finished",
         state=outcome.state.value,
-        attempts=outcome.attempts,
+        attempts=outcome.attempts + lost.attempts,
         latency_ms=round(outcome.latency_ms),
         **({"error": outcome.error, "error_code": outcome.error_code} if outcome.error else {}),
     )
-    return {"state": outcome.state.value, "attempts": outcome.attempts}
+    return {"state": outcome.state.value, "attempts": outcome.attempts + lost.attempts}
+
+
+def _disown(ctx: WorkerContext, job_id: str, why: str) -> dict[str, Any]:
+    """This worker's run is a stray copy: arq's finish must leave the job's keys to their holder."""
+    if "disowned" in ctx:
+        ctx["disowned"].add(job_id)
+    log.warning("lease lost", what=why)
+    return {"state": "lost"}
+
+
+async def _lost_run(
+    ctx: WorkerContext, payload: JobPayload, publisher: EventPublisher, since_ms: int
+) -> LostRuns:
+    """The run before this one was lost: number on past its logged events, and count what it spent."""
+    log_key, _ = publisher.feed
+    trail = await run_trail(
+        ctx["redis"], log_key, payload.job_id, since_ms=since_ms, started_at_s=since_ms / 1000
+    )
+    publisher.continue_after(trail.last)
+    lost = LostRuns(trail.attempts, -(-trail.text_bytes // BYTES_PER_TOKEN))
+    await ctx["store"].count_lost_run(payload.job_id, lost, token=ctx["leases"].token)
+    return lost
+
+
+def _prompt_tokens(payload: JobPayload, outcome: Outcome) -> int:
+    """One attempt's prompt tokens: what the provider reported, else an estimate from the question."""
+    if outcome.usage is not None and outcome.usage.prompt_tokens:
+        return outcome.usage.prompt_tokens
+    if payload.messages:
+        return estimate_tokens("".join(str(message.content) for message in payload.messages))
+    return estimate_tokens(payload.question)
 
 
 async def _run_or_give_up(ctx: WorkerContext, payload: JobPayload, publisher: EventPublisher) -> Outcome:
@@ -166,9 +225,9 @@ async def _record_gone(ctx: WorkerContext, payload: JobPayload) -> bool:
     return True
 
 
-def _publish_end(publisher: EventPublisher, outcome: Outcome) -> None:
+async def _end_events(publisher: EventPublisher, outcome: Outcome) -> list[str]:
     kind = EventType.DONE if outcome.state is JobState.SUCCEEDED else EventType.FAILED
-    publisher.emit(
+    return await publisher.end_event(
         kind,
         outcome.attempts,
         error=outcome.error or None,

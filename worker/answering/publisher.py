@@ -7,6 +7,11 @@ the text before it first.
 
 Numbers continue from ``seq``, the last one the job's record says its earlier runs used, so they
 stay contiguous across attempts, runs and ``askq retry``.
+
+A ``fenced`` publisher's events are kept with the job in the relay and go out only while the job's
+lease is this worker's (the relay asks the lease keeper), and the job's end is not handed to the
+relay at all: ``end_event`` numbers it for
+the Lua call that records the result, which writes it with the events still waiting.
 """
 
 from __future__ import annotations
@@ -23,9 +28,12 @@ INTERRUPTED = "the previous run of this job stopped mid-way (its worker was lost
 
 
 class EventPublisher:
-    def __init__(self, relay: EventRelay, job_id: str, batch: str | None, *, seq: int = 0) -> None:
+    def __init__(
+        self, relay: EventRelay, job_id: str, batch: str | None, *, seq: int = 0, fenced: bool = False
+    ) -> None:
         self._relay = relay
         self._job_id = job_id
+        self._fence = job_id if fenced else None
         self._feed = keys.event_feed(job_id, batch)
         self._seq = seq
         self._attempt = 1
@@ -36,6 +44,16 @@ class EventPublisher:
         """The number the next event will have, once the text gathered so far is sealed (and numbered)."""
         self.seal()
         return self._seq + 1
+
+    @property
+    def feed(self) -> tuple[str, str]:
+        """The job's event log and its channel."""
+        return self._feed
+
+    @property
+    def seq(self) -> int:
+        """The last number given."""
+        return self._seq
 
     @property
     def attempt(self) -> int:
@@ -53,6 +71,21 @@ class EventPublisher:
 
     def emit(self, kind: EventType, attempt: int, **fields: Any) -> None:
         """Hand over a non-delta event, after any text gathered before it."""
+        self._relay.add(self._feed, self._numbered(kind, attempt, **fields), self._fence)
+
+    async def end_event(self, kind: EventType, attempt: int, **fields: Any) -> list[str]:
+        """The job's end, numbered after everything before it, with the events not yet sent by the
+        relay: for the one Lua call that records the result (``withdraw_end`` if it did not)."""
+        event = self._numbered(kind, attempt, **fields)
+        return [*await self._relay.take(self._job_id), event]
+
+    def withdraw_end(self, events: list[str]) -> None:
+        """``end_event``'s events were not written (the job ended elsewhere): the end's number is given
+        again, and the events before it go out through the relay after all."""
+        self._seq -= 1
+        self._relay.put_back(self._job_id, self._feed, events[:-1])
+
+    def _numbered(self, kind: EventType, attempt: int, **fields: Any) -> str:
         self.seal()
         if kind is EventType.START:
             if fields.get("part") is None:
@@ -63,7 +96,7 @@ class EventPublisher:
         event = StreamEvent(
             type=kind, job_id=self._job_id, seq=self._seq, attempt=attempt, ts=time.time(), **fields
         )
-        self._relay.add(self._feed, event.to_json())
+        return event.to_json()
 
     def delta(self, text: str, part: str | None = None) -> None:
         buffered = self._deltas.get(part)
@@ -92,5 +125,7 @@ class EventPublisher:
             }
             if part is not None:
                 event["part"] = part
-            self._relay.add(self._feed, json.dumps(event, ensure_ascii=False, separators=(",", ":")))
+            self._relay.add(
+                self._feed, json.dumps(event, ensure_ascii=False, separators=(",", ":")), self._fence
+            )
         self._deltas = {}

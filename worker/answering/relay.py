@@ -9,6 +9,11 @@ many jobs and tokens it carries.
 
 A failed send keeps its events, in order, for the next flush: events are a view of the jobs, not
 their results, so a Redis outage must not fail a job. Readers drop the repeats a resend can make.
+
+A job run under a checked lease (``worker.queue.leases``) has its events kept apart: a flush sends
+them only while the job's lease is fresh, holds them (and asks for a renewal) while it is not, and
+drops them once the job is lost to another worker, whose run numbers its own events from the log.
+A job's end takes its waiting events (``take``) into the same Lua call that records its result.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import structlog
@@ -26,6 +32,7 @@ from common import keys
 from common.config import StreamConfig
 from common.reconnect import describe, is_connection_loss
 from common.replay import encode_entry
+from worker.queue.leases import Lease
 from worker.queue.supervise import supervised
 
 log = structlog.get_logger(__name__)
@@ -46,14 +53,37 @@ class TextSource(Protocol):
         """Hand the text gathered since the last call to the relay, as numbered events."""
 
 
+class Leases(Protocol):
+    def state(self, job_id: str) -> Lease: ...
+    def renew_soon(self) -> None: ...
+
+
+@dataclass
+class JobEvents:
+    """One job's events under a checked lease, in order."""
+
+    feed: Feed
+    events: list[str] = field(default_factory=list)
+
+
+def log_ttl_s(ttl_s: int) -> int:
+    """An event log's expiry: the results' retention and a refresh period more, so it never goes first."""
+    return ttl_s + math.ceil(min(EXPIRE_EVERY_S, ttl_s / 2))
+
+
 class EventRelay:
-    def __init__(self, redis: Redis, config: StreamConfig, ttl_s: int) -> None:
+    def __init__(self, redis: Redis, config: StreamConfig, ttl_s: int, leases: Leases | None = None) -> None:
         self._redis = redis
         self._config = config
         self._refresh_s = min(EXPIRE_EVERY_S, ttl_s / 2)
-        self._log_ttl_s = ttl_s + math.ceil(self._refresh_s)
+        self._log_ttl_s = log_ttl_s(ttl_s)
         self._interval_s = config.flush_interval_ms / 1000
+        self._leases = leases
         self._waiting: dict[Feed, list[str]] = {}
+        self._jobs: dict[str, JobEvents] = {}
+        """Events of jobs under a checked lease, sent only while it is fresh."""
+        self._in_flight: dict[str, JobEvents] = {}
+        self._flight_over = asyncio.Event()
         self._sources: dict[TextSource, None] = {}
         """Jobs with text not yet sealed into events, in the order they started gathering."""
         self._chars = 0
@@ -67,14 +97,43 @@ class EventRelay:
     def start(self) -> None:
         self._task = supervised(self._run, "event relay")
 
-    def add(self, feed: Feed, event_json: str) -> None:
-        """Queue one event, already numbered, for the next flush."""
-        waiting = self._waiting.get(feed)
-        if waiting is None:
-            self._waiting[feed] = [event_json]
+    def add(self, feed: Feed, event_json: str, job_id: str | None = None) -> None:
+        """Queue one event, already numbered, for the next flush; with ``job_id``, kept with that job's
+        (its end takes them) and sent only while the job's lease is fresh."""
+        if job_id is not None:
+            job = self._jobs.get(job_id)
+            if job is None:
+                self._jobs[job_id] = JobEvents(feed, [event_json])
+            else:
+                job.events.append(event_json)
         else:
-            waiting.append(event_json)
+            waiting = self._waiting.get(feed)
+            if waiting is None:
+                self._waiting[feed] = [event_json]
+            else:
+                waiting.append(event_json)
         self._arm()
+
+    async def take(self, job_id: str) -> list[str]:
+        """The job's events not sent yet, for its end's own write; a send in flight with some of them
+        is waited for first (what it fails to send comes back here), so none goes out twice."""
+        while job_id in self._in_flight:
+            await self._flight_over.wait()
+        waiting = self._jobs.pop(job_id, None)
+        return waiting.events if waiting else []
+
+    def put_back(self, job_id: str, feed: Feed, events: list[str]) -> None:
+        """Events ``take`` gave that the end did not write: they go out before the job's later ones."""
+        if not events:
+            return
+        later = self._jobs.get(job_id)
+        self._jobs[job_id] = JobEvents(feed, [*events, *(later.events if later else [])])
+        self._arm()
+
+    def held_lease(self) -> None:
+        """A renewal round ended: events held for a stale lease may go now."""
+        if self._jobs:
+            self._arm()
 
     def watch(self, source: TextSource, chars: int) -> None:
         """``source`` gathered ``chars`` more characters of text; it is sealed at the next flush."""
@@ -119,19 +178,44 @@ class EventRelay:
             self._sources.clear()
             self._chars = 0
             sending, self._waiting = self._waiting, {}
-            if sending:
-                await self._send(sending)
+            jobs = self._fresh_jobs()
+            if sending or jobs:
+                await self._send(sending, jobs)
             if self._closing:
                 return
 
-    async def _send(self, sending: dict[Feed, list[str]]) -> None:
+    def _fresh_jobs(self) -> dict[str, JobEvents]:
+        """The checked jobs' events that may go now; a stale lease's wait, a lost one's are dropped."""
+        if not self._jobs:
+            return {}
+        if self._leases is None:
+            fresh_now, self._jobs = self._jobs, {}
+            return fresh_now
+        fresh: dict[str, JobEvents] = {}
+        stale: dict[str, JobEvents] = {}
+        for job_id, job in self._jobs.items():
+            lease = self._leases.state(job_id)
+            if lease is Lease.FRESH:
+                fresh[job_id] = job
+            elif lease is Lease.STALE:
+                stale[job_id] = job
+            else:
+                log.warning("events dropped: the job's lease was lost", job_id=job_id, events=len(job.events))
+        self._jobs = stale
+        if stale:
+            self._leases.renew_soon()  # the renewal round ends with held_lease, which flushes again
+        return fresh
+
+    async def _send(self, sending: dict[Feed, list[str]], jobs: dict[str, JobEvents]) -> None:
+        self._in_flight = jobs
+        self._flight_over.clear()
         try:
-            await self._write(sending)
+            await self._write(sending, jobs)
         except Exception as exc:
             # A reset under uvloop is a RuntimeError about a closed transport, not a RedisError.
             if not (isinstance(exc, RedisError) or is_connection_loss(exc)):
                 raise
-            count = sum(len(events) for events in sending.values())
+            count = sum(map(len, sending.values())) + sum(len(job.events) for job in jobs.values())
             if self._closing:
                 log.warning("events lost", error=describe(exc), events=count)
                 return
@@ -141,10 +225,25 @@ class EventRelay:
             for feed, events in self._waiting.items():
                 sending.setdefault(feed, []).extend(events)
             self._waiting = sending
+            for job_id, job in jobs.items():
+                self.put_back(job_id, job.feed, job.events)
+            self._landed()
             await asyncio.sleep(RETRY_AFTER_S)  # Redis is away: back off rather than retry every flush
             self._arm()
+        finally:
+            self._landed()
 
-    async def _write(self, sending: dict[Feed, list[str]]) -> None:
+    def _landed(self) -> None:
+        """The send in flight is over: a job's end waiting for it takes what is left."""
+        self._in_flight = {}
+        self._flight_over.set()
+
+    async def _write(self, waiting: dict[Feed, list[str]], jobs: dict[str, JobEvents]) -> None:
+        sending = waiting
+        if jobs:
+            sending = {feed: list(events) for feed, events in waiting.items()}
+            for job in jobs.values():
+                sending.setdefault(job.feed, []).extend(job.events)
         now = time.monotonic()
         refreshed: list[str] = []
         async with self._redis.pipeline(transaction=False) as pipe:

@@ -11,7 +11,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass
-from string import Template
+from enum import Enum
 from typing import Any
 
 import structlog
@@ -19,80 +19,14 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from common import keys, record
+from common.config import StreamConfig
 from common.reconnect import Backoff, waits_out
-from common.replay import MARK_LOG_FROM_LUA
+from common.replay import encode_entry
 from common.status import TERMINAL_STATES, JobState
 from common.usage import Usage
+from worker.answering.relay import log_ttl_s
+from worker.answering.store_scripts import CANCELLED, COUNT_LOST, FENCED, FINISHED_AT, START, TRANSITION
 
-# KEYS: job record, batch record, batch latencies, the finished-jobs index, then arq's: the job's
-# in-progress, retry and job keys, the abort set and the queue.
-# ARGV: new state, ttl_s, latency_ms ('' if none), prompt tokens, completion tokens, terminal states
-# (JSON), job id, now (unix s), field/value pairs.
-# Field names come from common.record. Returns the previous state, or '' when the record is
-# missing or already terminal (nothing changed).
-_TRANSITION = Template("""
-local old = redis.call('HGET', KEYS[1], '$state')
-if not old then return '' end
-local ends = false
-for _, terminal in ipairs(cjson.decode(ARGV[6])) do
-  if old == terminal then return '' end
-  if ARGV[1] == terminal then ends = true end
-end
-local ttl = tonumber(ARGV[2])
-if old ~= ARGV[1] then
-  redis.call('HINCRBY', KEYS[2], old, -1)
-  redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
-end
-redis.call('HSET', KEYS[1], '$state', ARGV[1], unpack(ARGV, 9))
-if ends then
-  -- Indexed by finish time for scheduled summaries; entries older than the results go with them.
-  redis.call('ZADD', KEYS[4], ARGV[8], ARGV[7])
-  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', tonumber(ARGV[8]) - ttl)
-  -- What arq's finish_job would do, a round trip later: the ended job is gone from arq's keys.
-  redis.call('DEL', KEYS[5], KEYS[6], KEYS[7])
-  redis.call('ZREM', KEYS[8], ARGV[7])
-  redis.call('ZREM', KEYS[9], ARGV[7])
-end
-if ARGV[3] ~= '' then
-  redis.call('RPUSH', KEYS[3], ARGV[3])
-  redis.call('EXPIRE', KEYS[3], ttl)
-end
-if tonumber(ARGV[4]) > 0 then redis.call('HINCRBY', KEYS[2], '$prompt_tokens', ARGV[4]) end
-if tonumber(ARGV[5]) > 0 then redis.call('HINCRBY', KEYS[2], '$completion_tokens', ARGV[5]) end
-redis.call('EXPIRE', KEYS[1], ttl)
-redis.call('EXPIRE', KEYS[2], ttl)
-return old
-""").substitute(
-    state=record.STATE, prompt_tokens=record.PROMPT_TOKENS, completion_tokens=record.COMPLETION_TOKENS
-)
-# The transition to running. The job's first start also marks where its events begin in the
-# batch's log (Redis time, as entry ids are). Returns {previous state or '', the record's seq, the
-# previous run's started_at}: the publisher numbers on from the seq, and when the previous state was
-# running (its worker was lost), searches the log from that run's start for events past it.
-_START = (
-    MARK_LOG_FROM_LUA
-    + f"""
-local was_started = redis.call('HGET', KEYS[1], '{record.STARTED_AT}')
-local function transition()
-{_TRANSITION}
-end
-local old = transition()
-if old ~= '' then mark_log_from(KEYS[1]) end
-return {{old, redis.call('HGET', KEYS[1], '{record.SEQ}') or '0', was_started or ''}}
-"""
-)
-# KEYS: job record. ARGV: seq of the run's announcement. Returns the error of a cancelled job (its
-# seq counted as used), or false.
-_CANCELLED = f"""
-local state, error = unpack(redis.call('HMGET', KEYS[1], '{record.STATE}', '{record.ERROR}'))
-if state ~= '{JobState.CANCELLED.value}' then return false end
-if tonumber(redis.call('HGET', KEYS[1], '{record.SEQ}') or '0') < tonumber(ARGV[1]) then
-  redis.call('HSET', KEYS[1], '{record.SEQ}', ARGV[1])
-end
-return error or ''
-"""
-# KEYS: job record. Returns the record's finished_at, or false.
-_FINISHED_AT = f"return redis.call('HGET', KEYS[1], '{record.FINISHED_AT}')"
 log = structlog.get_logger(__name__)
 
 STORE_OUTAGE_S = 60.0
@@ -103,6 +37,18 @@ _TERMINAL_JSON = json.dumps(sorted(state.value for state in TERMINAL_STATES))
 
 
 @dataclass(frozen=True)
+class LostRuns:
+    """What runs of the job that were lost (worker killed, or lease lost) spent, as their logs tell."""
+
+    attempts: int = 0
+    output_tokens_est: int = 0
+    """Estimated from the text they received (4 bytes a token): usage is only known at a stream's end."""
+
+    def __add__(self, other: LostRuns) -> LostRuns:
+        return LostRuns(self.attempts + other.attempts, self.output_tokens_est + other.output_tokens_est)
+
+
+@dataclass(frozen=True)
 class RunStart:
     """A job now running."""
 
@@ -110,6 +56,23 @@ class RunStart:
     """The last event number its earlier runs used (0 for a first run)."""
     lost_run_ms: int | None
     """When the job was running already (its worker was lost): that run's start, unix ms."""
+    lost: LostRuns = LostRuns()
+    """What lost runs before this start spent, counted so far."""
+
+
+class NotStarted(Enum):
+    FINISHED = "finished"
+    """Finished already, or unknown: it must not run."""
+    TAKEN = "taken"
+    """Another worker claimed it since this one did: this worker's claim is gone."""
+
+
+class Recorded(Enum):
+    STORED = "stored"
+    ENDED_ELSEWHERE = "ended elsewhere"
+    """The record was missing or ended already (cancelled, or another run recorded its result)."""
+    FENCED = "fenced"
+    """Another worker's run owns the job: this run is a stray copy."""
 
 
 @dataclass(frozen=True)
@@ -126,31 +89,52 @@ class Outcome:
 
 
 class JobStore:
-    def __init__(self, redis: Redis, ttl_s: int) -> None:
+    def __init__(self, redis: Redis, ttl_s: int, stream: StreamConfig | None = None) -> None:
         self._redis = redis
         self._ttl_s = ttl_s
-        self._transition = redis.register_script(_TRANSITION)
-        self._start = redis.register_script(_START)
-        self._cancelled = redis.register_script(_CANCELLED)
-        self._finished_at = redis.register_script(_FINISHED_AT)
+        self._log_max_entries = (stream or StreamConfig()).log_max_entries
+        self._log_ttl_s = log_ttl_s(ttl_s)
+        self._transition = redis.register_script(TRANSITION)
+        self._start = redis.register_script(START)
+        self._cancelled = redis.register_script(CANCELLED)
+        self._count_lost = redis.register_script(COUNT_LOST)
+        self._finished_at = redis.register_script(FINISHED_AT)
 
-    async def mark_running(self, job_id: str, batch: str) -> RunStart | None:
-        """Move a queued job to running; None when it is finished already (or unknown) and must not run."""
-        args = self._args(job_id, JobState.RUNNING, {record.STARTED_AT: str(time.time())})
-        previous, seq, was_started = await self._call_through_outage(
+    async def mark_running(
+        self, job_id: str, batch: str, *, token: str | None = None
+    ) -> RunStart | NotStarted:
+        """Move a queued job to running, owned by the worker of lease ``token`` (which its in-progress
+        key must hold); ``NotStarted`` says why it must not run."""
+        fields = {record.STARTED_AT: str(time.time())}
+        if token is not None:
+            fields[record.OWNER] = token
+        args = self._args(job_id, JobState.RUNNING, fields, token=token)
+        previous, seq, was_started, lost_attempts, lost_tokens, refused = await self._call_through_outage(
             self._start, self._keys(job_id, batch), args
         )
+        if refused:
+            return NotStarted.TAKEN
         if not previous:
-            return None
+            return NotStarted.FINISHED
         lost = previous == JobState.RUNNING.value.encode() and was_started
-        return RunStart(int(seq), int(float(was_started) * 1000) if lost else None)
+        return RunStart(
+            int(seq),
+            int(float(was_started) * 1000) if lost else None,
+            LostRuns(int(lost_attempts), int(lost_tokens)),
+        )
 
-    async def requeue(self, job_id: str, batch: str, *, seq: int) -> bool:
-        """A running job handed back to the queue (its worker is stopping); False if it ended meanwhile.
+    async def count_lost_run(self, job_id: str, lost: LostRuns, *, token: str | None = None) -> None:
+        """Add what a lost run spent to the job's record (once: by the run that found it lost)."""
+        if lost.attempts or lost.output_tokens_est:
+            args: list[str | int | float] = [token or "", lost.attempts, lost.output_tokens_est]
+            await self._call_through_outage(self._count_lost, [keys.job_record(job_id)], args)
+
+    async def requeue(self, job_id: str, batch: str, *, seq: int, token: str | None = None) -> Recorded:
+        """A running job handed back to the queue (its worker is stopping).
 
         ``seq`` is the last event number the run uses, its announcement included.
         """
-        return await self._run(job_id, batch, JobState.QUEUED, {record.SEQ: str(seq)}) != ""
+        return await self._run(job_id, batch, JobState.QUEUED, {record.SEQ: str(seq)}, token=token)
 
     async def reject(self, arq_job_id: str, reason: str) -> None:
         """Record a job refused unrun: in the rejected log and, if it names a known job, as its result."""
@@ -172,35 +156,69 @@ class JobStore:
         reason = await self._cancelled(keys=[keys.job_record(job_id)], args=[seq])
         return reason.decode() if isinstance(reason, bytes) else None
 
-    async def finish(self, job_id: str, batch: str, outcome: Outcome, *, seq: int | None = None) -> bool:
-        """Record the one result of a job, and remove it from arq's keys and queue; False when another
-        run recorded it first.
+    async def finish(
+        self,
+        job_id: str,
+        batch: str,
+        outcome: Outcome,
+        *,
+        seq: int | None = None,
+        token: str | None = None,
+        events: list[str] | None = None,
+        lost: LostRuns = LostRuns(),
+        prompt_tokens_per_attempt: int = 0,
+    ) -> Recorded:
+        """Record the one result of a job, and remove it from arq's keys and queue, and log ``events``
+        (the run's last, its end included) in the same call.
 
-        ``seq`` is the last event number the run uses, its end event included.
+        ``seq`` is the last event number the run uses, its end event included. ``lost``: what earlier
+        runs that were lost spent; their attempts count in ``attempts``, their tokens, estimated
+        (``prompt_tokens_per_attempt`` for each of their attempts), apart from the provider's usage.
         """
         usage = outcome.usage or Usage()
         fields = {
             record.ANSWER: outcome.answer,
             record.ERROR: outcome.error,
             record.ERROR_CODE: outcome.error_code,
-            record.ATTEMPTS: str(outcome.attempts),
+            record.ATTEMPTS: str(outcome.attempts + lost.attempts),
             record.USAGE: usage.model_dump_json(),
             record.FINISH_REASON: outcome.finish_reason,
             record.MODEL: outcome.model,
             record.LATENCY_MS: f"{outcome.latency_ms:.1f}",
             record.FINISHED_AT: str(time.time()),
         }
+        counters = {
+            record.PROMPT_TOKENS: usage.prompt_tokens,
+            record.COMPLETION_TOKENS: usage.completion_tokens,
+        }
+        if lost.attempts or lost.output_tokens_est:
+            spent = Usage(
+                prompt_tokens=lost.attempts * prompt_tokens_per_attempt,
+                completion_tokens=lost.output_tokens_est,
+                total_tokens=lost.attempts * prompt_tokens_per_attempt + lost.output_tokens_est,
+            )
+            fields[record.LOST_USAGE_EST] = spent.model_dump_json()
+            counters[record.LOST_PROMPT_TOKENS_EST] = spent.prompt_tokens
+            counters[record.LOST_COMPLETION_TOKENS_EST] = spent.completion_tokens
         if seq is not None:
             fields[record.SEQ] = str(seq)
-        previous = await self._run(
-            job_id, batch, outcome.state, fields, latency_ms=outcome.latency_ms, usage=usage
+        recorded = await self._run(
+            job_id,
+            batch,
+            outcome.state,
+            fields,
+            latency_ms=outcome.latency_ms,
+            counters=counters,
+            token=token,
+            events=events,
         )
-        if previous != "":
-            return True
+        if recorded is not Recorded.ENDED_ELSEWHERE:
+            return recorded
         # The job was ended already, maybe by this very call: a reset can lose the reply of a script
         # that ran, and the retry then finds the job ended. Its finished_at tells whose end it is.
         ended_at = await self._call_through_outage(self._finished_at, [keys.job_record(job_id)], [])
-        return isinstance(ended_at, bytes) and ended_at.decode() == fields[record.FINISHED_AT]
+        own = isinstance(ended_at, bytes) and ended_at.decode() == fields[record.FINISHED_AT]
+        return Recorded.STORED if own else recorded
 
     async def _run(
         self,
@@ -210,11 +228,25 @@ class JobStore:
         fields: dict[str, str],
         *,
         latency_ms: float | None = None,
-        usage: Usage | None = None,
-    ) -> str:
-        args = self._args(job_id, state, fields, latency_ms=latency_ms, usage=usage)
+        counters: dict[str, int] | None = None,
+        token: str | None = None,
+        events: list[str] | None = None,
+    ) -> Recorded:
+        args = self._args(
+            job_id,
+            state,
+            fields,
+            latency_ms=latency_ms,
+            counters=counters,
+            token=token,
+            events=events,
+            batch=batch,
+        )
         previous = await self._call_through_outage(self._transition, self._keys(job_id, batch), args)
-        return previous.decode() if isinstance(previous, bytes) else str(previous or "")
+        previous = previous.decode() if isinstance(previous, bytes) else str(previous or "")
+        if previous == FENCED:
+            return Recorded.FENCED
+        return Recorded.STORED if previous else Recorded.ENDED_ELSEWHERE
 
     @staticmethod
     def _keys(job_id: str, batch: str) -> list[str]:
@@ -228,6 +260,7 @@ class JobStore:
             keys.arq_job(job_id),
             keys.ARQ_ABORT,
             keys.QUEUE,
+            keys.event_feed(job_id, batch)[0],
         ]
 
     def _args(
@@ -237,18 +270,24 @@ class JobStore:
         fields: dict[str, str],
         *,
         latency_ms: float | None = None,
-        usage: Usage | None = None,
+        counters: dict[str, int] | None = None,
+        token: str | None = None,
+        events: list[str] | None = None,
+        batch: str | None = None,
     ) -> list[str | int | float]:
-        usage = usage or Usage()
         args: list[str | int | float] = [
             state.value,
             self._ttl_s,
             "" if latency_ms is None else f"{latency_ms:.1f}",
-            usage.prompt_tokens,
-            usage.completion_tokens,
+            json.dumps(counters or {}),
             _TERMINAL_JSON,
             job_id,
             f"{time.time():.6f}",
+            token or "",
+            encode_entry(events) if events else "",
+            keys.event_feed(job_id, batch)[1] if events else "",
+            self._log_max_entries,
+            self._log_ttl_s,
         ]
         for name, value in fields.items():
             args += [name, value]

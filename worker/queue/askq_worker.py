@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
+import time
 from signal import Signals
 from typing import Any
 
@@ -52,6 +54,11 @@ class AskqWorker(Worker):
         config: AskqConfig = self.ctx["config"]
         self.in_progress_timeout_s = config.limits.lease_s
         self.ctx["claims_lease"] = True  # the claim sets the lease: no need to shorten it again
+        # What this worker's claims write in a job's in-progress key: a run checks it still holds it.
+        self.ctx["lease_token"] = secrets.token_hex(8)
+        # Jobs whose run this worker lost to another (its lease): their keys are the new holder's.
+        self._disowned: set[str] = set()
+        self.ctx["disowned"] = self._disowned
         self._released: set[str] = set()
         self._abandoned: set[str] = set()
         if self.queue_name == keys.QUEUE:  # the queue the job store removes finished jobs from
@@ -116,17 +123,22 @@ class AskqWorker(Worker):
                 claim_ms,
                 look_at=self._look_at,
                 rewalk_s=self.in_progress_timeout_s / 3,
+                token=self.ctx["lease_token"],
             )
         if self._wakeups.take_from_head():
             self._claims.read_from_head()
         room = self.max_jobs - self.job_counter
         if self.burst and self.max_burst_jobs >= 0:
             room = min(room, self.max_burst_jobs - self._jobs_started())
+        sent_at = time.monotonic()
         claimed = await self._claims.claim(room, timestamp_ms())
+        leases = self.ctx.get("leases")
         for job_id, score in claimed:
             running = self.tasks.get(job_id)
             if running is not None and not running.done():
                 continue  # still running here, its lease lost to a Redis outage: the claim renewed it
+            if leases is not None:
+                leases.claimed(job_id, sent_at)
             # A task that ended since arq's last sweep is a finished run; this claim is a new one
             # (the job retried): start it, or its claim would hold it for a lease unstarted.
             await self.sem.acquire()
@@ -162,13 +174,14 @@ class AskqWorker(Worker):
         keep_in_progress: float | None,
     ) -> None:
         """arq's end of a job: nothing left to do for a job whose finish released it (and whose
-        result arq does not keep), nor for one left to run again (``abandoned``); a job queued again
-        while its run ended (``askq retry`` after a cancel) is left in the queue; a job handed back
-        to be run again also wakes the other workers."""
-        if job_id in self._abandoned:
-            # Its record could not be written: its keys stay, and its lease (no longer renewed)
-            # ends, so it is claimed again.
+        result arq does not keep), for one left to run again (``abandoned``: its record could not be
+        written) or for one whose run was lost to another worker (``disowned``: its keys are the other
+        worker's now); a job queued again while its run ended (``askq retry`` after a cancel) is left
+        in the queue; a job handed back to be run again also wakes the other workers."""
+        if job_id in self._abandoned or job_id in self._disowned:
+            # Its keys stay: an abandoned job's lease, no longer renewed, ends and it is claimed again.
             self._abandoned.discard(job_id)
+            self._disowned.discard(job_id)
             self._released.discard(job_id)
             return
         released = job_id in self._released

@@ -28,8 +28,9 @@ PAGE = 256
 """Queue entries the script reads per step; running jobs at the head are skipped a page at a time."""
 
 # KEYS: queue. ARGV: now (ms), claim (ms), in-progress key prefix, most to claim, page size,
-# most entries to look at, lowest score to read from. Returns job id, score... for each job claimed,
-# then the score up to which every entry read was running (or just claimed), or '' if none.
+# most entries to look at, lowest score to read from, the worker's lease token (the keys' value).
+# Returns job id, score... for each job claimed, then the score up to which every entry read was
+# running (or just claimed), or '' if none.
 _CLAIM = """
 local now, claim_ms, prefix = ARGV[1], ARGV[2], ARGV[3]
 local most, page, look_at = tonumber(ARGV[4]) * 2, tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -42,7 +43,7 @@ while #claimed < most and offset < look_at do
     local job_id = due[i]
     if redis.call('EXISTS', prefix .. job_id) == 0 then
       if #claimed >= most then all_running = false; break end
-      redis.call('SET', prefix .. job_id, '1', 'PX', claim_ms)
+      redis.call('SET', prefix .. job_id, ARGV[8], 'PX', claim_ms)
       claimed[#claimed + 1] = job_id
       claimed[#claimed + 1] = due[i + 1]
     end
@@ -65,10 +66,13 @@ class JobClaims:
         *,
         look_at: int,
         rewalk_s: float,
+        token: str = "1",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``look_at``: queue entries a poll reads at most, running ones included (arq's read limit).
-        ``rewalk_s``: how often a claim reads from the queue's head, for jobs freed behind it."""
+        ``rewalk_s``: how often a claim reads from the queue's head, for jobs freed behind it.
+        ``token``: what a claimed job's in-progress key holds, naming this worker as its holder."""
+        self._token = token
         self._queue = queue
         self._claim_ms = claim_ms
         self._look_at = look_at
@@ -98,6 +102,7 @@ class JobClaims:
             PAGE,
             self._look_at,
             self._read_from,
+            self._token,
         ]
         *flat, running_through = await self._script(keys=[self._queue], args=args)
         if running_through:

@@ -1,0 +1,113 @@
+"""The Lua of the job store's record writes: each a state change, its counters and its events at once."""
+
+from __future__ import annotations
+
+from string import Template
+
+from common import keys, record
+from common.replay import MARK_LOG_FROM_LUA
+from common.status import JobState
+
+FENCED = "fenced"
+"""What a transition returns when another worker's run owns the job."""
+
+# KEYS: job record, batch record, batch latencies, the finished-jobs index, then arq's: the job's
+# in-progress, retry and job keys, the abort set and the queue; then the job's event log.
+# ARGV: new state, ttl_s, latency_ms ('' if none), batch counter increments (JSON), terminal states
+# (JSON), job id, now (unix s), the run's lease token ('' when unfenced), events to log (an entry,
+# '' if none), the log's channel, log maxlen, log ttl_s, then field/value pairs.
+# Field names come from common.record. Returns the previous state, '' when the record is missing or
+# already terminal (nothing changed), or 'fenced' when another worker's run owns the job now.
+TRANSITION = Template("""
+local old = redis.call('HGET', KEYS[1], '$state')
+if not old then return '' end
+local fence = ARGV[8]
+if fence ~= '' and ARGV[1] ~= '$running' then
+  -- Ending or handing back a run is its owner's: a worker that lost the lease has a copy, not the run.
+  local owner, holder = redis.call('HGET', KEYS[1], '$owner'), redis.call('GET', KEYS[5])
+  if (owner and owner ~= fence) or (holder and holder ~= fence) then return '$fenced' end
+end
+local ends = false
+for _, terminal in ipairs(cjson.decode(ARGV[5])) do
+  if old == terminal then return '' end
+  if ARGV[1] == terminal then ends = true end
+end
+local ttl = tonumber(ARGV[2])
+if old ~= ARGV[1] then
+  redis.call('HINCRBY', KEYS[2], old, -1)
+  redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+end
+redis.call('HSET', KEYS[1], '$state', ARGV[1], unpack(ARGV, 13))
+if ends then
+  -- Indexed by finish time for scheduled summaries; entries older than the results go with them.
+  redis.call('ZADD', KEYS[4], ARGV[7], ARGV[6])
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', tonumber(ARGV[7]) - ttl)
+  -- What arq's finish_job would do, a round trip later: the ended job is gone from arq's keys.
+  redis.call('DEL', KEYS[5], KEYS[6], KEYS[7])
+  redis.call('ZREM', KEYS[8], ARGV[6])
+  redis.call('ZREM', KEYS[9], ARGV[6])
+end
+if ARGV[3] ~= '' then
+  redis.call('RPUSH', KEYS[3], ARGV[3])
+  redis.call('EXPIRE', KEYS[3], ttl)
+end
+for name, count in pairs(cjson.decode(ARGV[4])) do
+  if count > 0 then redis.call('HINCRBY', KEYS[2], name, count) end
+end
+if ARGV[9] ~= '' then
+  -- The run's last events and its end, in the same call as the state readers check: never apart.
+  redis.call('XADD', KEYS[10], 'MAXLEN', '~', ARGV[11], '*', '$log_field', ARGV[9])
+  redis.call('EXPIRE', KEYS[10], ARGV[12])
+  redis.call('PUBLISH', ARGV[10], ARGV[9])
+end
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('EXPIRE', KEYS[2], ttl)
+return old
+""").substitute(
+    state=record.STATE,
+    owner=record.OWNER,
+    running=JobState.RUNNING.value,
+    fenced=FENCED,
+    log_field=keys.LOG_FIELD,
+)
+# The transition to running, refused when the job's in-progress key does not hold the run's lease
+# token (another worker claimed it since). The job's first start also marks where its events begin in
+# the batch's log (Redis time, as entry ids are). Returns {previous state or '', the record's seq, the
+# previous run's started_at, lost runs' attempts and output tokens so far, 1 if refused}: the
+# publisher numbers on from the seq, and when the previous state was running (its worker was lost),
+# searches the log from that run's start for events past it.
+START = (
+    MARK_LOG_FROM_LUA
+    + f"""
+if ARGV[8] ~= '' and redis.call('GET', KEYS[5]) ~= ARGV[8] then return {{'', '0', '', '0', '0', 1}} end
+local was_started = redis.call('HGET', KEYS[1], '{record.STARTED_AT}')
+local function transition()
+{TRANSITION}
+end
+local old = transition()
+if old ~= '' then mark_log_from(KEYS[1]) end
+local lost = redis.call('HMGET', KEYS[1], '{record.LOST_ATTEMPTS}', '{record.LOST_OUTPUT_TOKENS_EST}')
+return {{old, redis.call('HGET', KEYS[1], '{record.SEQ}') or '0', was_started or '', lost[1] or '0',
+  lost[2] or '0', 0}}
+"""
+)
+# KEYS: job record. ARGV: seq of the run's announcement. Returns the error of a cancelled job (its
+# seq counted as used), or false.
+CANCELLED = f"""
+local state, error = unpack(redis.call('HMGET', KEYS[1], '{record.STATE}', '{record.ERROR}'))
+if state ~= '{JobState.CANCELLED.value}' then return false end
+if tonumber(redis.call('HGET', KEYS[1], '{record.SEQ}') or '0') < tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], '{record.SEQ}', ARGV[1])
+end
+return error or ''
+"""
+# KEYS: job record. ARGV: its owner's token ('' unfenced), attempts and output tokens (estimated) of
+# a run found lost. Counted once, by the run that found it, while it still owns the record.
+COUNT_LOST = f"""
+if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], '{record.OWNER}') ~= ARGV[1] then return 0 end
+redis.call('HINCRBY', KEYS[1], '{record.LOST_ATTEMPTS}', ARGV[2])
+redis.call('HINCRBY', KEYS[1], '{record.LOST_OUTPUT_TOKENS_EST}', ARGV[3])
+return 1
+"""
+# KEYS: job record. Returns the record's finished_at, or false.
+FINISHED_AT = f"return redis.call('HGET', KEYS[1], '{record.FINISHED_AT}')"
