@@ -22,15 +22,16 @@ from common import keys, record
 from common.reconnect import Backoff, waits_out
 from common.replay import MARK_LOG_FROM_LUA
 from common.status import TERMINAL_STATES, JobState
+from common.stored_jobs import COMPACT_LUA
 from common.usage import Usage
 
 # KEYS: job record, batch record, batch latencies, the finished-jobs index, then arq's: the job's
-# in-progress, retry and job keys, the abort set and the queue.
+# in-progress, retry and job keys, the abort set and the queue; then the batch's results hash.
 # ARGV: new state, ttl_s, latency_ms ('' if none), prompt tokens, completion tokens, terminal states
 # (JSON), job id, now (unix s), field/value pairs.
 # Field names come from common.record. Returns the previous state, or '' when the record is
 # missing or already terminal (nothing changed).
-_TRANSITION = Template("""
+_TRANSITION = COMPACT_LUA + Template("""
 local old = redis.call('HGET', KEYS[1], '$state')
 if not old then return '' end
 local ends = false
@@ -52,6 +53,8 @@ if ends then
   redis.call('DEL', KEYS[5], KEYS[6], KEYS[7])
   redis.call('ZREM', KEYS[8], ARGV[7])
   redis.call('ZREM', KEYS[9], ARGV[7])
+  -- The ended record keeps only small fields; question, answer and the like go to the results hash.
+  compact(KEYS[1], KEYS[10], ARGV[7], ttl)
 end
 if ARGV[3] ~= '' then
   redis.call('RPUSH', KEYS[3], ARGV[3])
@@ -228,6 +231,7 @@ class JobStore:
             keys.arq_job(job_id),
             keys.ARQ_ABORT,
             keys.QUEUE,
+            keys.batch_results(batch),
         ]
 
     def _args(
