@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.footprint import run_footprint
 from bench.mixes import Mix, standard_mixes
 from bench.queue import run_queue
 from bench.relay import run_relay
@@ -25,7 +26,7 @@ from bench.report import rows, table
 from bench.submit import run_submit
 from bench.throughput import run_askq, run_baseline
 
-SECTIONS = ("throughput", "queue", "relay", "submit", "scale_out")
+SECTIONS = ("throughput", "queue", "relay", "submit", "scale_out", "footprint")
 
 
 def side_by_side(mix: Mix, folder: Path, *, baseline: bool) -> dict[str, Any]:
@@ -77,6 +78,8 @@ def run(sections: list[str], scale: float, folder: Path) -> dict[str, Any]:
         elif section == "scale_out":
             cpu = mixes["cpu"]
             results[section] = scale_out(Mix(**{**cpu.__dict__, "jobs": cpu.jobs * 2}), folder)
+        elif section == "footprint":
+            results[section] = asyncio.run(run_footprint(folder))
     return results
 
 

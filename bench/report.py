@@ -76,6 +76,30 @@ def rows(results: dict[str, Any]) -> list[Row]:
             )
         ceiling = scale["2"]["ceiling_speedup"]
         out.append(Row("scale-out", "the machine's ceiling at that CPU per job", ceiling, "x"))
+    if "footprint" in results:
+        out += _footprint_rows(results["footprint"])
+    return out
+
+
+def _footprint_rows(footprint: dict[str, Any]) -> list[Row]:
+    """Redis bytes per finished job beside the target, then where they are."""
+    out = [
+        Row(
+            "footprint",
+            "Redis memory per finished job",
+            footprint["bytes_per_job"],
+            "B",
+            round(footprint["target_bytes_per_job"]),
+            "<=",
+        ),
+        Row("footprint", "question + answer bytes per job", footprint["question_answer_bytes_per_job"], "B"),
+    ]
+    for name, size in footprint["by_family_bytes_per_job"].items():
+        out.append(Row("footprint", f"  of which {name} (MEMORY USAGE)", size, "B"))
+    out += [
+        Row("footprint", "  batch log: answer text in it", footprint["batch_log_text_bytes_per_job"], "B"),
+        Row("footprint", "per job without the batch log", footprint["bytes_per_job_without_batch_log"], "B"),
+    ]
     return out
 
 

@@ -77,6 +77,19 @@ def batch_items(batch: str) -> str:
     return f"{PREFIX}:batch:{batch}:items"
 
 
+def batch_results(batch: str) -> str:
+    """Hash of job id to a JSON object: the bulky fields (question, answer, ...) of the batch's finished
+    jobs, moved out of their records so that each record stays small (see ``common.stored_jobs``)."""
+    return f"{PREFIX}:results:{batch}"
+
+
+def split_job_id(job_id: str) -> tuple[str, str]:
+    """(batch, item id) of a job id: a batch name has no ':'. A scheduled run's id gives a name no
+    batch has results under."""
+    batch, _, item_id = job_id.partition(":")
+    return batch, item_id
+
+
 def batch_latencies(batch: str) -> str:
     """List of finished jobs' latencies in milliseconds, for percentiles."""
     return f"{PREFIX}:batch:{batch}:latency_ms"

@@ -42,6 +42,14 @@ LOST_OUTPUT_TOKENS_EST: Final = "lost_output_tokens_est"
 LOST_USAGE_EST: Final = "lost_usage_est"
 """Set at the job's end when runs were lost: JSON like ``usage``, an estimate of what they spent."""
 
+RESULT_FIELDS: Final = (QUESTION, REQUEST, CUSTOM_ID, ANSWER, ERROR, USAGE, MODEL)
+"""The fields that can exceed 64 bytes (text, JSON, names the user or the provider chose). When a
+job ends they move to its batch's results hash (``keys.batch_results``), so that Redis keeps the
+record as a compact listpack; ``common.stored_jobs.read_jobs`` puts the two parts together."""
+ID_FIELDS: Final = (BATCH, ITEM_ID)
+"""Also long when the user names them so, and spelled by the job id (``BATCH:ITEM_ID``): an ended
+job keeps them nowhere, and a reader takes them from the id."""
+
 # Batch record (keys.batch_record): metadata, then one counter per state and per token kind.
 CREATED_AT: Final = "created_at"
 SOURCE: Final = "source"

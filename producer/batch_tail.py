@@ -18,6 +18,7 @@ from common import keys
 from common.events import EventType, StreamEvent
 from common.reconnect import Reconnecting
 from common.replay import entry_events
+from common.stored_jobs import read_jobs
 from producer.batches import BatchStatus, batch_status
 from producer.reconnect import follow_steps
 from producer.results import result_from_record
@@ -115,13 +116,9 @@ class _BatchFollower:
         job_ids = list(dict.fromkeys(job_ids))  # a job re-run within one read ended twice
         if not job_ids:
             return []
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for job_id in job_ids:
-                pipe.hgetall(keys.job_record(job_id))
-            replies = await pipe.execute()
         ends = [
-            JobEnded.from_result(result_from_record(job_id, raw))
-            for job_id, raw in zip(job_ids, replies, strict=True)
+            JobEnded.from_result(result_from_record(job_id, fields))
+            for job_id, fields in zip(job_ids, await read_jobs(self._redis, job_ids), strict=True)
         ]
         for end in ends:
             if not end.state.is_terminal:

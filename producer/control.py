@@ -21,6 +21,7 @@ from common.config import AskqConfig
 from common.events import EVENT_SCHEMA_VERSION, EventType
 from common.replay import MARK_LOG_FROM_LUA
 from common.status import JobState
+from common.stored_jobs import COMPACT_LUA, RESTORE_LUA, read_jobs
 from producer.arq_jobs import arq_job, payload_from_record, wake_workers
 from producer.batches import job_id_pages
 
@@ -57,23 +58,28 @@ end
     seq=record.SEQ,
 )
 
-# KEYS: batch record, queue, batch log, batch halt, arq's abort set, then (job record, arq job, arq retry
-# count) per job.
+# KEYS: batch record, queue, batch log, batch halt, arq's abort set, batch results, then (job record,
+# arq job, arq retry count) per job.
 # ARGV: ttl_s, now_s, score_ms, log maxlen, batch channel, states JSON, reason,
 #       then (job id, arq job) per job.
-_RETRY = _LOG_EVENT + Template("""
+_RETRY = (
+    _LOG_EVENT
+    + RESTORE_LUA
+    + Template("""
 local from = {}
 for _, state in ipairs(cjson.decode(ARGV[6])) do from[state] = true end
 local moved = 0
 -- A retry is the user saying the cause is fixed: lift a halt left by a refused API key.
 redis.call('DEL', KEYS[4])
-for i = 0, (#KEYS - 5) / 3 - 1 do
-  local rec, job, tries = KEYS[6 + 3 * i], KEYS[7 + 3 * i], KEYS[8 + 3 * i]
+for i = 0, (#KEYS - 6) / 3 - 1 do
+  local rec, job, tries = KEYS[7 + 3 * i], KEYS[8 + 3 * i], KEYS[9 + 3 * i]
   local job_id = ARGV[8 + 2 * i]
   local old = redis.call('HGET', rec, '$state')
   if old and from[old] then
     local attempts = tonumber(redis.call('HGET', rec, '$attempts') or '0') or 0
     move(KEYS[1], rec, old, '$queued')
+    -- Live again: its record whole, as a queued job's is; the earlier result is then cleared.
+    restore(rec, KEYS[6], job_id)
     redis.call('HDEL', rec, $cleared)
     redis.call('EXPIRE', rec, ARGV[1])
     redis.call('DEL', tries)
@@ -89,32 +95,36 @@ send_events(ARGV[5])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return moved
 """).substitute(
-    state=record.STATE,
-    attempts=record.ATTEMPTS,
-    queued=JobState.QUEUED.value,
-    retry=EventType.RETRY.value,
-    cleared=", ".join(
-        f"'{name}'"
-        for name in (
-            record.ANSWER,
-            record.ERROR,
-            record.ERROR_CODE,
-            record.ATTEMPTS,
-            record.FINISH_REASON,
-            record.STARTED_AT,
-            record.FINISHED_AT,
-            record.LATENCY_MS,
-        )
-    ),
+        state=record.STATE,
+        attempts=record.ATTEMPTS,
+        queued=JobState.QUEUED.value,
+        retry=EventType.RETRY.value,
+        cleared=", ".join(
+            f"'{name}'"
+            for name in (
+                record.ANSWER,
+                record.ERROR,
+                record.ERROR_CODE,
+                record.ATTEMPTS,
+                record.FINISH_REASON,
+                record.STARTED_AT,
+                record.FINISHED_AT,
+                record.LATENCY_MS,
+            )
+        ),
+    )
 )
 
-# KEYS: batch record, queue, batch log, abort set, then (job record, arq job) per job.
+# KEYS: batch record, queue, batch log, abort set, batch results, then (job record, arq job) per job.
 # ARGV: ttl_s, now_s, now_ms, log maxlen, batch channel, reason, then job id per job.
 # Returns {queued jobs cancelled, ids of the running jobs asked to abort}.
-_CANCEL = _LOG_EVENT + Template("""
+_CANCEL = (
+    _LOG_EVENT
+    + COMPACT_LUA
+    + Template("""
 local queued, aborted = 0, {}
-for i = 0, (#KEYS - 4) / 2 - 1 do
-  local rec, job = KEYS[5 + 2 * i], KEYS[6 + 2 * i]
+for i = 0, (#KEYS - 5) / 2 - 1 do
+  local rec, job = KEYS[6 + 2 * i], KEYS[7 + 2 * i]
   local job_id = ARGV[7 + i]
   local old = redis.call('HGET', rec, '$state')
   if old == '$queued' or old == '$running' then
@@ -124,6 +134,8 @@ for i = 0, (#KEYS - 4) / 2 - 1 do
       redis.call('ZREM', KEYS[2], job_id)
       redis.call('DEL', job)
       log_event(rec, job_id, '$cancelled', 0, ARGV[6])
+      -- Ended for good. (A running job's record stays whole: its worker reads the reason there.)
+      compact(rec, KEYS[5], job_id, ARGV[1])
       queued = queued + 1
     else
       -- Its worker cancels the task on its next poll (arq's abort) and writes the event.
@@ -135,13 +147,14 @@ end
 send_events(ARGV[5])
 return {queued, aborted}
 """).substitute(
-    state=record.STATE,
-    error=record.ERROR,
-    error_code=record.ERROR_CODE,
-    finished_at=record.FINISHED_AT,
-    queued=JobState.QUEUED.value,
-    running=JobState.RUNNING.value,
-    cancelled=JobState.CANCELLED.value,
+        state=record.STATE,
+        error=record.ERROR,
+        error_code=record.ERROR_CODE,
+        finished_at=record.FINISHED_AT,
+        queued=JobState.QUEUED.value,
+        running=JobState.RUNNING.value,
+        cancelled=JobState.CANCELLED.value,
+    )
 )
 
 
@@ -165,8 +178,11 @@ async def retry_batch(
     script = redis.register_script(_RETRY)
     moved = 0
     async for job_ids in job_id_pages(redis, batch):
-        records = await _records(redis, job_ids)
-        chosen = [(job_id, fields) for job_id, fields in records if fields.get(record.STATE) in states]
+        chosen = [
+            (job_id, fields)
+            for job_id, fields in await _records(redis, job_ids, states)
+            if fields.get(record.STATE) in states
+        ]
         if not chosen:
             continue
         now = time.time()
@@ -176,6 +192,7 @@ async def retry_batch(
             keys.batch_log(batch),
             keys.batch_halt(batch),
             keys.ARQ_ABORT,
+            keys.batch_results(batch),
         ]
         args: list[str | int | float | bytes] = [
             config.retention.ttl_s,
@@ -206,7 +223,13 @@ async def cancel_batch(
     aborted: list[str] = []
     async for job_ids in job_id_pages(redis, batch):
         now = time.time()
-        call_keys = [keys.batch_record(batch), keys.QUEUE, keys.batch_log(batch), keys.ARQ_ABORT]
+        call_keys = [
+            keys.batch_record(batch),
+            keys.QUEUE,
+            keys.batch_log(batch),
+            keys.ARQ_ABORT,
+            keys.batch_results(batch),
+        ]
         args: list[str | int | float] = [
             config.retention.ttl_s,
             f"{now:.3f}",
@@ -229,23 +252,16 @@ async def cancel_batch(
     return CancelReport(batch, queued, aborted)
 
 
-_PAYLOAD_FIELDS = (
-    record.STATE,
-    record.BATCH,
-    record.ITEM_ID,
-    record.JOB_TYPE,
-    record.QUESTION,
-    record.REQUEST,
-)
+async def _records(redis: Redis, job_ids: list[str], states: list[str]) -> list[tuple[str, dict[str, str]]]:
+    """The jobs in one of ``states``, with what their payloads are rebuilt from.
 
-
-async def _records(redis: Redis, job_ids: list[str]) -> list[tuple[str, dict[str, str]]]:
-    """Each job's state and what its payload is rebuilt from; never its (possibly long) answer."""
+    States first, then the chosen jobs in full: never the (possibly long) answers of the others.
+    """
     async with redis.pipeline(transaction=False) as pipe:
         for job_id in job_ids:
-            pipe.hmget(keys.job_record(job_id), list(_PAYLOAD_FIELDS))
+            pipe.hget(keys.job_record(job_id), record.STATE)
         replies = await pipe.execute()
-    return [
-        (job_id, {name: value.decode() for name, value in zip(_PAYLOAD_FIELDS, values, strict=True) if value})
-        for job_id, values in zip(job_ids, replies, strict=True)
+    chosen = [
+        job_id for job_id, state in zip(job_ids, replies, strict=True) if state and state.decode() in states
     ]
+    return list(zip(chosen, await read_jobs(redis, chosen), strict=True))

@@ -69,6 +69,8 @@ async def delete_batch(
         )
         if aborted:
             _empty_log(pipe, keys.batch_log(batch))
+        # One field per finished job: a big hash, freed in the background rather than blocking Redis.
+        pipe.unlink(keys.batch_results(batch))
         pipe.zrem(keys.BATCHES, batch)
         await pipe.execute()
     return DeleteReport(batch, done, len(held))

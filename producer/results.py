@@ -10,8 +10,9 @@ from typing import Any, TextIO
 
 from redis.asyncio import Redis
 
-from common import keys, record
+from common import record
 from common.status import TERMINAL_STATES, JobState
+from common.stored_jobs import read_jobs
 from common.untrusted import json_line
 from producer.batches import job_id_pages
 
@@ -47,9 +48,8 @@ class Result:
         }
 
 
-def result_from_record(job_id: str, raw: dict[bytes, bytes]) -> Result:
-    """The one reading of a job record's hash (empty when the record expired)."""
-    fields = {name.decode(): value.decode() for name, value in raw.items()}
+def result_from_record(job_id: str, fields: dict[str, str]) -> Result:
+    """The one reading of a job's fields (``common.stored_jobs.read_jobs``; empty when it expired)."""
     state = fields.get(record.STATE, "expired")
     finished = state in {terminal.value for terminal in TERMINAL_STATES}
     usage = json.loads(fields[record.USAGE]) if fields.get(record.USAGE) else None
@@ -75,12 +75,8 @@ def result_from_record(job_id: str, raw: dict[bytes, bytes]) -> Result:
 async def iter_results(redis: Redis, batch: str) -> AsyncIterator[Result]:
     """Every item of the batch in input order, one pipelined round trip per page."""
     async for job_ids in job_id_pages(redis, batch):
-        async with redis.pipeline(transaction=False) as pipe:
-            for job_id in job_ids:
-                pipe.hgetall(keys.job_record(job_id))
-            records = await pipe.execute()
-        for job_id, raw in zip(job_ids, records, strict=True):
-            yield result_from_record(job_id, raw)
+        for job_id, fields in zip(job_ids, await read_jobs(redis, job_ids), strict=True):
+            yield result_from_record(job_id, fields)
 
 
 def openai_batch_line(result: Result) -> dict[str, Any]:

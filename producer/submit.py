@@ -24,6 +24,7 @@ from common.errors import InputError, RedisUnavailableError
 from common.reconnect import OUT_OF_MEMORY, is_out_of_memory
 from common.redis_health import ensure_lineage
 from common.status import JobState
+from common.stored_jobs import STORED_LUA
 from producer.arq_jobs import arq_job, payload_json, request_json, wake_workers
 from producer.items import QuestionItem
 from producer.readers import Source, open_source
@@ -33,19 +34,20 @@ CHUNK_ITEMS = 500
 MAX_NAMED_CONFLICTS = 20
 BATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
-# KEYS: batch record, batch items, queue, batches index, then (job record, arq job) per item.
+# KEYS: batch record, batch items, queue, batches index, batch results, then (job record, arq job)
+# per item.
 # ARGV: ttl_s, first score, batch, created_at, source, job_type, enqueued_at, then per item:
 # job id, arq job, item id, question, custom id ('' if none), request JSON ('' if none).
 # Field names come from common.record. The queue and the item list get one command per chunk.
 # Returns the number of jobs added, the number of items already in the batch with another question
 # or request (left as they are), and the first $named of those items' ids.
-_ENQUEUE = Template("""
+_ENQUEUE = STORED_LUA + Template("""
 local ttl = tonumber(ARGV[1])
 local score = tonumber(ARGV[2])
 local scored, listed, named = {}, {}, {}
 local conflicts = 0
-for i = 0, (#KEYS - 4) / 2 - 1 do
-  local rec, job = KEYS[5 + 2 * i], KEYS[6 + 2 * i]
+for i = 0, (#KEYS - 5) / 2 - 1 do
+  local rec, job = KEYS[6 + 2 * i], KEYS[7 + 2 * i]
   local at = 8 + 6 * i
   local job_id = ARGV[at]
   if redis.call('EXISTS', rec) == 0 then
@@ -59,8 +61,9 @@ for i = 0, (#KEYS - 4) / 2 - 1 do
     scored[#scored + 1] = job_id
     listed[#listed + 1] = job_id
   else
-    local stored = redis.call('HMGET', rec, '$question', '$request')
-    if stored[1] ~= ARGV[at + 3] or (stored[2] or '') ~= ARGV[at + 5] then
+    local question = stored(rec, KEYS[5], job_id, '$question')
+    local request = stored(rec, KEYS[5], job_id, '$request')
+    if question ~= ARGV[at + 3] or (request or '') ~= ARGV[at + 5] then
       conflicts = conflicts + 1
       if #named < $named then named[#named + 1] = ARGV[at + 2] end
     end
@@ -263,7 +266,13 @@ def _chunk_call(
 ) -> tuple[list[str], list[str | int | float | bytes]]:
     now = time.time()
     now_ms = int(now * 1000)
-    script_keys = [keys.batch_record(batch), keys.batch_items(batch), keys.QUEUE, keys.BATCHES]
+    script_keys = [
+        keys.batch_record(batch),
+        keys.batch_items(batch),
+        keys.QUEUE,
+        keys.BATCHES,
+        keys.batch_results(batch),
+    ]
     args: list[str | int | float | bytes] = [
         config.retention.ttl_s,
         f"{score_ms:.3f}",

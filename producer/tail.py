@@ -21,6 +21,7 @@ from common.events import StreamEvent
 from common.reconnect import Reconnecting
 from common.replay import Entry, entry_events
 from common.status import JobState
+from common.stored_jobs import read_job
 from common.usage import Usage
 from producer.reconnect import follow_steps
 from producer.results import Result, result_from_record
@@ -140,8 +141,9 @@ async def logged_events(redis: Redis, job_id: str) -> list[StreamEvent]:
 
 
 async def _log_fields(redis: Redis, job_id: str) -> tuple[str | None, int | None]:
-    batch, log_from = await redis.hmget(keys.job_record(job_id), [record.BATCH, record.LOG_FROM])  # type: ignore[misc]  # redis-py types sync and async alike
-    return (batch.decode() if batch else None), (int(log_from) if log_from else None)
+    fields = await read_job(redis, job_id)  # a finished job's batch is in its results entry
+    batch, log_from = fields.get(record.BATCH), fields.get(record.LOG_FROM)
+    return batch or None, (int(log_from) if log_from else None)
 
 
 class _JobFollower:
@@ -191,5 +193,4 @@ async def job_state(redis: Redis, job_id: str) -> JobState:
 
 
 async def stored_end(redis: Redis, job_id: str) -> Finished:
-    raw = await redis.hgetall(keys.job_record(job_id))  # type: ignore[misc]  # as above
-    return Finished.from_result(result_from_record(job_id, raw))
+    return Finished.from_result(result_from_record(job_id, await read_job(redis, job_id)))

@@ -117,6 +117,10 @@ async def test_delete_stops_running_jobs_first(
     await _only_an_expiring_log_is_left(redis, "busy")
 
 
+async def _asked_provider(sim: Simulator) -> bool:
+    return bool(sim.stats()["requests_total"] >= 1)
+
+
 async def test_a_run_outliving_the_wait_is_still_aborted(
     redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
 ) -> None:
@@ -126,7 +130,8 @@ async def test_a_run_outliving_the_wait_is_still_aborted(
     await _submitted(redis, config, write, "paused", 1)
     worker = subprocess.Popen([*ASKQ, "worker"], cwd=REPO, stderr=subprocess.PIPE, text=True)
     try:
-        await eventually(lambda: redis.exists(keys.arq_in_progress("paused:1")), timeout_s=30)
+        # Claimed is not yet running: stopped in between, the job would be deleted as queued.
+        await eventually(lambda: _asked_provider(sim), timeout_s=30)
         os.kill(worker.pid, signal.SIGSTOP)
         report = await delete_batch(redis, "paused", config, stop_wait_s=0.2)
         assert report.still_running == 1

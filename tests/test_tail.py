@@ -205,7 +205,7 @@ async def _lose_a_run(redis: Redis, job_id: str) -> None:
 async def test_the_event_log_expires_after_the_result(
     redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
 ) -> None:
-    """The batch's log outlives the job's record by at most half the retention, then vanishes too."""
+    """The batch's log and results hash outlive the job's record, the log by half the retention at most."""
     short = config.model_copy(
         update={"retention": config.retention.model_copy(update={"results_days": 2 / 86_400})}
     )
@@ -215,7 +215,8 @@ async def test_the_event_log_expires_after_the_result(
     log_ttl = await redis.pttl(keys.batch_log("t"))
     assert 0 < record_ttl <= 2000
     assert record_ttl <= log_ttl <= 3000
-    gone = [keys.job_record(job_id), keys.batch_log("t")]
+    assert record_ttl <= await redis.pttl(keys.batch_results("t")) <= 2000  # the question and answer
+    gone = [keys.job_record(job_id), keys.batch_log("t"), keys.batch_results("t")]
     await eventually(lambda: _none_exist(redis, gone), timeout_s=10)
 
 

@@ -261,6 +261,7 @@ class JobStore:
             keys.ARQ_ABORT,
             keys.QUEUE,
             keys.event_feed(job_id, batch)[0],
+            keys.batch_results(batch),
         ]
 
     def _args(

@@ -7,18 +7,20 @@ from string import Template
 from common import keys, record
 from common.replay import MARK_LOG_FROM_LUA
 from common.status import JobState
+from common.stored_jobs import COMPACT_LUA
 
 FENCED = "fenced"
 """What a transition returns when another worker's run owns the job."""
 
 # KEYS: job record, batch record, batch latencies, the finished-jobs index, then arq's: the job's
-# in-progress, retry and job keys, the abort set and the queue; then the job's event log.
+# in-progress, retry and job keys, the abort set and the queue; then the job's event log and the
+# batch's results hash.
 # ARGV: new state, ttl_s, latency_ms ('' if none), batch counter increments (JSON), terminal states
 # (JSON), job id, now (unix s), the run's lease token ('' when unfenced), events to log (an entry,
 # '' if none), the log's channel, log maxlen, log ttl_s, then field/value pairs.
 # Field names come from common.record. Returns the previous state, '' when the record is missing or
 # already terminal (nothing changed), or 'fenced' when another worker's run owns the job now.
-TRANSITION = Template("""
+TRANSITION = COMPACT_LUA + Template("""
 local old = redis.call('HGET', KEYS[1], '$state')
 if not old then return '' end
 local fence = ARGV[8]
@@ -46,6 +48,8 @@ if ends then
   redis.call('DEL', KEYS[5], KEYS[6], KEYS[7])
   redis.call('ZREM', KEYS[8], ARGV[6])
   redis.call('ZREM', KEYS[9], ARGV[6])
+  -- The ended record keeps only small fields; question, answer and the like go to the results hash.
+  compact(KEYS[1], KEYS[11], ARGV[6], ttl)
 end
 if ARGV[3] ~= '' then
   redis.call('RPUSH', KEYS[3], ARGV[3])

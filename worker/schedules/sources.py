@@ -23,6 +23,7 @@ from common import keys, record
 from common.confine import inside
 from common.schedules import AnswersSource, FilesSource
 from common.status import JobState
+from common.stored_jobs import read_jobs
 
 log = structlog.get_logger(__name__)
 
@@ -50,12 +51,9 @@ async def collect_answers(redis: Redis, source: AnswersSource, start: datetime, 
     wanted = [record.STATE, record.BATCH, record.JOB_TYPE, record.QUESTION, record.ANSWER]
     for first in range(0, len(job_ids), PAGE):
         page = job_ids[first : first + PAGE]
-        async with redis.pipeline(transaction=False) as pipe:
-            for job_id in page:
-                pipe.hmget(keys.job_record(job_id.decode()), wanted)
-            rows = await pipe.execute()
-        for job_id, row in zip(page, rows, strict=True):
-            state, batch, job_type, question, answer = (value.decode() if value else "" for value in row)
+        jobs = await read_jobs(redis, [job_id.decode() for job_id in page])
+        for job_id, fields in zip(page, jobs, strict=True):
+            state, batch, job_type, question, answer = (fields.get(name, "") for name in wanted)
             if (source.batch and batch != source.batch) or (source.job_type and job_type != source.job_type):
                 counts["other batches or job types"] += 1
             elif state != JobState.SUCCEEDED.value:

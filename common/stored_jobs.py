@@ -1,0 +1,113 @@
+"""A stored job in two parts, and the one reading that puts them together.
+
+A job's record (``keys.job_record``) holds everything while the job is queued or running. When it
+ends, its bulky fields (``record.RESULT_FIELDS``: question, request, custom id, answer, error,
+usage, model) move, in the same Lua call, into its batch's results hash (``keys.batch_results``) as
+one JSON object under the job id, and its batch and item id (``record.ID_FIELDS``) go: the job id
+spells them. The record keeps only small values, so Redis stores it as a listpack (tens of bytes of
+overhead) rather than a hashtable (60-80 bytes a field). ``askq retry`` moves the fields back
+before the job runs again.
+
+Every reader of a job goes through ``read_jobs``: it reads both parts in one MULTI, so a retry
+moving the fields back in between is never half seen, and a record written before the split (its
+fields all in the record) reads as it always did.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from string import Template
+
+from redis.asyncio import Redis
+
+from common import keys, record
+
+_RESULT_FIELDS_LUA = "{" + ", ".join(f"['{name}'] = true" for name in record.RESULT_FIELDS) + "}"
+_ID_FIELDS_LUA = "{" + ", ".join(f"['{name}'] = true" for name in record.ID_FIELDS) + "}"
+
+COMPACT_LUA = Template("""
+-- Moves an ended job's bulky fields from its record `rec` into the results hash `results` (field
+-- `job_id`, one JSON object), refreshing the hash's expiry to `ttl` s so that it outlives every
+-- record of the batch; its batch and item id, which the job id spells, are dropped. The record is
+-- written anew: a hash that once held a long value stays a hashtable after HDEL, and only a new
+-- one is a listpack again. Its expiry is kept.
+local function compact(rec, results, job_id, ttl)
+  local bulky, ids = $bulky, $ids
+  local all = redis.call('HGETALL', rec)
+  local moved, kept, any = {}, {}, false
+  for i = 1, #all, 2 do
+    if bulky[all[i]] then
+      moved[all[i]] = all[i + 1]
+      any = true
+    elseif ids[all[i]] then
+      any = true
+    else
+      kept[#kept + 1] = all[i]
+      kept[#kept + 1] = all[i + 1]
+    end
+  end
+  if not any then return end
+  local pttl = redis.call('PTTL', rec)
+  redis.call('HSET', results, job_id, cjson.encode(moved))
+  redis.call('EXPIRE', results, ttl)
+  redis.call('DEL', rec)
+  redis.call('HSET', rec, unpack(kept))
+  if pttl > 0 then redis.call('PEXPIRE', rec, pttl) end
+end
+""").substitute(bulky=_RESULT_FIELDS_LUA, ids=_ID_FIELDS_LUA)
+
+RESTORE_LUA = Template("""
+-- Moves a job's bulky fields back from the results hash into its record `rec`, with its batch and
+-- item id from `job_id` (a retry: the job is live again and its record whole). A record that was
+-- never split is left as it is.
+local function restore(rec, results, job_id)
+  local entry = redis.call('HGET', results, job_id)
+  if not entry then return end
+  local colon = string.find(job_id, ':', 1, true)
+  local fields = {'$batch', string.sub(job_id, 1, colon - 1), '$item_id', string.sub(job_id, colon + 1)}
+  for name, value in pairs(cjson.decode(entry)) do
+    fields[#fields + 1] = name
+    fields[#fields + 1] = value
+  end
+  redis.call('HSET', rec, unpack(fields))
+  redis.call('HDEL', results, job_id)
+end
+""").substitute(batch=record.BATCH, item_id=record.ITEM_ID)
+
+STORED_LUA = """
+-- The stored value of field `name` of a job, from its record or, once it ended, its results entry.
+local function stored(rec, results, job_id, name)
+  local value = redis.call('HGET', rec, name)
+  if value then return value end
+  local entry = redis.call('HGET', results, job_id)
+  if not entry then return false end
+  return cjson.decode(entry)[name] or false
+end
+"""
+
+
+def merged(job_id: str, raw: dict[bytes, bytes], entry: bytes | None) -> dict[str, str]:
+    """A job's fields from its record's hash and its results entry (None when it has none)."""
+    fields = {name.decode(): value.decode() for name, value in raw.items()}
+    if fields and entry is not None:
+        batch, item_id = keys.split_job_id(job_id)
+        fields.update(json.loads(entry), **{record.BATCH: batch, record.ITEM_ID: item_id})
+    return fields
+
+
+async def read_jobs(redis: Redis, job_ids: Sequence[str]) -> list[dict[str, str]]:
+    """Each job's fields, in order, in one round trip; empty for a job whose record is gone."""
+    if not job_ids:
+        return []
+    async with redis.pipeline(transaction=True) as pipe:
+        for job_id in job_ids:
+            pipe.hgetall(keys.job_record(job_id))
+            pipe.hget(keys.batch_results(keys.split_job_id(job_id)[0]), job_id)
+        replies = await pipe.execute()
+    return [merged(job_id, replies[2 * i], replies[2 * i + 1]) for i, job_id in enumerate(job_ids)]
+
+
+async def read_job(redis: Redis, job_id: str) -> dict[str, str]:
+    """One job's fields; empty when its record is gone."""
+    return (await read_jobs(redis, [job_id]))[0]
