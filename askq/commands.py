@@ -30,9 +30,10 @@ from common.redis_health import check_memory_policy
 from common.wording import counted
 from producer.batches import BatchStatus, batch_status, job_id_pages
 from producer.connection import connect
-from producer.control import cancel_batch, retry_batch
+from producer.control import cancel_batch
 from producer.reconnect import GIVE_UP_S
 from producer.results import write_results
+from producer.retry import retry_batch
 from producer.schedules import request_run, run_history, schedule_rows, schedules_served
 from producer.spool import question_file
 from producer.submit import submit_file

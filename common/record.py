@@ -31,6 +31,9 @@ SEQ: Final = "seq"
 """The last event number the job's runs have used or reserved; the next writer numbers on from it."""
 LOG_FROM: Final = "log_from"
 """Redis time (ms) before the job's first event: where a reader starts in the batch's log."""
+STOPPING: Final = "stopping"
+"""Set by ``askq cancel`` on a running job until its run says it stopped: until then the run may have
+logged events past ``seq``, so ``askq retry`` lets that run go on rather than number after ``seq``."""
 OWNER: Final = "owner"
 """The lease token of the worker whose run the record follows: a run's end or hand-back is refused
 when another worker's token is here (``askq worker`` only; arq's own worker sets none)."""

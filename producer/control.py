@@ -1,4 +1,4 @@
-"""``askq retry`` and ``askq cancel``: move a batch's jobs between states, one atomic call per chunk.
+"""``askq cancel``, and the Lua that ``askq cancel`` and ``askq retry`` share to log a job's event.
 
 Each chunk is one Lua call that re-reads every job's state before touching it, so a job that a
 worker finished or started a moment ago is never moved by a stale decision. Counters move in the
@@ -8,7 +8,6 @@ written here, numbered after its record's ``seq``; a running job's worker writes
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,22 +17,22 @@ from redis.asyncio import Redis
 
 from common import keys, record
 from common.config import AskqConfig
-from common.events import EVENT_SCHEMA_VERSION, EventType
+from common.events import EVENT_SCHEMA_VERSION
 from common.replay import MARK_LOG_FROM_LUA
 from common.status import JobState
-from common.stored_jobs import COMPACT_LUA, RESTORE_LUA, read_jobs
-from producer.arq_jobs import arq_job, payload_from_record, wake_workers
+from common.stored_jobs import COMPACT_LUA
+from producer.arq_jobs import wake_workers
 from producer.batches import job_id_pages
 
-RETRIED = "re-run by `askq retry`; its earlier result is discarded"
 CANCELLED = "cancelled by `askq cancel`"
 
-# Numbers one event after the job's record's seq and gathers it; `send_events` writes what was
+# Numbers one event after the job's record's seq (or ``floor``, the last seq a lost run logged, when
+# higher) and gathers it; `send_events` writes what was
 # gathered as one entry of the batch's log (KEYS[3]) and publishes it on the batch's channel.
-_LOG_EVENT = MARK_LOG_FROM_LUA + Template("""
+LOG_EVENT_LUA = MARK_LOG_FROM_LUA + Template("""
 local events = {}
-local function log_event(rec, job_id, kind, attempt, reason)
-  local seq = tonumber(redis.call('HGET', rec, '$seq') or '0') + 1
+local function log_event(rec, job_id, kind, attempt, reason, floor)
+  local seq = math.max(tonumber(redis.call('HGET', rec, '$seq') or '0'), tonumber(floor or '0')) + 1
   redis.call('HSET', rec, '$seq', seq)
   mark_log_from(rec)
   table.insert(events, {v = $version, type = kind, job_id = job_id, seq = seq, attempt = attempt,
@@ -58,68 +57,11 @@ end
     seq=record.SEQ,
 )
 
-# KEYS: batch record, queue, batch log, batch halt, arq's abort set, batch results, then (job record,
-# arq job, arq retry count) per job.
-# ARGV: ttl_s, now_s, score_ms, log maxlen, batch channel, states JSON, reason,
-#       then (job id, arq job) per job.
-_RETRY = (
-    _LOG_EVENT
-    + RESTORE_LUA
-    + Template("""
-local from = {}
-for _, state in ipairs(cjson.decode(ARGV[6])) do from[state] = true end
-local moved = 0
--- A retry is the user saying the cause is fixed: lift a halt left by a refused API key.
-redis.call('DEL', KEYS[4])
-for i = 0, (#KEYS - 6) / 3 - 1 do
-  local rec, job, tries = KEYS[7 + 3 * i], KEYS[8 + 3 * i], KEYS[9 + 3 * i]
-  local job_id = ARGV[8 + 2 * i]
-  local old = redis.call('HGET', rec, '$state')
-  if old and from[old] then
-    local attempts = tonumber(redis.call('HGET', rec, '$attempts') or '0') or 0
-    move(KEYS[1], rec, old, '$queued')
-    -- Live again: its record whole, as a queued job's is; the earlier result is then cleared.
-    restore(rec, KEYS[6], job_id)
-    redis.call('HDEL', rec, $cleared)
-    redis.call('EXPIRE', rec, ARGV[1])
-    redis.call('DEL', tries)
-    -- A cancel asked workers to abort it: the new run must not be taken for the old one.
-    redis.call('ZREM', KEYS[5], job_id)
-    redis.call('SET', job, ARGV[9 + 2 * i], 'PX', ARGV[1] * 1000)
-    redis.call('ZADD', KEYS[2], ARGV[3] + i * 0.001, job_id)
-    log_event(rec, job_id, '$retry', attempts, ARGV[7])
-    moved = moved + 1
-  end
-end
-send_events(ARGV[5])
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-return moved
-""").substitute(
-        state=record.STATE,
-        attempts=record.ATTEMPTS,
-        queued=JobState.QUEUED.value,
-        retry=EventType.RETRY.value,
-        cleared=", ".join(
-            f"'{name}'"
-            for name in (
-                record.ANSWER,
-                record.ERROR,
-                record.ERROR_CODE,
-                record.ATTEMPTS,
-                record.FINISH_REASON,
-                record.STARTED_AT,
-                record.FINISHED_AT,
-                record.LATENCY_MS,
-            )
-        ),
-    )
-)
-
 # KEYS: batch record, queue, batch log, abort set, batch results, then (job record, arq job) per job.
 # ARGV: ttl_s, now_s, now_ms, log maxlen, batch channel, reason, then job id per job.
 # Returns {queued jobs cancelled, ids of the running jobs asked to abort}.
 _CANCEL = (
-    _LOG_EVENT
+    LOG_EVENT_LUA
     + COMPACT_LUA
     + Template("""
 local queued, aborted = 0, {}
@@ -140,6 +82,7 @@ for i = 0, (#KEYS - 5) / 2 - 1 do
     else
       -- Its worker cancels the task on its next poll (arq's abort) and writes the event.
       redis.call('ZADD', KEYS[4], ARGV[3], job_id)
+      redis.call('HSET', rec, '$stopping', '1')
       aborted[#aborted + 1] = job_id
     end
   end
@@ -154,6 +97,7 @@ return {queued, aborted}
         queued=JobState.QUEUED.value,
         running=JobState.RUNNING.value,
         cancelled=JobState.CANCELLED.value,
+        stopping=record.STOPPING,
     )
 )
 
@@ -168,49 +112,6 @@ class CancelReport:
     @property
     def running(self) -> int:
         return len(self.aborted)
-
-
-async def retry_batch(
-    redis: Redis, batch: str, config: AskqConfig, *, include_cancelled: bool = False
-) -> int:
-    """Put the batch's failed jobs (and cancelled ones, if asked) back in the queue; returns how many."""
-    states = [JobState.FAILED.value] + ([JobState.CANCELLED.value] if include_cancelled else [])
-    script = redis.register_script(_RETRY)
-    moved = 0
-    async for job_ids in job_id_pages(redis, batch):
-        chosen = [
-            (job_id, fields)
-            for job_id, fields in await _records(redis, job_ids, states)
-            if fields.get(record.STATE) in states
-        ]
-        if not chosen:
-            continue
-        now = time.time()
-        call_keys = [
-            keys.batch_record(batch),
-            keys.QUEUE,
-            keys.batch_log(batch),
-            keys.batch_halt(batch),
-            keys.ARQ_ABORT,
-            keys.batch_results(batch),
-        ]
-        args: list[str | int | float | bytes] = [
-            config.retention.ttl_s,
-            f"{now:.3f}",
-            f"{now * 1000:.3f}",
-            config.stream.log_max_entries,
-            keys.batch_events_channel(batch),
-            json.dumps(states),
-            RETRIED,
-        ]
-        for job_id, fields in chosen:
-            call_keys += [keys.job_record(job_id), keys.arq_job(job_id), keys.arq_retry(job_id)]
-            payload = payload_from_record(job_id, fields).model_dump(mode="json")
-            args += [job_id, arq_job(payload, int(now * 1000))]
-        moved += int(await script(keys=call_keys, args=args))
-    if moved:
-        await wake_workers(redis)
-    return moved
 
 
 async def cancel_batch(
@@ -250,18 +151,3 @@ async def cancel_batch(
     if aborted:
         await wake_workers(redis)  # a worker reads the abort set when it polls
     return CancelReport(batch, queued, aborted)
-
-
-async def _records(redis: Redis, job_ids: list[str], states: list[str]) -> list[tuple[str, dict[str, str]]]:
-    """The jobs in one of ``states``, with what their payloads are rebuilt from.
-
-    States first, then the chosen jobs in full: never the (possibly long) answers of the others.
-    """
-    async with redis.pipeline(transaction=False) as pipe:
-        for job_id in job_ids:
-            pipe.hget(keys.job_record(job_id), record.STATE)
-        replies = await pipe.execute()
-    chosen = [
-        job_id for job_id, state in zip(job_ids, replies, strict=True) if state and state.decode() in states
-    ]
-    return list(zip(chosen, await read_jobs(redis, chosen), strict=True))

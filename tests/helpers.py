@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import json
 import os
 import select
 import struct
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import termios
 import time
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -93,6 +95,14 @@ async def eventually(
 async def logged_events(redis: Redis, job_id: str) -> list[StreamEvent]:
     """Every event of the job in its batch's log, oldest first."""
     return await tail.logged_events(redis, job_id)
+
+
+async def seqs_reused(redis: Redis, job_id: str) -> dict[int, list[str]]:
+    """The job's seqs that carry two different events in its log (a resent entry repeats one event)."""
+    by_seq: dict[int, set[str]] = defaultdict(set)
+    for event in await logged_events(redis, job_id):
+        by_seq[event.seq].add(json.dumps(event.model_dump(mode="json"), sort_keys=True))
+    return {seq: sorted(found) for seq, found in by_seq.items() if len(found) > 1}
 
 
 def final_text(events: Sequence[StreamEvent]) -> str:

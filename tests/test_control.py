@@ -15,7 +15,8 @@ from common.errors import NotFoundError
 from common.events import EventType, StreamEvent
 from common.status import JobState
 from producer.batches import batch_status
-from producer.control import cancel_batch, retry_batch
+from producer.control import cancel_batch
+from producer.retry import retry_batch
 from producer.submit import submit_file
 from producer.tail import TailItem, follow_job
 from tests.conftest import Simulator

@@ -28,11 +28,12 @@ from common.errors import NotFoundError
 from common.events import EventType, StreamEvent
 from common.status import JobState
 from producer.batches import batch_status
-from producer.control import cancel_batch, retry_batch
+from producer.control import cancel_batch
+from producer.retry import retry_batch
 from producer.submit import submit_file
 from producer.tail import follow_job
 from tests.conftest import Simulator
-from tests.helpers import eventually, final_text, logged_events, results, run_burst_worker
+from tests.helpers import eventually, final_text, logged_events, results, run_burst_worker, seqs_reused
 
 REPO = Path(__file__).resolve().parents[1]
 QUESTIONS = 12
@@ -238,6 +239,7 @@ async def test_cancel_then_retry_loses_no_job_with_a_live_worker(
         sim.configure(tokens_per_s=0)
         await eventually(lambda: _batch_done(redis, "again"), timeout_s=60)
     await _assert_complete_and_single(redis, "again")
+    await _assert_no_seq_reused(redis, "again")
 
 
 async def test_cancel_then_retry_loses_no_job_after_its_worker_died(
@@ -264,8 +266,15 @@ async def test_cancel_then_retry_loses_no_job_after_its_worker_died(
         (row.item_id, row.error) for row in rows
     ]
     assert (await batch_status(redis, "orphans")).counts[JobState.SUCCEEDED] == QUESTIONS
-    # Not checked here: the killed runs' events and the new runs' share event numbers (issue 17's
-    # "no seq used twice"), so a reader of the log may see the killed run's text.
+    await _assert_no_seq_reused(redis, "orphans")
+
+
+async def _assert_no_seq_reused(redis: Redis, batch: str) -> None:
+    """No event number of any job carries two different events: the killed or aborted run's and the
+    retry's are told apart by every reader."""
+    for row in await results(redis, batch):
+        reused = await seqs_reused(redis, row.job_id)
+        assert not reused, f"{row.job_id}: seqs used for different events: {reused}"
 
 
 @pytest.fixture

@@ -13,8 +13,9 @@ from common import keys, record
 from common.config import AskqConfig
 from common.status import JobState
 from common.stored_jobs import read_job
-from producer.control import cancel_batch, retry_batch
+from producer.control import cancel_batch
 from producer.deletion import delete_batch
+from producer.retry import retry_batch
 from producer.submit import submit_file
 from producer.tail import stored_end
 from tests.conftest import Simulator

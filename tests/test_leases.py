@@ -4,10 +4,8 @@ with the run it replaced, and the stored result stays single."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
-from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from common.status import JobState
 from producer.batches import batch_status
 from producer.tail import follow_job
 from tests.conftest import Simulator
-from tests.helpers import eventually, final_text, logged_events, results
+from tests.helpers import eventually, final_text, results, seqs_reused
 from tests.test_faults import _config_file, _logged, _streaming_jobs, _submit_n, worker_process
 
 LEASE_S = 2
@@ -63,10 +61,7 @@ async def test_a_stall_past_the_lease_never_reuses_a_seq(
     assert [row.status for row in rows] == ["succeeded"] * JOBS, [(row.item_id, row.error) for row in rows]
     assert (await batch_status(redis, "stall")).counts[JobState.SUCCEEDED] == JOBS
     for row in rows:
-        by_seq: dict[int, set[str]] = defaultdict(set)
-        for event in await logged_events(redis, row.job_id):
-            by_seq[event.seq].add(json.dumps(event.model_dump(mode="json"), sort_keys=True))
-        reused = {seq: sorted(found) for seq, found in by_seq.items() if len(found) > 1}
+        reused = await seqs_reused(redis, row.job_id)
         assert not reused, f"{row.job_id}: seqs used for different events: {reused}"
         items = [item async for item in follow_job(redis, row.job_id)]
         events = [item for item in items if isinstance(item, StreamEvent)]

@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 from common.config import AskqConfig, parse_config
 from common.errors import RetryableProviderError
 from common.events import EventType, StreamEvent
-from producer.control import retry_batch
+from producer.retry import retry_batch
 from producer.submit import submit_file
 from tests.conftest import Simulator
 from tests.helpers import eventually, logged_events, results, run_burst_worker

@@ -16,7 +16,8 @@ from typing import Any
 from bench.chaos.scene import BATCH, Scene, eventually
 from common import keys
 from common.config import load_config
-from producer.control import cancel_batch, retry_batch
+from producer.control import cancel_batch
+from producer.retry import retry_batch
 
 AOF = ("--appendonly", "yes", "--appendfsync", "everysec")
 NO_PERSISTENCE = ("--appendonly", "no", "--save", "")

@@ -105,11 +105,15 @@ async def _answer(ctx: WorkerContext, payload: JobPayload) -> dict[str, Any]:
             raise
         # Either `askq cancel` aborted the job (its record says so) or the worker is stopping and
         # the grace period is over: then the job goes back to the queue, announced.
-        recorded = await store.requeue(payload.job_id, payload.batch, seq=publisher.next_seq(), token=token)
+        events = await publisher.end_event(EventType.RETRY, max(publisher.attempt, 1), error=STOPPED)
+        recorded = await store.requeue(
+            payload.job_id, payload.batch, seq=publisher.seq, token=token, events=events
+        )
         if recorded is Recorded.STORED:
-            publisher.emit(EventType.RETRY, max(publisher.attempt, 1), error=STOPPED)
             log.info("returned to the queue: worker stopping")
-        elif recorded is Recorded.FENCED:
+            raise
+        publisher.withdraw_end(events)
+        if recorded is Recorded.FENCED:
             _disown(ctx, payload.job_id, "stopped: another worker runs this job now")
         else:
             await _announce_cancelled(store, payload, publisher)
@@ -207,12 +211,19 @@ async def _outcome(ctx: WorkerContext, payload: JobPayload, publisher: EventPubl
 
 
 async def _announce_cancelled(store: JobStore, payload: JobPayload, publisher: EventPublisher) -> bool:
-    """The record was cancelled while this run went on: its result is dropped, and readers told."""
-    reason = await store.cancelled_reason(payload.job_id, seq=publisher.next_seq())
-    if reason is not None:
-        publisher.emit(EventType.CANCELLED, max(publisher.attempt, 1), error=reason)
-        log.info("cancelled")
-    return reason is not None
+    """The record was cancelled while this run went on: its result is dropped, and readers told, by
+    the call that marks the run stopped, after the run's events not sent yet (a retry logs after)."""
+    pending = await publisher.pending()
+    seq = publisher.seq + 1
+    reason = await store.acknowledge_cancel(
+        payload.job_id, payload.batch, seq=seq, attempt=max(publisher.attempt, 1), events=pending
+    )
+    if reason is None:
+        publisher.give_back(pending)
+        return False
+    publisher.used(seq)
+    log.info("cancelled")
+    return True
 
 
 async def _record_gone(ctx: WorkerContext, payload: JobPayload) -> bool:

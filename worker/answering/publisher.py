@@ -79,6 +79,19 @@ class EventPublisher:
         event = self._numbered(kind, attempt, **fields)
         return [*await self._relay.take(self._job_id), event]
 
+    async def pending(self) -> list[str]:
+        """The events the relay has not sent yet, taken for a Lua call that logs them with an event it
+        writes itself (``give_back`` if it did not)."""
+        self.seal()
+        return await self._relay.take(self._job_id)
+
+    def give_back(self, events: list[str]) -> None:
+        self._relay.put_back(self._job_id, self._feed, events)
+
+    def used(self, seq: int) -> None:
+        """Event ``seq`` was written by a Lua call: the next one numbers after it."""
+        self._seq = max(self._seq, seq)
+
     def withdraw_end(self, events: list[str]) -> None:
         """``end_event``'s events were not written (the job ended elsewhere): the end's number is given
         again, and the events before it go out through the relay after all."""

@@ -129,12 +129,18 @@ class JobStore:
             args: list[str | int | float] = [token or "", lost.attempts, lost.output_tokens_est]
             await self._call_through_outage(self._count_lost, [keys.job_record(job_id)], args)
 
-    async def requeue(self, job_id: str, batch: str, *, seq: int, token: str | None = None) -> Recorded:
-        """A running job handed back to the queue (its worker is stopping).
+    async def requeue(
+        self, job_id: str, batch: str, *, seq: int, token: str | None = None, events: list[str] | None = None
+    ) -> Recorded:
+        """A running job handed back to the queue (its worker is stopping), and ``events`` (the run's
+        last, its announcement included) logged in the same call: a run starting at once elsewhere
+        logs after them.
 
         ``seq`` is the last event number the run uses, its announcement included.
         """
-        return await self._run(job_id, batch, JobState.QUEUED, {record.SEQ: str(seq)}, token=token)
+        return await self._run(
+            job_id, batch, JobState.QUEUED, {record.SEQ: str(seq)}, token=token, events=events
+        )
 
     async def reject(self, arq_job_id: str, reason: str) -> None:
         """Record a job refused unrun: in the rejected log and, if it names a known job, as its result."""
@@ -148,12 +154,27 @@ class JobStore:
             outcome = Outcome(state=JobState.FAILED, attempts=0, error=reason, error_code="invalid_payload")
             await self.finish(arq_job_id, batch.decode(), outcome)
 
-    async def cancelled_reason(self, job_id: str, *, seq: int) -> str | None:
+    async def acknowledge_cancel(
+        self, job_id: str, batch: str, *, seq: int, attempt: int, events: list[str]
+    ) -> str | None:
         """Why the job was cancelled, when its record says it was; None otherwise.
 
-        When it was, the run announces it as event ``seq``, which the record then counts as used.
+        When it was, the same call logs ``events`` (the run's not yet sent) and the ``cancelled`` event
+        as number ``seq``, counts it as used, and marks the run stopped: a retry after that numbers
+        after every event this run logged.
         """
-        reason = await self._cancelled(keys=[keys.job_record(job_id)], args=[seq])
+        log_key, channel = keys.event_feed(job_id, batch)
+        args: list[str | int | float] = [
+            seq,
+            attempt,
+            f"{time.time():.6f}",
+            encode_entry(events),
+            channel,
+            self._log_max_entries,
+            self._log_ttl_s,
+            job_id,
+        ]
+        reason = await self._call_through_outage(self._cancelled, [keys.job_record(job_id), log_key], args)
         return reason.decode() if isinstance(reason, bytes) else None
 
     async def finish(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from string import Template
 
 from common import keys, record
+from common.events import EVENT_SCHEMA_VERSION
 from common.replay import MARK_LOG_FROM_LUA
 from common.status import JobState
 from common.stored_jobs import COMPACT_LUA
@@ -95,16 +96,34 @@ return {{old, redis.call('HGET', KEYS[1], '{record.SEQ}') or '0', was_started or
   lost[2] or '0', 0}}
 """
 )
-# KEYS: job record. ARGV: seq of the run's announcement. Returns the error of a cancelled job (its
-# seq counted as used), or false.
-CANCELLED = f"""
-local state, error = unpack(redis.call('HMGET', KEYS[1], '{record.STATE}', '{record.ERROR}'))
-if state ~= '{JobState.CANCELLED.value}' then return false end
-if tonumber(redis.call('HGET', KEYS[1], '{record.SEQ}') or '0') < tonumber(ARGV[1]) then
-  redis.call('HSET', KEYS[1], '{record.SEQ}', ARGV[1])
+# KEYS: job record, the job's event log. ARGV: seq and attempt of the run's announcement, now (unix
+# s), the run's events not yet sent (an entry: a JSON array), the log's channel, log maxlen, log
+# ttl_s, job id. When the record says cancelled: logs those events and the ``cancelled`` event (its
+# seq counted as used), marks the run stopped, and returns the reason; otherwise false.
+CANCELLED = Template("""
+local state, error = unpack(redis.call('HMGET', KEYS[1], '$state', '$error'))
+if state ~= '$cancelled' then return false end
+if tonumber(redis.call('HGET', KEYS[1], '$seq') or '0') < tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], '$seq', ARGV[1])
 end
+redis.call('HDEL', KEYS[1], '$stopping')
+local event = cjson.encode({v = $version, type = '$cancelled', job_id = ARGV[8], seq = tonumber(ARGV[1]),
+  attempt = tonumber(ARGV[2]), ts = tonumber(ARGV[3]), error = error or ''})
+local entry = '[' .. event .. ']'
+if ARGV[4] ~= '[]' then entry = string.sub(ARGV[4], 1, -2) .. ',' .. event .. ']' end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', '$log_field', entry)
+redis.call('EXPIRE', KEYS[2], ARGV[7])
+redis.call('PUBLISH', ARGV[5], entry)
 return error or ''
-"""
+""").substitute(
+    state=record.STATE,
+    error=record.ERROR,
+    seq=record.SEQ,
+    stopping=record.STOPPING,
+    cancelled=JobState.CANCELLED.value,
+    version=EVENT_SCHEMA_VERSION,
+    log_field=keys.LOG_FIELD,
+)
 # KEYS: job record. ARGV: its owner's token ('' unfenced), attempts and output tokens (estimated) of
 # a run found lost. Counted once, by the run that found it, while it still owns the record.
 COUNT_LOST = f"""
