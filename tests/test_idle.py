@@ -1,0 +1,140 @@
+"""An idle ``askq worker`` waits on its wake-up channel: few Redis commands, and still at once on a
+submit, a cancel, or a deferred job coming due.
+
+Each test runs a real ``askq worker`` process. The commands are counted with ``INFO commandstats``
+on a private redis-server that nothing else talks to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from arq.constants import health_check_key_suffix
+from redis.asyncio import Redis
+
+from askq.stack import embedded_redis
+from common import keys, record
+from common.config import load_config
+from common.events import EventType
+from producer.control import cancel_batch
+from producer.submit import submit_file
+from tests.conftest import Simulator
+from tests.helpers import eventually, logged_events
+from tests.test_faults import worker_process
+
+WINDOW_S = 8.0
+"""The quiet window commands are counted over."""
+MOST_COMMANDS_PER_S = 3
+"""Generous: idle, each of the two workers (questions, schedules) looks at its queue once every
+third of a lease (5 s by default), one script call and the one or two commands it makes."""
+LONG_LEASE_S = 3600
+"""With it, an idle worker's own timer fires after 1200 s at the soonest: what happens sooner was woken."""
+
+
+def _config_file(tmp_path: Path, **limits: Any) -> Path:
+    path = tmp_path / "jobs.yaml"
+    schedule = {"cron": "0 7 * * *", "source": {"kind": "answers"}, "prompt": "Sum up.", "catch_up": False}
+    path.write_text(yaml.safe_dump({"limits": limits, "schedules": {"daily": schedule}}), encoding="utf-8")
+    return path
+
+
+async def _idle_and_listening(redis: Redis) -> bool:
+    """Both of the process's workers have polled (the health record) and listen for wake-ups."""
+    for queue in (keys.QUEUE, keys.SCHEDULE_QUEUE):
+        [(_, listening)] = await redis.pubsub_numsub(keys.queue_wake(queue))
+        if not listening or not await redis.exists(queue + health_check_key_suffix):
+            return False
+    return True
+
+
+async def _calls(redis: Redis) -> int:
+    stats: dict[str, Any] = await redis.info("commandstats")
+    return sum(int(value["calls"]) for name, value in stats.items() if name != "cmdstat_info")
+
+
+async def test_an_idle_worker_sends_a_few_commands_a_second(tmp_path: Path, sim: Simulator) -> None:
+    """An idle worker process (questions and schedules) sends at most a few Redis commands a second,
+    where polling every poll_delay_s sent about a hundred."""
+    config = _config_file(tmp_path)  # the defaults: poll_delay_s 0.05, lease_s 15
+    with embedded_redis(tmp_path / "redis") as redis_url:
+        redis = Redis.from_url(redis_url)
+        try:
+            with worker_process(tmp_path, "idle", config, redis_url, sim):
+                await eventually(lambda: _idle_and_listening(redis), timeout_s=30)
+                before, started = await _calls(redis), time.monotonic()
+                await asyncio.sleep(WINDOW_S)  # the window counted over: the worker alone talks to Redis
+                sent, elapsed_s = await _calls(redis) - before, time.monotonic() - started
+        finally:
+            await redis.aclose()
+    assert sent <= MOST_COMMANDS_PER_S * elapsed_s, f"{sent} commands in {elapsed_s:.1f} s"
+
+
+async def test_a_submit_to_an_idle_worker_starts_without_a_timer(
+    redis: Redis, redis_url: str, sim: Simulator, tmp_path: Path
+) -> None:
+    """Under the longest poll delay and a lease whose timer fires after 20 minutes, a question
+    submitted to an idle worker is answered: the submit's wake-up starts it, no timer could have."""
+    config_path = _config_file(tmp_path, poll_delay_s=10, lease_s=LONG_LEASE_S)
+    questions = tmp_path / "one.txt"
+    questions.write_text("Awake?\n", encoding="utf-8")
+    with worker_process(tmp_path, "waiting", config_path, redis_url, sim):
+        await eventually(lambda: _idle_and_listening(redis), timeout_s=30)
+        for batch in ("first", "second"):  # the second after the worker went back to waiting
+            await submit_file(redis, questions, load_config(config_path), batch=batch)
+
+            async def answered(job: str = keys.job_id(batch, "1")) -> bool:
+                return await redis.hget(keys.job_record(job), record.STATE) == b"succeeded"
+
+            await eventually(answered, timeout_s=60)
+
+
+async def test_a_cancel_aborts_a_running_job_of_a_waiting_worker(
+    redis: Redis, redis_url: str, sim: Simulator, tmp_path: Path
+) -> None:
+    """A worker waiting for wake-ups with no timer due for 20 minutes still aborts its running job
+    on `askq cancel`: the cancel wakes it, and its `cancelled` event ends the job's stream."""
+    sim.configure(tokens_per_s=20, answer_tokens=4000)  # 200 s an answer: only an abort ends it sooner
+    config_path = _config_file(tmp_path, poll_delay_s=10, lease_s=LONG_LEASE_S)
+    questions = tmp_path / "one.txt"
+    questions.write_text("A long one?\n", encoding="utf-8")
+    with worker_process(tmp_path, "cancelled", config_path, redis_url, sim):
+        await eventually(lambda: _idle_and_listening(redis), timeout_s=30)
+        await submit_file(redis, questions, load_config(config_path), batch="long")
+
+        async def streaming() -> bool:
+            return len(await logged_events(redis, "long:1")) >= 3
+
+        await eventually(streaming, timeout_s=30)
+        assert (await cancel_batch(redis, "long", load_config(config_path))).running == 1
+
+        async def aborted() -> bool:
+            events = await logged_events(redis, "long:1")
+            return events[-1].type is EventType.CANCELLED
+
+        await eventually(aborted, timeout_s=60)
+        assert not await redis.exists(keys.arq_in_progress("long:1"))
+
+
+async def test_a_deferred_job_starts_when_due_with_no_one_announcing_it(
+    redis: Redis, redis_url: str, sim: Simulator, tmp_path: Path
+) -> None:
+    """A job whose queue score lies a few seconds ahead (arq's deferred jobs) starts once due on a
+    worker that waits for wake-ups, and not before: its timer is the queue's next score."""
+    config_path = _config_file(tmp_path, poll_delay_s=10, lease_s=LONG_LEASE_S)
+    questions = tmp_path / "one.txt"
+    questions.write_text("Later?\n", encoding="utf-8")
+    await submit_file(redis, questions, load_config(config_path), batch="later")
+    due_ms = time.time() * 1000 + 3000
+    await redis.zadd(keys.QUEUE, {"later:1": due_ms})  # deferred, as arq's _defer_by writes it
+    with worker_process(tmp_path, "deferred", config_path, redis_url, sim):
+
+        async def answered() -> bool:
+            return await redis.hget(keys.job_record("later:1"), record.STATE) == b"succeeded"
+
+        await eventually(answered, timeout_s=60)
+    started_at = await redis.hget(keys.job_record("later:1"), record.STARTED_AT)
+    assert float(started_at) * 1000 >= due_ms
