@@ -38,7 +38,8 @@ LONG_LEASE_S = 3600
 def _config_file(tmp_path: Path, **limits: Any) -> Path:
     path = tmp_path / "jobs.yaml"
     schedule = {"cron": "0 7 * * *", "source": {"kind": "answers"}, "prompt": "Sum up.", "catch_up": False}
-    path.write_text(yaml.safe_dump({"limits": limits, "schedules": {"daily": schedule}}), encoding="utf-8")
+    config = {"provider": {"max_tokens": 100_000}, "limits": limits, "schedules": {"daily": schedule}}
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
 
 
@@ -115,22 +116,27 @@ async def test_a_cancel_aborts_a_running_job_of_a_waiting_worker(
             events = await logged_events(redis, "long:1")
             return events[-1].type is EventType.CANCELLED
 
-        await eventually(aborted, timeout_s=60)
+        await eventually(aborted, timeout_s=60)  # the answer alone would take 200 s
         assert not await redis.exists(keys.arq_in_progress("long:1"))
+        assert EventType.DONE not in [event.type for event in await logged_events(redis, "long:1")]
 
 
 async def test_a_deferred_job_starts_when_due_with_no_one_announcing_it(
     redis: Redis, redis_url: str, sim: Simulator, tmp_path: Path
 ) -> None:
-    """A job whose queue score lies a few seconds ahead (arq's deferred jobs) starts once due on a
-    worker that waits for wake-ups, and not before: its timer is the queue's next score."""
+    """A deferred job (its queue score a few seconds ahead, as arq's retries and cron ticks write it)
+    that a waiting worker has seen starts once due, and not before: its score sets the worker's timer,
+    where the worker's own timer is 20 minutes off and nothing wakes it at the due time."""
     config_path = _config_file(tmp_path, poll_delay_s=10, lease_s=LONG_LEASE_S)
     questions = tmp_path / "one.txt"
     questions.write_text("Later?\n", encoding="utf-8")
     await submit_file(redis, questions, load_config(config_path), batch="later")
-    due_ms = time.time() * 1000 + 3000
-    await redis.zadd(keys.QUEUE, {"later:1": due_ms})  # deferred, as arq's _defer_by writes it
+    await redis.zadd(keys.QUEUE, {"later:1": time.time() * 1000 + 3_600_000})  # not due for an hour
     with worker_process(tmp_path, "deferred", config_path, redis_url, sim):
+        await eventually(lambda: _idle_and_listening(redis), timeout_s=30)
+        due_ms = time.time() * 1000 + 3000
+        await redis.zadd(keys.QUEUE, {"later:1": due_ms})
+        await redis.publish(keys.queue_wake(keys.QUEUE), b"")  # the worker looks, and sees it deferred
 
         async def answered() -> bool:
             return await redis.hget(keys.job_record("later:1"), record.STATE) == b"succeeded"
@@ -138,3 +144,31 @@ async def test_a_deferred_job_starts_when_due_with_no_one_announcing_it(
         await eventually(answered, timeout_s=60)
     started_at = await redis.hget(keys.job_record("later:1"), record.STARTED_AT)
     assert float(started_at) * 1000 >= due_ms
+
+
+async def test_a_worker_no_wake_up_can_reach_polls_on_its_delay(tmp_path: Path, sim: Simulator) -> None:
+    """With the wake channels refused (an ACL without them), a worker polls every poll_delay_s: a
+    submit is answered although no wake-up reaches the worker and its idle timer is 20 minutes off."""
+    config_path = _config_file(tmp_path, poll_delay_s=0.2, lease_s=LONG_LEASE_S)
+    questions = tmp_path / "one.txt"
+    questions.write_text("Deaf?\n", encoding="utf-8")
+    with embedded_redis(tmp_path / "redis") as admin_url:
+        admin = Redis.from_url(admin_url)
+        channels = ["resetchannels", f"&{keys.PREFIX}:batch:*", f"&{keys.PREFIX}:events:*"]
+        await admin.execute_command("ACL", "SETUSER", "deaf", "reset", "on", ">pw", "~*", *channels, "+@all")
+        url = admin_url.replace("redis://", "redis://deaf:pw@")
+        redis = Redis.from_url(url)
+        try:
+            with worker_process(tmp_path, "deaf", config_path, url, sim):
+                await eventually(lambda: redis.exists(keys.QUEUE + health_check_key_suffix), timeout_s=30)
+                await submit_file(redis, questions, load_config(config_path), batch="deaf")
+
+                async def answered() -> bool:
+                    return await redis.hget(keys.job_record("deaf:1"), record.STATE) == b"succeeded"
+
+                await eventually(answered, timeout_s=60)
+                [(_, listening)] = await admin.pubsub_numsub(keys.queue_wake(keys.QUEUE))
+                assert listening == 0
+        finally:
+            await redis.aclose()
+            await admin.aclose()

@@ -85,8 +85,9 @@ class Wakeups:
                             self._from_head = True
                         self._event.set()
             except (RedisError, OSError) as exc:
-                self._subscribed = False
-                self._event.set()  # back to polling on the delay, from now
+                if self._subscribed:  # lost: back to polling on the delay, from now
+                    self._subscribed = False
+                    self._event.set()
                 notice = backoff.failed(exc)
                 log.debug("wake channel unavailable", error=notice.error, retry_in_s=notice.retry_in_s)
                 await asyncio.sleep(notice.retry_in_s)  # backoff while Redis is away
