@@ -8,7 +8,9 @@ on a private redis-server that nothing else talks to.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +23,14 @@ from common import keys, record
 from common.config import load_config
 from common.events import EventType
 from producer.control import cancel_batch
+from producer.schedules import run_history
 from producer.submit import submit_file
 from tests.conftest import Simulator
 from tests.helpers import eventually, logged_events
 from tests.test_faults import worker_process
+from tests.test_schedule_runs import schedule_config
+from worker.queue.askq_worker import AskqWorker
+from worker.schedules.settings import schedule_worker_settings
 
 WINDOW_S = 8.0
 """The quiet window commands are counted over."""
@@ -172,3 +178,37 @@ async def test_a_worker_no_wake_up_can_reach_polls_on_its_delay(tmp_path: Path, 
         finally:
             await redis.aclose()
             await admin.aclose()
+
+
+async def test_a_cron_tick_fires_on_a_waiting_schedules_worker(
+    redis: Redis, redis_url: str, sim: Simulator, tmp_path: Path
+) -> None:
+    """A schedules worker waiting for wake-ups, its own timer 20 minutes off, runs a tick due in a
+    few seconds: the tick's time sets its timer (arq enqueues the tick ahead, deferred to it)."""
+    config = schedule_config(tmp_path / "out", catch_up=False)
+    config = config.model_copy(update={"limits": config.limits.model_copy(update={"lease_s": LONG_LEASE_S})})
+    settings = schedule_worker_settings(config, url=redis_url)
+    # Its health record's timer an hour off too: the tick's is the only one that could fire.
+    worker = AskqWorker(**{**settings, "health_check_interval": 3600, "handle_signals": False})
+    running = asyncio.create_task(worker.main())
+    try:
+
+        async def waiting() -> bool:
+            [(_, listening)] = await redis.pubsub_numsub(keys.queue_wake(keys.SCHEDULE_QUEUE))
+            return bool(listening) and bool(await redis.exists(keys.SCHEDULE_QUEUE + health_check_key_suffix))
+
+        await eventually(waiting, timeout_s=30)
+        [cron] = worker.cron_jobs
+        cron.next_run = datetime.now(UTC) + timedelta(seconds=3)  # tomorrow's tick, brought forward
+        await redis.publish(keys.queue_wake(keys.SCHEDULE_QUEUE), b"")  # the worker sees the new time
+
+        async def ran() -> bool:
+            history = await run_history(redis, config, "nightly", 10)
+            return [(entry["trigger"], entry["state"]) for entry in history] == [("scheduled", "succeeded")]
+
+        await eventually(ran, timeout_s=60)
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        await worker.close()
