@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 
 from askq.stack import embedded_redis
 from common import keys, record
-from common.config import load_config
+from common.config import AskqConfig, load_config
 from common.events import EventType
 from producer.control import cancel_batch
 from producer.schedules import run_history
@@ -31,6 +31,7 @@ from tests.test_faults import worker_process
 from tests.test_schedule_runs import schedule_config
 from worker.queue.askq_worker import AskqWorker
 from worker.schedules.settings import schedule_worker_settings
+from worker.settings import worker_settings
 
 WINDOW_S = 8.0
 """The quiet window commands are counted over."""
@@ -207,6 +208,43 @@ async def test_a_cron_tick_fires_on_a_waiting_schedules_worker(
             return [(entry["trigger"], entry["state"]) for entry in history] == [("scheduled", "succeeded")]
 
         await eventually(ran, timeout_s=60)
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        await worker.close()
+
+
+async def test_a_claim_stopped_at_its_read_limit_goes_on_without_a_timer(
+    redis: Redis, redis_url: str, config: AskqConfig, sim: Simulator, tmp_path: Path
+) -> None:
+    """A waiting worker woken by a submit whose claim stops at its read limit among other workers'
+    running jobs reads on at once, and finds the question behind them: no timer is due for 20 minutes."""
+    config = config.model_copy(update={"limits": config.limits.model_copy(update={"lease_s": LONG_LEASE_S})})
+    settings = worker_settings(config, url=redis_url)
+    look_at = 5 * settings["max_jobs"]  # what arq reads per poll, and a claim looks at
+    worker = AskqWorker(**{**settings, "queue_read_limit": look_at, "handle_signals": False})
+    running = asyncio.create_task(worker.main())
+    try:
+
+        async def waiting() -> bool:
+            [(_, listening)] = await redis.pubsub_numsub(keys.queue_wake(keys.QUEUE))
+            return bool(listening) and bool(await redis.exists(keys.QUEUE + health_check_key_suffix))
+
+        await eventually(waiting, timeout_s=30)
+        async with redis.pipeline(transaction=False) as pipe:
+            for index in range(2 * look_at):  # running on other workers, ahead of the question
+                pipe.zadd(keys.QUEUE, {f"elsewhere-{index}": time.time() * 1000 - 60_000 + index})
+                pipe.set(keys.arq_in_progress(f"elsewhere-{index}"), b"1", px=600_000)
+            await pipe.execute()
+        questions = tmp_path / "one.txt"
+        questions.write_text("Behind them all?\n", encoding="utf-8")
+        await submit_file(redis, questions, config, batch="behind")
+
+        async def answered() -> bool:
+            return await redis.hget(keys.job_record("behind:1"), record.STATE) == b"succeeded"
+
+        await eventually(answered, timeout_s=60)
     finally:
         running.cancel()
         with contextlib.suppress(asyncio.CancelledError):
