@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.footprint import run_footprint
+from bench.idle import run_idle
 from bench.mixes import Mix, standard_mixes
 from bench.queue import run_queue
 from bench.relay import run_relay
@@ -26,7 +27,7 @@ from bench.report import rows, table
 from bench.submit import run_submit
 from bench.throughput import run_askq, run_baseline
 
-SECTIONS = ("throughput", "queue", "relay", "submit", "scale_out", "footprint")
+SECTIONS = ("throughput", "queue", "idle", "relay", "submit", "scale_out", "footprint")
 
 
 def side_by_side(mix: Mix, folder: Path, *, baseline: bool) -> dict[str, Any]:
@@ -71,6 +72,8 @@ def run(sections: list[str], scale: float, folder: Path) -> dict[str, Any]:
         elif section == "queue":
             jobs = max(1000, int(10_000 * scale))
             results[section] = asyncio.run(run_queue(folder, jobs, arq_jobs=jobs, pickups=200))
+        elif section == "idle":
+            results[section] = asyncio.run(run_idle(folder, pickup_count=max(20, int(200 * scale))))
         elif section == "relay":
             results[section] = asyncio.run(run_relay(mixes["relay"], folder))
         elif section == "submit":

@@ -42,6 +42,26 @@ def rows(results: dict[str, Any]) -> list[Row]:
             Row("queue", "pick-up p99", queue["askq"]["pickup_p99_ms"], "ms", 50, "<="),
             Row("queue", "pick-up p50, arq defaults", queue["arq"]["pickup_p50_ms"], "ms"),
         ]
+    if "idle" in results:
+        idle = results["idle"]
+        out += [
+            Row("idle", "idle worker: Redis commands/s", idle["default"]["commands_per_s"], "/s", 2, "<="),
+            Row(
+                "idle",
+                "idle worker with a schedule: commands/s",
+                idle["with_schedule"]["commands_per_s"],
+                "/s",
+            ),
+            Row(
+                "idle",
+                "pick-up p50, idle worker (submit to start)",
+                idle["default"]["pickup_p50_ms"],
+                "ms",
+                5,
+                "<=",
+            ),
+            Row("idle", "pick-up p95, idle worker", idle["default"]["pickup_p95_ms"], "ms"),
+        ]
     if "relay" in results:
         relay = results["relay"]
         out += [

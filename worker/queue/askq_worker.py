@@ -9,7 +9,9 @@ and polls the moment there is work instead of on a fixed delay.
 - **Claims.** A poll claims jobs in one Lua call that reads the queue itself (``worker.queue.claims``);
   arq's own read of the queue is cut to one id, which only says whether anything is due.
 - **Wake-ups.** Between polls the worker waits for a producer's wake message or one of its jobs
-  ending (``worker.queue.wakeups``), with ``poll_delay`` as the longest wait.
+  ending (``worker.queue.wakeups``); its own timer is set only for what nobody announces, a
+  deferred job coming due, a lost worker's lease ending, the health record, a cron tick
+  (``worker.queue.idle``). It polls every ``poll_delay`` while no wake-up can reach it.
 
 Everything else is arq's.
 """
@@ -34,6 +36,7 @@ from common.reconnect import Backoff, describe, waits_out
 from common.redis_health import LineageWatch, data_lost
 from worker.queue.claims import JobClaims
 from worker.queue.finishing import GuardedFinish
+from worker.queue.idle import CRON_EARLY_S, QueueLook, wait_s
 from worker.queue.rejections import RejectingFunctions
 from worker.queue.wakeups import Wakeups
 
@@ -46,6 +49,12 @@ class AskqWorker(Worker):
     _claims: JobClaims | None = None
     _stop_asked = False
     _guarded_finish: GuardedFinish | None = None
+    _look: QueueLook | None = None
+    # What the last poll learnt for the wait after it (epoch seconds, or seconds for the rewalk).
+    _next_due_s: float | None = None
+    _tick_due_s: float | None = None
+    _head_read_in_s: float | None = None
+    _read_on = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -69,6 +78,9 @@ class AskqWorker(Worker):
             lineage.running = lambda: self.job_counter
         # arq sleeps poll_delay after every poll; here the wait happens in _poll_iteration, on wake-ups.
         self._idle_poll_s, self.poll_delay_s = self.poll_delay_s, 0.0
+        # Listening for wake-ups, a worker looks at its queue this often at least: what a lost
+        # worker's jobs wait for anyway, and a plain arq client's jobs, which wake no one.
+        self._look_every_s = self.in_progress_timeout_s / 3
         self._wakeups = Wakeups(self.queue_name)
         # arq reads this many ids per poll and hands them to start_jobs, which claims on its own.
         self._look_at, self.queue_read_limit = self.queue_read_limit, 1
@@ -76,7 +88,7 @@ class AskqWorker(Worker):
     async def _poll_iteration(self) -> None:
         self._wakeups.start(self.pool)
         try:
-            await super()._poll_iteration()
+            await self._poll()
         except Exception as exc:
             if not waits_out(exc):
                 raise
@@ -92,7 +104,45 @@ class AskqWorker(Worker):
             if self._backoff is not None:
                 self._backoff.succeeded()
             await self._check_lineage()
-        await self._wakeups.wait(self._idle_poll_s)
+        await self._wakeups.wait(self._wait_s())
+
+    async def _poll(self) -> None:
+        """arq's poll, with one look at the queue that also says when its next deferred job is due,
+        and no read of the abort set while no job runs here: only a running job can be aborted
+        (``askq cancel`` marks a job still queued cancelled itself)."""
+        self._next_due_s = self._tick_due_s = self._head_read_in_s = None
+        self._read_on = False
+        if self.burst and 0 <= self.max_burst_jobs <= self._jobs_started():
+            return
+        if self.allow_pick_jobs and self.job_counter < self.max_jobs:
+            if self._look is None:
+                self._look = QueueLook(self.pool, self.queue_name)
+            due, self._next_due_s = await self._look(timestamp_ms())
+            await self.start_jobs(due)
+        if self.allow_abort_jobs and self.job_tasks:
+            await self._cancel_aborted_jobs()
+        for job_id, task in list(self.tasks.items()):
+            if task.done():
+                del self.tasks[job_id]
+                task.result()  # as arq does: an error in run_job is raised here
+        ticks = [cron.next_run for cron in self.cron_jobs]
+        await self.heart_beat()
+        # A tick this heart beat enqueued waits in the queue, deferred to its time.
+        enqueued = [tick for tick, cron in zip(ticks, self.cron_jobs, strict=True) if tick != cron.next_run]
+        self._tick_due_s = min((tick.timestamp() for tick in enqueued if tick is not None), default=None)
+
+    def _wait_s(self) -> float:
+        """How long to wait for a wake-up before polling again."""
+        now_s = time.time()
+        if self.burst or self._read_on or not self._wakeups.listening:
+            longest_s = min(self._idle_poll_s, self._look_every_s)
+        else:
+            longest_s = self._look_every_s
+        head_read_s = None if self._head_read_in_s is None else now_s + self._head_read_in_s
+        ticks_s = [cron.next_run.timestamp() - CRON_EARLY_S for cron in self.cron_jobs if cron.next_run]
+        health_s = self._last_health_check + self.health_check_interval
+        deadlines_s = [self._next_due_s, self._tick_due_s, head_read_s, health_s, *ticks_s]
+        return wait_s(now_s, deadlines_s, longest_s)
 
     async def _check_lineage(self) -> None:
         """After an outage: did Redis come back without askq's data (a restart without persistence)?"""
@@ -131,7 +181,12 @@ class AskqWorker(Worker):
         if self.burst and self.max_burst_jobs >= 0:
             room = min(room, self.max_burst_jobs - self._jobs_started())
         sent_at = time.monotonic()
+        read_from = self._claims.read_from
         claimed = await self._claims.claim(room, timestamp_ms())
+        if room > 0:
+            self._head_read_in_s = self._claims.head_read_in_s()
+            # Slots left and the claim's start moved on: it may have stopped at its read limit.
+            self._read_on = len(claimed) < room and self._claims.read_from != read_from
         leases = self.ctx.get("leases")
         for job_id, score in claimed:
             running = self.tasks.get(job_id)

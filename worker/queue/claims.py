@@ -108,3 +108,14 @@ class JobClaims:
         if running_through:
             self._read_from = running_through.decode()
         return [(flat[i].decode(), int(float(flat[i + 1]))) for i in range(0, len(flat), 2)]
+
+    @property
+    def read_from(self) -> str:
+        """The lowest score the next claim reads from ('-inf': the queue's head)."""
+        return self._read_from
+
+    def head_read_in_s(self) -> float:
+        """Seconds until a claim reads the queue from its head again, for jobs freed behind its start."""
+        if self._read_head_at is None:
+            return 0.0
+        return max(self._read_head_at + self._rewalk_s - self._clock(), 0.0)

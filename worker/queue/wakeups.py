@@ -5,10 +5,11 @@ head at their next claim, since the job keeps its old place, behind where their 
 
 arq polls on a fixed delay, so a job enqueued just after a poll waits that long before it starts,
 and a slot freed by a finished job stays empty until the next poll. Here the poll loop waits on an
-event instead, set by a message on the queue's wake channel or by a job ending; the poll delay is
-only the longest wait, for a producer that does not publish (a plain arq client).
+event instead, set by a message on the queue's wake channel or by a job ending; what no one
+announces has its own timer (``worker.queue.idle``).
 
-Wake messages are advice: while the subscription is down the worker polls on its delay.
+Wake messages are advice: while the subscription is down (``listening`` is false) the worker polls
+every ``poll_delay_s``, and it polls once as the subscription comes up, for a message sent meanwhile.
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ class Wakeups:
         self._event = asyncio.Event()
         self._from_head = False
         self._task: asyncio.Task[None] | None = None
+        self._subscribed = False
+
+    @property
+    def listening(self) -> bool:
+        """Whether a wake message would reach this worker now."""
+        return self._subscribed and self._task is not None and not self._task.done()
 
     def start(self, redis: Redis) -> None:
         if self._task is None:
@@ -67,17 +74,24 @@ class Wakeups:
         backoff = Backoff()
         while True:
             try:
-                async with redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                async with redis.pubsub() as pubsub:
                     await pubsub.subscribe(self._channel)
-                    backoff.succeeded()
                     async for message in pubsub.listen():
-                        if message.get("data") == keys.WAKE_FROM_HEAD:
+                        if message.get("type") == "subscribe":
+                            # Redis confirmed: messages reach us from here on. One sent before
+                            # was missed, so this too wakes the worker, to poll once.
+                            backoff.succeeded()
+                            self._subscribed = True
+                        elif message.get("data") == keys.WAKE_FROM_HEAD:
                             self._from_head = True
                         self._event.set()
             except Exception as exc:
                 # A reset under uvloop is a RuntimeError about a closed transport, not a RedisError.
                 if not (isinstance(exc, (RedisError, OSError)) or is_connection_loss(exc)):
                     raise
+                if self._subscribed:  # lost: back to polling on the delay, from now
+                    self._subscribed = False
+                    self._event.set()
                 notice = backoff.failed(exc)
                 log.debug("wake channel unavailable", error=notice.error, retry_in_s=notice.retry_in_s)
                 await asyncio.sleep(notice.retry_in_s)  # backoff while Redis is away

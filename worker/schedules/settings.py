@@ -38,6 +38,8 @@ log = structlog.get_logger(__name__)
 TICK_KEEP_S = 3600
 """arq keeps a tick's result this long, so a worker with a late clock cannot enqueue the tick again."""
 SCHEDULE_POLL_S = 1.0
+"""How often the schedules worker polls while its wake channel is down. Listening, it waits for
+`askq schedule run`'s wake-up, its next cron tick or a tick's deferred time (``worker.queue.idle``)."""
 MAX_RUNS_AT_ONCE = 4
 
 
