@@ -78,6 +78,8 @@ class Backoff:
             self._failing_since = now
         error = describe(exc)
         if now - self._failing_since > self._give_up_s:
+            if is_out_of_memory(exc):
+                raise RedisUnavailableError(f"Redis stayed out of memory for {self._give_up_s:g} s: {error}")
             raise RedisUnavailableError(
                 f"lost the connection to Redis and could not reconnect for {self._give_up_s:g} s: {error}"
             )

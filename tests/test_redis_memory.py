@@ -21,11 +21,13 @@ import pytest
 import redis as sync_redis
 import yaml
 from redis.asyncio import Redis
+from redis.exceptions import OutOfMemoryError
 
 from askq.stack import embedded_redis, stop
 from common import keys
 from common.config import parse_config
-from common.reconnect import OUT_OF_MEMORY
+from common.errors import RedisUnavailableError
+from common.reconnect import OUT_OF_MEMORY, Backoff
 from common.status import JobState
 from producer.batches import batch_status
 from producer.submit import submit_file
@@ -316,3 +318,12 @@ async def test_a_job_whose_record_cannot_be_written_runs_again_once_redis_has_ro
 
 async def _none_running(worker: AskqWorker) -> bool:
     return worker.job_counter == 0
+
+
+def test_giving_up_on_a_full_redis_says_it_stayed_full_not_that_the_connection_was_lost() -> None:
+    """A wait for room that runs out names what happened: Redis stayed out of memory."""
+    backoff = Backoff(give_up_s=-1)  # already past: the first failure gives up
+    with pytest.raises(RedisUnavailableError) as gave_up:
+        backoff.failed(OutOfMemoryError("command not allowed when used memory > 'maxmemory'."))
+    assert str(gave_up.value).startswith("Redis stayed out of memory for")
+    assert str(gave_up.value).endswith(OUT_OF_MEMORY)
