@@ -37,6 +37,9 @@ def status_table(status: BatchStatus) -> Table:
     table.add_row(
         "tokens", f"{tokens} ({status.prompt_tokens} prompt + {status.completion_tokens} completion)"
     )
+    lost = status.lost_prompt_tokens_est + status.lost_completion_tokens_est
+    if lost:
+        table.add_row("tokens of lost runs", f"{lost} (estimate)")
     table.add_row("latency p50 / p95", f"{_ms(status.latency_p50_ms)} / {_ms(status.latency_p95_ms)}")
     table.add_row("source", cell(status.source))
     first = status.job_ids[:SHOWN_JOB_IDS]

@@ -55,6 +55,9 @@ class BatchStatus:
     """The first ids in input order, as many as were asked for (none unless ``with_job_ids``)."""
     job_ids_total: int | None = None
     """How many job ids the batch has; None where it was not read (a listing of batches)."""
+    lost_prompt_tokens_est: int = 0
+    lost_completion_tokens_est: int = 0
+    """What runs lost mid-way (their worker killed) spent, estimated: the provider reported nothing."""
 
     @property
     def finished(self) -> int:
@@ -79,6 +82,10 @@ class BatchStatus:
                 "prompt": self.prompt_tokens,
                 "completion": self.completion_tokens,
                 "total": self.prompt_tokens + self.completion_tokens,
+                "lost_runs_estimate": {
+                    "prompt": self.lost_prompt_tokens_est,
+                    "completion": self.lost_completion_tokens_est,
+                },
             },
             "latency_ms": {"p50": self.latency_p50_ms, "p95": self.latency_p95_ms},
             "created_at": self.created_at,
@@ -165,4 +172,6 @@ def _status(
         job_type=fields.get(record.JOB_TYPE, ""),
         job_ids=job_ids,
         job_ids_total=job_ids_total,
+        lost_prompt_tokens_est=int(fields.get(record.LOST_PROMPT_TOKENS_EST, 0)),
+        lost_completion_tokens_est=int(fields.get(record.LOST_COMPLETION_TOKENS_EST, 0)),
     )

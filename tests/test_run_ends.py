@@ -16,7 +16,7 @@ from common.events import EventType
 from common.status import JobState
 from producer.batches import batch_status
 from tests.conftest import Simulator
-from tests.helpers import eventually, logged_events, results
+from tests.helpers import askq, eventually, logged_events, results
 from tests.test_faults import REPO, _streaming_jobs, _submit_n, worker_process
 
 
@@ -91,6 +91,13 @@ async def test_a_lost_run_s_attempts_and_tokens_are_counted(
     assert int(batch[record.LOST_COMPLETION_TOKENS_EST.encode()]) == spent["completion_tokens"]
     status = await batch_status(redis, "spent")
     assert status.completion_tokens == (row.usage or {})["completion_tokens"]  # provider-reported only
+    shown = json.loads(askq("status", "spent", "--json", env={"REDIS_URL": redis_url}).stdout)
+    assert shown["tokens"]["lost_runs_estimate"] == {
+        "prompt": spent["prompt_tokens"],
+        "completion": spent["completion_tokens"],
+    }
+    table = askq("status", "spent", env={"REDIS_URL": redis_url, "COLUMNS": "200"}).stdout
+    assert f"{spent['prompt_tokens'] + spent['completion_tokens']} (estimate)" in table
 
 
 async def _state_is(redis: Redis, job_id: str, state: JobState) -> bool:
