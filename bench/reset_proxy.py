@@ -80,7 +80,11 @@ class Proxy:
         while True:
             await asyncio.sleep(self._rng.uniform(low_s, high_s))  # the random interval between resets
             if self.resetting and self._links:
-                self.reset(self._rng.choice(self._links))
+                try:
+                    self.reset(self._rng.choice(self._links))
+                except Exception as exc:  # one odd connection must not end the resets for good
+                    self.counts["reset_errors"] = self.counts.get("reset_errors", 0) + 1
+                    print(f"reset failed: {exc!r}", file=sys.stderr, flush=True)
 
     def reset(self, link: _Link) -> None:
         self._links.remove(link)
