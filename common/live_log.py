@@ -6,7 +6,9 @@ events that may still be read: a handed-back or lost run's events, which the nex
 lost-run search read, stay with it. Every call that ends a job takes it out of the set and, in the
 same Lua call, trims the batch's log below the lowest time left (``XTRIM MINID``, Redis >= 6.2),
 or, with no job live, below the entry that call wrote: an ended job's events leave the log, whose
-stored result holds its answer, and a live job's never do. ``stream.keep_ended_events`` turns the
+stored result holds its answer, and a live job's never do. The batch's record keeps the floor of the
+last trim that dropped entries (``record.LOG_TRIMMED_TO``): the log holds every entry from there on,
+and while it is absent, every entry since the batch began. ``stream.keep_ended_events`` turns the
 trim off (the full history for the retention).
 
 Trimming is approximate (``~``): Redis drops whole nodes of the stream (at most 100 entries or
@@ -14,6 +16,8 @@ Trimming is approximate (``~``): Redis drops whole nodes of the stream (at most 
 """
 
 from __future__ import annotations
+
+from common import record
 
 LIVE_LUA = """
 -- KEYS and ARGV are the caller's; these functions take the keys they touch as arguments.
@@ -28,7 +32,8 @@ end
 -- After jobs ended (and left `live`): unless `keep` is '1', the log `log` drops the entries older
 -- than the first event a live job may need, or with none live, older than `newest` (the entry the
 -- caller wrote, kept for the readers following the log; '' when it wrote none: the log's newest).
-local function trim_log(live, log, keep, newest)
+-- When entries went, the batch record `batch` notes the floor: readers know what the log still holds.
+local function trim_log(live, log, keep, newest, batch)
   if keep == '1' then return end
   local floor = redis.call('ZRANGE', live, 0, 0, 'WITHSCORES')[2]
   if not floor then
@@ -39,9 +44,11 @@ local function trim_log(live, log, keep, newest)
       floor = last[1]
     end
   end
-  redis.call('XTRIM', log, 'MINID', '~', floor)
+  if redis.call('XTRIM', log, 'MINID', '~', floor) > 0 and redis.call('EXISTS', batch) == 1 then
+    redis.call('HSET', batch, '{trimmed_to}', floor)
+  end
 end
-"""
+""".replace("{trimmed_to}", record.LOG_TRIMMED_TO)
 """Lua for the writers that start and end jobs (worker store, ``askq retry``, ``askq cancel``)."""
 
 

@@ -5,10 +5,11 @@ give the progress. With ``follow``, each running job's events in the same log go
 ``LogCursor``, so their text is as lossless as a single ``askq tail``.
 
 An ended job's events leave the log (``common.live_log``), so the log cannot say which jobs ended
-before the reader came, or while it lagged behind: the jobs ended when it starts are reported first
-from their stored results, a page of job ids at a time in input order (the log's events up to each
-one's last seq are then old news), and once the counters say every job has ended and the log is
-read to its end, so are any ended jobs it has not reported yet.
+before the reader came, or while it lagged behind. Once the log was trimmed, the jobs ended when the
+reader starts are reported first from their stored results, a page of job ids at a time in input
+order (the log's events up to each one's last seq are then old news); and once the counters say
+every job has ended and the log is read to its end, so are any ended jobs not reported yet. A log
+never trimmed (``stream.keep_ended_events``, or a young batch) is read from its start as it is.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ async def follow_batch(
     """Yield progress, ended jobs and (with ``follow``) every running job's events until the batch ends."""
     follower = _BatchFollower(redis, batch, follow, block_ms)
     yield Progress(await follower.read_progress())
+    if await redis.hexists(keys.batch_record(batch), record.LOG_TRIMMED_TO):  # type: ignore[misc]  # redis-py types sync and async alike
+        follower.report_stored_ends_first()
     async for item in follow_steps(follower):
         yield item
 
@@ -76,7 +79,7 @@ class _BatchFollower:
         self._ended_jobs: set[str] = set()
         self._reported_seq: dict[str, int] = {}
         """Jobs reported from their stored results: the last seq of theirs the log may still hold."""
-        self._paging: int | None = 0
+        self._paging: int | None = None
         """While reporting ended jobs from their stored results: the next item's index in the batch."""
         self._final = False
         self._progress_read_at = 0.0
@@ -85,6 +88,10 @@ class _BatchFollower:
     async def read_progress(self) -> BatchStatus:
         self._progress_read_at = time.monotonic()
         return await batch_status(self._redis, self._batch, with_job_ids=False, with_latencies=False)
+
+    def report_stored_ends_first(self) -> None:
+        """The log was trimmed: it no longer holds every end; the jobs ended by now are reported first."""
+        self._paging = 0
 
     async def step(self) -> list[BatchItem]:
         if self._paging is not None:

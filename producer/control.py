@@ -99,7 +99,7 @@ for i = 0, (#KEYS - 6) / 2 - 1 do
   end
 end
 local written = send_events(ARGV[5])
-if queued > 0 then trim_log(KEYS[6], KEYS[3], ARGV[7], written) end
+if queued > 0 then trim_log(KEYS[6], KEYS[3], ARGV[7], written, KEYS[1]) end
 return {queued, aborted}
 """).substitute(
         state=record.STATE,

@@ -120,7 +120,10 @@ async def follow_job(redis: Redis, job_id: str, *, block_ms: int = BLOCK_MS) -> 
     state = await job_state(redis, job_id)
     if state is JobState.QUEUED:
         yield Waiting(job_id)
-    log_key, after = await _where_to_follow_from(redis, job_id)
+    log_key, after = await _where_to_follow_from(redis, job_id, state)
+    if after is None:
+        yield await stored_end(redis, job_id)
+        return
     follower = _JobFollower(redis, job_id, block_ms, state, log_key)
     follower.start_after(after)
     async for item in follow_steps(follower):
@@ -142,21 +145,23 @@ async def where_events_begin(redis: Redis, job_id: str) -> tuple[str, str]:
     return log_key, f"{log_from - 1}-0"
 
 
-async def _where_to_follow_from(redis: Redis, job_id: str) -> tuple[str, str]:
-    """``where_events_begin``, or for a live job whose earliest events may have left the log, the
-    first event it may still need (its time in the batch's live set)."""
+async def _where_to_follow_from(redis: Redis, job_id: str, state: JobState) -> tuple[str, str | None]:
+    """``where_events_begin``, unless the log was trimmed past the job's beginning: then, for a live
+    job, the first event it may still need (its time in the batch's live set), and for an ended one,
+    None (its events left the log: its stored result stands in)."""
     log_key, after = await where_events_begin(redis, job_id)
     if after == "0-0":
         return log_key, after  # a scheduled run's own log, or an empty one
     batch, _ = keys.split_job_id(job_id)
-    live_from = await redis.zscore(keys.batch_live(batch), job_id)
-    begin_ms = _entry_ms(after)
-    if live_from is None or int(live_from) - 1 <= begin_ms:
-        return log_key, after
-    oldest = await redis.xrange(log_key, count=1)
-    if oldest and _entry_ms(oldest[0][0]) <= begin_ms:
-        return log_key, after  # nothing after its beginning was trimmed: its whole history is there
-    return log_key, f"{int(live_from) - 1}-0"
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hget(keys.batch_record(batch), record.LOG_TRIMMED_TO)
+        pipe.zscore(keys.batch_live(batch), job_id)
+        trimmed_to, live_from = await pipe.execute()
+    if trimmed_to is None or _entry_ms(trimmed_to) <= _entry_ms(after) + 1:
+        return log_key, after  # every entry from its beginning on is there
+    if live_from is not None:
+        return log_key, f"{int(live_from) - 1}-0"
+    return log_key, None if state.is_terminal else after
 
 
 def _entry_ms(entry_id: bytes | str) -> int:

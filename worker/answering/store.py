@@ -178,7 +178,7 @@ class JobStore:
             job_id,
             self._keep,
         ]
-        script_keys = [keys.job_record(job_id), log_key, keys.batch_live(batch)]
+        script_keys = [keys.job_record(job_id), log_key, keys.batch_live(batch), keys.batch_record(batch)]
         reason = await self._call_through_outage(self._cancelled, script_keys, args)
         return reason.decode() if isinstance(reason, bytes) else None
 

@@ -74,7 +74,7 @@ end
 if ends then
   -- Ended for good: its events are no longer needed (its result holds the answer).
   redis.call('ZREM', KEYS[12], ARGV[6])
-  trim_log(KEYS[12], KEYS[10], ARGV[13], written)
+  trim_log(KEYS[12], KEYS[10], ARGV[13], written, KEYS[2])
 end
 redis.call('EXPIRE', KEYS[1], ttl)
 redis.call('EXPIRE', KEYS[2], ttl)
@@ -113,7 +113,7 @@ return {{old, redis.call('HGET', KEYS[1], '{record.SEQ}') or '0', was_started or
   lost[2] or '0', 0}}
 """
 )
-# KEYS: job record, the job's event log, the batch's live set. ARGV: seq and attempt of the run's
+# KEYS: job record, the job's event log, the batch's live set and record. ARGV: seq and attempt of the run's
 # announcement, now (unix s), the run's events not yet sent (an entry: a JSON array), the log's
 # channel, log maxlen, log ttl_s, job id, keep ended events ('1' or '0'). When the record says
 # cancelled: logs those events and the ``cancelled`` event (its seq counted as used), marks the run
@@ -133,7 +133,7 @@ local written = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', '$log_f
 redis.call('EXPIRE', KEYS[2], ARGV[7])
 redis.call('PUBLISH', ARGV[5], entry)
 redis.call('ZREM', KEYS[3], ARGV[8])
-trim_log(KEYS[3], KEYS[2], ARGV[9], written)
+trim_log(KEYS[3], KEYS[2], ARGV[9], written, KEYS[4])
 return error or ''
 """).substitute(
     state=record.STATE,
