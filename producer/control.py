@@ -31,10 +31,7 @@ CANCELLED = "cancelled by `askq cancel`"
 # higher) and gathers it; `send_events` writes what was
 # gathered as one entry of the batch's log (KEYS[3]) and publishes it on the batch's channel,
 # returning the entry's id ('' when nothing was gathered).
-LOG_EVENT_LUA = (
-    MARK_LOG_FROM_LUA
-    + LIVE_LUA
-    + Template("""
+LOG_EVENT_LUA = MARK_LOG_FROM_LUA + Template("""
 local events = {}
 local function log_event(rec, job_id, kind, attempt, reason, floor)
   local seq = math.max(tonumber(redis.call('HGET', rec, '$seq') or '0'), tonumber(floor or '0')) + 1
@@ -57,11 +54,10 @@ local function move(batch, rec, old, new)
   redis.call('HSET', rec, '$state', new)
 end
 """).substitute(
-        version=EVENT_SCHEMA_VERSION,
-        field=keys.LOG_FIELD,
-        state=record.STATE,
-        seq=record.SEQ,
-    )
+    version=EVENT_SCHEMA_VERSION,
+    field=keys.LOG_FIELD,
+    state=record.STATE,
+    seq=record.SEQ,
 )
 
 # KEYS: batch record, queue, batch log, abort set, batch results, batch live set, then (job record,
@@ -71,6 +67,7 @@ end
 # Returns {queued jobs cancelled, ids of the running jobs asked to abort}.
 _CANCEL = (
     LOG_EVENT_LUA
+    + LIVE_LUA
     + COMPACT_LUA
     + Template("""
 local queued, aborted = 0, {}

@@ -23,6 +23,7 @@ from redis.commands.core import AsyncScript
 from common import keys, record
 from common.config import AskqConfig
 from common.events import EventType
+from common.live_log import LIVE_LUA
 from common.replay import last_event_in_log
 from common.status import JobState
 from common.stored_jobs import RESTORE_LUA, read_jobs
@@ -41,6 +42,7 @@ STOPPING_POLL_S = 0.05
 # Returns {jobs queued again, ids of cancelled jobs whose run has not stopped yet}.
 _RETRY = (
     LOG_EVENT_LUA
+    + LIVE_LUA
     + RESTORE_LUA
     + Template("""
 local from = {}
