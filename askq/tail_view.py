@@ -184,7 +184,7 @@ class _JobView:
 
     def _finished(self, item: Finished) -> None:
         if self._live and any(self._attempt_text):
-            stderr.print("\n[dim]the event log ends without the job's end; its stored result:[/]")
+            stderr.print("\n[dim]the event log holds no more of the job's events; its stored result:[/]")
         if item.state is JobState.SUCCEEDED:
             self._out(item.answer + "\n")
         elif item.state is JobState.CANCELLED:
@@ -226,10 +226,7 @@ class _BatchView:
         elif isinstance(item, Gap):
             self._print_notice(_gap_notice(item))
         elif isinstance(item, Unseen):
-            self._print_notice(
-                f"{counted(item.count, 'job')} ended before the batch log's oldest entry; "
-                "`askq results` has them"
-            )
+            self._print_notice(f"{counted(item.count, 'job')} ended but their records are gone (expired)")
         elif isinstance(item, JobEnded):
             self._ended(item)
         elif isinstance(item, StreamEvent):

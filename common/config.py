@@ -75,6 +75,10 @@ class StreamConfig(Strict):
     log_max_entries: int = Field(default=1_000_000, ge=100)
     """A batch's (or a run's) event log keeps about this many latest entries (approximate ``MAXLEN``);
     each entry is one flush of one worker."""
+    keep_ended_events: bool = False
+    """Keep every event of a batch's ended jobs for the retention (audit, debugging), about 1.8 KB a
+    job for 200-token answers. By default a job's events leave the log once it has ended for good:
+    its stored result holds its answer, and the log keeps only what running jobs may still need."""
 
 
 class RetentionConfig(Strict):

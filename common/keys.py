@@ -90,6 +90,13 @@ def split_job_id(job_id: str) -> tuple[str, str]:
     return batch, item_id
 
 
+def batch_live(batch: str) -> str:
+    """Sorted set of the batch's live jobs (started or queued again by ``askq retry``, not ended for
+    good): job id -> Redis time (ms) of the first of its events that may still be needed. The batch's
+    log is trimmed below the lowest."""
+    return f"{PREFIX}:batch:{batch}:live"
+
+
 def batch_latencies(batch: str) -> str:
     """List of finished jobs' latencies in milliseconds, for percentiles."""
     return f"{PREFIX}:batch:{batch}:latency_ms"

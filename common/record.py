@@ -62,4 +62,7 @@ COMPLETION_TOKENS: Final = "completion_tokens"
 LOST_PROMPT_TOKENS_EST: Final = "lost_prompt_tokens_est"
 LOST_COMPLETION_TOKENS_EST: Final = "lost_completion_tokens_est"
 """Estimated tokens spent by runs that were lost, over the batch: not in the provider-reported counters."""
+LOG_TRIMMED_TO: Final = "log_trimmed_to"
+"""The floor of the last trim that dropped entries from the batch's log (an entry id, or its ms): the
+log holds every entry from there on (``common.live_log``); absent while it was never trimmed."""
 STATE_COUNTERS: Final = tuple(state.value for state in JobState)

@@ -3,6 +3,13 @@
 The batch's event log (a Redis Stream) says which jobs run and which ended; the batch's counters
 give the progress. With ``follow``, each running job's events in the same log go through a
 ``LogCursor``, so their text is as lossless as a single ``askq tail``.
+
+An ended job's events leave the log (``common.live_log``), so the log cannot say which jobs ended
+before the reader came, or while it lagged behind. Once the log was trimmed, the jobs ended when the
+reader starts are reported first from their stored results, a page of job ids at a time in input
+order (the log's events up to each one's last seq are then old news); and once the counters say
+every job has ended and the log is read to its end, so are any ended jobs not reported yet. A log
+never trimmed (``stream.keep_ended_events``, or a young batch) is read from its start as it is.
 """
 
 from __future__ import annotations
@@ -14,20 +21,19 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.typing import KeyT, StreamIdT
 
-from common import keys
+from common import keys, record
 from common.events import EventType, StreamEvent
 from common.reconnect import Reconnecting
 from common.replay import entry_events
+from common.status import JobState
 from common.stored_jobs import read_jobs
-from producer.batches import BatchStatus, batch_status
+from producer.batches import PAGE_ITEMS, BatchStatus, batch_status
 from producer.reconnect import follow_steps
 from producer.results import result_from_record
 from producer.tail import READ_COUNT, Finished, Gap, LogCursor
 
 BLOCK_MS = 250
 """Longest wait on the logs; the progress is re-read at least this often."""
-END_GRACE_S = 2.0
-"""Once every job has ended, how long to wait for end events still in flight."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +47,7 @@ class JobEnded(Finished):
 
 @dataclass(frozen=True)
 class Unseen:
-    """Jobs that ended before the batch log's oldest entry (it was trimmed): ``askq results`` has them."""
+    """Jobs the counters say ended whose records are gone (expired, or the batch deleted meanwhile)."""
 
     count: int
 
@@ -55,6 +61,8 @@ async def follow_batch(
     """Yield progress, ended jobs and (with ``follow``) every running job's events until the batch ends."""
     follower = _BatchFollower(redis, batch, follow, block_ms)
     yield Progress(await follower.read_progress())
+    if await redis.hexists(keys.batch_record(batch), record.LOG_TRIMMED_TO):  # type: ignore[misc]  # redis-py types sync and async alike
+        follower.report_stored_ends_first()
     async for item in follow_steps(follower):
         yield item
 
@@ -69,7 +77,11 @@ class _BatchFollower:
         self._log_last_id: bytes | str = "0-0"
         self._running: dict[str, LogCursor] = {}
         self._ended_jobs: set[str] = set()
-        self._all_ended_at: float | None = None
+        self._reported_seq: dict[str, int] = {}
+        """Jobs reported from their stored results: the last seq of theirs the log may still hold."""
+        self._paging: int | None = None
+        """While reporting ended jobs from their stored results: the next item's index in the batch."""
+        self._final = False
         self._progress_read_at = 0.0
         self.ended = False
 
@@ -77,7 +89,13 @@ class _BatchFollower:
         self._progress_read_at = time.monotonic()
         return await batch_status(self._redis, self._batch, with_job_ids=False, with_latencies=False)
 
+    def report_stored_ends_first(self) -> None:
+        """The log was trimmed: it no longer holds every end; the jobs ended by now are reported first."""
+        self._paging = 0
+
     async def step(self) -> list[BatchItem]:
+        if self._paging is not None:
+            return await self._stored_ends_page()
         streams: dict[KeyT, StreamIdT] = {self._log: self._log_last_id}
         reply = await self._redis.xread(streams, count=READ_COUNT, block=self._block_ms)
         items: list[BatchItem] = []
@@ -93,13 +111,58 @@ class _BatchFollower:
             return items
         status = await self.read_progress()
         items.append(Progress(status))
-        self._check_end(status, quiet=not reply)
-        if self.ended and len(self._ended_jobs) < status.finished:
-            items.append(Unseen(status.finished - len(self._ended_jobs)))
+        if status.done and self._seen_all(status):
+            self.ended = True
+        elif status.done and not reply:
+            # Every job has ended and the log is read to its end: the ends it did not show left it
+            # before this reader got there (or are a cancelled run's, still on its way).
+            self._paging, self._final = 0, True
         return items
+
+    async def _stored_ends_page(self) -> list[BatchItem]:
+        """A page of the batch's ended jobs not reported yet, from their stored results, in input order.
+
+        Before the end, a job cancelled while running whose run has not stopped yet is left to its
+        ``cancelled`` event: its run's events are numbered past its record's seq.
+        """
+        start = self._paging or 0
+        page = await self._redis.lrange(keys.batch_items(self._batch), start, start + PAGE_ITEMS - 1)  # type: ignore[misc]  # redis-py types sync and async alike
+        job_ids = [job_id.decode() for job_id in page]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hmget(keys.job_record(job_id), [record.STATE, record.SEQ, record.STOPPING])
+            replies = await pipe.execute()
+        seqs = {
+            job_id: int(seq or 0)
+            for job_id, (state, seq, stopping) in zip(job_ids, replies, strict=True)
+            if job_id not in self._ended_jobs
+            and state is not None
+            and JobState(state.decode()).is_terminal
+            and (self._final or stopping is None)
+        }
+        items: list[BatchItem] = []
+        for end in await self._results(list(seqs)):
+            if end.state.is_terminal:
+                self._ended_jobs.add(end.job_id)
+                self._reported_seq[end.job_id] = seqs[end.job_id]
+                self._running.pop(end.job_id, None)
+                items.append(end)
+        self._paging = start + PAGE_ITEMS if len(job_ids) == PAGE_ITEMS else None
+        if self._paging is None and self._final:
+            status = await self.read_progress()
+            items.append(Progress(status))
+            if len(self._ended_jobs) < status.finished:
+                items.append(Unseen(status.finished - len(self._ended_jobs)))
+            self.ended = True
+        return items
+
+    def _seen_all(self, status: BatchStatus) -> bool:
+        return len(self._ended_jobs) >= status.finished and not self._running
 
     def _take(self, event: StreamEvent, ended: list[str]) -> list[StreamEvent | Gap]:
         """One event of the log: a followed job's text, and ``ended`` gains the jobs it ends."""
+        if event.seq <= self._reported_seq.get(event.job_id, 0):
+            return []  # of a run whose end was reported from its stored result
         if event.type is EventType.START:
             self._ended_jobs.discard(event.job_id)  # ran again after `askq retry`
             if self._follow and event.job_id not in self._running:
@@ -116,23 +179,17 @@ class _BatchFollower:
         job_ids = list(dict.fromkeys(job_ids))  # a job re-run within one read ended twice
         if not job_ids:
             return []
-        ends = [
-            JobEnded.from_result(result_from_record(job_id, fields))
-            for job_id, fields in zip(job_ids, await read_jobs(self._redis, job_ids), strict=True)
-        ]
+        ends = await self._results(job_ids)
         for end in ends:
             if not end.state.is_terminal:
                 # An end from before `askq retry` queued the job again: its next end is the one.
                 self._ended_jobs.discard(end.job_id)
         return [end for end in ends if end.state.is_terminal]
 
-    def _check_end(self, status: BatchStatus, *, quiet: bool) -> None:
-        if not status.done:
-            self._all_ended_at = None
-            return
-        if self._all_ended_at is None:
-            self._all_ended_at = time.monotonic()
-        seen_all = len(self._ended_jobs) >= status.finished and not self._running
-        grace_over = time.monotonic() - self._all_ended_at > END_GRACE_S
-        # Done once every end was seen or, if some never show (a trimmed log), once the log is quiet.
-        self.ended = seen_all or (quiet and grace_over)
+    async def _results(self, job_ids: list[str]) -> list[JobEnded]:
+        if not job_ids:
+            return []
+        return [
+            JobEnded.from_result(result_from_record(job_id, fields))
+            for job_id, fields in zip(job_ids, await read_jobs(self._redis, job_ids), strict=True)
+        ]

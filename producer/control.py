@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from common import keys, record
 from common.config import AskqConfig
 from common.events import EVENT_SCHEMA_VERSION
+from common.live_log import LIVE_LUA, keep_flag
 from common.replay import MARK_LOG_FROM_LUA
 from common.status import JobState
 from common.stored_jobs import COMPACT_LUA
@@ -28,7 +29,8 @@ CANCELLED = "cancelled by `askq cancel`"
 
 # Numbers one event after the job's record's seq (or ``floor``, the last seq a lost run logged, when
 # higher) and gathers it; `send_events` writes what was
-# gathered as one entry of the batch's log (KEYS[3]) and publishes it on the batch's channel.
+# gathered as one entry of the batch's log (KEYS[3]) and publishes it on the batch's channel,
+# returning the entry's id ('' when nothing was gathered).
 LOG_EVENT_LUA = MARK_LOG_FROM_LUA + Template("""
 local events = {}
 local function log_event(rec, job_id, kind, attempt, reason, floor)
@@ -39,11 +41,12 @@ local function log_event(rec, job_id, kind, attempt, reason, floor)
     ts = tonumber(ARGV[2]), error = reason})
 end
 local function send_events(channel)
-  if #events == 0 then return end
+  if #events == 0 then return '' end
   local data = cjson.encode(events)
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', '$field', data)
+  local written = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', '$field', data)
   redis.call('EXPIRE', KEYS[3], ARGV[1])
   redis.call('PUBLISH', channel, data)
+  return written
 end
 local function move(batch, rec, old, new)
   redis.call('HINCRBY', batch, old, -1)
@@ -57,17 +60,20 @@ end
     seq=record.SEQ,
 )
 
-# KEYS: batch record, queue, batch log, abort set, batch results, then (job record, arq job) per job.
-# ARGV: ttl_s, now_s, now_ms, log maxlen, batch channel, reason, then job id per job.
+# KEYS: batch record, queue, batch log, abort set, batch results, batch live set, then (job record,
+# arq job) per job.
+# ARGV: ttl_s, now_s, now_ms, log maxlen, batch channel, reason, keep ended events ('1' or '0'),
+# then job id per job.
 # Returns {queued jobs cancelled, ids of the running jobs asked to abort}.
 _CANCEL = (
     LOG_EVENT_LUA
+    + LIVE_LUA
     + COMPACT_LUA
     + Template("""
 local queued, aborted = 0, {}
-for i = 0, (#KEYS - 5) / 2 - 1 do
-  local rec, job = KEYS[6 + 2 * i], KEYS[7 + 2 * i]
-  local job_id = ARGV[7 + i]
+for i = 0, (#KEYS - 6) / 2 - 1 do
+  local rec, job = KEYS[7 + 2 * i], KEYS[8 + 2 * i]
+  local job_id = ARGV[8 + i]
   local old = redis.call('HGET', rec, '$state')
   if old == '$queued' or old == '$running' then
     move(KEYS[1], rec, old, '$cancelled')
@@ -78,6 +84,8 @@ for i = 0, (#KEYS - 5) / 2 - 1 do
       log_event(rec, job_id, '$cancelled', 0, ARGV[6])
       -- Ended for good. (A running job's record stays whole: its worker reads the reason there.)
       compact(rec, KEYS[5], job_id, ARGV[1])
+      -- (A job queued again by `askq retry` was live: its events are no longer needed.)
+      redis.call('ZREM', KEYS[6], job_id)
       queued = queued + 1
     else
       -- Its worker cancels the task on its next poll (arq's abort) and writes the event.
@@ -87,7 +95,8 @@ for i = 0, (#KEYS - 5) / 2 - 1 do
     end
   end
 end
-send_events(ARGV[5])
+local written = send_events(ARGV[5])
+if queued > 0 then trim_log(KEYS[6], KEYS[3], ARGV[7], written, KEYS[1]) end
 return {queued, aborted}
 """).substitute(
         state=record.STATE,
@@ -130,6 +139,7 @@ async def cancel_batch(
             keys.batch_log(batch),
             keys.ARQ_ABORT,
             keys.batch_results(batch),
+            keys.batch_live(batch),
         ]
         args: list[str | int | float] = [
             config.retention.ttl_s,
@@ -138,6 +148,7 @@ async def cancel_batch(
             config.stream.log_max_entries,
             keys.batch_events_channel(batch),
             CANCELLED,
+            keep_flag(config.stream.keep_ended_events),
         ]
         for job_id in job_ids:
             call_keys += [keys.job_record(job_id), keys.arq_job(job_id)]

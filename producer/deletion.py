@@ -65,6 +65,7 @@ async def delete_batch(
             keys.batch_latencies(batch),
             keys.batch_halt(batch),
             keys.batch_log(batch),
+            keys.batch_live(batch),
             keys.batch_record(batch),
         )
         if aborted:

@@ -23,6 +23,7 @@ from redis.commands.core import AsyncScript
 from common import keys, record
 from common.config import AskqConfig
 from common.events import EventType
+from common.live_log import LIVE_LUA
 from common.replay import last_event_in_log
 from common.status import JobState
 from common.stored_jobs import RESTORE_LUA, read_jobs
@@ -34,13 +35,14 @@ RETRIED = "re-run by `askq retry`; its earlier result is discarded"
 STOPPING_POLL_S = 0.05
 """How often a retry looks again at cancelled runs that have not stopped yet."""
 
-# KEYS: batch record, queue, batch log, batch halt, arq's abort set, batch results, then (job record,
-# arq job, arq retry count, arq in-progress) per job.
+# KEYS: batch record, queue, batch log, batch halt, arq's abort set, batch results, batch live set,
+# then (job record, arq job, arq retry count, arq in-progress) per job.
 # ARGV: ttl_s, now_s, score_ms, log maxlen, batch channel, states JSON, reason,
 #       then (job id, arq job, the last seq its stopped run logged or '0') per job.
 # Returns {jobs queued again, ids of cancelled jobs whose run has not stopped yet}.
 _RETRY = (
     LOG_EVENT_LUA
+    + LIVE_LUA
     + RESTORE_LUA
     + Template("""
 local from = {}
@@ -48,8 +50,8 @@ for _, state in ipairs(cjson.decode(ARGV[6])) do from[state] = true end
 local moved, stopping = 0, {}
 -- A retry is the user saying the cause is fixed: lift a halt left by a refused API key.
 redis.call('DEL', KEYS[4])
-for i = 0, (#KEYS - 6) / 4 - 1 do
-  local rec, job, tries, claim = KEYS[7 + 4 * i], KEYS[8 + 4 * i], KEYS[9 + 4 * i], KEYS[10 + 4 * i]
+for i = 0, (#KEYS - 7) / 4 - 1 do
+  local rec, job, tries, claim = KEYS[8 + 4 * i], KEYS[9 + 4 * i], KEYS[10 + 4 * i], KEYS[11 + 4 * i]
   local job_id = ARGV[8 + 3 * i]
   local old = redis.call('HGET', rec, '$state')
   if old == '$cancelled' and redis.call('HEXISTS', rec, '$stopping') == 1
@@ -68,6 +70,8 @@ for i = 0, (#KEYS - 6) / 4 - 1 do
     redis.call('ZREM', KEYS[5], job_id)
     redis.call('SET', job, ARGV[9 + 3 * i], 'PX', ARGV[1] * 1000)
     redis.call('ZADD', KEYS[2], ARGV[3] + i * 0.001, job_id)
+    -- Live again from its retry event on (from earlier if its stopped run's events are still needed).
+    mark_live(KEYS[7], job_id, ARGV[1])
     log_event(rec, job_id, '$retry', attempts, ARGV[7], ARGV[10 + 3 * i])
     moved = moved + 1
   end
@@ -143,6 +147,7 @@ async def _retry_chunk(
         keys.batch_halt(batch),
         keys.ARQ_ABORT,
         keys.batch_results(batch),
+        keys.batch_live(batch),
     ]
     args: list[str | int | float | bytes] = [
         config.retention.ttl_s,

@@ -5,6 +5,11 @@ delivered, and keeps the job's own events. There is no hand-over between a backl
 so nothing can fall in between or arrive twice, and after a dropped connection it simply reads on
 from the same entry. A sequence number that jumps means the log was trimmed (or an event was lost):
 the reader says so with a ``Gap`` rather than let a short answer pass for a whole one.
+
+An ended job's events leave the log (``common.live_log``): a job that has ended when its events
+turn out to be gone is shown from its stored result, which holds its whole answer, not as a gap.
+A live job's events stay from the first one it may need: a job queued again by ``askq retry`` after
+its earlier events left is followed from its ``retry`` event.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from redis.asyncio import Redis
 
 from common import keys, record
 from common.errors import NotFoundError
-from common.events import StreamEvent
+from common.events import EventType, StreamEvent
 from common.reconnect import Reconnecting
 from common.replay import Entry, entry_events
 from common.status import JobState
@@ -92,12 +97,16 @@ class LogCursor:
         return items
 
     def take(self, events: list[StreamEvent]) -> list[StreamEvent | Gap]:
-        """The job's events from one entry, repeats dropped and gaps named."""
+        """The job's events from one entry, repeats dropped and gaps named.
+
+        A reader whose first event is a ``retry`` starts there, with no gap: what came before it is
+        void (an attempt's or an ended run's text), never part of the answer.
+        """
         items: list[StreamEvent | Gap] = []
         for event in events:
             if event.seq <= self.last_seq:
                 continue
-            if event.seq > self.last_seq + 1:
+            if event.seq > self.last_seq + 1 and not (self.last_seq == 0 and event.type is EventType.RETRY):
                 items.append(Gap(self.job_id, self.last_seq + 1, event.seq - 1))
             self.last_seq = event.seq
             # Not final for good: `askq retry` may log a re-run after an end; the latest one counts.
@@ -111,7 +120,10 @@ async def follow_job(redis: Redis, job_id: str, *, block_ms: int = BLOCK_MS) -> 
     state = await job_state(redis, job_id)
     if state is JobState.QUEUED:
         yield Waiting(job_id)
-    log_key, after = await where_events_begin(redis, job_id)
+    log_key, after = await _where_to_follow_from(redis, job_id, state)
+    if after is None:
+        yield await stored_end(redis, job_id)
+        return
     follower = _JobFollower(redis, job_id, block_ms, state, log_key)
     follower.start_after(after)
     async for item in follow_steps(follower):
@@ -131,6 +143,29 @@ async def where_events_begin(redis: Redis, job_id: str) -> tuple[str, str]:
         if log_from is None:
             return log_key, newest[0][0].decode() if newest else "0-0"
     return log_key, f"{log_from - 1}-0"
+
+
+async def _where_to_follow_from(redis: Redis, job_id: str, state: JobState) -> tuple[str, str | None]:
+    """``where_events_begin``, unless the log was trimmed past the job's beginning: then, for a live
+    job, the first event it may still need (its time in the batch's live set), and for an ended one,
+    None (its events left the log: its stored result stands in)."""
+    log_key, after = await where_events_begin(redis, job_id)
+    if after == "0-0":
+        return log_key, after  # a scheduled run's own log, or an empty one
+    batch, _ = keys.split_job_id(job_id)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hget(keys.batch_record(batch), record.LOG_TRIMMED_TO)
+        pipe.zscore(keys.batch_live(batch), job_id)
+        trimmed_to, live_from = await pipe.execute()
+    if trimmed_to is None or _entry_ms(trimmed_to) <= _entry_ms(after) + 1:
+        return log_key, after  # every entry from its beginning on is there
+    if live_from is not None:
+        return log_key, f"{int(live_from) - 1}-0"
+    return log_key, None if state.is_terminal else after
+
+
+def _entry_ms(entry_id: bytes | str) -> int:
+    return int((entry_id.decode() if isinstance(entry_id, bytes) else entry_id).split("-")[0])
 
 
 async def logged_events(redis: Redis, job_id: str) -> list[StreamEvent]:
@@ -166,6 +201,14 @@ class _JobFollower:
         reply = await self._redis.xread({self._log: self._cursor.last_id}, count=READ_COUNT, block=block)
         if reply:
             items: list[TailItem] = [*self._cursor.accept(reply[0][1])]
+            if (
+                any(isinstance(item, Gap) for item in items)
+                and (await job_state(self._redis, self._job_id)).is_terminal
+            ):
+                # Its events left the log as it ended (before this reader got to them): its stored
+                # result holds the whole answer.
+                self.ended = True
+                return [await stored_end(self._redis, self._job_id)]
             if self._cursor.ended:
                 # An end logged before `askq retry` re-queued the job is not the job's end: the
                 # record says which (retry writes the state and its log event in one call).

@@ -74,6 +74,11 @@ async def run_burst_schedule_worker(config: AskqConfig, redis_url: str, **overri
     return worker
 
 
+def keeping_events(config: AskqConfig) -> AskqConfig:
+    """``config`` with ``stream.keep_ended_events``: for tests that read ended jobs' events."""
+    return config.model_copy(update={"stream": config.stream.model_copy(update={"keep_ended_events": True})})
+
+
 async def results(redis: Redis, batch: str) -> list[Result]:
     return [result async for result in iter_results(redis, batch)]
 

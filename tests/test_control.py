@@ -20,7 +20,7 @@ from producer.retry import retry_batch
 from producer.submit import submit_file
 from producer.tail import TailItem, follow_job
 from tests.conftest import Simulator
-from tests.helpers import eventually, final_text, logged_events, results, run_burst_worker
+from tests.helpers import eventually, final_text, keeping_events, logged_events, results, run_burst_worker
 
 # The policy allows 4 attempts: "500x4" fails a first run and lets the re-run's attempt succeed.
 MIXED = [
@@ -90,7 +90,9 @@ async def test_retry_reruns_only_the_failed_items(
 async def test_tail_follows_a_retried_job_past_its_old_end(
     redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
 ) -> None:
-    """A tail begun after `askq retry` does not stop at the first run's `failed`; it ends with the re-run."""
+    """A tail begun after `askq retry` does not stop at the first run's `failed`; it ends with the re-run
+    (the first run's events kept, as `stream.keep_ended_events` does)."""
+    config = keeping_events(config)
     await _submit(redis, config, write, MIXED[1:2])
     await run_burst_worker(config, redis_url)
     await retry_batch(redis, "b", config)
@@ -115,7 +117,10 @@ async def test_cancel_stops_queued_jobs_and_aborts_running_ones(
     """Queued jobs never start, running ones are aborted mid-stream, all are recorded cancelled;
     a retry runs them on with their events numbered on."""
     sim.configure(tokens_per_s=20, answer_tokens=400)  # 20 s an answer: only an abort ends it sooner
-    config = AskqConfig.model_validate({"limits": {"concurrency": 2, "max_jobs": 2}})
+    config = AskqConfig.model_validate(
+        # Their events are read once they have ended: kept.
+        {"limits": {"concurrency": 2, "max_jobs": 2}, "stream": {"keep_ended_events": True}}
+    )
     await _submit(redis, config, write, [{"id": str(n), "question": f"q{n}"} for n in range(6)])
     worker = asyncio.create_task(run_burst_worker(config, redis_url))
 

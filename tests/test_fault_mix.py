@@ -43,6 +43,7 @@ async def test_each_fault_gets_the_attempts_the_policy_allows(
             "provider": {"request_timeout_s": 1.0},
             "limits": {"concurrency": 4, "max_jobs": 8},
             "retry": {"attempts": ATTEMPTS, "initial_wait_s": 0.01, "max_wait_s": 0.05, "jitter_s": 0.01},
+            "stream": {"keep_ended_events": True},  # each job's events are counted once it has ended
         }
     )
     lines = "".join(json.dumps({"id": str(n), "question": q}) + "\n" for n, (q, _, _) in enumerate(MIX))

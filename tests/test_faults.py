@@ -44,6 +44,8 @@ def _config_file(tmp_path: Path, **limits: Any) -> Path:
     config = {
         "limits": {"concurrency": 4, "max_jobs": 4, "lease_s": 1, **limits},
         "retry": {"attempts": 4, "initial_wait_s": 0.05, "max_wait_s": 0.2, "jitter_s": 0.05},
+        # Each job's events are followed once its batch has ended: the event history is kept.
+        "stream": {"keep_ended_events": True},
     }
     path.write_text(yaml.safe_dump(config))
     return path

@@ -25,7 +25,8 @@ def _config(tmp_path: Path, *, flush_interval_ms: int = 40) -> Path:
     config = {
         "limits": {"concurrency": 4, "max_jobs": 4, "lease_s": 1},
         "retry": {"attempts": 4, "initial_wait_s": 0.05, "max_wait_s": 0.2, "jitter_s": 0.05},
-        "stream": {"flush_interval_ms": flush_interval_ms},
+        # The log is read once the jobs have ended: their events are kept.
+        "stream": {"flush_interval_ms": flush_interval_ms, "keep_ended_events": True},
     }
     path.write_text(yaml.safe_dump(config))
     return path

@@ -16,11 +16,11 @@ from common import keys, record
 from common.config import AskqConfig
 from common.events import EventType, StreamEvent
 from common.reconnect import Reconnecting
-from common.replay import encode_entry, entry_events
+from common.replay import encode_entry
 from producer.submit import submit_file
 from producer.tail import Finished, Gap, TailItem, Waiting, follow_job
 from tests.conftest import Simulator
-from tests.helpers import eventually, final_text, logged_events, results, run_burst_worker
+from tests.helpers import eventually, final_text, keeping_events, logged_events, results, run_burst_worker
 
 
 async def _submit_one(redis: Redis, config: AskqConfig, write: Any, question: str) -> str:
@@ -44,7 +44,9 @@ async def _log_length(redis: Redis, job_id: str) -> int:
 async def test_joiners_at_any_point_rebuild_the_stored_answer(
     redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
 ) -> None:
-    """Tails joining before the start, at random points mid-stream and after the end all get every event."""
+    """Tails joining before the start, at random points mid-stream and after the end all get every event
+    (the ended job's too, its events kept: ``stream.keep_ended_events``)."""
+    config = keeping_events(config)
     sim.configure(ttft_ms=20, tokens_per_s=300, answer_tokens=300)
     job_id = await _submit_one(redis, config, write, "A long story, please")
     waiting = asyncio.Event()
@@ -138,23 +140,39 @@ async def test_a_retried_stream_ends_with_the_stored_answer(
     assert "".join(event.text or "" for event in events) != row.answer
 
 
-async def test_a_trimmed_log_is_reported_as_a_gap(
+async def test_a_trimmed_log_is_reported_as_a_gap(redis: Redis, config: AskqConfig, write: Any) -> None:
+    """When the log lost a running job's oldest events, tail says which ones rather than print a short
+    answer quietly."""
+    job_id = await _submit_one(redis, config, write, "Trim me")
+    await _lose_a_run(redis, job_id)  # running, seqs 1 and 2 logged
+    later = StreamEvent(type="delta", job_id=job_id, seq=3, attempt=1, ts=time.time(), text="swer")
+    await redis.xadd(keys.batch_log("t"), {keys.LOG_FIELD: encode_entry([later.to_json()])})
+    await redis.xtrim(keys.batch_log("t"), maxlen=1, approximate=False)
+    items: list[TailItem] = []
+    async for item in follow_job(redis, job_id):
+        items.append(item)
+        if isinstance(item, StreamEvent):
+            break  # the job runs on; what came first is what matters
+    assert items == [Gap(job_id, 1, 2), later]
+
+
+async def test_an_ended_jobs_trimmed_events_give_way_to_its_stored_result(
     redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
 ) -> None:
-    """When the log lost its oldest events, tail says which ones rather than print a short answer quietly."""
+    """An ended job whose first events left the log is shown from its stored result, with no gap."""
+    config = keeping_events(config)  # its events stay until this test trims them
     config = config.model_copy(update={"stream": config.stream.model_copy(update={"flush_interval_ms": 0})})
     sim.configure(ttft_ms=0, tokens_per_s=500, answer_tokens=40)
     job_id = await _submit_one(redis, config, write, "Trim me")
     await run_burst_worker(config, redis_url)
-    total = await _log_length(redis, job_id)
     entries = await redis.xrange(keys.batch_log("t"))
     assert len(entries) > 5
     await redis.xtrim(keys.batch_log("t"), maxlen=3, approximate=False)
-    first_kept = min(event.seq for _, fields in entries[-3:] for event in entry_events(fields))
-    items = await _collect(redis, job_id)
-    assert first_kept > 1
-    assert items[0] == Gap(job_id, 1, first_kept - 1)
-    assert [event.seq for event in _events(items)] == list(range(first_kept, total + 1))
+    items = await _collect(redis, job_id, block_ms=60_000)  # must not wait: the job has ended
+    [row] = await results(redis, "t")
+    assert len(items) == 1
+    assert isinstance(items[0], Finished)
+    assert items[0].answer == row.answer
 
 
 async def test_a_finished_job_without_its_log_falls_back_to_the_stored_result(
@@ -175,6 +193,7 @@ async def test_a_rerun_continues_the_sequence_and_voids_the_lost_run(
     redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
 ) -> None:
     """A job run again after its worker died mid-stream keeps seq contiguous and announces a retry."""
+    config = keeping_events(config)  # its events are read once it has ended
     job_id = await _submit_one(redis, config, write, "Run me twice")
     await _lose_a_run(redis, job_id)
     await run_burst_worker(config, redis_url)

@@ -44,12 +44,18 @@ WIDE = {"COLUMNS": "400"}
 CURSOR_CONTROL = re.compile(rb"\r?\x1b\[(\?25[lh]|2K|\d*A)")
 
 
-async def _answered_batch(redis: Redis, sim: Simulator, write: Any, name: str = "items.jsonl") -> Path:
+async def _answered_batch(
+    redis: Redis, sim: Simulator, write: Any, name: str = "items.jsonl", *, keep_events: bool = False
+) -> Path:
+    """The batch answered; with ``keep_events``, its events kept for a replay (``--follow``)."""
     lines = "".join(json.dumps({"id": item, "question": question}) + "\n" for item, question in ITEMS)
     path: Path = write(name, lines)
     submitted = askq("submit", str(path), "--batch", "h")
     assert submitted.returncode == 0, submitted.stderr
-    worker = askq("worker", "--burst")
+    env = (
+        {"ASKQ_CONFIG": str(write("keep.yaml", "stream: {keep_ended_events: true}\n"))} if keep_events else {}
+    )
+    worker = askq("worker", "--burst", env=env)
     assert worker.returncode == 0, worker.stderr
     return path
 
@@ -145,7 +151,7 @@ async def test_tail_batch_into_a_file_shows_ids_and_controls_as_text(
     redis: Redis, sim: Simulator, write: Any
 ) -> None:
     """askq tail --batch, piped, with and without --follow: ids as written, every control made visible."""
-    await _answered_batch(redis, sim, write)
+    await _answered_batch(redis, sim, write, keep_events=True)
     ended = askq("tail", "--batch", "h", env=WIDE)
     assert ended.returncode == 1, ended.stderr
     assert re.search(r"── \[/\] ✓ \(1 attempt, \d+ tokens\)\n" + re.escape(SHOWN + "\n"), ended.stdout)
@@ -163,7 +169,7 @@ async def test_tail_batch_on_a_terminal_shows_ids_and_controls_as_text(
     redis: Redis, sim: Simulator, write: Any
 ) -> None:
     """On a tty, tail --batch (and --follow) sends no escape but rich's cursor moves for the bar."""
-    await _answered_batch(redis, sim, write)
+    await _answered_batch(redis, sim, write, keep_events=True)
     status, written = on_tty("tail", "--batch", "h", env={"NO_COLOR": "1"})
     assert status == 1
     text = _only_cursor_controls(written)

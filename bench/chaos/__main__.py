@@ -55,7 +55,11 @@ COLUMNS = (
 
 async def run_scenario(scenario: Scenario, jobs: int) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix=f"askq-chaos-{scenario.name}-"))
-    config = write_config(work, {"limits": {"lease_s": LEASE_S, "shutdown_grace_s": 5}})
+    config = write_config(
+        work,
+        # The log is read whole at the end (reused seqs, missing ends): ended jobs' events are kept.
+        {"limits": {"lease_s": LEASE_S, "shutdown_grace_s": 5}, "stream": {"keep_ended_events": True}},
+    )
     with simulator_process(*SIMULATOR, *scenario.sim_flags) as base_url, contextlib.ExitStack() as stack:
         scene = Scene(work, jobs, scenario.redis_args, free_port(), base_url, config)
         scene.start_redis()

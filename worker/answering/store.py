@@ -20,6 +20,7 @@ from redis.commands.core import AsyncScript
 
 from common import keys, record
 from common.config import StreamConfig
+from common.live_log import keep_flag
 from common.reconnect import Backoff, waits_out
 from common.replay import encode_entry
 from common.status import TERMINAL_STATES, JobState
@@ -92,7 +93,9 @@ class JobStore:
     def __init__(self, redis: Redis, ttl_s: int, stream: StreamConfig | None = None) -> None:
         self._redis = redis
         self._ttl_s = ttl_s
-        self._log_max_entries = (stream or StreamConfig()).log_max_entries
+        stream = stream or StreamConfig()
+        self._log_max_entries = stream.log_max_entries
+        self._keep = keep_flag(stream.keep_ended_events)
         self._log_ttl_s = log_ttl_s(ttl_s)
         self._transition = redis.register_script(TRANSITION)
         self._start = redis.register_script(START)
@@ -173,8 +176,10 @@ class JobStore:
             self._log_max_entries,
             self._log_ttl_s,
             job_id,
+            self._keep,
         ]
-        reason = await self._call_through_outage(self._cancelled, [keys.job_record(job_id), log_key], args)
+        script_keys = [keys.job_record(job_id), log_key, keys.batch_live(batch), keys.batch_record(batch)]
+        reason = await self._call_through_outage(self._cancelled, script_keys, args)
         return reason.decode() if isinstance(reason, bytes) else None
 
     async def finish(
@@ -283,6 +288,7 @@ class JobStore:
             keys.QUEUE,
             keys.event_feed(job_id, batch)[0],
             keys.batch_results(batch),
+            keys.batch_live(batch),
         ]
 
     def _args(
@@ -310,6 +316,7 @@ class JobStore:
             keys.event_feed(job_id, batch)[1] if events else "",
             self._log_max_entries,
             self._log_ttl_s,
+            self._keep,
         ]
         for name, value in fields.items():
             args += [name, value]

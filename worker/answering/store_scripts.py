@@ -6,6 +6,7 @@ from string import Template
 
 from common import keys, record
 from common.events import EVENT_SCHEMA_VERSION
+from common.live_log import LIVE_LUA
 from common.replay import MARK_LOG_FROM_LUA
 from common.status import JobState
 from common.stored_jobs import COMPACT_LUA
@@ -14,14 +15,18 @@ FENCED = "fenced"
 """What a transition returns when another worker's run owns the job."""
 
 # KEYS: job record, batch record, batch latencies, the finished-jobs index, then arq's: the job's
-# in-progress, retry and job keys, the abort set and the queue; then the job's event log and the
-# batch's results hash.
+# in-progress, retry and job keys, the abort set and the queue; then the job's event log, the
+# batch's results hash and its live set.
 # ARGV: new state, ttl_s, latency_ms ('' if none), batch counter increments (JSON), terminal states
 # (JSON), job id, now (unix s), the run's lease token ('' when unfenced), events to log (an entry,
-# '' if none), the log's channel, log maxlen, log ttl_s, then field/value pairs.
+# '' if none), the log's channel, log maxlen, log ttl_s, keep ended events ('1' or '0'), then
+# field/value pairs.
 # Field names come from common.record. Returns the previous state, '' when the record is missing or
 # already terminal (nothing changed), or 'fenced' when another worker's run owns the job now.
-TRANSITION = COMPACT_LUA + Template("""
+TRANSITION = (
+    COMPACT_LUA
+    + LIVE_LUA
+    + Template("""
 local old = redis.call('HGET', KEYS[1], '$state')
 if not old then return '' end
 local fence = ARGV[8]
@@ -40,7 +45,7 @@ if old ~= ARGV[1] then
   redis.call('HINCRBY', KEYS[2], old, -1)
   redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
 end
-redis.call('HSET', KEYS[1], '$state', ARGV[1], unpack(ARGV, 13))
+redis.call('HSET', KEYS[1], '$state', ARGV[1], unpack(ARGV, 14))
 if ends then
   -- Indexed by finish time for scheduled summaries; entries older than the results go with them.
   redis.call('ZADD', KEYS[4], ARGV[7], ARGV[6])
@@ -59,30 +64,39 @@ end
 for name, count in pairs(cjson.decode(ARGV[4])) do
   if count > 0 then redis.call('HINCRBY', KEYS[2], name, count) end
 end
+local written = ''
 if ARGV[9] ~= '' then
   -- The run's last events and its end, in the same call as the state readers check: never apart.
-  redis.call('XADD', KEYS[10], 'MAXLEN', '~', ARGV[11], '*', '$log_field', ARGV[9])
+  written = redis.call('XADD', KEYS[10], 'MAXLEN', '~', ARGV[11], '*', '$log_field', ARGV[9])
   redis.call('EXPIRE', KEYS[10], ARGV[12])
   redis.call('PUBLISH', ARGV[10], ARGV[9])
+end
+if ends then
+  -- Ended for good: its events are no longer needed (its result holds the answer).
+  redis.call('ZREM', KEYS[12], ARGV[6])
+  trim_log(KEYS[12], KEYS[10], ARGV[13], written, KEYS[2])
 end
 redis.call('EXPIRE', KEYS[1], ttl)
 redis.call('EXPIRE', KEYS[2], ttl)
 return old
 """).substitute(
-    state=record.STATE,
-    owner=record.OWNER,
-    running=JobState.RUNNING.value,
-    fenced=FENCED,
-    log_field=keys.LOG_FIELD,
+        state=record.STATE,
+        owner=record.OWNER,
+        running=JobState.RUNNING.value,
+        fenced=FENCED,
+        log_field=keys.LOG_FIELD,
+    )
 )
 # The transition to running, refused when the job's in-progress key does not hold the run's lease
 # token (another worker claimed it since). The job's first start also marks where its events begin in
-# the batch's log (Redis time, as entry ids are). Returns {previous state or '', the record's seq, the
+# the batch's log (Redis time, as entry ids are), and makes it live from then (a requeued or lost
+# run's job is live already: its earlier events stay). Returns {previous state or '', the record's seq, the
 # previous run's started_at, lost runs' attempts and output tokens so far, 1 if refused}: the
 # publisher numbers on from the seq, and when the previous state was running (its worker was lost),
 # searches the log from that run's start for events past it.
 START = (
     MARK_LOG_FROM_LUA
+    + LIVE_LUA
     + f"""
 if ARGV[8] ~= '' and redis.call('GET', KEYS[5]) ~= ARGV[8] then return {{'', '0', '', '0', '0', 1}} end
 local was_started = redis.call('HGET', KEYS[1], '{record.STARTED_AT}')
@@ -90,17 +104,21 @@ local function transition()
 {TRANSITION}
 end
 local old = transition()
-if old ~= '' then mark_log_from(KEYS[1]) end
+if old ~= '' then
+  mark_log_from(KEYS[1])
+  mark_live(KEYS[12], ARGV[6], ARGV[2])
+end
 local lost = redis.call('HMGET', KEYS[1], '{record.LOST_ATTEMPTS}', '{record.LOST_OUTPUT_TOKENS_EST}')
 return {{old, redis.call('HGET', KEYS[1], '{record.SEQ}') or '0', was_started or '', lost[1] or '0',
   lost[2] or '0', 0}}
 """
 )
-# KEYS: job record, the job's event log. ARGV: seq and attempt of the run's announcement, now (unix
-# s), the run's events not yet sent (an entry: a JSON array), the log's channel, log maxlen, log
-# ttl_s, job id. When the record says cancelled: logs those events and the ``cancelled`` event (its
-# seq counted as used), marks the run stopped, and returns the reason; otherwise false.
-CANCELLED = Template("""
+# KEYS: job record, the job's event log, the batch's live set and record. ARGV: seq and attempt of the run's
+# announcement, now (unix s), the run's events not yet sent (an entry: a JSON array), the log's
+# channel, log maxlen, log ttl_s, job id, keep ended events ('1' or '0'). When the record says
+# cancelled: logs those events and the ``cancelled`` event (its seq counted as used), marks the run
+# stopped, ends the job's stay in the live log, and returns the reason; otherwise false.
+CANCELLED = LIVE_LUA + Template("""
 local state, error = unpack(redis.call('HMGET', KEYS[1], '$state', '$error'))
 if state ~= '$cancelled' then return false end
 if tonumber(redis.call('HGET', KEYS[1], '$seq') or '0') < tonumber(ARGV[1]) then
@@ -111,9 +129,11 @@ local event = cjson.encode({v = $version, type = '$cancelled', job_id = ARGV[8],
   attempt = tonumber(ARGV[2]), ts = tonumber(ARGV[3]), error = error or ''})
 local entry = '[' .. event .. ']'
 if ARGV[4] ~= '[]' then entry = string.sub(ARGV[4], 1, -2) .. ',' .. event .. ']' end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', '$log_field', entry)
+local written = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', '$log_field', entry)
 redis.call('EXPIRE', KEYS[2], ARGV[7])
 redis.call('PUBLISH', ARGV[5], entry)
+redis.call('ZREM', KEYS[3], ARGV[8])
+trim_log(KEYS[3], KEYS[2], ARGV[9], written, KEYS[4])
 return error or ''
 """).substitute(
     state=record.STATE,
