@@ -25,6 +25,8 @@ from common import keys, record
 
 _RESULT_FIELDS_LUA = "{" + ", ".join(f"['{name}'] = true" for name in record.RESULT_FIELDS) + "}"
 _ID_FIELDS_LUA = "{" + ", ".join(f"['{name}'] = true" for name in record.ID_FIELDS) + "}"
+# An empty answer is an answer, and an empty question a question: kept even when empty.
+_ALWAYS_KEPT_LUA = f"{{['{record.QUESTION}'] = true, ['{record.ANSWER}'] = true}}"
 
 COMPACT_LUA = Template("""
 -- Moves an ended job's bulky fields from its record `rec` into the results hash `results` (field
@@ -33,14 +35,17 @@ COMPACT_LUA = Template("""
 -- written anew: a hash that once held a long value stays a hashtable after HDEL, and only a new
 -- one is a listpack again. Its expiry is kept.
 local function compact(rec, results, job_id, ttl)
-  local bulky, ids = $bulky, $ids
+  local bulky, ids, always = $bulky, $ids, $always
   local all = redis.call('HGETALL', rec)
   local moved, kept, any = {}, {}, false
   for i = 1, #all, 2 do
     if bulky[all[i]] then
-      moved[all[i]] = all[i + 1]
+      -- An empty error, model or the like is left out: a reader takes a missing field as empty.
+      if all[i + 1] ~= '' or always[all[i]] then moved[all[i]] = all[i + 1] end
       any = true
-    elseif ids[all[i]] then
+    elseif ids[all[i]] or all[i] == '$owner' or all[i + 1] == '' then
+      -- The id parts are spelled by the job id; the run's owner matters only while it runs; an
+      -- empty field reads as missing.
       any = true
     else
       kept[#kept + 1] = all[i]
@@ -55,7 +60,7 @@ local function compact(rec, results, job_id, ttl)
   redis.call('HSET', rec, unpack(kept))
   if pttl > 0 then redis.call('PEXPIRE', rec, pttl) end
 end
-""").substitute(bulky=_RESULT_FIELDS_LUA, ids=_ID_FIELDS_LUA)
+""").substitute(bulky=_RESULT_FIELDS_LUA, ids=_ID_FIELDS_LUA, always=_ALWAYS_KEPT_LUA, owner=record.OWNER)
 
 RESTORE_LUA = Template("""
 -- Moves a job's bulky fields back from the results hash into its record `rec`, with its batch and

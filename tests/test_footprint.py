@@ -47,9 +47,14 @@ async def _job_ids(redis: Redis) -> list[str]:
 
 
 async def _assert_compact(redis: Redis, job_id: str) -> None:
-    fields = {name.decode() for name in await redis.hkeys(keys.job_record(job_id))}
+    raw = await redis.hgetall(keys.job_record(job_id))
+    fields = {name.decode() for name in raw}
     assert fields, job_id
     assert not fields & {*record.RESULT_FIELDS, *record.ID_FIELDS}, job_id
+    assert record.OWNER not in fields, job_id  # whose run it was matters only while it runs
+    assert all(raw.values()), job_id  # an empty field reads as missing: not kept
+    entry = json.loads(await redis.hget(keys.batch_results("b"), job_id) or "{}")  # type: ignore[misc]  # redis-py types sync and async alike
+    assert all(value != "" for name, value in entry.items() if name not in (record.QUESTION, record.ANSWER))
     assert await redis.object("encoding", keys.job_record(job_id)) in COMPACT
     assert await redis.hexists(keys.batch_results("b"), job_id)
 
