@@ -97,27 +97,20 @@ def test_a_worker_refuses_to_start_on_a_redis_that_can_evict(
     admin.close()
 
 
+def _askq_user(admin: sync_redis.Redis, url: str, *extra_rules: str) -> str:
+    """A managed Redis's kind of user: askq's keys and channels, no dangerous commands (CONFIG
+    among them) unless ``extra_rules`` allow some back; returns its URL."""
+    rules = ("reset", "on", ">pw", "~askq:*", "~arq:*", "resetchannels", "&askq:*", "+@all", "-@dangerous")
+    admin.execute_command("ACL", "SETUSER", "askq", *rules, *extra_rules)
+    return url.replace("redis://", "redis://askq:pw@")
+
+
 def test_the_policy_is_read_from_info_when_config_is_refused(private_redis: str, tmp_path: Path) -> None:
     """An ACL user without CONFIG (a managed Redis) is still refused an evicting Redis, read from INFO."""
     admin = sync_redis.Redis.from_url(private_redis)
     admin.config_set("maxmemory", "100mb")
     admin.config_set("maxmemory-policy", "allkeys-lfu")
-    admin.execute_command(
-        "ACL",
-        "SETUSER",
-        "askq",
-        "reset",
-        "on",
-        ">pw",
-        "~askq:*",
-        "~arq:*",
-        "resetchannels",
-        "&askq:*",
-        "+@all",
-        "-@dangerous",
-        "+info",
-    )
-    url = private_redis.replace("redis://", "redis://askq:pw@")
+    url = _askq_user(admin, private_redis, "+info")
     done = askq("submit", str(_questions(tmp_path, 3)), "--batch", "evict", env={"REDIS_URL": url})
     assert done.returncode == 1
     assert "allkeys-lfu" in _one_line(done.stderr)
@@ -130,21 +123,7 @@ def test_without_info_or_config_submit_warns_in_one_line_and_goes_on(
 ) -> None:
     """Neither INFO nor CONFIG allowed: a one-line warning that the policy is unknown, then the submit."""
     admin = sync_redis.Redis.from_url(private_redis)
-    admin.execute_command(
-        "ACL",
-        "SETUSER",
-        "askq",
-        "reset",
-        "on",
-        ">pw",
-        "~askq:*",
-        "~arq:*",
-        "resetchannels",
-        "&askq:*",
-        "+@all",
-        "-@dangerous",
-    )
-    url = private_redis.replace("redis://", "redis://askq:pw@")
+    url = _askq_user(admin, private_redis)
     done = askq("submit", str(_questions(tmp_path, 3)), "--batch", "blind", env={"REDIS_URL": url})
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
