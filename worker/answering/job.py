@@ -21,7 +21,8 @@ from common.tokens import BYTES_PER_TOKEN, estimate_tokens
 from worker.answering.answerer import Answerer, build_request
 from worker.answering.gate import ProviderGate
 from worker.answering.publisher import EventPublisher
-from worker.answering.store import JobStore, LostRuns, NotStarted, Outcome, Recorded
+from worker.answering.run_outcomes import LostRuns, NotStarted, Outcome, Recorded
+from worker.answering.store import JobStore
 from worker.context import WorkerContext
 from worker.queue.rejections import PayloadKind, reject, validated
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 import structlog
@@ -26,6 +24,7 @@ from common.replay import encode_entry
 from common.status import TERMINAL_STATES, JobState
 from common.usage import Usage
 from worker.answering.relay import log_ttl_s
+from worker.answering.run_outcomes import NO_LOSS, LostRuns, NotStarted, Outcome, Recorded, RunStart
 from worker.answering.store_scripts import CANCELLED, COUNT_LOST, FENCED, FINISHED_AT, START, TRANSITION
 
 log = structlog.get_logger(__name__)
@@ -35,58 +34,6 @@ STORE_OUTAGE_S = 60.0
 REJECTED_MAX = 1000
 """The rejected log keeps about this many latest entries."""
 _TERMINAL_JSON = json.dumps(sorted(state.value for state in TERMINAL_STATES))
-
-
-@dataclass(frozen=True)
-class LostRuns:
-    """What runs of the job that were lost (worker killed, or lease lost) spent, as their logs tell."""
-
-    attempts: int = 0
-    output_tokens_est: int = 0
-    """Estimated from the text they received (4 bytes a token): usage is only known at a stream's end."""
-
-    def __add__(self, other: LostRuns) -> LostRuns:
-        return LostRuns(self.attempts + other.attempts, self.output_tokens_est + other.output_tokens_est)
-
-
-@dataclass(frozen=True)
-class RunStart:
-    """A job now running."""
-
-    seq: int
-    """The last event number its earlier runs used (0 for a first run)."""
-    lost_run_ms: int | None
-    """When the job was running already (its worker was lost): that run's start, unix ms."""
-    lost: LostRuns = LostRuns()
-    """What lost runs before this start spent, counted so far."""
-
-
-class NotStarted(Enum):
-    FINISHED = "finished"
-    """Finished already, or unknown: it must not run."""
-    TAKEN = "taken"
-    """Another worker claimed it since this one did: this worker's claim is gone."""
-
-
-class Recorded(Enum):
-    STORED = "stored"
-    ENDED_ELSEWHERE = "ended elsewhere"
-    """The record was missing or ended already (cancelled, or another run recorded its result)."""
-    FENCED = "fenced"
-    """Another worker's run owns the job: this run is a stray copy."""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    state: JobState
-    attempts: int
-    answer: str = ""
-    error: str = ""
-    error_code: str = ""
-    usage: Usage | None = None
-    finish_reason: str = ""
-    model: str = ""
-    latency_ms: float = 0.0
 
 
 class JobStore:
@@ -191,7 +138,7 @@ class JobStore:
         seq: int | None = None,
         token: str | None = None,
         events: list[str] | None = None,
-        lost: LostRuns = LostRuns(),
+        lost: LostRuns = NO_LOSS,
         prompt_tokens_per_attempt: int = 0,
     ) -> Recorded:
         """Record the one result of a job, and remove it from arq's keys and queue, and log ``events``
