@@ -91,9 +91,13 @@ async def _answer(ctx: WorkerContext, payload: JobPayload) -> dict[str, Any]:
                 ctx["released"].add(payload.job_id)
         else:
             publisher.withdraw_end(events)
-            if not await _announce_cancelled(store, payload, publisher) and await _record_gone(ctx, payload):
+            if await _announce_cancelled(store, payload, publisher):
+                return {"state": "cancelled"}
+            if await _record_gone(ctx, payload):
                 log.warning("result not stored: the job's record is gone", state=outcome.state.value)
                 return {"state": "gone"}
+            log.info("result dropped: another run recorded the job's end first")
+            return {"state": "ended elsewhere"}
     except asyncio.CancelledError:
         if leases.gone(payload.job_id):
             if "disowned" in ctx:
@@ -120,7 +124,7 @@ async def _answer(ctx: WorkerContext, payload: JobPayload) -> dict[str, Any]:
             await _announce_cancelled(store, payload, publisher)
         raise
     finally:
-        publisher.seal()
+        publisher.discard_unsent()
     log.info(
         "job finished",
         state=outcome.state.value,

@@ -85,6 +85,15 @@ class EventPublisher:
         self.seal()
         return await self._relay.take(self._job_id)
 
+    def discard_unsent(self) -> None:
+        """The run is over: what it gathered or handed over but nobody logged is not sent after it.
+
+        Every end that is this run's own logs its events in the same call (finish, hand-back, cancel
+        acknowledgement); anything left belongs to a run that is not the job's any more, and sent
+        late it would reuse numbers another run has taken."""
+        self._deltas = {}
+        self._relay.discard(self._job_id)
+
     def give_back(self, events: list[str]) -> None:
         self._relay.put_back(self._job_id, self._feed, events)
 

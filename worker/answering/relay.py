@@ -122,6 +122,11 @@ class EventRelay:
         waiting = self._jobs.pop(job_id, None)
         return waiting.events if waiting else []
 
+    def discard(self, job_id: str) -> None:
+        """Drop the job's events not sent yet: its run ended without them being its own to log (a
+        stray copy, a run whose end another recorded, a job left to run again, which voids them)."""
+        self._jobs.pop(job_id, None)
+
     def put_back(self, job_id: str, feed: Feed, events: list[str]) -> None:
         """Events ``take`` gave that the end did not write: they go out before the job's later ones."""
         if not events:

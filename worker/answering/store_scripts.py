@@ -32,8 +32,11 @@ if not old then return '' end
 local fence = ARGV[8]
 if fence ~= '' and ARGV[1] ~= '$running' then
   -- Ending or handing back a run is its owner's: a worker that lost the lease has a copy, not the run.
+  -- A run's record is `running` while it runs: `queued` means a retry (or a hand-back) moved on.
   local owner, holder = redis.call('HGET', KEYS[1], '$owner'), redis.call('GET', KEYS[5])
-  if (owner and owner ~= fence) or (holder and holder ~= fence) then return '$fenced' end
+  if (owner and owner ~= fence) or (holder and holder ~= fence) or old == '$queued' then
+    return '$fenced'
+  end
 end
 local ends = false
 for _, terminal in ipairs(cjson.decode(ARGV[5])) do
@@ -83,6 +86,7 @@ return old
         state=record.STATE,
         owner=record.OWNER,
         running=JobState.RUNNING.value,
+        queued=JobState.QUEUED.value,
         fenced=FENCED,
         log_field=keys.LOG_FIELD,
     )

@@ -35,7 +35,7 @@ from common.config import AskqConfig
 from common.reconnect import Backoff, describe, waits_out
 from common.redis_health import LineageWatch, data_lost
 from worker.queue.claims import JobClaims
-from worker.queue.finishing import GuardedFinish
+from worker.queue.finishing import Finish, GuardedFinish
 from worker.queue.idle import CRON_EARLY_S, QueueLook, wait_s
 from worker.queue.rejections import RejectingFunctions
 from worker.queue.wakeups import Wakeups
@@ -245,8 +245,8 @@ class AskqWorker(Worker):
             return
         if finish and result_data is None and keep_in_progress is None and self.queue_name == keys.QUEUE:
             if self._guarded_finish is None:
-                self._guarded_finish = GuardedFinish(self.pool, self.queue_name)
-            if not await self._guarded_finish(job_id):
+                self._guarded_finish = GuardedFinish(self.pool, self.queue_name, self.ctx.get("lease_token"))
+            if await self._guarded_finish(job_id) is Finish.LEFT_QUEUED:
                 await self._wake_from_head()
             return
         await super().finish_job(

@@ -9,14 +9,19 @@ record first, in the same atomic call, and leaves a re-queued job to be claimed 
 
 from __future__ import annotations
 
+from enum import IntEnum
+
 from redis.asyncio import Redis
 
 from common import keys, record
 from common.status import JobState
 
-# KEYS: job record, in-progress, retry count, arq job, abort set, queue. ARGV: job id.
-# Returns 1 when the job was finished, 0 when it was left queued (its claim released).
+# KEYS: job record, in-progress, retry count, arq job, abort set, queue. ARGV: job id, this worker's
+# lease token ('' under arq's own worker). Returns 1 when the job was finished, 0 when it was left
+# queued (its claim released), 2 when another worker's claim holds it (nothing touched).
 _FINISH_UNLESS_QUEUED = f"""
+local holder = redis.call('GET', KEYS[2])
+if ARGV[2] ~= '' and holder and holder ~= ARGV[2] then return 2 end
 if redis.call('HGET', KEYS[1], '{record.STATE}') == '{JobState.QUEUED.value}' then
   redis.call('DEL', KEYS[2])
   return 0
@@ -28,13 +33,23 @@ return 1
 """
 
 
+class Finish(IntEnum):
+    LEFT_QUEUED = 0
+    """A retry queued the job again while its run ended: it stays, its claim released."""
+    FINISHED = 1
+    HELD_ELSEWHERE = 2
+    """Another worker claimed it since (this run's lease was lost): its keys are that worker's."""
+
+
 class GuardedFinish:
-    def __init__(self, redis: Redis, queue: str) -> None:
+    def __init__(self, redis: Redis, queue: str, token: str | None = None) -> None:
         self._queue = queue
+        self._token = token or ""
         self._script = redis.register_script(_FINISH_UNLESS_QUEUED)
 
-    async def __call__(self, job_id: str) -> bool:
-        """Finish the job as arq would (no result kept); False when a retry queued it again."""
+    async def __call__(self, job_id: str) -> Finish:
+        """Finish the job as arq would (no result kept), unless a retry queued it again or another
+        worker holds it now."""
         call_keys = [
             keys.job_record(job_id),
             keys.arq_in_progress(job_id),
@@ -43,4 +58,4 @@ class GuardedFinish:
             keys.ARQ_ABORT,
             self._queue,
         ]
-        return bool(await self._script(keys=call_keys, args=[job_id]))
+        return Finish(int(await self._script(keys=call_keys, args=[job_id, self._token])))
