@@ -101,16 +101,34 @@ def merged(job_id: str, raw: dict[bytes, bytes], entry: bytes | None) -> dict[st
     return fields
 
 
+# KEYS: per job, its record and its batch's results hash. ARGV: the job ids. Returns per job its
+# record's fields (flat) and its results entry (or false). A script, not a MULTI: as atomic, and a
+# Redis at maxmemory runs a script that writes nothing, where it refuses every command of a MULTI.
+_READ_JOBS = """
+local out = {}
+for i = 1, #ARGV do
+  out[#out + 1] = redis.call('HGETALL', KEYS[2 * i - 1])
+  out[#out + 1] = redis.call('HGET', KEYS[2 * i], ARGV[i])
+end
+return out
+"""
+
+
 async def read_jobs(redis: Redis, job_ids: Sequence[str]) -> list[dict[str, str]]:
     """Each job's fields, in order, in one round trip; empty for a job whose record is gone."""
     if not job_ids:
         return []
-    async with redis.pipeline(transaction=True) as pipe:
-        for job_id in job_ids:
-            pipe.hgetall(keys.job_record(job_id))
-            pipe.hget(keys.batch_results(keys.split_job_id(job_id)[0]), job_id)
-        replies = await pipe.execute()
-    return [merged(job_id, replies[2 * i], replies[2 * i + 1]) for i, job_id in enumerate(job_ids)]
+    call_keys: list[str] = []
+    for job_id in job_ids:
+        call_keys += [keys.job_record(job_id), keys.batch_results(keys.split_job_id(job_id)[0])]
+    replies = await redis.register_script(_READ_JOBS)(keys=call_keys, args=list(job_ids))
+    return [
+        merged(job_id, _pairs(replies[2 * i]), replies[2 * i + 1]) for i, job_id in enumerate(job_ids)
+    ]
+
+
+def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 async def read_job(redis: Redis, job_id: str) -> dict[str, str]:

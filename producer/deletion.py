@@ -20,9 +20,11 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import ResponseError
 
 from common import keys
 from common.config import AskqConfig
+from common.reconnect import is_out_of_memory
 from producer.batches import batch_status, job_id_pages
 from producer.control import cancel_batch
 
@@ -51,7 +53,7 @@ async def delete_batch(
 ) -> DeleteReport:
     """Delete the batch; ``on_progress(done, total)`` after each page. NotFoundError if unknown."""
     total = (await batch_status(redis, batch, with_job_ids=False, with_latencies=False)).total
-    aborted = (await cancel_batch(redis, batch, config)).aborted
+    aborted = await _cancel_unless_full(redis, batch, config)
     held = await _still_held(redis, aborted, stop_wait_s) if aborted else set()
     done = 0
     async for job_ids in job_id_pages(redis, batch):
@@ -59,7 +61,8 @@ async def delete_batch(
         done += len(job_ids)
         if on_progress is not None:
             on_progress(done, total)
-    async with redis.pipeline(transaction=True) as pipe:
+    # Not a MULTI: a Redis at maxmemory refuses every command of one, and deleting is what frees it.
+    async with redis.pipeline(transaction=False) as pipe:
         pipe.delete(
             keys.batch_items(batch),
             keys.batch_latencies(batch),
@@ -73,8 +76,21 @@ async def delete_batch(
         # One field per finished job: a big hash, freed in the background rather than blocking Redis.
         pipe.unlink(keys.batch_results(batch))
         pipe.zrem(keys.BATCHES, batch)
-        await pipe.execute()
+        for reply in await pipe.execute(raise_on_error=False):
+            if isinstance(reply, Exception) and not is_out_of_memory(reply):
+                raise reply  # a full Redis refuses only the emptied log, which the keys' deletion frees
     return DeleteReport(batch, done, len(held))
+
+
+async def _cancel_unless_full(redis: Redis, batch: str, config: AskqConfig) -> list[str]:
+    """Cancel the batch's jobs first (ids of the running ones asked to abort). A full Redis refuses
+    that write: its workers then find the records gone, and stop those runs themselves."""
+    try:
+        return (await cancel_batch(redis, batch, config)).aborted
+    except ResponseError as exc:
+        if not is_out_of_memory(exc):
+            raise
+        return []
 
 
 def _empty_log(pipe: Pipeline, log_key: str) -> None:
@@ -102,7 +118,7 @@ async def _still_held(redis: Redis, job_ids: list[str], wait_s: float) -> set[st
 
 
 async def _delete_jobs(redis: Redis, job_ids: list[str], held: set[str]) -> None:
-    async with redis.pipeline(transaction=True) as pipe:
+    async with redis.pipeline(transaction=False) as pipe:  # not a MULTI: see delete_batch
         pipe.zrem(keys.QUEUE, *job_ids)
         pipe.zrem(keys.FINISHED, *job_ids)
         # A run still going keeps its abort request, so that its worker stops it when it can.

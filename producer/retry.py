@@ -98,6 +98,7 @@ return {moved, stopping}
                 record.FINISHED_AT,
                 record.LATENCY_MS,
                 record.STOPPING,
+                record.OWNER,
             )
         ),
     )

@@ -32,7 +32,7 @@ from common.status import JobState
 from producer.batches import batch_status
 from producer.submit import submit_file
 from tests.conftest import Simulator
-from tests.helpers import askq, eventually, results
+from tests.helpers import askq, eventually, results, run_burst_worker
 from worker.answering import store
 from worker.queue.askq_worker import AskqWorker
 from worker.settings import worker_settings
@@ -306,3 +306,29 @@ def test_giving_up_on_a_full_redis_says_it_stayed_full_not_that_the_connection_w
         backoff.failed(OutOfMemoryError("command not allowed when used memory > 'maxmemory'."))
     assert str(gave_up.value).startswith("Redis stayed out of memory for")
     assert str(gave_up.value).endswith(OUT_OF_MEMORY)
+
+
+async def test_a_full_redis_still_exports_results_and_deletes_a_batch(
+    private_redis: str, sim: Simulator, tmp_path: Path
+) -> None:
+    """At maxmemory, reading (results, tail) and deleting (which frees memory) still work: neither
+    may need a write Redis refuses, nor a MULTI, whose every command a full Redis refuses."""
+    config = _config_file(tmp_path)
+    env = {"REDIS_URL": private_redis, "ASKQ_CONFIG": str(config)}
+    assert askq("submit", str(_questions(tmp_path, 20)), "--batch", "kept", env=env).returncode == 0
+    await run_burst_worker(parse_config(yaml.safe_load(config.read_text())), private_redis)
+    admin = sync_redis.Redis.from_url(private_redis)
+    used = int(admin.info("memory")["used_memory"])
+    admin.config_set("maxmemory", str(used - 5000))  # full: every write refused
+    try:
+        exported = askq("results", "kept", "-o", str(tmp_path / "kept.jsonl"), env=env)
+        assert exported.returncode == 0, exported.stderr
+        assert len((tmp_path / "kept.jsonl").read_text().splitlines()) == 20
+        tailed = askq("tail", "kept:q3", env=env)
+        assert tailed.returncode == 0, tailed.stderr
+        deleted = askq("delete", "kept", "--yes", env=env)
+        assert deleted.returncode == 0, deleted.stderr
+        assert not admin.exists(keys.batch_record("kept"), keys.job_record("kept:q3"))
+    finally:
+        admin.config_set("maxmemory", "0")
+        admin.close()
