@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
@@ -89,3 +90,25 @@ class Backoff:
     def succeeded(self) -> None:
         self._failing_since = None
         self._next_s = self._initial_s
+
+
+class OutageLog:
+    """One line when Redis becomes unusable and one when it is back, however many jobs wait it out:
+    a full or restarting Redis under a busy worker would otherwise log a line per job per try."""
+
+    def __init__(self, logger: Any, event: str) -> None:
+        self._log = logger
+        self._event = event
+        self._down = False
+
+    def failed(self, error: str, **fields: Any) -> None:
+        if self._down:
+            self._log.debug(self._event, error=error, **fields)
+            return
+        self._down = True
+        self._log.warning(self._event, error=error, **fields)
+
+    def recovered(self) -> None:
+        if self._down:
+            self._down = False
+            self._log.info("redis reachable again", after=self._event)

@@ -122,9 +122,7 @@ async def read_jobs(redis: Redis, job_ids: Sequence[str]) -> list[dict[str, str]
     for job_id in job_ids:
         call_keys += [keys.job_record(job_id), keys.batch_results(keys.split_job_id(job_id)[0])]
     replies = await redis.register_script(_READ_JOBS)(keys=call_keys, args=list(job_ids))
-    return [
-        merged(job_id, _pairs(replies[2 * i]), replies[2 * i + 1]) for i, job_id in enumerate(job_ids)
-    ]
+    return [merged(job_id, _pairs(replies[2 * i]), replies[2 * i + 1]) for i, job_id in enumerate(job_ids)]
 
 
 def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:

@@ -227,6 +227,9 @@ class EventRelay:
             log.warning(
                 "publish failed; will retry", error=describe(exc), events=count, retry_in_s=RETRY_AFTER_S
             )
+            # Redis may come back empty (restarted without persistence): the first send after it
+            # sets every log's expiry again, or a log it makes anew would never expire.
+            self._expired_at.clear()
             for feed, events in self._waiting.items():
                 sending.setdefault(feed, []).extend(events)
             self._waiting = sending

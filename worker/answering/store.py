@@ -19,7 +19,7 @@ from redis.commands.core import AsyncScript
 from common import keys, record
 from common.config import StreamConfig
 from common.live_log import keep_flag
-from common.reconnect import Backoff, waits_out
+from common.reconnect import Backoff, OutageLog, waits_out
 from common.replay import encode_entry
 from common.status import TERMINAL_STATES, JobState
 from common.usage import Usage
@@ -49,6 +49,7 @@ class JobStore:
         self._cancelled = redis.register_script(CANCELLED)
         self._count_lost = redis.register_script(COUNT_LOST)
         self._finished_at = redis.register_script(FINISHED_AT)
+        self._outage = OutageLog(log, "redis unavailable; job records wait for it")
 
     async def mark_running(
         self, job_id: str, batch: str, *, token: str | None = None
@@ -278,7 +279,6 @@ class JobStore:
         The script is safe to repeat: a state it already set is not moved again.
         """
         backoff = Backoff(max_s=2.0, give_up_s=STORE_OUTAGE_S)
-        failures = 0
         while True:
             try:
                 previous = await script(keys=job_keys, args=args)
@@ -286,14 +286,8 @@ class JobStore:
                 if not waits_out(exc):
                     raise
                 notice = backoff.failed(exc)
-                log.warning(
-                    "redis unavailable; retrying the job record",
-                    error=notice.error,
-                    retry_in_s=notice.retry_in_s,
-                )
-                failures += 1
+                self._outage.failed(notice.error, retry_in_s=notice.retry_in_s)
                 await asyncio.sleep(notice.retry_in_s)  # backoff while Redis is away
             else:
-                if failures:
-                    log.info("redis reachable again", failed_tries=failures)
+                self._outage.recovered()
                 return previous

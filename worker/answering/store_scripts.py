@@ -91,8 +91,9 @@ return old
         log_field=keys.LOG_FIELD,
     )
 )
-# The transition to running, refused when the job's in-progress key does not hold the run's lease
-# token (another worker claimed it since). The job's first start also marks where its events begin in
+# The transition to running, refused when the job's in-progress key holds another worker's lease
+# token (it claimed the job since; a claim that merely expired, Redis stalled or full, is taken back
+# by the lease renewal). The job's first start also marks where its events begin in
 # the batch's log (Redis time, as entry ids are), and makes it live from then (a requeued or lost
 # run's job is live already: its earlier events stay). Returns {previous state or '', the record's seq, the
 # previous run's started_at, lost runs' attempts and output tokens so far, 1 if refused}: the
@@ -102,7 +103,8 @@ START = (
     MARK_LOG_FROM_LUA
     + LIVE_LUA
     + f"""
-if ARGV[8] ~= '' and redis.call('GET', KEYS[5]) ~= ARGV[8] then return {{'', '0', '', '0', '0', 1}} end
+local holder = redis.call('GET', KEYS[5])
+if ARGV[8] ~= '' and holder and holder ~= ARGV[8] then return {{'', '0', '', '0', '0', 1}} end
 local was_started = redis.call('HGET', KEYS[1], '{record.STARTED_AT}')
 local function transition()
 {TRANSITION}

@@ -42,19 +42,27 @@ log = structlog.get_logger(__name__)
 _RENEW = f"""
 local kept = {{}}
 for i = 1, #KEYS, 2 do
-  local holder = redis.call('GET', KEYS[i])
-  if holder == ARGV[1] then
+  if redis.call('GET', KEYS[i]) == ARGV[1] then
     redis.call('PEXPIRE', KEYS[i], ARGV[2])
-    kept[#kept + 1] = 1
-  elseif not holder and redis.call('EXISTS', KEYS[i + 1]) == 0 then
-    kept[#kept + 1] = 2
-  elseif not holder
-      and redis.call('HGET', KEYS[i + 1], '{record.STATE}') == '{JobState.RUNNING.value}'
-      and redis.call('HGET', KEYS[i + 1], '{record.OWNER}') == ARGV[1] then
-    redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2])
-    kept[#kept + 1] = 1
-  else
-    kept[#kept + 1] = 0
+    kept[(i + 1) / 2] = 1
+  end
+end
+-- Then the expired ones, after every PEXPIRE: taking one back is a SET, which a full Redis refuses
+-- when it is a script's first write, and that must not cost the other jobs their renewal.
+for i = 1, #KEYS, 2 do
+  local n = (i + 1) / 2
+  if not kept[n] then
+    local holder = redis.call('GET', KEYS[i])
+    if not holder and redis.call('EXISTS', KEYS[i + 1]) == 0 then
+      kept[n] = 2
+    elseif not holder
+        and redis.call('HGET', KEYS[i + 1], '{record.STATE}') == '{JobState.RUNNING.value}'
+        and redis.call('HGET', KEYS[i + 1], '{record.OWNER}') == ARGV[1] then
+      redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2])
+      kept[n] = 1
+    else
+      kept[n] = 0
+    end
   end
 end
 return kept
