@@ -27,6 +27,7 @@ from common.config import load_config
 from common.files import check_writable, replaced_atomically
 from common.reconnect import CONNECTION_ERRORS, Backoff
 from common.redis_health import check_memory_policy
+from common.status import JobState
 from common.wording import counted
 from producer.batches import BatchStatus, batch_status, job_id_pages
 from producer.connection import connect
@@ -177,8 +178,22 @@ async def retry(batch: str, *, include_cancelled: bool) -> int:
     config = load_config()
     async with connect() as redis:
         moved = await retry_batch(redis, batch, config, include_cancelled=include_cancelled)
+        left = (await batch_status(redis, batch, with_job_ids=False, with_latencies=False)).counts
     what = "failed or cancelled" if include_cancelled else "failed"
     stderr.print(f"{counted(moved, what + ' job')} of batch {batch} queued again", markup=False)
+    cancelled = left[JobState.CANCELLED]
+    if cancelled and not include_cancelled:
+        stderr.print(
+            f"{counted(cancelled, 'job')} {'is' if cancelled == 1 else 'are'} cancelled: "
+            f"`askq retry {batch} --cancelled` runs them again",
+            markup=False,
+        )
+    elif cancelled:
+        # Runs still stopping after the wait (their worker stuck): say so rather than leave them silently.
+        stderr.print(
+            f"{counted(cancelled, 'job')} still cancelled: their runs had not stopped; retry again shortly",
+            markup=False,
+        )
     return 0
 
 

@@ -216,6 +216,9 @@ async def test_cancel_then_retry_cancelled_from_the_command_line(
     assert (tail.returncode, tail.stdout) == (1, "")
     assert "cancelled by `askq cancel`" in tail.stderr
     assert "cancelled" in askq("status", "c").stdout
+    plain = askq("retry", "c")
+    assert "0 failed jobs of batch c queued again" in plain.stderr
+    assert "2 jobs are cancelled: `askq retry c --cancelled` runs them again" in plain.stderr
     resumed = askq("retry", "c", "--cancelled")
     assert "2 failed or cancelled jobs of batch c queued again" in resumed.stderr
     assert askq("worker", "--burst").returncode == 0
