@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from askq.stack import embedded_redis, free_port, stop
-from common import keys
+from common import keys, record
 from common.config import AskqConfig, load_config
 from common.errors import NotFoundError
 from common.events import EventType, StreamEvent
@@ -269,6 +269,33 @@ async def test_cancel_then_retry_loses_no_job_after_its_worker_died(
     ]
     assert (await batch_status(redis, "orphans")).counts[JobState.SUCCEEDED] == QUESTIONS
     await _assert_no_seq_reused(redis, "orphans")
+
+
+async def test_a_cancelled_job_whose_worker_died_is_let_go_by_the_next_worker(
+    redis: Redis, redis_url: str, sim: Simulator, tmp_path: Path
+) -> None:
+    """Cancelled while its worker was dead: the next worker takes it from the queue, finds it
+    aborted before it starts, and lets it go for good: no longer stopping (a retry need not wait) and
+    no longer live (the batch's log can be trimmed past its events)."""
+    sim.configure(ttft_ms=20, tokens_per_s=30, answer_tokens=90)
+    config_path = _config_file(tmp_path)  # lease_s 1
+    config = load_config(config_path)
+    _submit(tmp_path, redis_url, config_path, "dropped")
+    with worker_process(tmp_path, "a", config_path, redis_url, sim) as first:
+        await eventually(lambda: _has_streaming(redis, "dropped"), timeout_s=30)
+        first.kill()
+        first.wait(30)
+    aborting = (await cancel_batch(redis, "dropped", config)).aborted
+    assert aborting
+    with worker_process(tmp_path, "b", config_path, redis_url, sim):
+        await eventually(lambda: _none_left_in_queue(redis, aborting), timeout_s=30)
+    for job_id in aborting:
+        assert not await redis.hexists(keys.job_record(job_id), record.STOPPING), job_id  # type: ignore[misc]  # redis-py types sync and async alike
+        assert await redis.zscore(keys.batch_live("dropped"), job_id) is None, job_id
+
+
+async def _none_left_in_queue(redis: Redis, job_ids: list[str]) -> bool:
+    return all([await redis.zscore(keys.QUEUE, job_id) is None for job_id in job_ids])
 
 
 async def _assert_no_seq_reused(redis: Redis, batch: str) -> None:

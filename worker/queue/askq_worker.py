@@ -244,15 +244,27 @@ class AskqWorker(Worker):
         if released and finish and result_data is None:
             return
         if finish and result_data is None and keep_in_progress is None and self.queue_name == keys.QUEUE:
-            if self._guarded_finish is None:
-                self._guarded_finish = GuardedFinish(self.pool, self.queue_name, self.ctx.get("lease_token"))
-            if await self._guarded_finish(job_id) is Finish.LEFT_QUEUED:
-                await self._wake_from_head()
+            await self._finish_guarded(job_id)
             return
         await super().finish_job(
             job_id, finish, result_data, result_timeout_s, keep_result_forever, incr_score, keep_in_progress
         )
         if not finish and not released and not incr_score:
+            await self._wake_from_head()
+
+    async def finish_failed_job(self, job_id: str, result_data: bytes | None) -> None:
+        """arq's end of a job that never ran (aborted before it started, expired, unreadable, out of
+        tries): guarded as ``finish_job``'s, so a retried job stays queued, another worker's claim is
+        left alone, and a cancelled job is let go for good."""
+        if self.queue_name != keys.QUEUE:
+            await super().finish_failed_job(job_id, result_data)
+            return
+        await self._finish_guarded(job_id)
+
+    async def _finish_guarded(self, job_id: str) -> None:
+        if self._guarded_finish is None:
+            self._guarded_finish = GuardedFinish(self.pool, self.queue_name, self.ctx.get("lease_token"))
+        if await self._guarded_finish(job_id) is Finish.LEFT_QUEUED:
             await self._wake_from_head()
 
     async def _wake_from_head(self) -> None:

@@ -16,9 +16,10 @@ from redis.asyncio import Redis
 from common import keys, record
 from common.status import JobState
 
-# KEYS: job record, in-progress, retry count, arq job, abort set, queue. ARGV: job id, this worker's
-# lease token ('' under arq's own worker). Returns 1 when the job was finished, 0 when it was left
-# queued (its claim released), 2 when another worker's claim holds it (nothing touched).
+# KEYS: job record, in-progress, retry count, arq job, abort set, queue, the batch's live set.
+# ARGV: job id, this worker's lease token ('' under arq's own worker). Returns 1 when the job was
+# finished, 0 when it was left queued (its claim released), 2 when another worker's claim holds it
+# (nothing touched).
 _FINISH_UNLESS_QUEUED = f"""
 local holder = redis.call('GET', KEYS[2])
 if ARGV[2] ~= '' and holder and holder ~= ARGV[2] then return 2 end
@@ -29,6 +30,12 @@ end
 redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
 redis.call('ZREM', KEYS[5], ARGV[1])
 redis.call('ZREM', KEYS[6], ARGV[1])
+if redis.call('HGET', KEYS[1], '{record.STATE}') == '{JobState.CANCELLED.value}' then
+  -- Cancelled, and no run of it goes on (it was aborted before it started, or its run stopped
+  -- before it could say so): a retry need not wait for it, and its events need not stay live.
+  redis.call('HDEL', KEYS[1], '{record.STOPPING}')
+  redis.call('ZREM', KEYS[7], ARGV[1])
+end
 return 1
 """
 
@@ -57,5 +64,6 @@ class GuardedFinish:
             keys.arq_job(job_id),
             keys.ARQ_ABORT,
             self._queue,
+            keys.batch_live(keys.split_job_id(job_id)[0]),
         ]
         return Finish(int(await self._script(keys=call_keys, args=[job_id, self._token])))
