@@ -53,6 +53,10 @@ def _start_worker(log_path: Path, config: Path, redis_url: str, sim: Simulator) 
         )
 
 
+async def _every_log_expires(redis: Redis) -> bool:
+    return all([await redis.ttl(key) != -1 async for key in redis.scan_iter("askq:batch:*")])
+
+
 def _logged(log_path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
 
@@ -91,6 +95,10 @@ async def test_a_restart_without_persistence_is_named_by_the_worker_and_the_cli(
         try:
             await eventually(lambda: _said(log_path, "result not stored"), timeout_s=30)
             assert worker.poll() is None
+            # What the worker sent into the emptied Redis (its events held over the outage) expires.
+            fresh = Redis.from_url(url)
+            await eventually(lambda: _every_log_expires(fresh), timeout_s=10)
+            await fresh.aclose()
             status = askq("status", "gone", env=env)
             results = askq("results", "gone", env=env)
         finally:

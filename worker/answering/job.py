@@ -238,6 +238,7 @@ async def _record_gone(ctx: WorkerContext, payload: JobPayload) -> bool:
     lineage = ctx.get("lineage")
     if lineage is not None and await lineage.lost(ctx["redis"]):
         log.error(data_lost(lineage.running() if lineage.running is not None else None))
+        ctx["relay"].expire_again()
     return True
 
 

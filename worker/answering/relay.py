@@ -88,6 +88,7 @@ class EventRelay:
         """Jobs with text not yet sealed into events, in the order they started gathering."""
         self._chars = 0
         self._expired_at: dict[str, float] = {}
+        self._expire_again: set[str] = set()
         self._last_flush = -float("inf")
         self._due = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
@@ -121,6 +122,13 @@ class EventRelay:
             await self._flight_over.wait()
         waiting = self._jobs.pop(job_id, None)
         return waiting.events if waiting else []
+
+    def expire_again(self) -> None:
+        """Redis lost its data: a log this relay wrote since may have been made anew, without an
+        expiry. Every log it knows gets its expiry again at the next flush, events or none."""
+        self._expire_again |= set(self._expired_at)
+        self._expired_at.clear()
+        self._flush_now()
 
     def discard(self, job_id: str) -> None:
         """Drop the job's events not sent yet: its run ended without them being its own to log (a
@@ -184,7 +192,7 @@ class EventRelay:
             self._chars = 0
             sending, self._waiting = self._waiting, {}
             jobs = self._fresh_jobs()
-            if sending or jobs:
+            if sending or jobs or self._expire_again:
                 await self._send(sending, jobs)
             if self._closing:
                 return
@@ -264,9 +272,13 @@ class EventRelay:
                 if now - self._expired_at.get(log_key, -math.inf) >= self._refresh_s:
                     pipe.expire(log_key, self._log_ttl_s)
                     refreshed.append(log_key)
+            again = self._expire_again - set(refreshed)
+            for log_key in again:
+                pipe.expire(log_key, self._log_ttl_s)
             replies = await pipe.execute(raise_on_error=False)
         for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
-        for log_key in refreshed:
+        self._expire_again -= again | set(refreshed)
+        for log_key in [*refreshed, *again]:
             self._expired_at[log_key] = now

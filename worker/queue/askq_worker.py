@@ -155,6 +155,9 @@ class AskqWorker(Worker):
             return
         if lost:
             log.error(data_lost(self.job_counter))
+            relay = self.ctx.get("relay")
+            if relay is not None:
+                relay.expire_again()
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         """Start as many due jobs as there is room for, claimed in one round trip.
