@@ -99,6 +99,10 @@ return {moved, stopping}
                 record.LATENCY_MS,
                 record.STOPPING,
                 record.OWNER,
+                # What earlier runs spent is in the batch's counters already; the new runs count anew.
+                record.LOST_ATTEMPTS,
+                record.LOST_OUTPUT_TOKENS_EST,
+                record.LOST_USAGE_EST,
             )
         ),
     )

@@ -194,6 +194,10 @@ async def test_sigterm_past_the_grace_requeues_at_once(
     with worker_process(tmp_path, "b", config, redis_url, sim):
         await eventually(lambda: _batch_done(redis, "grace"), timeout_s=30)  # a 600 s lease never expired
     await _assert_complete_and_single(redis, "grace")
+    # What the handed-back runs spent is counted: attempts as the provider saw them, tokens estimated.
+    rows = await results(redis, "grace")
+    assert sum(row.attempts for row in rows) == sim.stats()["requests_total"]
+    assert (await batch_status(redis, "grace")).lost_completion_tokens_est > 0
 
 
 async def test_a_second_signal_stops_at_once(

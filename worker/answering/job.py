@@ -110,6 +110,7 @@ async def _answer(ctx: WorkerContext, payload: JobPayload) -> dict[str, Any]:
             raise
         # Either `askq cancel` aborted the job (its record says so) or the worker is stopping and
         # the grace period is over: then the job goes back to the queue, announced.
+        await _count_handed_back(ctx, payload, publisher)
         events = await publisher.end_event(EventType.RETRY, max(publisher.attempt, 1), error=STOPPED)
         recorded = await store.requeue(
             payload.job_id, payload.batch, seq=publisher.seq, token=token, events=events
@@ -155,6 +156,15 @@ async def _lost_run(
     lost = LostRuns(trail.attempts, -(-trail.text_bytes // BYTES_PER_TOKEN))
     await ctx["store"].count_lost_run(payload.job_id, lost, token=ctx["leases"].token)
     return lost
+
+
+async def _count_handed_back(ctx: WorkerContext, payload: JobPayload, publisher: EventPublisher) -> None:
+    """A run handed back (its worker stopping) was paid for: the next run's result counts it, as it
+    counts a lost run (its attempts; its tokens, estimated from the text it received)."""
+    attempts, text_bytes = publisher.spent()
+    if attempts:
+        spent = LostRuns(attempts, -(-text_bytes // BYTES_PER_TOKEN))
+        await ctx["store"].count_lost_run(payload.job_id, spent, token=ctx["leases"].token)
 
 
 def _prompt_tokens(payload: JobPayload, outcome: Outcome) -> int:

@@ -39,6 +39,8 @@ class EventPublisher:
         self._attempt = 1
         self._part_attempts: dict[str, int] = {}
         self._deltas: dict[str | None, list[str]] = {}
+        self._text_bytes = 0
+        self._started = 0
 
     def next_seq(self) -> int:
         """The number the next event will have, once the text gathered so far is sealed (and numbered)."""
@@ -85,6 +87,11 @@ class EventPublisher:
         self.seal()
         return await self._relay.take(self._job_id)
 
+    def spent(self) -> tuple[int, int]:
+        """What this run spent so far, as its events tell: attempts started, bytes of text received."""
+        self.seal()
+        return self._started, self._text_bytes
+
     def discard_unsent(self) -> None:
         """The run is over: what it gathered or handed over but nobody logged is not sent after it.
 
@@ -110,6 +117,7 @@ class EventPublisher:
     def _numbered(self, kind: EventType, attempt: int, **fields: Any) -> str:
         self.seal()
         if kind is EventType.START:
+            self._started += 1
             if fields.get("part") is None:
                 self._attempt = attempt
             else:
@@ -143,8 +151,9 @@ class EventPublisher:
                 "seq": self._seq,
                 "attempt": self._attempt if part is None else self._part_attempts.get(part, 1),
                 "ts": now,
-                "text": "".join(texts),
+                "text": (text := "".join(texts)),
             }
+            self._text_bytes += len(text.encode())
             if part is not None:
                 event["part"] = part
             self._relay.add(
