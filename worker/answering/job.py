@@ -17,7 +17,7 @@ from common.reconnect import describe, waits_out
 from common.redis_health import data_lost
 from common.replay import run_trail
 from common.status import JobState
-from common.tokens import BYTES_PER_TOKEN, estimate_tokens
+from common.tokens import estimate_tokens
 from worker.answering.answerer import Answerer, build_request
 from worker.answering.gate import ProviderGate
 from worker.answering.publisher import EventPublisher
@@ -153,7 +153,7 @@ async def _lost_run(
         ctx["redis"], log_key, payload.job_id, since_ms=since_ms, started_at_s=since_ms / 1000
     )
     publisher.continue_after(trail.last)
-    lost = LostRuns(trail.attempts, -(-trail.text_bytes // BYTES_PER_TOKEN))
+    lost = LostRuns.of(trail.attempts, trail.text_bytes)
     await ctx["store"].count_lost_run(payload.job_id, lost, token=ctx["leases"].token)
     return lost
 
@@ -163,7 +163,7 @@ async def _count_handed_back(ctx: WorkerContext, payload: JobPayload, publisher:
     counts a lost run (its attempts; its tokens, estimated from the text it received)."""
     attempts, text_bytes = publisher.spent()
     if attempts:
-        spent = LostRuns(attempts, -(-text_bytes // BYTES_PER_TOKEN))
+        spent = LostRuns.of(attempts, text_bytes)
         await ctx["store"].count_lost_run(payload.job_id, spent, token=ctx["leases"].token)
 
 

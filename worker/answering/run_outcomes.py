@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from common.status import JobState
+from common.tokens import BYTES_PER_TOKEN
 from common.usage import Usage
 
 
@@ -16,6 +17,11 @@ class LostRuns:
     attempts: int = 0
     output_tokens_est: int = 0
     """Estimated from the text they received (4 bytes a token): usage is only known at a stream's end."""
+
+    @classmethod
+    def of(cls, attempts: int, text_bytes: int) -> LostRuns:
+        """What runs that made ``attempts`` and received ``text_bytes`` of text spent."""
+        return cls(attempts, -(-text_bytes // BYTES_PER_TOKEN))
 
     def __add__(self, other: LostRuns) -> LostRuns:
         return LostRuns(self.attempts + other.attempts, self.output_tokens_est + other.output_tokens_est)

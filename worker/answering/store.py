@@ -89,9 +89,9 @@ class JobStore:
 
         ``seq`` is the last event number the run uses, its announcement included.
         """
-        return await self._run(
-            job_id, batch, JobState.QUEUED, {record.SEQ: str(seq)}, token=token, events=events
-        )
+        fields = {record.SEQ: str(seq)}
+        args = self._args(job_id, JobState.QUEUED, fields, token=token, events=events, batch=batch)
+        return await self._run(job_id, batch, args)
 
     async def reject(self, arq_job_id: str, reason: str) -> None:
         """Record a job refused unrun: in the rejected log and, if it names a known job, as its result."""
@@ -176,16 +176,17 @@ class JobStore:
             counters[record.LOST_COMPLETION_TOKENS_EST] = spent.completion_tokens
         if seq is not None:
             fields[record.SEQ] = str(seq)
-        recorded = await self._run(
+        args = self._args(
             job_id,
-            batch,
             outcome.state,
             fields,
             latency_ms=outcome.latency_ms,
             counters=counters,
             token=token,
             events=events,
+            batch=batch,
         )
+        recorded = await self._run(job_id, batch, args)
         if recorded is not Recorded.ENDED_ELSEWHERE:
             return recorded
         # The job was ended already, maybe by this very call: a reset can lose the reply of a script
@@ -194,28 +195,8 @@ class JobStore:
         own = isinstance(ended_at, bytes) and ended_at.decode() == fields[record.FINISHED_AT]
         return Recorded.STORED if own else recorded
 
-    async def _run(
-        self,
-        job_id: str,
-        batch: str,
-        state: JobState,
-        fields: dict[str, str],
-        *,
-        latency_ms: float | None = None,
-        counters: dict[str, int] | None = None,
-        token: str | None = None,
-        events: list[str] | None = None,
-    ) -> Recorded:
-        args = self._args(
-            job_id,
-            state,
-            fields,
-            latency_ms=latency_ms,
-            counters=counters,
-            token=token,
-            events=events,
-            batch=batch,
-        )
+    async def _run(self, job_id: str, batch: str, args: list[str | int | float]) -> Recorded:
+        """One transition (``args`` from ``_args``), waited out across an outage."""
         previous = await self._call_through_outage(self._transition, self._keys(job_id, batch), args)
         previous = previous.decode() if isinstance(previous, bytes) else str(previous or "")
         if previous == FENCED:
