@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import AliasChoices, Field, ValidationError, model_validator
 
 from common.errors import ConfigError, NotFoundError
 from common.schedules import ScheduleConfig, check_schedule_name
@@ -27,7 +27,18 @@ class ProviderConfig(Strict):
     model: str = Field(default="gpt-4o-mini", min_length=1)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     max_tokens: int = Field(default=1024, ge=1)
-    request_timeout_s: float = Field(default=60.0, gt=0)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    """Longest wait to open a connection to the provider; past it the provider counts as unreachable."""
+    first_byte_timeout_s: float = Field(default=300.0, gt=0)
+    """Longest wait for a response's first byte. A server with fewer free slots than askq has calls
+    in flight (llama.cpp, vLLM, Ollama) queues requests silently: a waiting server is not a dead one."""
+    stall_timeout_s: float = Field(
+        default=60.0, gt=0, validation_alias=AliasChoices("stall_timeout_s", "request_timeout_s")
+    )
+    """Longest silence between two chunks of a stream once it has begun (``request_timeout_s``,
+    its name before, is still read)."""
+    outage_wait_s: float = Field(default=600.0, ge=0)
+    """How long jobs wait, without spending attempts, for a provider that cannot be reached."""
     context_tokens: int = Field(default=128_000, ge=1)
     """The model's context window: `askq submit` refuses a question surely longer than this."""
     input_usd_per_mtok: float = Field(default=0.15, ge=0)

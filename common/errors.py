@@ -7,8 +7,14 @@ AskqError
  │    └── RedisAuthError        Redis answered but refused the password, or wants one
  ├── NotFoundError          an unknown batch, job id or job type
  └── ProviderError          the LLM provider refused or failed a call
-      ├── RetryableProviderError   429, 408, 409, 5xx, timeouts, resets, cut streams
-      └── FatalProviderError       400, 401, 403, 404, 422: attempting again cannot help
+      ├── RetryableProviderError   429, 408, 409, 5xx, resets, cut streams: another attempt may do
+      │    ├── ProviderUnreachableError  refused, DNS failure, connect timeout, 503, gone before a
+      │    │                             first byte: the server is away; jobs wait, spending no attempt
+      │    ├── FirstByteTimeoutError     no first byte within provider.first_byte_timeout_s
+      │    ├── StreamStalledError        silent mid-stream for provider.stall_timeout_s
+      │    └── StreamCutError            the stream ended without a finish_reason
+      └── FatalProviderError       400, 401, 403, 404, 422, TLS certificate: attempting again cannot help
+           └── ContextOverflowError      the prompt is longer than the model's context
 """
 
 from __future__ import annotations
@@ -54,3 +60,25 @@ class RetryableProviderError(ProviderError):
 
 class FatalProviderError(ProviderError):
     pass
+
+
+class ProviderUnreachableError(RetryableProviderError):
+    """The provider cannot be reached (or answered that it is unavailable): not the answer's fault.
+
+    Every worker shares the outage; attempts are not spent while it lasts (``provider.outage_wait_s``)."""
+
+
+class FirstByteTimeoutError(RetryableProviderError):
+    """The provider sent no byte of a response within ``provider.first_byte_timeout_s``."""
+
+
+class StreamStalledError(RetryableProviderError):
+    """A stream went silent mid-answer for ``provider.stall_timeout_s``."""
+
+
+class StreamCutError(RetryableProviderError):
+    """A stream ended (``[DONE]`` or the connection's end) without a finish_reason."""
+
+
+class ContextOverflowError(FatalProviderError):
+    """The prompt (with ``max_tokens``) is longer than the model's context: no attempt can fit it."""

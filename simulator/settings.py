@@ -54,6 +54,28 @@ class SimulatorSettings(BaseModel):
         default=False, description="each content token is the wall time it was written, for relay latency"
     )
     batch_delay_ms: float = Field(default=0.0, ge=0.0, description="time a Batch API batch takes to complete")
+    # Behaviours of the servers people run locally (see simulator/profiles.py, `--profile`).
+    close_after_response: bool = Field(
+        default=False,
+        description="close the connection after each response while advertising keep-alive (llama-server)",
+    )
+    slots: int = Field(
+        default=0, ge=0, description="requests answered at once; the rest wait without a byte (0 = no limit)"
+    )
+    interrupt_on_wait: bool = Field(
+        default=False,
+        description="end a running stream with [DONE] and no finish_reason when another request waits "
+        "(llama-cpp-python's --interrupt_requests)",
+    )
+    usage_chunk: bool = Field(
+        default=True, description="send the usage chunk stream_options asks for (false: ignore it)"
+    )
+    context_tokens: int = Field(
+        default=0,
+        ge=0,
+        description="the model's context: a longer prompt gets an empty 200 stream, or a 400 "
+        "context_length_exceeded without streaming (0 = no limit)",
+    )
 
     @model_validator(mode="after")
     def _rates_fit_in_one_draw(self) -> SimulatorSettings:

@@ -40,7 +40,7 @@ async def test_each_fault_gets_the_attempts_the_policy_allows(
     """Retryable faults are retried up to retry.attempts, permanent ones tried once; one result each."""
     config = parse_config(
         {
-            "provider": {"request_timeout_s": 1.0},
+            "provider": {"stall_timeout_s": 1.0},
             "limits": {"concurrency": 4, "max_jobs": 8},
             "retry": {"attempts": ATTEMPTS, "initial_wait_s": 0.01, "max_wait_s": 0.05, "jitter_s": 0.01},
             "stream": {"keep_ended_events": True},  # each job's events are counted once it has ended

@@ -87,7 +87,7 @@ def provider_client(config: AskqConfig) -> AsyncOpenAI:
         api_key=api_key,
         base_url=base_url,
         max_retries=0,
-        timeout=config.provider.request_timeout_s,
+        timeout=httpx2.Timeout(config.provider.stall_timeout_s, connect=config.provider.connect_timeout_s),
         http_client=DefaultAioHttpClient(limits=limits),
     )
 
