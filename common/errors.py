@@ -79,6 +79,12 @@ class StreamStalledError(RetryableProviderError):
 class StreamCutError(RetryableProviderError):
     """A stream ended (``[DONE]`` or the connection's end) without a finish_reason."""
 
+    def __init__(self, message: str, *, events: int = 0) -> None:
+        super().__init__(message)
+        self.events = events
+        """Data events the stream carried before it ended: 0 is an empty stream (a 200 with no
+        answer, as llama-cpp-python sends for a prompt past the context)."""
+
 
 class ContextOverflowError(FatalProviderError):
     """The prompt (with ``max_tokens``) is longer than the model's context: no attempt can fit it."""

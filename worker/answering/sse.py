@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import orjson
 from pydantic import ValidationError
 
-from common.errors import RetryableProviderError
+from common.errors import RetryableProviderError, StreamCutError
 from common.secrets import redact_secrets
 from common.usage import Usage
 
@@ -63,7 +63,9 @@ async def stream_pieces(chunks: AsyncIterator[bytes]) -> AsyncIterator[StreamPie
     may well stream cleanly."""
     finish_reason: str | None = None
     usage: Usage | None = None
+    events = 0
     async for data in sse_data(chunks):
+        events += 1
         # A malformed line shows up as the parser's or a lookup's own error, caught once here: no checks
         # on the hot path but a type test per text piece. The yields inside are safe: ``async for`` throws
         # nothing into this generator but GeneratorExit, which this does not catch.
@@ -88,7 +90,7 @@ async def stream_pieces(chunks: AsyncIterator[bytes]) -> AsyncIterator[StreamPie
         except (AttributeError, TypeError, ValidationError):
             raise _malformed("not a chat completion chunk", data) from None
     if finish_reason is None:
-        raise RetryableProviderError("stream ended without a finish_reason")
+        raise StreamCutError("stream ended without a finish_reason", events=events)
     yield StreamPiece(finish_reason=finish_reason, usage=usage)
 
 
