@@ -36,6 +36,8 @@ SIMULATOR_DEFAULTS: dict[str, Any] = {
     "strict_models": False,
     "record_requests": False,
     "batch_delay_ms": 0,
+    "slots": 0,
+    "interrupt_on_wait": False,
 }
 
 
