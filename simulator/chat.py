@@ -57,7 +57,11 @@ async def _serve(request: web.Request, state: SimState) -> web.StreamResponse:
 
 
 async def _answer(
-    request: web.Request, state: SimState, settings: SimulatorSettings, chat: ChatRequest, directive: Directive
+    request: web.Request,
+    state: SimState,
+    settings: SimulatorSettings,
+    chat: ChatRequest,
+    directive: Directive,
 ) -> web.StreamResponse:
     loop = asyncio.get_running_loop()
     echo = without_directive(chat.key) if directive.kind == "echo" else None

@@ -85,6 +85,10 @@ class Simulator:
     def stats(self) -> dict[str, Any]:
         return self._call("/_sim/stats")
 
+    def down(self, seconds: float) -> None:
+        """Be down (connections refused) for ``seconds``; down already when this returns."""
+        self._call("/_sim/down", {"seconds": seconds})
+
     def requests(self) -> list[dict[str, str]]:
         """With ``record_requests``: each answered request's last user message and answer, in order."""
         recorded: list[dict[str, str]] = self._call("/_sim/requests")["requests"]

@@ -52,7 +52,8 @@ async def test_requests_beyond_the_slots_wait_without_a_byte_first_come_first_se
     await eventually(lambda: _waiting(sim, 1))
     third = asyncio.create_task(_open(http, sim))
     await eventually(lambda: _waiting(sim, 2))
-    assert not second.done() and not third.done()  # not even the headers
+    assert not second.done()  # not even the headers
+    assert not third.done()
     assert FINISHED in await first.read()
     answer = await second
     assert not third.done()  # behind the second, which streams now
@@ -68,7 +69,8 @@ async def test_a_waiting_request_ends_the_running_stream_without_a_finish_reason
     first = await _open(http, sim)
     second = asyncio.create_task(_open(http, sim))
     cut = await first.read()
-    assert cut.endswith(b"data: [DONE]\n\n") and FINISHED not in cut
+    assert cut.endswith(b"data: [DONE]\n\n")
+    assert FINISHED not in cut
     assert FINISHED in await (await second).read()
     assert sim.stats()["streams_interrupted"] == 1
 
