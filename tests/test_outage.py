@@ -19,6 +19,9 @@ from tests.conftest import Simulator
 from tests.helpers import askq, eventually, logged_events, results, run_burst_worker
 
 JOBS = 40
+OUTAGE_FAILURE = (
+    r"the provider was unreachable for \d+ s \(since \d\d:\d\d:\d\d\): cannot connect to the provider: .+"
+)
 
 
 def _config(outage_wait_s: float) -> AskqConfig:
@@ -101,7 +104,4 @@ async def test_an_outage_past_outage_wait_fails_the_job_saying_so(
     assert [row.status for row in rows] == ["failed"] * 3
     for row in rows:
         assert row.attempts == 1
-        assert re.fullmatch(
-            r"the provider was unreachable for \d+ s \(since \d\d:\d\d:\d\d\): cannot connect to the provider: .+",
-            row.error or "",
-        ), row.error
+        assert re.fullmatch(OUTAGE_FAILURE, row.error or ""), row.error

@@ -41,10 +41,6 @@ def _from_status(exc: openai.APIStatusError) -> ProviderError:
     message = f"HTTP {status}: {_provider_message(exc)}"
     if status == 401:
         message += " (check OPENAI_API_KEY)"
-    if status == 503:  # the server says it is unavailable: wait for it, as for one that is away
-        return ProviderUnreachableError(
-            message, status_code=status, retry_after_s=retry_after_s(exc.response)
-        )
     if status in RETRYABLE_STATUS or status >= 500:
         return RetryableProviderError(message, status_code=status, retry_after_s=retry_after_s(exc.response))
     return FatalProviderError(message, status_code=status)
