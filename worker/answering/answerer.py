@@ -193,7 +193,7 @@ class Answerer:
                 await self._gate.reachable()
                 if exc.events > 0 and in_flight.others(call) > 0:
                     # Cut while others were in flight: a server that interrupts for a waiting request.
-                    in_flight.cut()
+                    await in_flight.cut()
                     raise _CutForAnother from exc
                 await self._gate.refused(exc)
                 raise

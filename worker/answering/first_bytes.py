@@ -7,7 +7,11 @@ calls in flight should come down to what the server answers at once.
 
 Late is judged against this process's own recent first bytes, so that a provider slow to begin every
 answer (a reasoning model, a long prompt on a CPU) is not taken for a queueing one: a first byte is
-late past ``LATE_FACTOR`` times the median of the recent ones, and never before ``MIN_LATE_S``.
+late past ``LATE_FACTOR`` times the median of the recent ones, and never before ``MIN_LATE_S``. Only
+first bytes that waited for no one count as usual: those of calls during whose wait no other call
+ended (a queued call gets its first byte when a slot frees, so its wait says nothing of the
+server's speed). A provider with many calls always ending (a large hosted one) seldom gets a
+"usual", and is then never judged: fitting is for servers with few slots.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ MIN_LATE_S = 2.0
 LATE_FACTOR = 4.0
 RECENT = 32
 """First bytes remembered: the median of these is what "usual" means."""
-KNOWN_AFTER = 4
-"""First bytes seen before any is judged late: until then, there is no "usual"."""
+KNOWN_AFTER = 1
+"""First bytes that waited for no one, seen before any is judged late: until then, no "usual"."""
 QUICK_FACTOR = 0.5
 """A first byte within this share of the late mark counts as quick (toward raising a limit)."""
 
@@ -37,11 +41,11 @@ class FirstBytes:
             return None
         return max(MIN_LATE_S, LATE_FACTOR * statistics.median(self._recent))
 
-    def arrived(self, wait_s: float) -> bool:
-        """A first byte came after ``wait_s``: True when it was quick. A late one is not remembered as
-        usual (it waited in a queue)."""
+    def arrived(self, wait_s: float, *, alone: bool) -> bool:
+        """A first byte came after ``wait_s``: True when it was quick. It is remembered as usual when it
+        waited ``alone`` (no other call ended meanwhile) and was not late."""
         late_after = self.late_after_s()
-        if late_after is None or wait_s < late_after:
+        if alone and (late_after is None or wait_s < late_after):
             self._recent.append(wait_s)
         return late_after is None or wait_s <= QUICK_FACTOR * late_after
 

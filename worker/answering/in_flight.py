@@ -108,6 +108,8 @@ class Call:
     """The limit it was admitted under."""
     at_limit: bool
     """It took the last free place: its first byte tells whether the limit could be higher."""
+    ends_before: int = 0
+    """Calls of this process that had ended when it was sent."""
     sent: float = field(default_factory=time.monotonic)
     first_byte: float | None = None
     timer: asyncio.TimerHandle | None = None
@@ -121,6 +123,7 @@ class InFlight:
         self.first_bytes = FirstBytes()
         self._freed = asyncio.Event()
         self._quick = 0
+        self._ends = 0
         self._changed = time.monotonic()
         self._limit_seen = 0
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -144,7 +147,7 @@ class InFlight:
     # -- calls ---------------------------------------------------------------------------------
 
     def begin(self, place: str | None, limit: int | None, used: int) -> Call:
-        call = Call(place, limit, at_limit=limit is not None and used >= limit)
+        call = Call(place, limit, at_limit=limit is not None and used >= limit, ends_before=self._ends)
         self.calls.add(call)
         if limit is not None and limit != self._limit_seen:
             self._seen_change(limit)
@@ -162,7 +165,8 @@ class InFlight:
         call.first_byte = time.monotonic()
         if call.timer is not None:
             call.timer.cancel()
-        quick = self.first_bytes.arrived(call.first_byte - call.sent)
+        # No call ended while it waited: no slot freed for it, so it waited for no one.
+        quick = self.first_bytes.arrived(call.first_byte - call.sent, alone=self._ends == call.ends_before)
         if call.place is None or call.limit is None or not call.at_limit:
             return
         self._quick = self._quick + 1 if quick else 0
@@ -172,6 +176,7 @@ class InFlight:
 
     def end(self, call: Call) -> None:
         self.calls.discard(call)
+        self._ends += 1
         if call.timer is not None:
             call.timer.cancel()
         if call.place is not None:
@@ -202,8 +207,9 @@ class InFlight:
                     max(flowing, 1), 0, f"a first byte waited {waited:.0f} s while {flowing} streamed"
                 )
             )
-        elif call.place is not None:
-            waiting = sum(1 for other in self.calls if other.place is not None and other.first_byte is None)
+        elif call.place is not None and all(other.place is not None for other in self.calls):
+            # (Calls sent before the limit, still queued at the server, would explain the wait.)
+            waiting = sum(1 for other in self.calls if other.first_byte is None)
             new = max(call.limit - waiting, 1)
             self._spawn(
                 self._lower_to(
@@ -211,10 +217,11 @@ class InFlight:
                 )
             )
 
-    def cut(self) -> None:
-        """A stream was cut short while others were in flight: one call at a time from now on."""
+    async def cut(self) -> None:
+        """A stream was cut short while others were in flight: one call at a time from now on (set
+        before the call is sent again, or it would be cut again)."""
         self._quick = 0
-        self._spawn(self._lower_to(1, -1, CUT_REASON, cut=True))
+        await self._guarded(self._lower_to(1, -1, CUT_REASON, cut=True))
 
     async def wait_for_place(self) -> None:
         """Until this process frees a place, or a short while (another process may have freed one)."""
