@@ -82,6 +82,8 @@ async def test_a_provider_down_mid_batch_costs_no_attempt_and_status_says_so(
         e for row in rows for e in await logged_events(redis, row.job_id) if e.type is EventType.WAITING
     ]
     assert waited, "no job said it waited for the provider"
+    tailed = askq("tail", waited[0].job_id)
+    assert "waiting for the provider: the provider is unreachable since" in tailed.stderr
 
 
 async def _finished_some(redis: Redis, batch: str) -> bool:

@@ -190,7 +190,6 @@ class Answerer:
             except ProviderUnreachableError:
                 raise
             except StreamCutError as exc:
-                await self._gate.reachable()
                 if exc.events > 0 and in_flight.others(call) > 0:
                     # Cut while others were in flight: a server that interrupts for a waiting request.
                     await in_flight.cut()
@@ -198,7 +197,10 @@ class Answerer:
                 await self._gate.refused(exc)
                 raise
             except ProviderError as exc:
-                await self._gate.reachable()  # it answered, if not with an answer
+                if exc.status_code is not None:
+                    # It answered, if not with an answer. (A stream broken mid-way proves nothing:
+                    # it may have begun before the provider went away.)
+                    await self._gate.reachable()
                 await self._gate.refused(exc)
                 raise
         finally:
