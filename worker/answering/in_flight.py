@@ -139,7 +139,7 @@ class InFlight:
         self._endpoint = endpoint
         self._keys = (keys.provider_in_flight_limit(endpoint), keys.provider_in_flight_calls(endpoint))
         self._ceiling = config.limits.concurrency
-        self.place_ms = round(max(config.limits.lease_s * 2, 10.0) * 1000)
+        self.place_ms = round(config.limits.lease_s * 2 * 1000)
         self._lower = redis.register_script(_LOWER)
         self._raise = redis.register_script(_RAISE)
         self._renew = redis.register_script(_RENEW)
