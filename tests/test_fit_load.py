@@ -62,8 +62,9 @@ async def test_a_server_with_4_slots_gets_4_calls_in_flight_and_no_job_fails(
 async def test_a_server_that_cuts_streams_for_a_waiting_request_gets_one_call_at_a_time(
     redis: Redis, redis_url: str, sim: Simulator, write: Any
 ) -> None:
-    """llama-cpp-python's --interrupt_requests: at concurrency 4 every job succeeds without spending an
-    attempt on a cut, the limit becomes 1, and the warning naming the setting is logged once."""
+    """llama-cpp-python's --interrupt_requests: at concurrency 4 every job succeeds, the first cut aside
+    (once could be any cut) no attempt is spent on one, the limit becomes 1, and the warning naming the
+    setting is logged once."""
     config = parse_config(
         {
             "limits": {"concurrency": 4},
@@ -74,7 +75,9 @@ async def test_a_server_that_cuts_streams_for_a_waiting_request_gets_one_call_at
     await _submit(redis, config, write, "cuts", count=12)
     with capture_logs() as logs:
         await run_burst_worker(config, redis_url)
-    await _all_answered_once(redis, "cuts", count=12)
+    rows = await results(redis, "cuts")
+    assert [row.status for row in rows] == ["succeeded"] * 12
+    assert sum(row.attempts for row in rows) <= 12 + 1
     assert sim.stats()["streams_interrupted"] >= 1  # it did cut
     assert (await _state(redis)).in_flight_limit == 1
     assert [log for log in logs if log["event"] == CUT_REASON] != []

@@ -190,9 +190,9 @@ class Answerer:
             except ProviderUnreachableError:
                 raise
             except StreamCutError as exc:
-                if exc.events > 0 and in_flight.others(call) > 0:
-                    # Cut while others were in flight: a server that interrupts for a waiting request.
-                    await in_flight.cut()
+                if exc.events > 0 and in_flight.waiting(call) > 0 and await in_flight.cut():
+                    # Cut while another call waited for its first byte, again: a server that
+                    # interrupts the running request for a waiting one.
                     raise _CutForAnother from exc
                 await self._gate.refused(exc)
                 raise

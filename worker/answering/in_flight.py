@@ -7,9 +7,9 @@ answers fewer calls at once than askq sends:
 - **Queueing.** A first byte is late while other calls stream (``worker.answering.first_bytes``): the
   limit becomes about the number of calls streaming. The late call keeps waiting: it is in the
   server's queue, not lost.
-- **Cut streams.** A stream ends early, without a finish_reason, while other calls are in flight: a
-  server that interrupts the running request for a waiting one (llama-cpp-python's
-  ``--interrupt_requests``). The limit becomes 1.
+- **Cut streams.** Streams end early, without a finish_reason, while another call waits for its
+  first byte, twice within ``CUT_WINDOW_S``: a server that interrupts the running request for a
+  waiting one (llama-cpp-python's ``--interrupt_requests``). The limit becomes 1.
 
 Under a limit, every attempt takes a place (a call id in a sorted set, with an expiry renewed with
 the job leases, so a dead worker's places free themselves) in the gate's admission, and gives it back
@@ -45,6 +45,8 @@ RAISE_AFTER_S = 30.0
 """Least time between a change of the limit and a raise of it."""
 RAISE_AFTER_QUICK = 8
 """Quick first bytes in a row, of calls admitted at the limit, before it is raised by one."""
+CUT_WINDOW_S = 60.0
+"""Two streams cut while another call waited, this close together, show a server that interrupts."""
 PLACE_POLL_S = 0.25
 """Longest wait for a place before asking again (a place freed by this process wakes its waiters)."""
 CUT_REASON = (
@@ -130,6 +132,7 @@ class InFlight:
         self._redis: Redis | None = None
         self.place_ms = 30_000
         self.cut_warned = False
+        self._last_cut: float | None = None
 
     def bind(self, redis: Redis, endpoint: str, config: AskqConfig) -> None:
         """The Redis and provider this process's calls share a limit in (once; later binds are kept out)."""
@@ -157,8 +160,9 @@ class InFlight:
         """Calls of this process streaming now, besides ``besides``."""
         return sum(1 for call in self.calls if call is not besides and call.first_byte is not None)
 
-    def others(self, besides: Call) -> int:
-        return len(self.calls) - (besides in self.calls)
+    def waiting(self, besides: Call) -> int:
+        """Calls of this process sent and still without a first byte, besides ``besides``."""
+        return sum(1 for call in self.calls if call is not besides and call.first_byte is None)
 
     def arrived(self, call: Call) -> None:
         """``call``'s first piece came; a run of quick ones at the limit raises it."""
@@ -217,11 +221,18 @@ class InFlight:
                 )
             )
 
-    async def cut(self) -> None:
-        """A stream was cut short while others were in flight: one call at a time from now on (set
-        before the call is sent again, or it would be cut again)."""
+    async def cut(self) -> bool:
+        """A stream was cut short while another call waited. The second time within ``CUT_WINDOW_S``
+        it is a pattern, a server that interrupts for a waiting request (once could be any cut): one
+        call at a time from now on, set before the call is sent again (or it would be cut again).
+        Returns whether it was taken so (then the call is sent again without spending its attempt)."""
+        now = time.monotonic()
+        first, self._last_cut = self._last_cut is None or now - self._last_cut > CUT_WINDOW_S, now
+        if first:
+            return False
         self._quick = 0
         await self._guarded(self._lower_to(1, -1, CUT_REASON, cut=True))
+        return True
 
     async def wait_for_place(self) -> None:
         """Until this process frees a place, or a short while (another process may have freed one)."""
