@@ -25,6 +25,7 @@ from askq.submit_view import conflict_line, submit_bar, summary_lines
 from askq.terminal import json_line, make_console, visible
 from common.config import load_config
 from common.files import check_writable, replaced_atomically
+from common.provider_state import provider_states
 from common.reconnect import CONNECTION_ERRORS, Backoff
 from common.redis_health import check_memory_policy
 from common.status import JobState
@@ -141,10 +142,11 @@ async def status(batch: str, *, as_json: bool, ids: bool = False) -> int:
             await _print_job_ids(redis, batch, as_json=as_json)
             return 0
         result = await batch_status(redis, batch, job_id_limit=SHOWN_JOB_IDS)
+        providers = await provider_states(redis)
     if as_json:
-        print(json.dumps(result.to_json()))
+        print(json.dumps({**result.to_json(), "providers": [state.to_json() for state in providers]}))
     else:
-        stdout.print(status_table(result))
+        stdout.print(status_table(result, providers))
     return 0
 
 

@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from askq.terminal import cell, visible
+from common.provider_state import ProviderState
 from common.status import JobState
 from producer.batches import BatchStatus
 from producer.results import Result
@@ -26,7 +27,7 @@ SHOWN_JOB_IDS = 10
 """Job ids a status shows, in its table and its JSON: the rest are for ``askq status BATCH --ids``."""
 
 
-def status_table(status: BatchStatus) -> Table:
+def status_table(status: BatchStatus, providers: Iterable[ProviderState] = ()) -> Table:
     table = Table(title=cell(f"batch {status.batch}"), show_header=False, title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("value")
@@ -48,6 +49,9 @@ def status_table(status: BatchStatus) -> Table:
     if total > len(first):
         shown += f" … (+{total - len(first)} more; `askq status {status.batch} --ids` lists all)"
     table.add_row("job ids", cell(shown))
+    for provider in providers:
+        for line in provider.lines():  # its error quotes the provider: shown, never obeyed
+            table.add_row("provider", cell(line))
     return table
 
 

@@ -115,6 +115,10 @@ def _retry_notice(item: StreamEvent) -> str:
     return f"attempt {item.attempt} failed ({item.error}){wait}: its text so far is discarded"
 
 
+def _waiting_notice(item: StreamEvent) -> str:
+    return f"waiting for the provider: {item.reason or 'busy'}"
+
+
 class _JobView:
     """On a terminal the text streams live. Into a file or pipe, each attempt's text is held until it
     succeeds, so ``askq tail JOB > answer.txt`` holds exactly the stored answer, never a dead prefix."""
@@ -155,6 +159,8 @@ class _JobView:
             shown = self._live and any(self._attempt_text)
             stderr.print(("\n" if shown else "") + f"[dim]{markup(_retry_notice(item))}[/]")
             self._attempt_text.clear()
+        elif item.type is EventType.WAITING:
+            stderr.print(f"[dim]{markup(_waiting_notice(item))}[/]")
         elif item.type is EventType.DONE:
             text = "".join(self._attempt_text) or "".join(self._parts.get(SUMMARY_PART, []))
             self._out("\n" if self._live else text.rstrip("\n") + "\n")
@@ -248,6 +254,8 @@ class _BatchView:
         elif item.type is EventType.RETRY:
             self._lines.pop(item.job_id, None)
             self._print(f"{label} │ ({_retry_notice(item)})")
+        elif item.type is EventType.WAITING:
+            self._print(f"{label} │ ({_waiting_notice(item)})")
 
     def _ended(self, item: JobEnded) -> None:
         label = self._label(item.job_id)

@@ -8,6 +8,9 @@ rises by one with every event of the job, across attempts and across runs: ``ask
 A scheduled summary run is followed the same way; its model calls run concurrently, so each of
 their ``start``, ``delta`` and ``retry`` events names its ``part``, a ``part_done`` ends each call
 (not the run), and one ``done`` ends the run.
+
+A ``waiting`` event may come between them: the attempt waits (for a provider that is away, for a
+place under the shared in-flight limit, in the server's queue) and says what for; it spends nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ class EventType(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     PART_DONE = "part_done"
+    WAITING = "waiting"
 
     @property
     def is_final(self) -> bool:
@@ -50,6 +54,8 @@ class StreamEvent(BaseModel):
     """start: the model asked."""
     error: str | None = None
     """retry, failed and cancelled: why the attempt (or the job) failed."""
+    reason: str | None = None
+    """waiting: what the attempt waits for (a provider away, a place in flight, the server's queue)."""
     retry_in_s: float | None = None
     """retry: how long the worker waits before the next attempt."""
     usage: Usage | None = None

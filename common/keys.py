@@ -117,6 +117,29 @@ def provider_pace(endpoint: str) -> str:
     return f"{PREFIX}:pace:{endpoint}"
 
 
+def provider_outage(endpoint: str) -> str:
+    """Hash (``since_ms``, ``error``) held while the provider at ``endpoint`` cannot be reached: every
+    worker's jobs wait, spending no attempt. The first call that reaches it deletes it."""
+    return f"{PREFIX}:outage:{endpoint}"
+
+
+def provider_in_flight_limit(endpoint: str) -> str:
+    """Hash (``limit``, ``was``, ``reason``, ``since_ms``): the calls in flight to ``endpoint`` that every
+    worker together keeps to, fitted to what the server answers at once. Absent: no limit but each
+    worker's ``limits.concurrency``."""
+    return f"{PREFIX}:in_flight:{endpoint}:limit"
+
+
+def provider_in_flight_calls(endpoint: str) -> str:
+    """Sorted set of the calls holding a place under the in-flight limit: call id -> expiry (ms), so a
+    dead worker's places free themselves."""
+    return f"{PREFIX}:in_flight:{endpoint}:calls"
+
+
+PROVIDERS = f"{PREFIX}:providers"
+"""Set of the endpoints that had an outage or an in-flight limit lately: where ``askq status`` looks."""
+
+
 def schedule_record(name: str) -> str:
     """Hash of a schedule's last run: its state, fire time, output path."""
     return f"{PREFIX}:schedule:{name}"

@@ -7,6 +7,7 @@ import json
 from aiohttp import web
 
 from .errors import error_response
+from .outage import LISTENER_KEY
 from .settings import SettingsError
 from .state import STATE_KEY
 
@@ -43,3 +44,17 @@ async def post_settings(request: web.Request) -> web.Response:
 async def post_reset(request: web.Request) -> web.Response:
     request.app[STATE_KEY].reset()
     return web.json_response({"reset": True})
+
+
+async def post_down(request: web.Request) -> web.Response:
+    """Be down for ``{"seconds": N}``: connections refused, open ones dropped, then up on the same port.
+    The server is down already when this answer arrives; its own connection closes after it."""
+    try:
+        body = json.loads(await request.read())
+        seconds = float(body["seconds"])
+    except (ValueError, KeyError, TypeError):
+        return error_response(400, 'down body must be {"seconds": N}')
+    if not 0 <= seconds <= 3600:
+        return error_response(400, "seconds must be between 0 and 3600")
+    await request.app[LISTENER_KEY].down(seconds, keep=request)
+    return web.json_response({"down_s": seconds}, headers={"Connection": "close"})

@@ -31,6 +31,7 @@ def create_app(settings: SimulatorSettings | None = None) -> web.Application:
     app.router.add_get("/_sim/settings", admin.get_settings)
     app.router.add_post("/_sim/settings", admin.post_settings)
     app.router.add_post("/_sim/reset", admin.post_reset)
+    app.router.add_post("/_sim/down", admin.post_down)
     return app
 
 

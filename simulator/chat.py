@@ -47,6 +47,23 @@ async def _serve(request: web.Request, state: SimState) -> web.StreamResponse:
     if rejection is not None:
         state.stats.responses_by_status[rejection.status] += 1
         return rejection
+    slots = settings.slots
+    held = await state.slots.acquire(slots)  # beyond the slots: wait, sending nothing
+    try:
+        return await _answer(request, state, settings, chat, directive)
+    finally:
+        if held:
+            state.slots.release(state.settings.slots)
+
+
+async def _answer(
+    request: web.Request,
+    state: SimState,
+    settings: SimulatorSettings,
+    chat: ChatRequest,
+    directive: Directive,
+) -> web.StreamResponse:
+    loop = asyncio.get_running_loop()
     echo = without_directive(chat.key) if directive.kind == "echo" else None
     answer = make_answer(chat.model, chat.messages, settings.answer_tokens, chat.max_tokens, echo=echo)
     if settings.record_requests:

@@ -9,9 +9,13 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from .sse import DONE
+
 # Steps due within this horizon share one write: fewer syscalls, imperceptible to a client.
 COALESCE_S = 0.005
 STAMP = b"@STAMP@"
+STOP_WITH = DONE
+"""How a stopped stream ends: as llama-cpp-python ends one it interrupts, with no finish_reason."""
 """Replaced in the bytes of a write by the wall time of that write (``stamp_tokens``)."""
 
 
@@ -45,10 +49,12 @@ async def play(
     *,
     eof: bool,
     stamp: bool = False,
-) -> None:
+    stop: Callable[[], bool] | None = None,
+) -> bool:
     """Write `steps` at `start + at_s` (loop clock); with `eof` the last batch also ends the body.
 
-    With `stamp`, every STAMP in a write becomes the Unix time of the write, in seconds.
+    With `stamp`, every STAMP in a write becomes the Unix time of the write, in seconds. When `stop`
+    holds before a write, the body ends there with `STOP_WITH` instead: returns True.
     """
     loop = asyncio.get_running_loop()
     index, total = 0, len(steps)
@@ -57,6 +63,9 @@ async def play(
         delay = start + steps[index].at_s - loop.time()
         if delay > COALESCE_S:
             await asyncio.sleep(delay)
+        if stop is not None and index > 0 and stop():
+            await resp.write_eof(STOP_WITH)
+            return True
         horizon = loop.time() - start + COALESCE_S
         end = index + 1
         while end < total and steps[end].at_s <= horizon:
@@ -73,6 +82,7 @@ async def play(
         index = end
     if eof and total == 0:
         await resp.write_eof()
+    return False
 
 
 async def sleep_until(deadline: float) -> None:

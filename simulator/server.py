@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from .app import create_app
+from .outage import LISTENER_KEY, Listener
 from .settings import SimulatorSettings
 from .state import STATE_KEY, SimState
 
@@ -21,8 +22,11 @@ LISTEN_BACKLOG = 2048
 class RunningSimulator:
     """A bound, serving simulator; `base_url` is what an OpenAI client takes."""
 
-    def __init__(self, runner: web.AppRunner, state: SimState, host: str, port: int) -> None:
+    def __init__(
+        self, runner: web.AppRunner, state: SimState, host: str, port: int, listener: Listener
+    ) -> None:
         self._runner = runner
+        self._listener = listener
         self._state = state
         self.host = host
         self.port = port
@@ -49,6 +53,7 @@ class RunningSimulator:
 
     async def close(self) -> None:
         """Stop serving; safe to call more than once."""
+        await self._listener.close()
         if self._runner.server is not None:
             await self._runner.cleanup()
 
@@ -74,12 +79,12 @@ async def start_simulator(
         handler_cancellation=True,
         shutdown_timeout=SHUTDOWN_TIMEOUT_S,
     )
+    listener = Listener(runner, host, port, LISTEN_BACKLOG)
+    app[LISTENER_KEY] = listener  # for `POST /_sim/down`
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG)
-        await site.start()
-        bound_port = int(runner.addresses[0][1])
+        bound_port = await listener.listen()
     except BaseException:
         await runner.cleanup()
         raise
-    return RunningSimulator(runner, app[STATE_KEY], host, bound_port)
+    return RunningSimulator(runner, app[STATE_KEY], host, bound_port, listener)

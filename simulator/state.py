@@ -11,6 +11,7 @@ from aiohttp import web
 
 from .ratelimit import SlidingWindowLimiter
 from .settings import SimulatorSettings
+from .slots import Slots
 from .stats import SimStats
 
 
@@ -44,6 +45,7 @@ class SimState:
         self.rng = random.Random(settings.seed)
         self.stats = SimStats()
         self.limiter = SlidingWindowLimiter()
+        self.slots = Slots(self.stats)
         self.recorded: list[dict[str, Any]] = []
         """With ``record_requests``: each answered request's last user message, model, system messages,
         temperature and answer (``ChatRequest.recorded``)."""

@@ -16,6 +16,10 @@ class SimStats:
     responses_by_status: Counter[int] = field(default_factory=Counter)
     in_flight: int = 0
     max_in_flight: int = 0
+    max_waiting_for_slot: int = 0
+    """Most requests waiting at once for one of ``slots`` (without a byte sent)."""
+    streams_interrupted: int = 0
+    """Streams ended early, without a finish_reason, for a waiting request (``interrupt_on_wait``)."""
     streams_completed: int = 0
     streams_cut: int = 0
     streams_errored: int = 0
@@ -44,6 +48,7 @@ class SimStats:
     def reset(self) -> None:
         # in_flight describes live requests, so it survives; the peak restarts from it.
         self.max_in_flight = self.in_flight
+        self.max_waiting_for_slot = self.streams_interrupted = 0
         self.requests_total = self.completion_tokens_sent = self.client_disconnects = 0
         self.streams_completed = self.streams_cut = self.streams_errored = self.streams_malformed = 0
         self.batches_created = self.batch_requests = 0
@@ -56,6 +61,8 @@ class SimStats:
             "responses_by_status": {str(code): n for code, n in sorted(self.responses_by_status.items())},
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
+            "max_waiting_for_slot": self.max_waiting_for_slot,
+            "streams_interrupted": self.streams_interrupted,
             "streams_completed": self.streams_completed,
             "streams_cut": self.streams_cut,
             "streams_errored": self.streams_errored,

@@ -65,8 +65,12 @@ async def send_stream(
         finish_reason = None if directive.kind == "nofinish" else answer.finish_reason
         usage = (answer.prompt_tokens, len(answer.tokens)) if include_usage else None
         steps.append(Step(steps[-1].at_s, _tail(encoder, finish_reason, usage)))
-        await play(resp, steps, start, count_tokens, eof=True, stamp=stamp)
-        if directive.kind != "badline":
+        slots = state.slots
+        # llama-cpp-python's --interrupt_requests: a request waiting for the model ends this stream.
+        stop = (lambda: slots.waiting > 0) if state.settings.interrupt_on_wait else None
+        if await play(resp, steps, start, count_tokens, eof=True, stamp=stamp, stop=stop):
+            stats.streams_interrupted += 1
+        elif directive.kind != "badline":
             stats.streams_completed += 1
     return resp
 

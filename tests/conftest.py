@@ -36,6 +36,8 @@ SIMULATOR_DEFAULTS: dict[str, Any] = {
     "strict_models": False,
     "record_requests": False,
     "batch_delay_ms": 0,
+    "slots": 0,
+    "interrupt_on_wait": False,
 }
 
 
@@ -82,6 +84,10 @@ class Simulator:
 
     def stats(self) -> dict[str, Any]:
         return self._call("/_sim/stats")
+
+    def down(self, seconds: float) -> None:
+        """Be down (connections refused) for ``seconds``; down already when this returns."""
+        self._call("/_sim/down", {"seconds": seconds})
 
     def requests(self) -> list[dict[str, str]]:
         """With ``record_requests``: each answered request's last user message and answer, in order."""

@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from common import keys
 from common.config import parse_config
 from common.errors import FatalProviderError, RetryableProviderError
+from tests.helpers import eventually
 from worker.answering.gate import GateMemory, ProviderGate
 
 ENDPOINT = "provider:443"
@@ -99,3 +100,35 @@ class TestGateMemory:
         assert await _scripts_run(redis) == 5
         assert send_in == sorted(send_in)
         assert send_in[-1] > 0.3
+
+
+class TestInFlightLimit:
+    async def test_under_a_limit_each_admission_takes_a_place_until_none_is_free(self, redis: Redis) -> None:
+        """With a limit of 2, two admissions get places, the third finds none, and a released one frees it."""
+        await redis.hset(keys.provider_in_flight_limit(ENDPOINT), "limit", 2)
+        gate = ProviderGate(redis, "b", ENDPOINT, UNPACED, GateMemory(open_for_s=3600))
+        first, second, third = [await gate.admit() for _ in range(3)]
+        assert first.place is not None
+        assert second.place is not None
+        assert third.full
+        await redis.zrem(keys.provider_in_flight_calls(ENDPOINT), first.place)
+        assert not (await gate.admit()).full
+
+    async def test_a_dead_worker_s_place_frees_itself(self, redis: Redis) -> None:
+        """A place never given back (its worker died) expires after twice the lease, unrenewed."""
+        config = parse_config({"limits": {"lease_s": 1}})
+        await redis.hset(keys.provider_in_flight_limit(ENDPOINT), "limit", 1)
+        assert not (await ProviderGate(redis, "b", ENDPOINT, config).admit()).full
+        other = ProviderGate(redis, "b", ENDPOINT, config)
+        assert (await other.admit()).full
+
+        async def free() -> bool:
+            return not (await other.admit()).full
+
+        await eventually(free, timeout_s=5)
+
+    async def test_without_a_limit_nothing_is_written(self, redis: Redis) -> None:
+        """No limit set: an admission takes no place and leaves no in-flight key behind."""
+        admission = await ProviderGate(redis, "b", ENDPOINT, UNPACED).admit()
+        assert (admission.limit, admission.place) == (None, None)
+        assert not await redis.exists(keys.provider_in_flight_calls(ENDPOINT))

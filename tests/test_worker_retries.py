@@ -182,14 +182,18 @@ async def test_exhausted_retries_fail_the_job_not_the_batch(
     redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
 ) -> None:
     """After the last attempt the job is failed with its error, and the other questions still succeed."""
-    lines = [{"id": "doomed", "question": "Always busy [sim:503x99]"}, {"id": "fine", "question": "Easy one"}]
+    # A 500, not a 503: a server that says it is unavailable is waited for (an outage), not retried.
+    lines = [
+        {"id": "doomed", "question": "Always failing [sim:500x99]"},
+        {"id": "fine", "question": "Easy one"},
+    ]
     path = write("two.jsonl", "".join(json.dumps(line) + "\n" for line in lines))
     await submit_file(redis, path, config, batch="mixed")
     await run_burst_worker(config, redis_url)
     doomed, fine = await results(redis, "mixed")
     assert doomed.status == "failed"
     assert doomed.attempts == config.retry.attempts
-    assert doomed.error.startswith("HTTP 503")
+    assert doomed.error.startswith("HTTP 500")
     assert fine.status == "succeeded"
 
 

@@ -118,6 +118,8 @@ async def on_startup(raw_ctx: dict[str, Any]) -> None:
     )
     ctx["leases"].start()
     ctx["gate_memory"] = GateMemory()
+    # Places under the shared in-flight limit are held as leases are: renewed together.
+    ctx["leases"].on_renewed(ctx["gate_memory"].in_flight.renew)
     ctx["relay"] = EventRelay(ctx["redis"], config.stream, config.retention.ttl_s, ctx["leases"])
     ctx["leases"].on_renewed(ctx["relay"].held_lease)
     ctx["relay"].start()
@@ -150,6 +152,8 @@ async def on_shutdown(raw_ctx: dict[str, Any]) -> None:
     ctx = cast(WorkerContext, raw_ctx)
     if "leases" in ctx:
         await ctx["leases"].aclose()
+    if "gate_memory" in ctx:
+        await ctx["gate_memory"].in_flight.aclose()
     if "relay" in ctx:
         await ctx["relay"].aclose()
     client = ctx.get("client")

@@ -5,21 +5,47 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from tenacity import RetryCallState
 
 from common.config import AskqConfig
-from common.errors import ProviderError
+from common.errors import ProviderError, ProviderUnreachableError, StreamCutError
 from common.events import EventType
 from common.payload import JobPayload
 from common.usage import Usage
-from worker.answering.gate import ProviderGate
+from worker.answering.gate import Admission, ProviderGate
+from worker.answering.in_flight import Call
+from worker.answering.outage import Outage, backoff_s
 from worker.answering.provider import ChatProvider, ChatRequest
 from worker.answering.publisher import EventPublisher
 from worker.answering.retry import retrying
 
 log = structlog.get_logger(__name__)
+
+
+CUT_FOR_ANOTHER = "the provider ended the stream early for another request; sent again, no attempt spent"
+QUEUED = "the provider's slots are busy: waiting in its queue"
+
+
+class _CutForAnother(Exception):
+    """The server ended this stream for another request: send it again, spending nothing."""
+
+
+@dataclass
+class _Waits:
+    """What one attempt has waited for so far: a provider away (how often, since when), a place."""
+
+    outages: int = 0
+    since_ms: int | None = None
+    """The earliest beginning of an outage this attempt saw (an outage's key may lapse and start anew)."""
+    said: str = ""
+    """The reason of the last ``waiting`` event: each is said once."""
+
+    def overdue(self, outage: Outage, outage_wait_s: float) -> bool:
+        self.since_ms = min(self.since_ms or outage.since_ms, outage.since_ms)
+        return outage.age_ms + (outage.since_ms - self.since_ms) > outage_wait_s * 1000
 
 
 @dataclass(frozen=True)
@@ -86,26 +112,114 @@ class Answerer:
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     async def _gated_attempt(self, request: ChatRequest) -> Answer:
+        """One attempt, however long it waits (for a cooldown, a place, a provider that is away); a
+        provider away, or a stream cut for another request, sends it again without spending it."""
+        waits = _Waits()
         while True:
             async with self._semaphore:
                 admission = await self._gate.admit()
-                if admission.cooldown_s <= 0:
-                    if admission.send_in_s > 0:
-                        await asyncio.sleep(admission.send_in_s)  # the send time reserved for this attempt
+                pause, probe = self._pause(admission, waits)
+                if pause is None:
                     try:
-                        return await self._attempt(request)
-                    except ProviderError as exc:
-                        await self._gate.refused(exc)
-                        raise
-            # The provider asked every client to hold off; wait without holding a slot.
-            log.info("provider cooling down; waiting", wait_s=round(admission.cooldown_s, 3))
-            await asyncio.sleep(admission.cooldown_s)
+                        return await self._call(request, admission)
+                    except ProviderUnreachableError as exc:
+                        pause = await self._unreachable(exc, waits)
+                    except _CutForAnother:
+                        self._publisher.emit(
+                            EventType.RETRY,
+                            self._attempts,
+                            error=CUT_FOR_ANOTHER,
+                            retry_in_s=0,
+                            **self._labels,
+                        )
+                        continue
+                    finally:
+                        if probe:
+                            self._gate.outage.end_probe()
+            # Waits hold no slot: the others of this process go on meanwhile.
+            await pause
 
-    async def _attempt(self, request: ChatRequest) -> Answer:
+    def _pause(self, admission: Admission, waits: _Waits) -> tuple[Any, bool]:
+        """(what to wait for, or None to call now; whether this call is the process's probe)."""
+        if admission.cooldown_s > 0:
+            # The provider asked every client to hold off.
+            log.info("provider cooling down; waiting", wait_s=round(admission.cooldown_s, 3))
+            return asyncio.sleep(admission.cooldown_s), False
+        if admission.outage is not None:
+            outage = admission.outage
+            self._gate.outage.saw(outage)
+            if waits.overdue(outage, self._config.provider.outage_wait_s):
+                raise outage.too_long()
+            if self._gate.outage.take_probe():
+                return None, True  # this job calls, to see whether the provider is back
+            self._waiting(waits, f"the provider is unreachable since {outage.clock()}: {outage.error}")
+            waits.outages += 1
+            return self._gate.outage.wait(backoff_s(waits.outages - 1)), False
+        if admission.full:
+            self._waiting(
+                waits, f"askq keeps {admission.limit} calls in flight to the provider; waiting for a place"
+            )
+            return self._gate.in_flight.wait_for_place(), False
+        return None, False
+
+    async def _unreachable(self, error: ProviderUnreachableError, waits: _Waits) -> Any:
+        """The provider cannot be reached: every worker is told; this attempt waits, unspent."""
+        outage = await self._gate.unreachable(error)
+        self._gate.outage.saw(outage)
+        if waits.overdue(outage, self._config.provider.outage_wait_s):
+            raise outage.too_long() from error
+        self._waiting(waits, f"the provider is unreachable since {outage.clock()}: {outage.error}")
+        waits.outages += 1
+        return self._gate.outage.wait(backoff_s(waits.outages - 1))
+
+    def _waiting(self, waits: _Waits, reason: str) -> None:
+        if reason != waits.said:
+            waits.said = reason
+            self._publisher.emit(EventType.WAITING, self._attempts, reason=reason, **self._labels)
+
+    async def _call(self, request: ChatRequest, admission: Admission) -> Answer:
+        """The call itself, counted in flight (holding its place, if a limit is in force)."""
+        in_flight = self._gate.in_flight
+        call = in_flight.begin(admission.place, admission.limit, admission.used)
+        try:
+            if admission.send_in_s > 0:
+                await asyncio.sleep(admission.send_in_s)  # the send time reserved for this attempt
+            in_flight.watch(call, self._queued)
+            try:
+                return await self._attempt(request, call)
+            except ProviderUnreachableError:
+                raise
+            except StreamCutError as exc:
+                if exc.events > 0 and in_flight.waiting(call) > 0 and await in_flight.cut():
+                    # Cut while another call waited for its first byte, again: a server that
+                    # interrupts the running request for a waiting one.
+                    raise _CutForAnother from exc
+                await self._gate.refused(exc)
+                raise
+            except ProviderError as exc:
+                if exc.status_code is not None:
+                    # It answered, if not with an answer. (A stream broken mid-way proves nothing:
+                    # it may have begun before the provider went away.)
+                    await self._gate.reachable()
+                await self._gate.refused(exc)
+                raise
+        finally:
+            in_flight.end(call)
+
+    def _queued(self) -> None:
+        self._publisher.emit(EventType.WAITING, self._attempts, reason=QUEUED, **self._labels)
+
+    async def _attempt(self, request: ChatRequest, call: Call | None = None) -> Answer:
         started = time.monotonic()
         self._publisher.emit(EventType.START, self._attempts, model=request.model, **self._labels)
         parts: list[str] = []
+        first = True
         async for piece in self._provider.astream(request):
+            if first:
+                first = False
+                if call is not None:
+                    self._gate.in_flight.arrived(call)
+                await self._gate.reachable()
             if piece.text:
                 parts.append(piece.text)
                 self._publisher.delta(piece.text, self._part)

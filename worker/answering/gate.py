@@ -7,14 +7,19 @@
   just the one request. The wait is stored in Redis, so every worker's next attempt holds off
   until it passes, instead of each one hitting its own 429 in a stampede.
 
+- **Outage.** While the provider cannot be reached (``worker.answering.outage``), attempts wait for
+  it instead of calling, spending no attempt.
+- **Calls in flight.** Under the shared in-flight limit (``worker.answering.in_flight``), an attempt
+  takes a place, or waits for one.
 - **Pace.** With ``provider.requests_per_minute`` set, attempts are spaced evenly at that rate
   across every worker (GCRA on Redis's clock): each admission reserves the next send time, so the
   provider's limit is met without a stream of 429s and retries.
 
-All three are one Lua call per attempt. Without a pace, an attempt only reads, and what it reads
-changes rarely, so each process remembers an open gate for ``OPEN_FOR_S`` (``GateMemory``): a halt
-or cooldown set by another process reaches it that much later, one set by its own attempts at once,
-and a halt or cooldown is never remembered, so clearing one (``askq retry``) takes effect at once.
+All of them are one Lua call per attempt. Without a pace, an attempt only reads, and what it reads
+changes rarely, so each process remembers an open gate for ``OPEN_FOR_S`` (``GateMemory``): a halt,
+cooldown, outage or limit set by another process reaches it that much later, one set by its own
+attempts at once, and a gate that is not plainly open is never remembered, so clearing one
+(``askq retry``) takes effect at once.
 They are advice: while Redis is away (a restart) the gate stays open rather than fail a job that
 could be answered.
 """
@@ -24,6 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from redis.asyncio import Redis
@@ -31,8 +37,10 @@ from redis.exceptions import RedisError
 
 from common import keys
 from common.config import AskqConfig
-from common.errors import FatalProviderError, ProviderError, RetryableProviderError
+from common.errors import FatalProviderError, ProviderError, ProviderUnreachableError, RetryableProviderError
 from common.reconnect import describe, is_connection_loss
+from worker.answering.in_flight import InFlight, new_call_id
+from worker.answering.outage import HELD_FOR_S, Outage, OutageWatch
 
 log = structlog.get_logger(__name__)
 
@@ -45,22 +53,73 @@ OPEN_FOR_S = 0.05
 second, a reading per attempt was a round trip inside the slot each time."""
 MAX_REMEMBERED = 10_000
 """Gates (batch and provider pairs) one process remembers before it starts again from none."""
+IDLE_PROVIDERS_MS = 3_600_000
+"""How long ``askq status`` keeps looking at a provider that had an outage or a limit."""
 NOT_SENT = "not sent: an earlier job of this batch was refused ({reason}); fix it, then `askq retry {batch}`"
 
-# KEYS: halt, cooldown, pace. ARGV: ms between requests (0: no pace).
-# Returns {halt reason or false, cooldown ms, ms until this attempt's reserved send time}.
+# KEYS: halt, cooldown, pace, outage, in-flight limit, in-flight calls.
+# ARGV: ms between requests (0: no pace), call id, ms a place is held.
+# Returns {halt reason or false, cooldown ms, ms until this attempt's reserved send time,
+#          outage since ms, its age ms, its error, in-flight limit, place ('1' taken, '0' none free),
+#          places in use}; trailing fields absent when they do not apply.
 _ADMIT = """
 local reason = redis.call('GET', KEYS[1])
 if reason then return {reason, '0', '0'} end
 local cooldown_ms = redis.call('PTTL', KEYS[2])
 if cooldown_ms > 0 then return {false, tostring(cooldown_ms), '0'} end
+local outage = redis.call('HMGET', KEYS[4], 'since_ms', 'error')
+local limit = redis.call('HGET', KEYS[5], 'limit')
 local interval = tonumber(ARGV[1])
-if interval <= 0 then return {false, '0', '0'} end
+if not outage[1] and not limit and interval <= 0 then return {false, '0', '0'} end
 local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + tonumber(time[2]) / 1000
-local send_at = math.max(now, tonumber(redis.call('GET', KEYS[3]) or '0'))
-redis.call('SET', KEYS[3], tostring(send_at + interval), 'PX', math.ceil(send_at + interval - now) + 1000)
-return {false, '0', tostring(send_at - now)}
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+if outage[1] then
+  return {false, '0', '0', outage[1], tostring(now - tonumber(outage[1])), outage[2] or ''}
+end
+local place, used = '', 0
+if limit then
+  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now)
+  used = redis.call('ZCARD', KEYS[6])
+  if used >= tonumber(limit) then return {false, '0', '0', '', '', '', limit, '0', tostring(used)} end
+  redis.call('ZADD', KEYS[6], now + tonumber(ARGV[3]), ARGV[2])
+  redis.call('PEXPIRE', KEYS[6], ARGV[3])
+  used = used + 1
+  place = '1'
+end
+local send_in = 0
+if interval > 0 then
+  local send_at = math.max(now, tonumber(redis.call('GET', KEYS[3]) or '0'))
+  redis.call('SET', KEYS[3], tostring(send_at + interval), 'PX', math.ceil(send_at + interval - now) + 1000)
+  send_in = send_at - now
+end
+return {false, '0', tostring(send_in), '', '', '', limit or '', place, tostring(used)}
+"""
+
+# KEYS: outage, providers. ARGV: error, ms it is held, endpoint, ms the providers set is kept.
+# Returns {since ms, age ms, '1' if this call began it}.
+_UNREACHABLE = """
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local since = redis.call('HGET', KEYS[1], 'since_ms')
+local began = '0'
+if not since then
+  since = tostring(now)
+  began = '1'
+end
+redis.call('HSET', KEYS[1], 'since_ms', since, 'error', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return {since, tostring(now - tonumber(since)), began}
+"""
+
+# KEYS: outage. Returns how long the outage lasted (ms), or false if there was none.
+_REACHABLE = """
+local since = redis.call('HGET', KEYS[1], 'since_ms')
+if not since then return false end
+redis.call('DEL', KEYS[1])
+local time = redis.call('TIME')
+return tostring(tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) - tonumber(since))
 """
 
 # KEYS: cooldown. ARGV: ms. Lengthens the cooldown, never shortens it.
@@ -77,6 +136,19 @@ class Admission:
     """The provider asked every client to hold off this long: wait, then ask again."""
     send_in_s: float = 0.0
     """This attempt's reserved place in the pace: wait this long, then call."""
+    outage: Outage | None = None
+    """The provider cannot be reached: wait for it (or, as this process's probe, call to see)."""
+    limit: int | None = None
+    """The shared in-flight limit in force, if any."""
+    place: str | None = None
+    """This attempt's place under ``limit``: give it back when the call ends."""
+    used: int = 0
+    """Places taken under ``limit``, this one included."""
+
+    @property
+    def full(self) -> bool:
+        """Every place under the limit is taken: wait for one, then ask again."""
+        return self.limit is not None and self.place is None
 
 
 class GateMemory:
@@ -84,6 +156,8 @@ class GateMemory:
 
     def __init__(self, open_for_s: float = OPEN_FOR_S) -> None:
         self._open_for_s = open_for_s
+        self.outage = OutageWatch()
+        self.in_flight = InFlight()
         self._open_until: dict[tuple[str, str], float] = {}
         self.generation = 0
         """Counts this process's refusals: a reading sent before one is too old to remember."""
@@ -109,17 +183,31 @@ class ProviderGate:
     def __init__(
         self, redis: Redis, batch: str, endpoint: str, config: AskqConfig, memory: GateMemory | None = None
     ) -> None:
-        """``memory``: the process's ``GateMemory``; without it, every attempt reads Redis."""
+        """``memory``: the process's ``GateMemory``; without it, every attempt reads Redis (and the
+        outage and in-flight accounting are this gate's own)."""
         self._redis = redis
         self._batch = batch
         self._endpoint = endpoint
         self._memory = memory
-        self._keys = [keys.batch_halt(batch), keys.provider_cooldown(endpoint), keys.provider_pace(endpoint)]
+        shared = memory or GateMemory(open_for_s=0)
+        self.outage = shared.outage
+        self.in_flight = shared.in_flight
+        self.in_flight.bind(redis, endpoint, config)
+        self._keys = [
+            keys.batch_halt(batch),
+            keys.provider_cooldown(endpoint),
+            keys.provider_pace(endpoint),
+            keys.provider_outage(endpoint),
+            keys.provider_in_flight_limit(endpoint),
+            keys.provider_in_flight_calls(endpoint),
+        ]
         rpm = config.provider.requests_per_minute
         self._interval_ms = 60_000 / rpm if rpm else 0
         self._ttl_s = config.retention.ttl_s
         self._admit = redis.register_script(_ADMIT)
         self._cool_down = redis.register_script(_COOL_DOWN)
+        self._unreachable = redis.register_script(_UNREACHABLE)
+        self._reachable = redis.register_script(_REACHABLE)
 
     async def admit(self) -> Admission:
         """When this attempt may call; raises the batch's halt as its error."""
@@ -127,20 +215,62 @@ class ProviderGate:
         if memory is not None and memory.is_open(self._batch, self._endpoint):
             return Admission()
         generation = memory.generation if memory is not None else 0
+        call_id = new_call_id()
         try:
-            reason, cooldown_ms, send_in_ms = await self._admit(keys=self._keys, args=[self._interval_ms])
+            reply = await self._admit(
+                keys=self._keys, args=[self._interval_ms, call_id, self.in_flight.place_ms]
+            )
         except Exception as exc:
             if not (isinstance(exc, RedisError) or is_connection_loss(exc)):  # uvloop's reset: RuntimeError
                 raise
             log.warning("provider gate unreadable; calling anyway", error=describe(exc))
             return Admission()
+        fields: list[Any] = list(reply)
+        reason, cooldown_ms, send_in_ms, *rest = fields + [b""] * (9 - len(fields))
         if reason is not None:
             message = NOT_SENT.format(reason=reason.decode(), batch=self._batch)
             raise FatalProviderError(message, status_code=HALTING_STATUS)
-        admission = Admission(float(cooldown_ms) / 1000, float(send_in_ms) / 1000)
-        if memory is not None and admission.cooldown_s <= 0:
+        since_ms, age_ms, error, limit, place, used = rest
+        admission = Admission(
+            float(cooldown_ms) / 1000,
+            float(send_in_ms) / 1000,
+            outage=Outage(int(since_ms), int(age_ms), error.decode()) if since_ms else None,
+            limit=int(limit) if limit else None,
+            place=call_id if place == b"1" else None,
+            used=int(used or 0),
+        )
+        if memory is not None and admission == Admission():
             memory.saw_open(self._batch, self._endpoint, generation)
         return admission
+
+    async def unreachable(self, error: ProviderUnreachableError) -> Outage:
+        """Tell every worker the provider cannot be reached; the outage as it stands (since when)."""
+        if self._memory is not None:
+            self._memory.forget()  # this process's next attempts see it at once
+        try:
+            since_ms, age_ms, _ = await self._unreachable(
+                keys=[self._keys[3], keys.PROVIDERS],
+                args=[str(error), round(HELD_FOR_S * 1000), self._endpoint, IDLE_PROVIDERS_MS],
+            )
+        except Exception as exc:
+            if not (isinstance(exc, RedisError) or is_connection_loss(exc)):
+                raise
+            log.warning("provider outage not shared", error=describe(exc))
+            return Outage(round(time.time() * 1000), 0, str(error))
+        return Outage(int(since_ms), int(age_ms), str(error))
+
+    async def reachable(self) -> None:
+        """A call got through: if this process knew of an outage, it is over for every worker."""
+        if not self.outage.seen:
+            return
+        try:
+            lasted_ms = await self._reachable(keys=self._keys[3:4])
+        except Exception as exc:
+            if not (isinstance(exc, RedisError) or is_connection_loss(exc)):
+                raise
+            log.warning("provider outage's end not shared", error=describe(exc))
+            lasted_ms = None
+        self.outage.ended(int(lasted_ms) / 1000 if lasted_ms is not None else None)
 
     async def refused(self, error: ProviderError) -> None:
         """Tell every worker what the provider's refusal means for them."""

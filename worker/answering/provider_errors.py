@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import httpx2
 import openai
 
-from common.errors import FatalProviderError, ProviderError, RetryableProviderError
+from common.errors import FatalProviderError, ProviderError, ProviderUnreachableError, RetryableProviderError
 from common.secrets import redact_secrets
 
 RETRYABLE_STATUS = frozenset({408, 409, 429})
@@ -19,6 +20,8 @@ def translate(exc: BaseException) -> ProviderError:
         return exc
     if isinstance(exc, openai.APIStatusError):
         return _from_status(exc)
+    if isinstance(exc, openai.APIConnectionError | httpx2.HTTPError) and _refused(exc):
+        return ProviderUnreachableError(f"cannot connect to the provider: {_cause(exc)}")
     if isinstance(exc, openai.APITimeoutError):
         return RetryableProviderError("provider request timed out")
     if isinstance(exc, openai.APIConnectionError):
@@ -41,6 +44,17 @@ def _from_status(exc: openai.APIStatusError) -> ProviderError:
     if status in RETRYABLE_STATUS or status >= 500:
         return RetryableProviderError(message, status_code=status, retry_after_s=retry_after_s(exc.response))
     return FatalProviderError(message, status_code=status)
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether a connection error was a refusal (the server is away). Stopgap until the transport
+    raises ``ProviderUnreachableError`` itself."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError | aiohttp.ClientConnectorError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _provider_message(exc: openai.APIStatusError) -> str:

@@ -40,7 +40,8 @@ class EventPublisher:
         self._part_attempts: dict[str, int] = {}
         self._deltas: dict[str | None, list[str]] = {}
         self._text_bytes = 0
-        self._started = 0
+        self._starts: set[tuple[str | None, int]] = set()
+        """Attempts started: a call sent again without spending its attempt starts it once more."""
 
     def next_seq(self) -> int:
         """The number the next event will have, once the text gathered so far is sealed (and numbered)."""
@@ -90,7 +91,7 @@ class EventPublisher:
     def spent(self) -> tuple[int, int]:
         """What this run spent so far, as its events tell: attempts started, bytes of text received."""
         self.seal()
-        return self._started, self._text_bytes
+        return len(self._starts), self._text_bytes
 
     def discard_unsent(self) -> None:
         """The run is over: what it gathered or handed over but nobody logged is not sent after it.
@@ -117,7 +118,7 @@ class EventPublisher:
     def _numbered(self, kind: EventType, attempt: int, **fields: Any) -> str:
         self.seal()
         if kind is EventType.START:
-            self._started += 1
+            self._starts.add((fields.get("part"), attempt))
             if fields.get("part") is None:
                 self._attempt = attempt
             else:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
 from common.config import RetryConfig
-from common.errors import RetryableProviderError
+from common.errors import ProviderUnreachableError, RetryableProviderError
 
 BeforeSleep = Callable[[RetryCallState], Awaitable[None]]
 
@@ -32,7 +32,13 @@ def retrying(policy: RetryConfig, before_sleep: BeforeSleep) -> AsyncRetrying:
     return AsyncRetrying(
         stop=stop_after_attempt(policy.attempts),
         wait=ProviderAwareWait(policy),
-        retry=retry_if_exception_type(RetryableProviderError),
+        retry=retry_if_exception(_spends_an_attempt),
         before_sleep=before_sleep,
         reraise=True,
     )
+
+
+def _spends_an_attempt(error: BaseException) -> bool:
+    """A retryable failure spends an attempt and is retried; a provider away is waited for inside the
+    attempt (``worker.answering.outage``), so one that reaches here waited too long: it ends the job."""
+    return isinstance(error, RetryableProviderError) and not isinstance(error, ProviderUnreachableError)
