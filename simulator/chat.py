@@ -58,7 +58,9 @@ async def _serve(request: web.Request, state: SimState) -> web.StreamResponse:
     )
     pace = Pace.of(settings.ttft_ms + jitter_ms, directive.slow_ms, settings.tokens_per_s)
     if chat.stream:
-        return await send_stream(request, state, answer, directive, pace, chat.model, chat.include_usage)
+        # usage_chunk false: stream_options ignored, as llama-cpp-python's server does.
+        include_usage = chat.include_usage and settings.usage_chunk
+        return await send_stream(request, state, answer, directive, pace, chat.model, include_usage)
     return await send_completion(request, state, answer, directive, pace, chat.model, loop.time())
 
 

@@ -36,6 +36,8 @@ SIMULATOR_DEFAULTS: dict[str, Any] = {
     "strict_models": False,
     "record_requests": False,
     "batch_delay_ms": 0,
+    "usage_chunk": True,
+    "context_tokens": 0,
 }
 
 
