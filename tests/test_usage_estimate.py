@@ -4,15 +4,18 @@ said to be, never recorded as 0 tokens."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
 
-from common.config import AskqConfig
+from common.config import AskqConfig, ProviderConfig
 from common.usage import Usage
 from producer.submit import submit_file
 from tests.conftest import Simulator
 from tests.helpers import askq, results, run_burst_worker
+from worker.schedules.output import RunReport, render
 
 QUESTIONS = "Why is the sky blue?\nWhat is a queue?\n"
 
@@ -74,3 +77,27 @@ def test_a_sum_with_an_estimate_is_an_estimate() -> None:
         "completion_tokens": 8,
         "total_tokens": 14,
     }
+
+
+def test_a_summary_with_estimated_usage_says_so() -> None:
+    """A scheduled summary whose calls had no reported usage shows its tokens and cost as estimated."""
+    usage = Usage(prompt_tokens=120, completion_tokens=30, total_tokens=150, estimated=True)
+    report = RunReport(
+        schedule="nightly",
+        run_id="run-1",
+        trigger="cron",
+        window_start=None,
+        window_end=datetime(2026, 11, 30, 2, tzinfo=UTC),
+        counts={"answers": 3},
+        chunks=1,
+        calls=1,
+        reduce_levels=0,
+        usage=usage,
+        map_usage=Usage(),
+        batch_api=False,
+        model="gemma-3-270m",
+    )
+    text = render(report, "All good.", ProviderConfig())
+    assert "- tokens: ~120 in, ~30 out (estimated: the provider reported no usage); estimated cost ~$" in text
+    reported = render(replace(report, usage=Usage(prompt_tokens=1)), "All good.", ProviderConfig())
+    assert "~" not in reported
