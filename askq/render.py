@@ -19,6 +19,7 @@ from rich.table import Table
 from askq.terminal import cell, visible
 from common.provider_state import ProviderState
 from common.status import JobState
+from common.wording import counted
 from producer.batches import BatchStatus
 from producer.results import Result
 from producer.schedules import ScheduleRow
@@ -34,13 +35,12 @@ def status_table(status: BatchStatus, providers: Iterable[ProviderState] = ()) -
     table.add_row("total", str(status.total))
     for state in JobState:
         table.add_row(state.value, str(status.counts[state]))
-    tokens = status.prompt_tokens + status.completion_tokens
-    table.add_row(
-        "tokens", f"{tokens} ({status.prompt_tokens} prompt + {status.completion_tokens} completion)"
-    )
+    table.add_row("tokens", tokens_line(status))
     lost = status.lost_prompt_tokens_est + status.lost_completion_tokens_est
     if lost:
         table.add_row("tokens of lost runs", f"{lost} (estimate)")
+    if status.truncated:
+        table.add_row("cut at max_tokens", f"{status.truncated} (finish_reason length)")
     table.add_row("latency p50 / p95", f"{_ms(status.latency_p50_ms)} / {_ms(status.latency_p95_ms)}")
     table.add_row("source", cell(status.source))
     first = status.job_ids[:SHOWN_JOB_IDS]
@@ -53,6 +53,16 @@ def status_table(status: BatchStatus, providers: Iterable[ProviderState] = ()) -
         for line in provider.lines():  # its error quotes the provider: shown, never obeyed
             table.add_row("provider", cell(line))
     return table
+
+
+def tokens_line(status: BatchStatus) -> str:
+    """The batch's tokens; marked ``~`` and explained when some jobs' usage is askq's estimate."""
+    tokens = status.prompt_tokens + status.completion_tokens
+    parts = f"{status.prompt_tokens} prompt + {status.completion_tokens} completion"
+    if not status.usage_estimated:
+        return f"{tokens} ({parts})"
+    jobs = counted(status.usage_estimated, "job")
+    return f"~{tokens} (~{parts}; estimated: the provider reported no usage for {jobs})"
 
 
 def results_table(results: Iterable[Result], *, width: int) -> Table:

@@ -20,6 +20,7 @@ from askq.terminal import json_line, make_console, markup, visible
 from common.events import EventType, StreamEvent
 from common.reconnect import Reconnecting
 from common.status import JobState
+from common.usage import CUT_AT_MAX_TOKENS
 from common.wording import counted
 from producer.batch_tail import BatchItem, JobEnded, Progress, Unseen, follow_batch
 from producer.batches import BatchStatus
@@ -91,7 +92,8 @@ def as_json(item: TailItem | BatchItem) -> dict[str, Any]:
             "answer": item.answer if item.state is JobState.SUCCEEDED else None,
             "error": item.error or None,
             "attempts": item.attempts,
-            "usage": item.usage.model_dump() if item.usage else None,
+            "usage": item.usage.model_dump(exclude_none=True) if item.usage else None,
+            "finish_reason": item.finish_reason,
         }
     raise TypeError(f"no JSON form for {type(item).__name__}")  # pragma: no cover
 
@@ -101,6 +103,12 @@ def _reconnecting(item: Reconnecting) -> None:
         f"[yellow]lost the Redis connection ({markup(item.error)}); "
         f"reconnecting in {item.retry_in_s:.1f} s[/]"
     )
+
+
+def _cut_notice(max_tokens: int) -> None:
+    """Said after an answer that ended at max_tokens (0: the cap is not known here)."""
+    cap = f" ({max_tokens})" if max_tokens else ""
+    stderr.print(f"[yellow]cut at max_tokens{cap}: the answer is incomplete[/]")
 
 
 def _gap_notice(item: Gap) -> str:
@@ -164,6 +172,8 @@ class _JobView:
         elif item.type is EventType.DONE:
             text = "".join(self._attempt_text) or "".join(self._parts.get(SUMMARY_PART, []))
             self._out("\n" if self._live else text.rstrip("\n") + "\n")
+            if item.finish_reason == CUT_AT_MAX_TOKENS:
+                _cut_notice(item.max_tokens or 0)
         elif item.type is EventType.FAILED:
             stderr.print(f"\n[red]failed after {_attempts(item.attempt)}:[/] {markup(item.error or '')}")
         elif item.type is EventType.CANCELLED:
@@ -193,6 +203,8 @@ class _JobView:
             stderr.print("\n[dim]the event log holds no more of the job's events; its stored result:[/]")
         if item.state is JobState.SUCCEEDED:
             self._out(item.answer + "\n")
+            if item.cut_at is not None:
+                _cut_notice(item.cut_at)
         elif item.state is JobState.CANCELLED:
             stderr.print(f"[yellow]{markup(item.error or 'cancelled')}[/]")
         else:
@@ -263,8 +275,10 @@ class _BatchView:
         if rest:
             self._print(f"{label} │ {rest}")
         tokens = item.usage.total_tokens if item.usage else 0
+        approx = "~" if item.usage and item.usage.estimated else ""
+        cut = ", cut at max_tokens" if item.cut_at is not None else ""
         if item.state is JobState.SUCCEEDED:
-            self._print(f"── {label} ✓ ({_attempts(item.attempts)}, {tokens} tokens)")
+            self._print(f"── {label} ✓ ({_attempts(item.attempts)}, {approx}{tokens} tokens{cut})")
             if item.job_id not in self._streamed:
                 self._print(item.answer)
         elif item.state is JobState.CANCELLED:
@@ -278,7 +292,8 @@ class _BatchView:
     def _detail(self, status: BatchStatus) -> str:
         rate = status.finished / max(time.monotonic() - self._started, 1e-6)
         tokens = status.prompt_tokens + status.completion_tokens
-        return f"{state_counts(status)} · {tokens} tokens · {rate:.1f}/s"
+        approx = "~" if status.usage_estimated else ""
+        return f"{state_counts(status)} · {approx}{tokens} tokens · {rate:.1f}/s"
 
     def _print(self, line: str) -> None:
         # Always shown, not obeyed, even into a file: this is a report for reading (labels, marks,

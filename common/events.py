@@ -62,6 +62,10 @@ class StreamEvent(BaseModel):
     """done and failed: tokens used over all attempts."""
     latency_ms: float | None = None
     """done and failed: from the job's start to its end."""
+    finish_reason: str | None = None
+    """done: why the answer ended, when not ``stop`` (``length``: cut at max_tokens)."""
+    max_tokens: int | None = None
+    """done, with finish_reason ``length``: the cap the answer reached."""
     part: str | None = None
     """A scheduled run's start, delta, retry and part_done: which model call ("map 3/12", "summary")."""
 

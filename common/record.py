@@ -62,6 +62,11 @@ COMPLETION_TOKENS: Final = "completion_tokens"
 LOST_PROMPT_TOKENS_EST: Final = "lost_prompt_tokens_est"
 LOST_COMPLETION_TOKENS_EST: Final = "lost_completion_tokens_est"
 """Estimated tokens spent by runs that were lost, over the batch: not in the provider-reported counters."""
+TRUNCATED: Final = "truncated"
+"""Answers that ended at ``max_tokens`` (finish_reason ``length``): complete as stored, cut as written."""
+USAGE_ESTIMATED: Final = "usage_estimated"
+"""Jobs whose usage askq estimated, the provider having reported none: their estimates are in
+``prompt_tokens`` and ``completion_tokens``, which are then approximate."""
 LOG_TRIMMED_TO: Final = "log_trimmed_to"
 """The floor of the last trim that dropped entries from the batch's log (an entry id, or its ms): the
 log holds every entry from there on (``common.live_log``); absent while it was never trimmed."""

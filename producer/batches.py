@@ -58,6 +58,10 @@ class BatchStatus:
     lost_prompt_tokens_est: int = 0
     lost_completion_tokens_est: int = 0
     """What runs lost mid-way (their worker killed) spent, estimated: the provider reported nothing."""
+    usage_estimated: int = 0
+    """Jobs whose usage askq estimated (the provider reported none): the token counts are approximate."""
+    truncated: int = 0
+    """Answers cut at max_tokens (finish_reason ``length``)."""
 
     @property
     def finished(self) -> int:
@@ -86,7 +90,9 @@ class BatchStatus:
                     "prompt": self.lost_prompt_tokens_est,
                     "completion": self.lost_completion_tokens_est,
                 },
+                "estimated_jobs": self.usage_estimated,
             },
+            "truncated": self.truncated,
             "latency_ms": {"p50": self.latency_p50_ms, "p95": self.latency_p95_ms},
             "created_at": self.created_at,
             "source": self.source,
@@ -174,4 +180,6 @@ def _status(
         job_ids_total=job_ids_total,
         lost_prompt_tokens_est=int(fields.get(record.LOST_PROMPT_TOKENS_EST, 0)),
         lost_completion_tokens_est=int(fields.get(record.LOST_COMPLETION_TOKENS_EST, 0)),
+        usage_estimated=int(fields.get(record.USAGE_ESTIMATED, 0)),
+        truncated=int(fields.get(record.TRUNCATED, 0)),
     )

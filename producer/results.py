@@ -45,6 +45,7 @@ class Result:
             "error": self.error,
             "attempts": self.attempts,
             "usage": self.usage,
+            "finish_reason": self.finish_reason,
         }
 
 

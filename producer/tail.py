@@ -27,7 +27,7 @@ from common.reconnect import Reconnecting
 from common.replay import Entry, entry_events
 from common.status import JobState
 from common.stored_jobs import read_job
-from common.usage import Usage
+from common.usage import CUT_AT_MAX_TOKENS, Usage
 from producer.reconnect import follow_steps
 from producer.results import Result, result_from_record
 
@@ -63,6 +63,15 @@ class Finished:
     error: str
     attempts: int
     usage: Usage | None
+    finish_reason: str | None = None
+
+    @property
+    def cut_at(self) -> int | None:
+        """For an answer cut at max_tokens, the cap when the provider's count tells it (an answer
+        that reached the cap is that many tokens long), else 0; None for an answer not cut."""
+        if self.finish_reason != CUT_AT_MAX_TOKENS:
+            return None
+        return self.usage.completion_tokens if self.usage and not self.usage.estimated else 0
 
     @classmethod
     def from_result(cls, result: Result) -> Self:
@@ -74,6 +83,7 @@ class Finished:
             error=result.error or "",
             attempts=result.attempts,
             usage=Usage.model_validate(result.usage) if result.usage else None,
+            finish_reason=result.finish_reason,
         )
 
 

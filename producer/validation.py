@@ -81,8 +81,8 @@ def check_file(
 
 def beyond_context(item: QuestionItem, context_tokens: int) -> LineProblem | None:
     """The problem with a question surely too long for the model; None when it may fit."""
-    if not item.messages and len(item.question) <= context_tokens:
-        return None  # at most 4 bytes a character, 4 bytes a token: fits without encoding it
+    if not item.messages and 2 * len(item.question) <= context_tokens:
+        return None  # the estimate is at most 2 tokens a character: fits without counting
     texts = [message.text() for message in item.messages] if item.messages else [item.question]
     tokens = sum(estimate_tokens(text) for text in texts)
     if tokens <= context_tokens:

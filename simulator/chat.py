@@ -11,6 +11,7 @@ from .answers import make_answer
 from .auth import check_api_key
 from .chat_request import ChatRequest, RequestError, parse_chat_request
 from .completion import send_completion
+from .context import past_context, refuse_past_context
 from .errors import error_response, retry_after_headers
 from .faults import Directive, DirectiveError, draw_random_fault, find_plan, without_directive
 from .models import unknown_model
@@ -66,6 +67,9 @@ async def _answer(
     loop = asyncio.get_running_loop()
     echo = without_directive(chat.key) if directive.kind == "echo" else None
     answer = make_answer(chat.model, chat.messages, settings.answer_tokens, chat.max_tokens, echo=echo)
+    if past_context(settings, answer.prompt_tokens):
+        state.stats.responses_by_status[200 if chat.stream else 400] += 1
+        return await refuse_past_context(request, settings, answer.prompt_tokens, stream=chat.stream)
     if settings.record_requests:
         state.recorded.append(chat.recorded("".join(answer.tokens)))
     jitter_ms = (
@@ -75,7 +79,9 @@ async def _answer(
     )
     pace = Pace.of(settings.ttft_ms + jitter_ms, directive.slow_ms, settings.tokens_per_s)
     if chat.stream:
-        return await send_stream(request, state, answer, directive, pace, chat.model, chat.include_usage)
+        # usage_chunk false: stream_options ignored, as llama-cpp-python's server does.
+        include_usage = chat.include_usage and settings.usage_chunk
+        return await send_stream(request, state, answer, directive, pace, chat.model, include_usage)
     return await send_completion(request, state, answer, directive, pace, chat.model, loop.time())
 
 

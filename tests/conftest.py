@@ -38,6 +38,8 @@ SIMULATOR_DEFAULTS: dict[str, Any] = {
     "batch_delay_ms": 0,
     "slots": 0,
     "interrupt_on_wait": False,
+    "usage_chunk": True,
+    "context_tokens": 0,
 }
 
 

@@ -72,7 +72,17 @@ async def test_submit_worker_status_results_tail(
     assert askq("results", "cli", "-o", str(out)).returncode == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(row["id"], row["status"]) for row in rows] == [("paris", "succeeded"), ("bad", "failed")]
-    assert set(rows[0]) == {"id", "job_id", "question", "answer", "status", "error", "attempts", "usage"}
+    assert set(rows[0]) == {
+        "id",
+        "job_id",
+        "question",
+        "answer",
+        "status",
+        "error",
+        "attempts",
+        "usage",
+        "finish_reason",
+    }
 
     batch_api = [
         json.loads(line) for line in askq("results", "cli", "--format", "openai-batch").stdout.splitlines()

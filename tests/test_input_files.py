@@ -192,7 +192,7 @@ async def test_a_question_beyond_the_models_context_is_refused(
     path = write("long.jsonl", "".join(json.dumps(line) + "\n" for line in lines))
     message = await _refused(redis, small, path)
     assert (
-        "long.jsonl: line 2: the question is about 6,250 tokens, beyond the model's context of 1,000"
+        "long.jsonl: line 2: the question is about 5,000 tokens, beyond the model's context of 1,000"
         in message
     )
     report = await submit_file(redis, path, small, batch="long", skip_invalid=True)

@@ -20,11 +20,15 @@ class TestPack:
 
     def test_a_text_too_long_for_one_chunk_is_split_whole(self) -> None:
         """An oversize text is cut into pieces that each fit, and nothing of it is lost."""
-        long = "가나다라마바사" * 300  # three bytes a character
+        long = "가나다라마바사" * 300  # a token a character, by the estimate
         pieces = split(long, 50)
         assert "".join(pieces) == long
         assert all(estimate_tokens(piece) <= 50 for piece in pieces)
-        assert len(pieces) == -(-len(long.encode()) // 200)
+        assert len(pieces) == -(-len(long) // 50)
+        mixed = "The queue holds 12,437 jobs; 서울 answered them all. " * 200
+        pieces = split(mixed, 64)
+        assert "".join(pieces) == mixed
+        assert all(40 < estimate_tokens(piece) <= 64 for piece in pieces[:-1])
 
 
 class TestBudget:

@@ -14,6 +14,7 @@ from common.config import AskqConfig
 from common.errors import ProviderError, ProviderUnreachableError, StreamCutError
 from common.events import EventType
 from common.payload import JobPayload
+from common.tokens import estimated_usage
 from common.usage import Usage
 from worker.answering.gate import Admission, ProviderGate
 from worker.answering.in_flight import Call
@@ -229,7 +230,10 @@ class Answerer:
                     attempt=self._attempts,
                     latency_ms=round((time.monotonic() - started) * 1000, 1),
                 )
-                return Answer("".join(parts), piece.finish_reason, piece.usage or Usage(), self._attempts)
+                text = "".join(parts)
+                # No usage chunk (llama-cpp-python ignores stream_options): an estimate, marked so.
+                usage = piece.usage or estimated_usage(request.messages, text)
+                return Answer(text, piece.finish_reason, usage, self._attempts)
         raise AssertionError("unreachable: astream ends with a finish piece or raises")  # pragma: no cover
 
     async def _on_retry(self, state: RetryCallState) -> None:

@@ -10,6 +10,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from common import keys
+from common.config import AskqConfig
 from common.errors import NotFoundError, ProviderError, RedisUnavailableError
 from common.events import EventType
 from common.payload import JobPayload
@@ -18,8 +19,10 @@ from common.redis_health import data_lost
 from common.replay import run_trail
 from common.status import JobState
 from common.tokens import estimate_tokens
+from common.usage import CUT_AT_MAX_TOKENS
 from worker.answering.answerer import Answerer, build_request
 from worker.answering.gate import ProviderGate
+from worker.answering.provider import ChatRequest
 from worker.answering.publisher import EventPublisher
 from worker.answering.run_outcomes import LostRuns, NotStarted, Outcome, Recorded
 from worker.answering.store import JobStore
@@ -73,7 +76,7 @@ async def _answer(ctx: WorkerContext, payload: JobPayload) -> dict[str, Any]:
         async with leases.hold(payload.job_id, fenced=True):
             outcome = await _run_or_give_up(ctx, payload, publisher)
         # The end is numbered now and logged by the call that records the result: never apart.
-        events = await _end_events(publisher, outcome)
+        events = await _end_events(publisher, outcome, ctx["config"], payload)
         recorded = await store.finish(
             payload.job_id,
             payload.batch,
@@ -252,12 +255,23 @@ async def _record_gone(ctx: WorkerContext, payload: JobPayload) -> bool:
     return True
 
 
-async def _end_events(publisher: EventPublisher, outcome: Outcome) -> list[str]:
+async def _end_events(
+    publisher: EventPublisher, outcome: Outcome, config: AskqConfig, payload: JobPayload
+) -> list[str]:
     kind = EventType.DONE if outcome.state is JobState.SUCCEEDED else EventType.FAILED
+    # Only an unusual end is named: "stop" would add bytes to every job's last event.
+    cut = outcome.finish_reason == CUT_AT_MAX_TOKENS
     return await publisher.end_event(
         kind,
         outcome.attempts,
         error=outcome.error or None,
         usage=outcome.usage,
         latency_ms=round(outcome.latency_ms, 1),
+        finish_reason=outcome.finish_reason if outcome.finish_reason not in ("", "stop") else None,
+        max_tokens=_max_tokens(build_request(payload, config)) if cut else None,
     )
+
+
+def _max_tokens(request: ChatRequest) -> int | None:
+    cap = request.params.get("max_completion_tokens", request.params.get("max_tokens"))
+    return cap if isinstance(cap, int) else None

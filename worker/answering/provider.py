@@ -20,6 +20,7 @@ from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionMessageParam
 
 from common.config import QA_SYSTEM_PROMPT
+from common.errors import FatalProviderError, ProviderError, StreamCutError
 from worker.answering.provider_errors import translate
 from worker.answering.sse import StreamPiece, stream_pieces
 
@@ -82,6 +83,18 @@ class ChatProvider:
                 await response.aclose()
         except (openai.OpenAIError, httpx2.HTTPError) as exc:
             raise translate(exc) from exc
+        except StreamCutError as cut:
+            if cut.events:
+                raise
+            # A 200 with no answer at all is how llama-cpp-python refuses a prompt past the context
+            # when streaming: asked again without streaming, it says why (a refusal is fatal).
+            try:
+                await self.ainvoke(question)
+            except FatalProviderError as refusal:
+                raise refusal from cut
+            except ProviderError:
+                pass  # no reason learned: the empty stream is a cut like any other
+            raise
 
     def _create_args(self, question: str | ChatRequest) -> dict[str, Any]:
         request = self.request(question)

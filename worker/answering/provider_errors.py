@@ -10,6 +10,7 @@ import openai
 
 from common.errors import FatalProviderError, ProviderError, ProviderUnreachableError, RetryableProviderError
 from common.secrets import redact_secrets
+from worker.answering.overflow import context_overflow
 
 RETRYABLE_STATUS = frozenset({408, 409, 429})
 
@@ -38,6 +39,9 @@ def translate(exc: BaseException) -> ProviderError:
 
 def _from_status(exc: openai.APIStatusError) -> ProviderError:
     status = exc.status_code
+    overflow = context_overflow(status, exc.body)
+    if overflow is not None:
+        return overflow  # whatever the status (llama-server once sent 500): no attempt can fit it
     message = f"HTTP {status}: {_provider_message(exc)}"
     if status == 401:
         message += " (check OPENAI_API_KEY)"

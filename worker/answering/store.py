@@ -22,7 +22,7 @@ from common.live_log import keep_flag
 from common.reconnect import Backoff, OutageLog, waits_out
 from common.replay import encode_entry
 from common.status import TERMINAL_STATES, JobState
-from common.usage import Usage
+from common.usage import CUT_AT_MAX_TOKENS, Usage
 from worker.answering.relay import log_ttl_s
 from worker.answering.run_outcomes import NO_LOSS, LostRuns, NotStarted, Outcome, Recorded, RunStart
 from worker.answering.store_scripts import CANCELLED, COUNT_LOST, FENCED, FINISHED_AT, START, TRANSITION
@@ -155,7 +155,7 @@ class JobStore:
             record.ERROR: outcome.error,
             record.ERROR_CODE: outcome.error_code,
             record.ATTEMPTS: str(outcome.attempts + lost.attempts),
-            record.USAGE: usage.model_dump_json(),
+            record.USAGE: usage.to_json(),
             record.FINISH_REASON: outcome.finish_reason,
             record.MODEL: outcome.model,
             record.LATENCY_MS: f"{outcome.latency_ms:.1f}",
@@ -164,6 +164,8 @@ class JobStore:
         counters = {
             record.PROMPT_TOKENS: usage.prompt_tokens,
             record.COMPLETION_TOKENS: usage.completion_tokens,
+            record.TRUNCATED: int(outcome.finish_reason == CUT_AT_MAX_TOKENS),
+            record.USAGE_ESTIMATED: int(bool(usage.estimated)),
         }
         if lost.attempts or lost.output_tokens_est:
             spent = Usage(
@@ -171,7 +173,7 @@ class JobStore:
                 completion_tokens=lost.output_tokens_est,
                 total_tokens=lost.attempts * prompt_tokens_per_attempt + lost.output_tokens_est,
             )
-            fields[record.LOST_USAGE_EST] = spent.model_dump_json()
+            fields[record.LOST_USAGE_EST] = spent.to_json()
             counters[record.LOST_PROMPT_TOKENS_EST] = spent.prompt_tokens
             counters[record.LOST_COMPLETION_TOKENS_EST] = spent.completion_tokens
         if seq is not None:

@@ -131,17 +131,25 @@ def pack(texts: list[str], budget_tokens: int) -> list[str]:
 
 def split(text: str, max_tokens: int) -> list[str]:
     """``text`` in pieces whose token estimate is at most ``max_tokens``, cut between characters."""
-    if estimate_tokens(text) <= max_tokens:
-        return [text]
-    limit_bytes = max_tokens * 4  # the estimate's own rate: four UTF-8 bytes a token
     pieces: list[str] = []
     start = 0
-    size = 0
-    for index, char in enumerate(text):
-        width = len(char.encode("utf-8"))
-        if size + width > limit_bytes:
-            pieces.append(text[start:index])
-            start, size = index, 0
-        size += width
+    while estimate_tokens(text[start:]) > max_tokens:
+        end = _longest_fit(text, start, max_tokens)
+        pieces.append(text[start:end])
+        start = end
     pieces.append(text[start:])
     return pieces
+
+
+def _longest_fit(text: str, start: int, max_tokens: int) -> int:
+    """The furthest end of a piece from ``start`` within ``max_tokens`` (at least one character).
+
+    The estimate never falls as a piece grows by a character, so a binary search finds it."""
+    low, high = start + 1, len(text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if estimate_tokens(text[start:middle]) <= max_tokens:
+            low = middle
+        else:
+            high = middle - 1
+    return low

@@ -65,14 +65,21 @@ def render(report: RunReport, summary: str | None, prices: ProviderConfig) -> st
             how += f", {report.reduce_levels} intermediate reduce {levels}"
         if report.batch_api and report.chunks > 1:
             how += ", map step through the Batch API"
-        lines += [
-            f"- {how}; model {report.model}",
-            f"- tokens: {report.usage.prompt_tokens} in, {report.usage.completion_tokens} out; "
-            f"estimated cost ${cost:.4f}",
-        ]
+        lines += [f"- {how}; model {report.model}", _tokens_line(report.usage, cost)]
     lines += [f"- run: {report.run_id} ({report.trigger})", ""]
     body = summary if summary is not None else "Nothing to summarize: nothing new since the previous run."
     return "\n".join(lines) + "\n" + body.rstrip() + "\n"
+
+
+def _tokens_line(usage: Usage, cost_usd: float) -> str:
+    if not usage.estimated:
+        tokens = f"{usage.prompt_tokens} in, {usage.completion_tokens} out"
+        return f"- tokens: {tokens}; estimated cost ${cost_usd:.4f}"
+    # The provider reported no usage for some calls: their counts are askq's own estimate.
+    return (
+        f"- tokens: ~{usage.prompt_tokens} in, ~{usage.completion_tokens} out (estimated: the provider "
+        f"reported no usage); estimated cost ~${cost_usd:.4f}"
+    )
 
 
 def _when(moment: datetime, *, seconds: bool = False) -> str:

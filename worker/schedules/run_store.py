@@ -78,7 +78,7 @@ class RunStore:
         now = time.time()
         ended = {
             record.STATE: state.value,
-            record.USAGE: usage.model_dump_json(),
+            record.USAGE: usage.to_json(),
             record.FINISHED_AT: str(now),
             **fields,
         }
