@@ -157,7 +157,7 @@ class _JobView:
             self._attempt_text.clear()
         elif item.type is EventType.DONE:
             text = "".join(self._attempt_text) or "".join(self._parts.get(SUMMARY_PART, []))
-            self._out("\n" if self._live else text.rstrip("\n") + "\n")
+            self._out(_line_end(text) if self._live else text)
         elif item.type is EventType.FAILED:
             stderr.print(f"\n[red]failed after {_attempts(item.attempt)}:[/] {markup(item.error or '')}")
         elif item.type is EventType.CANCELLED:
@@ -186,7 +186,7 @@ class _JobView:
         if self._live and any(self._attempt_text):
             stderr.print("\n[dim]the event log holds no more of the job's events; its stored result:[/]")
         if item.state is JobState.SUCCEEDED:
-            self._out(item.answer + "\n")
+            self._out(item.answer + _line_end(item.answer) if self._live else item.answer)
         elif item.state is JobState.CANCELLED:
             stderr.print(f"[yellow]{markup(item.error or 'cancelled')}[/]")
         else:
@@ -293,6 +293,12 @@ def _write(text: str) -> None:
     # Answer text bypasses rich, which would re-wrap it to the terminal width (callers neutralise it).
     sys.stdout.write(text)
     sys.stdout.flush()
+
+
+def _line_end(text: str) -> str:
+    """What ends an answer on a terminal, so the prompt starts on a line of its own. Only there: into a
+    file or pipe the answer's bytes are the whole output, a trailing newline only if it had one."""
+    return "" if text.endswith("\n") else "\n"
 
 
 def _attempts(count: int) -> str:

@@ -198,7 +198,7 @@ async def test_tail_into_a_file_holds_exactly_the_answer_after_a_retry(
     row = json.loads(askq("results", "cut").stdout)
     assert row["attempts"] == 2
     assert tail.returncode == 0
-    assert out == row["answer"] + "\n"
+    assert out == row["answer"]
     assert "attempt 1 failed" in err
     assert "discarded" in err
 
@@ -259,3 +259,33 @@ async def test_schedule_list_shows_next_fire_in_each_timezone(redis: Redis, tmp_
     assert "morning" in table.stdout
     assert "succeeded" in table.stdout
     assert "never" in table.stdout
+
+
+async def test_tail_into_a_file_adds_no_byte_to_the_answer(
+    redis: Redis, sim: Simulator, tmp_path: Path, write: Any
+) -> None:
+    """Into a file, tail writes the stored answer's bytes and nothing else, live or after the end."""
+    questions = [
+        {"id": "bare", "question": "[sim:echo]no newline at the end"},
+        {"id": "ko", "question": "[sim:echo]안녕하세요, 세계.\n두 번째 줄\n"},
+    ]
+    path = write("q.jsonl", "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in questions))
+    assert askq("submit", str(path), "--batch", "nl").returncode == 0
+    live = {row["id"]: _tail_into(f"nl:{row['id']}", tmp_path / f"live-{row['id']}") for row in questions}
+    assert askq("worker", "--burst").returncode == 0
+    codes = {item: tail.wait(timeout=30) for item, tail in live.items()}
+    after = {row["id"]: _tail_into(f"nl:{row['id']}", tmp_path / f"after-{row['id']}") for row in questions}
+    codes |= {f"after-{item}": tail.wait(timeout=30) for item, tail in after.items()}
+    rows = [json.loads(line) for line in askq("results", "nl").stdout.splitlines()]
+    answers = {row["id"]: row["answer"] for row in rows}
+    assert answers == {"bare": "no newline at the end", "ko": "안녕하세요, 세계.\n두 번째 줄\n"}
+    assert set(codes.values()) == {0}
+    for item, answer in answers.items():
+        assert (tmp_path / f"live-{item}").read_bytes() == answer.encode()
+        assert (tmp_path / f"after-{item}").read_bytes() == answer.encode()
+
+
+def _tail_into(job_id: str, path: Path) -> subprocess.Popen[bytes]:
+    """``askq tail JOB_ID > path``, started."""
+    with path.open("wb") as out:
+        return subprocess.Popen([*ASKQ, "tail", job_id], stdout=out, stderr=subprocess.DEVNULL, cwd=REPO)

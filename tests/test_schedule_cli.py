@@ -67,7 +67,7 @@ async def test_schedule_run_follows_a_map_reduce_run_and_history_lists_it(
     assert "no worker is serving schedules" not in ran.stderr
     (output,) = (tmp_path / "out" / "nightly").iterdir()
     text = output.read_text(encoding="utf-8")
-    assert text.endswith(ran.stdout)  # the summary part, as the file ends with it
+    assert text.endswith(ran.stdout + "\n")  # the summary call's answer, which ends the file
     assert "input: 120 answers" in text
     history = askq("schedule", "history", "nightly", env=env)
     assert history.returncode == 0, history.stderr
