@@ -204,6 +204,8 @@ class _BatchView:
         self._streamed: set[str] = set()
         """Jobs whose text went by line by line (--follow): their end does not repeat it."""
         self._started = time.monotonic()
+        self._ended_before: int | None = None
+        """Jobs that had ended when the first progress came: their ends say nothing of the pace."""
 
     async def run(self, items: Any) -> BatchStatus | None:
         status: BatchStatus | None = None
@@ -268,9 +270,18 @@ class _BatchView:
         return job_id.removeprefix(f"{self._batch}:")
 
     def _detail(self, status: BatchStatus) -> str:
-        rate = status.finished / max(time.monotonic() - self._started, 1e-6)
         tokens = status.prompt_tokens + status.completion_tokens
-        return f"{state_counts(status)} · {tokens} tokens · {rate:.1f}/s"
+        return f"{state_counts(status)} · {tokens} tokens{self._rate(status)}"
+
+    def _rate(self, status: BatchStatus) -> str:
+        """Jobs ended a second while this tail watched. Counting the ends from before it came over the
+        time it watched made a batch that had ended show hundreds a second; such a batch shows none."""
+        if self._ended_before is None:
+            self._ended_before = status.finished
+        if self._ended_before >= status.total:
+            return ""
+        ended = status.finished - self._ended_before
+        return f" · {ended / max(time.monotonic() - self._started, 1e-6):.1f}/s"
 
     def _print(self, line: str) -> None:
         # Always shown, not obeyed, even into a file: this is a report for reading (labels, marks,
