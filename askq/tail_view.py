@@ -24,7 +24,7 @@ from common.wording import counted
 from producer.batch_tail import BatchItem, JobEnded, Progress, Unseen, follow_batch
 from producer.batches import BatchStatus
 from producer.connection import connect
-from producer.tail import Finished, Gap, TailItem, Waiting, follow_job
+from producer.tail import Finished, Gap, ProviderWait, TailItem, Waiting, follow_job
 
 stderr = make_console(stderr=True)
 SUMMARY_PART = "summary"
@@ -79,6 +79,8 @@ def as_json(item: TailItem | BatchItem) -> dict[str, Any]:
         return result
     if isinstance(item, Waiting):
         return {"type": "waiting", "job_id": item.job_id}
+    if isinstance(item, ProviderWait):
+        return {"type": "provider_wait", "job_id": item.job_id, "attempt": item.attempt}
     if isinstance(item, Gap):
         return {"type": "gap", "job_id": item.job_id, "first_seq": item.first_seq, "last_seq": item.last_seq}
     if isinstance(item, Unseen):
@@ -125,6 +127,9 @@ class _JobView:
         # A scheduled run's calls, each its own text; the one named "summary" is the run's answer.
         self._parts: dict[str, list[str]] = {}
         self._summary_started = False
+        self._said_provider_wait = False
+        self._status_shown = False
+        """A status line stands on the terminal's stderr, to be erased before anything else shows."""
 
     def _out(self, text: str) -> None:
         # On a terminal, text is shown, never obeyed. Into a file or pipe it goes raw: there it is data,
@@ -135,7 +140,13 @@ class _JobView:
         _write(visible(text) if self._live else text)
 
     def show(self, item: TailItem) -> None:
-        if isinstance(item, Waiting):
+        if self._status_shown:
+            stderr.file.write("\r\x1b[2K")  # carriage return, erase the line: the status is over
+            stderr.file.flush()
+            self._status_shown = False
+        if isinstance(item, ProviderWait):
+            self._provider_wait()
+        elif isinstance(item, Waiting):
             stderr.print(f"[dim]{markup(item.job_id)} is queued; waiting for a worker…[/]")
         elif isinstance(item, Gap):
             stderr.print(f"\n[yellow]{markup(_gap_notice(item))}[/]")
@@ -143,6 +154,17 @@ class _JobView:
             self._finished(item)
         elif isinstance(item, StreamEvent):
             self._event(item)
+
+    def _provider_wait(self) -> None:
+        """A started attempt has no text yet (a server with every slot busy queues it without a byte):
+        on a terminal a status line until something comes, elsewhere one line for the whole job."""
+        notice = "[dim]waiting for the provider…[/]"
+        if stderr.is_terminal:
+            stderr.print(notice, end="")
+            self._status_shown = True
+        elif not self._said_provider_wait:
+            stderr.print(notice)
+        self._said_provider_wait = True
 
     def _event(self, item: StreamEvent) -> None:
         if item.part is not None:
