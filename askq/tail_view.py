@@ -25,7 +25,7 @@ from common.wording import counted
 from producer.batch_tail import BatchItem, JobEnded, Progress, Unseen, follow_batch
 from producer.batches import BatchStatus
 from producer.connection import connect
-from producer.tail import Finished, Gap, TailItem, Waiting, follow_job
+from producer.tail import Finished, Gap, ProviderWait, TailItem, Waiting, follow_job
 
 stderr = make_console(stderr=True)
 SUMMARY_PART = "summary"
@@ -80,6 +80,8 @@ def as_json(item: TailItem | BatchItem) -> dict[str, Any]:
         return result
     if isinstance(item, Waiting):
         return {"type": "waiting", "job_id": item.job_id}
+    if isinstance(item, ProviderWait):
+        return {"type": "provider_wait", "job_id": item.job_id, "attempt": item.attempt}
     if isinstance(item, Gap):
         return {"type": "gap", "job_id": item.job_id, "first_seq": item.first_seq, "last_seq": item.last_seq}
     if isinstance(item, Unseen):
@@ -137,6 +139,9 @@ class _JobView:
         # A scheduled run's calls, each its own text; the one named "summary" is the run's answer.
         self._parts: dict[str, list[str]] = {}
         self._summary_started = False
+        self._said_provider_wait = False
+        self._status_shown = False
+        """A status line stands on the terminal's stderr, to be erased before anything else shows."""
 
     def _out(self, text: str) -> None:
         # On a terminal, text is shown, never obeyed. Into a file or pipe it goes raw: there it is data,
@@ -147,7 +152,13 @@ class _JobView:
         _write(visible(text) if self._live else text)
 
     def show(self, item: TailItem) -> None:
-        if isinstance(item, Waiting):
+        if self._status_shown:
+            stderr.file.write("\r\x1b[2K")  # carriage return, erase the line: the status is over
+            stderr.file.flush()
+            self._status_shown = False
+        if isinstance(item, ProviderWait):
+            self._provider_wait()
+        elif isinstance(item, Waiting):
             stderr.print(f"[dim]{markup(item.job_id)} is queued; waiting for a worker…[/]")
         elif isinstance(item, Gap):
             stderr.print(f"\n[yellow]{markup(_gap_notice(item))}[/]")
@@ -155,6 +166,17 @@ class _JobView:
             self._finished(item)
         elif isinstance(item, StreamEvent):
             self._event(item)
+
+    def _provider_wait(self) -> None:
+        """A started attempt has no text yet (a server with every slot busy queues it without a byte):
+        on a terminal a status line until something comes, elsewhere one line for the whole job."""
+        notice = "[dim]waiting for the provider…[/]"
+        if stderr.is_terminal:
+            stderr.print(notice, end="")
+            self._status_shown = True
+        elif not self._said_provider_wait:
+            stderr.print(notice)
+        self._said_provider_wait = True
 
     def _event(self, item: StreamEvent) -> None:
         if item.part is not None:
@@ -171,7 +193,7 @@ class _JobView:
             stderr.print(f"[dim]{markup(_waiting_notice(item))}[/]")
         elif item.type is EventType.DONE:
             text = "".join(self._attempt_text) or "".join(self._parts.get(SUMMARY_PART, []))
-            self._out("\n" if self._live else text.rstrip("\n") + "\n")
+            self._out(_line_end(text) if self._live else text)
             if item.finish_reason == CUT_AT_MAX_TOKENS:
                 _cut_notice(item.max_tokens or 0)
         elif item.type is EventType.FAILED:
@@ -202,7 +224,7 @@ class _JobView:
         if self._live and any(self._attempt_text):
             stderr.print("\n[dim]the event log holds no more of the job's events; its stored result:[/]")
         if item.state is JobState.SUCCEEDED:
-            self._out(item.answer + "\n")
+            self._out(item.answer + _line_end(item.answer) if self._live else item.answer)
             if item.cut_at is not None:
                 _cut_notice(item.cut_at)
         elif item.state is JobState.CANCELLED:
@@ -222,6 +244,8 @@ class _BatchView:
         self._streamed: set[str] = set()
         """Jobs whose text went by line by line (--follow): their end does not repeat it."""
         self._started = time.monotonic()
+        self._ended_before: int | None = None
+        """Jobs that had ended when the first progress came: their ends say nothing of the pace."""
 
     async def run(self, items: Any) -> BatchStatus | None:
         status: BatchStatus | None = None
@@ -290,10 +314,19 @@ class _BatchView:
         return job_id.removeprefix(f"{self._batch}:")
 
     def _detail(self, status: BatchStatus) -> str:
-        rate = status.finished / max(time.monotonic() - self._started, 1e-6)
         tokens = status.prompt_tokens + status.completion_tokens
         approx = "~" if status.usage_estimated else ""
-        return f"{state_counts(status)} · {approx}{tokens} tokens · {rate:.1f}/s"
+        return f"{state_counts(status)} · {approx}{tokens} tokens{self._rate(status)}"
+
+    def _rate(self, status: BatchStatus) -> str:
+        """Jobs ended a second while this tail watched. Counting the ends from before it came over the
+        time it watched made a batch that had ended show hundreds a second; such a batch shows none."""
+        if self._ended_before is None:
+            self._ended_before = status.finished
+        if self._ended_before >= status.total:
+            return ""
+        ended = status.finished - self._ended_before
+        return f" · {ended / max(time.monotonic() - self._started, 1e-6):.1f}/s"
 
     def _print(self, line: str) -> None:
         # Always shown, not obeyed, even into a file: this is a report for reading (labels, marks,
@@ -316,6 +349,12 @@ def _write(text: str) -> None:
     # Answer text bypasses rich, which would re-wrap it to the terminal width (callers neutralise it).
     sys.stdout.write(text)
     sys.stdout.flush()
+
+
+def _line_end(text: str) -> str:
+    """What ends an answer on a terminal, so the prompt starts on a line of its own. Only there: into a
+    file or pipe the answer's bytes are the whole output, a trailing newline only if it had one."""
+    return "" if text.endswith("\n") else "\n"
 
 
 def _attempts(count: int) -> str:

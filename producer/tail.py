@@ -14,6 +14,7 @@ its earlier events left is followed from its ``retry`` event.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Self
@@ -35,6 +36,9 @@ BLOCK_MS = 1000
 """Longest silent wait on the log before the stored state is checked (a queued job, a lost end)."""
 READ_COUNT = 100
 """Entries per read; each holds one flush of a worker, so events of many jobs."""
+PROVIDER_WAIT_NOTICE_S = 1.0
+"""Silence after an attempt's start before tail says it waits for the provider: a server with every
+slot busy sends no byte to the requests it queues, and a replay of an ended job never waits this long."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,14 @@ class Waiting:
     """The job has not started yet."""
 
     job_id: str
+
+
+@dataclass(frozen=True)
+class ProviderWait:
+    """The job's attempt started a while ago and no text came yet: the provider has not answered."""
+
+    job_id: str
+    attempt: int
 
 
 @dataclass(frozen=True)
@@ -87,7 +99,7 @@ class Finished:
         )
 
 
-TailItem = StreamEvent | Waiting | Gap | Finished | Reconnecting
+TailItem = StreamEvent | Waiting | ProviderWait | Gap | Finished | Reconnecting
 
 
 class LogCursor:
@@ -201,6 +213,8 @@ class _JobFollower:
         self._said_waiting = state is JobState.QUEUED
         # A finished job's log is read without waiting: there is nothing more to come.
         self._terminal = state.is_terminal
+        self._silent_start: tuple[float, int] | None = None
+        """When this reader saw the current attempt start with no text since, and its number."""
         self.ended = False
 
     def start_after(self, entry_id: str) -> None:
@@ -211,6 +225,7 @@ class _JobFollower:
         reply = await self._redis.xread({self._log: self._cursor.last_id}, count=READ_COUNT, block=block)
         if reply:
             items: list[TailItem] = [*self._cursor.accept(reply[0][1])]
+            items += self._provider_wait(items)
             if (
                 any(isinstance(item, Gap) for item in items)
                 and (await job_state(self._redis, self._job_id)).is_terminal
@@ -235,7 +250,20 @@ class _JobFollower:
         if state is JobState.QUEUED and not self._said_waiting:
             self._said_waiting = True
             return [Waiting(self._job_id)]
-        return []
+        return self._provider_wait([])
+
+    def _provider_wait(self, items: list[TailItem]) -> list[TailItem]:
+        """A ``ProviderWait`` once an attempt's start has gone unanswered for a while, once an attempt."""
+        for item in items:
+            if isinstance(item, StreamEvent) and item.type is EventType.START and item.part is None:
+                self._silent_start = (time.monotonic(), item.attempt)
+            elif isinstance(item, StreamEvent) and item.type is not EventType.START:
+                self._silent_start = None  # text, or the attempt's end
+        if self._silent_start is None or time.monotonic() - self._silent_start[0] < PROVIDER_WAIT_NOTICE_S:
+            return []
+        attempt = self._silent_start[1]
+        self._silent_start = None
+        return [ProviderWait(self._job_id, attempt)]
 
 
 async def job_state(redis: Redis, job_id: str) -> JobState:

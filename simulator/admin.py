@@ -8,6 +8,7 @@ from aiohttp import web
 
 from .errors import error_response
 from .outage import LISTENER_KEY
+from .profiles import with_profile
 from .settings import SettingsError
 from .state import STATE_KEY
 
@@ -27,7 +28,8 @@ async def get_settings(request: web.Request) -> web.Response:
 
 
 async def post_settings(request: web.Request) -> web.Response:
-    """Partial update; the whole update is refused when any key is unknown or any value is bad."""
+    """Partial update; the whole update is refused when any key is unknown or any value is bad.
+    ``{"profile": NAME}`` applies a provider profile (``simulator.profiles``), the other keys over it."""
     try:
         changes = json.loads(await request.read())
     except ValueError:
@@ -35,7 +37,7 @@ async def post_settings(request: web.Request) -> web.Response:
     if not isinstance(changes, dict):
         return error_response(400, "settings body must be a JSON object")
     try:
-        settings = request.app[STATE_KEY].update_settings(changes)
+        settings = request.app[STATE_KEY].update_settings(with_profile(changes))
     except SettingsError as exc:
         return error_response(400, f"invalid setting {exc}", param=exc.key or None, code="invalid_setting")
     return web.json_response(settings.model_dump())

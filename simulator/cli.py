@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
+from .profiles import PROFILE, PROFILES, profile_settings
 from .server import start_simulator
 from .settings import SettingsError, SimulatorSettings
 
@@ -45,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=_port, default=0, help="port to bind; 0 picks a free one (default)")
+    parser.add_argument(
+        "--" + PROFILE,
+        help=f"behave as a server people run: {', '.join(PROFILES)}; flags given beside it override it",
+    )
     for name, field in SimulatorSettings.model_fields.items():
         parser.add_argument(
             "--" + name.replace("_", "-"),
@@ -57,9 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace) -> SimulatorSettings:
-    given = {name: getattr(args, name) for name in SimulatorSettings.model_fields}
+    flags = {name: getattr(args, name) for name in SimulatorSettings.model_fields}
+    given = {name: value for name, value in flags.items() if value is not None}
+    profile = profile_settings(args.profile) if args.profile is not None else {}
     try:
-        return SimulatorSettings.model_validate({k: v for k, v in given.items() if v is not None})
+        return SimulatorSettings.model_validate({**profile, **given})
     except ValidationError as exc:
         raise SettingsError.from_validation(exc) from None
 

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from common import keys, runs
 from tests.conftest import Simulator
-from tests.helpers import ASKQ, REPO, askq
+from tests.helpers import ASKQ, REPO, askq, eventually, on_tty
 
 
 def test_unreachable_redis_is_one_line_with_the_password_hidden() -> None:
@@ -208,7 +208,7 @@ async def test_tail_into_a_file_holds_exactly_the_answer_after_a_retry(
     row = json.loads(askq("results", "cut").stdout)
     assert row["attempts"] == 2
     assert tail.returncode == 0
-    assert out == row["answer"] + "\n"
+    assert out == row["answer"]
     assert "attempt 1 failed" in err
     assert "discarded" in err
 
@@ -269,3 +269,70 @@ async def test_schedule_list_shows_next_fire_in_each_timezone(redis: Redis, tmp_
     assert "morning" in table.stdout
     assert "succeeded" in table.stdout
     assert "never" in table.stdout
+
+
+async def test_tail_into_a_file_adds_no_byte_to_the_answer(
+    redis: Redis, sim: Simulator, tmp_path: Path, write: Any
+) -> None:
+    """Into a file, tail writes the stored answer's bytes and nothing else, live or after the end."""
+    questions = [
+        {"id": "bare", "question": "[sim:echo]no newline at the end"},
+        {"id": "ko", "question": "[sim:echo]안녕하세요, 세계.\n두 번째 줄\n"},
+    ]
+    path = write("q.jsonl", "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in questions))
+    assert askq("submit", str(path), "--batch", "nl").returncode == 0
+    live = {row["id"]: _tail_into(f"nl:{row['id']}", tmp_path / f"live-{row['id']}") for row in questions}
+    assert askq("worker", "--burst").returncode == 0
+    codes = {item: tail.wait(timeout=30) for item, tail in live.items()}
+    after = {row["id"]: _tail_into(f"nl:{row['id']}", tmp_path / f"after-{row['id']}") for row in questions}
+    codes |= {f"after-{item}": tail.wait(timeout=30) for item, tail in after.items()}
+    rows = [json.loads(line) for line in askq("results", "nl").stdout.splitlines()]
+    answers = {row["id"]: row["answer"] for row in rows}
+    assert answers == {"bare": "no newline at the end", "ko": "안녕하세요, 세계.\n두 번째 줄\n"}
+    assert set(codes.values()) == {0}
+    for item, answer in answers.items():
+        assert (tmp_path / f"live-{item}").read_bytes() == answer.encode()
+        assert (tmp_path / f"after-{item}").read_bytes() == answer.encode()
+
+
+def _tail_into(job_id: str, path: Path) -> subprocess.Popen[bytes]:
+    """``askq tail JOB_ID > path``, started."""
+    with path.open("wb") as out:
+        return subprocess.Popen([*ASKQ, "tail", job_id], stdout=out, stderr=subprocess.DEVNULL, cwd=REPO)
+
+
+async def test_tail_says_when_a_started_job_waits_for_the_provider(
+    redis: Redis, sim: Simulator, write: Any
+) -> None:
+    """Between a job's start and its first text, tail says once on stderr that it waits for the provider;
+    the answer's bytes are untouched, and a replay of the ended job (no wait) says nothing of it."""
+    assert askq("submit", str(write("q.txt", "Slow one [sim:slow=2500]\n")), "--batch", "w").returncode == 0
+    tail = subprocess.Popen([*ASKQ, "tail", "w:1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    assert askq("worker", "--burst").returncode == 0
+    out, err = tail.communicate(timeout=30)
+    answer = json.loads(askq("results", "w").stdout)["answer"]
+    assert (tail.returncode, out) == (0, answer.encode())
+    assert err.decode().count("waiting for the provider") == 1
+    replay = askq("tail", "w:1")
+    assert (replay.returncode, replay.stdout) == (0, answer)
+    assert "waiting for the provider" not in replay.stderr
+
+
+async def test_on_a_terminal_the_provider_wait_is_a_status_line_erased_by_the_text(
+    redis: Redis, sim: Simulator, write: Any
+) -> None:
+    """On a terminal the wait is a status line on stderr, erased before the answer's first text."""
+    assert askq("submit", str(write("q.txt", "Slow one [sim:slow=3000]\n")), "--batch", "s").returncode == 0
+    worker = subprocess.Popen([*ASKQ, "worker", "--burst"], stderr=subprocess.DEVNULL, cwd=REPO)
+    try:
+        await eventually(lambda: _state_is(redis, "s:1", b"running"))
+        status, written = on_tty("tail", "s:1", env={"NO_COLOR": "1"})
+    finally:
+        assert worker.wait(timeout=30) == 0
+    answer = json.loads(askq("results", "s").stdout)["answer"]
+    assert status == 0
+    assert written == f"waiting for the provider…\r\x1b[2K{answer}\n".encode()
+
+
+async def _state_is(redis: Redis, job_id: str, state: bytes) -> bool:
+    return bool(await redis.hget(keys.job_record(job_id), "state") == state)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -67,7 +68,7 @@ async def test_schedule_run_follows_a_map_reduce_run_and_history_lists_it(
     assert "no worker is serving schedules" not in ran.stderr
     (output,) = (tmp_path / "out" / "nightly").iterdir()
     text = output.read_text(encoding="utf-8")
-    assert text.endswith(ran.stdout)  # the summary part, as the file ends with it
+    assert text.endswith(ran.stdout + "\n")  # the summary call's answer, which ends the file
     assert "input: 120 answers" in text
     history = askq("schedule", "history", "nightly", env=env)
     assert history.returncode == 0, history.stderr
@@ -85,3 +86,16 @@ def test_an_unknown_schedule_is_one_line_naming_the_known_ones(tmp_path: Path, w
         result = askq("schedule", command, "weekly", env=env)
         assert result.returncode == 1
         assert result.stderr == "askq: unknown schedule 'weekly' (jobs.yaml's schedules: nightly)\n"
+
+
+async def test_a_worker_serving_schedules_says_which_worker_starts_and_stops(
+    redis: Redis, sim: Simulator, write: Any
+) -> None:
+    """The questions and the schedules worker of one process each log their own start and stop line."""
+    env = {"ASKQ_CONFIG": str(write("jobs.yaml", SCHEDULES.format(output="out")))}
+    done = askq("worker", "--burst", env=env)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    for event in ("worker started", "worker stopped"):
+        logged = [line.get("serves") for line in lines if line["event"] == event]
+        assert sorted(logged, key=str) == ["questions", "schedules"], event

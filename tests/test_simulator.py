@@ -481,3 +481,62 @@ def test_cli_rejects_bad_flag_value() -> None:
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert "--rate-cut" in result.stderr
+
+
+def _sim_process(*flags: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "simulator", "--port", "0", *flags],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_cli_profile_applies_its_settings_and_flags_beside_it_win() -> None:
+    """`--profile llama-server` serves with the profile's settings; a flag given beside it overrides it."""
+    with _sim_process("--profile", "llama-server", "--slots", "2") as proc:
+        assert proc.stdout is not None
+        base_url = proc.stdout.readline().strip().removeprefix("simulator listening on ")
+        with urllib.request.urlopen(base_url.removesuffix("/v1") + "/_sim/settings", timeout=10) as resp:
+            settings = json.load(resp)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    assert settings["close_after_response"] is True
+    assert settings["context_tokens"] == 4096
+    assert settings["slots"] == 2
+    assert settings["usage_chunk"] is True  # not the profile's: left at the default
+
+
+def test_cli_refuses_an_unknown_profile_naming_the_known_ones() -> None:
+    """An unknown profile exits 2 with one line that lists every known profile."""
+    with _sim_process("--profile", "vllm") as proc:
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 2
+    assert err.count("\n") == 1
+    assert "unknown profile 'vllm'" in err
+    assert "openai, llama-server, llama-cpp-python" in err
+
+
+@pytest.mark.asyncio
+async def test_settings_endpoint_takes_a_profile_and_switches_between_them(
+    sim: RunningSimulator, http: aiohttp.ClientSession
+) -> None:
+    """{"profile": NAME} sets the profile's settings and puts the other profiles' back to their defaults;
+    other keys in the same update win over it; an unknown profile is refused naming the known ones."""
+    status, body = await admin(http, sim, "settings", {"profile": "llama-cpp-python", "slots": 3})
+    assert status == 200
+    assert (body["interrupt_on_wait"], body["usage_chunk"], body["slots"]) == (True, False, 3)
+    status, body = await admin(http, sim, "settings", {"profile": "llama-server"})
+    assert status == 200
+    assert (body["interrupt_on_wait"], body["usage_chunk"], body["slots"]) == (False, True, 4)
+    assert body["close_after_response"] is True
+    assert body["answer_tokens"] == FAST.answer_tokens  # not a profile's setting: kept
+    status, body = await admin(http, sim, "settings", {"profile": "openai"})
+    assert (status, body["close_after_response"], body["slots"], body["context_tokens"]) == (200, False, 0, 0)
+    status, body = await admin(http, sim, "settings", {"profile": "ollama"})
+    assert status == 400
+    assert body["error"]["param"] == "profile"
+    assert "openai, llama-server, llama-cpp-python" in body["error"]["message"]

@@ -283,4 +283,4 @@ class TestRunView:
         view = _JobView(live=False)
         for item in self._events():
             view.show(item)
-        assert capsys.readouterr().out == "the summary\n"
+        assert capsys.readouterr().out == "the summary"

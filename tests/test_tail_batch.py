@@ -15,7 +15,7 @@ from common.status import JobState
 from producer.batch_tail import BatchItem, JobEnded, Progress, follow_batch
 from producer.submit import submit_file
 from tests.conftest import Simulator
-from tests.helpers import final_text, results, run_burst_worker
+from tests.helpers import final_text, on_tty, results, run_burst_worker
 from tests.test_cli import askq
 
 QUESTIONS = [
@@ -122,3 +122,16 @@ async def test_cli_tail_arguments_are_checked(redis: Redis) -> None:
     assert unknown.returncode == 1
     assert "unknown batch 'nope'" in unknown.stderr
     assert "Traceback" not in unknown.stderr
+
+
+async def test_a_finished_batch_shows_no_rate(
+    redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
+) -> None:
+    """tail --batch of a batch that had ended shows its counts but no jobs/s: none ended while it watched."""
+    await _submit(redis, config, write)
+    await run_burst_worker(config, redis_url)
+    status, written = on_tty("tail", "--batch", "bt", env={"NO_COLOR": "1"})
+    shown = written.decode()
+    assert status == 1  # some of its jobs failed
+    assert "6/6" in shown
+    assert "/s" not in shown

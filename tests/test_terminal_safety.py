@@ -119,7 +119,7 @@ async def test_tail_into_a_file_holds_the_raw_answer_and_shows_notices(
     await _answered_batch(redis, sim, write)
     # Bytes, not text: text mode would read the answer's \r as a newline.
     tailed = subprocess.run([*ASKQ, "tail", "h:[/]"], capture_output=True, cwd=REPO, timeout=60)
-    assert (tailed.returncode, tailed.stdout) == (0, (HOSTILE + "\n").encode())
+    assert (tailed.returncode, tailed.stdout) == (0, HOSTILE.encode())
     assert json.loads(askq("results", "h").stdout.splitlines()[0])["answer"] == HOSTILE
     failed = askq("tail", "h:[bold red]x", env=WIDE)
     assert (failed.returncode, failed.stdout) == (1, "")

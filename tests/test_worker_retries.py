@@ -275,3 +275,24 @@ async def test_the_provider_gate_stays_open_while_redis_is_away() -> None:
     assert await gate.admit() == Admission()
     await gate.refused(RetryableProviderError("HTTP 429", status_code=429, retry_after_s=1.0))
     await unreachable.aclose()
+
+
+async def test_retries_and_failed_jobs_are_warnings_and_successes_info(
+    redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
+) -> None:
+    """A retry and a job that ends failed are logged as warnings; a job that succeeds stays at info."""
+    lines = [{"id": "flaky", "question": "Flaky [sim:503]"}, {"id": "refused", "question": "No [sim:400]"}]
+    path = write("two.jsonl", "".join(json.dumps(line) + "\n" for line in lines))
+    await submit_file(redis, path, config, batch="levels")
+    with capture_logs() as logs:
+        await run_burst_worker(config, redis_url)
+    levels = sorted(
+        (entry["event"], entry.get("state", ""), entry["log_level"])
+        for entry in logs
+        if entry["event"] in ("retrying", "job finished")
+    )
+    assert levels == [
+        ("job finished", "failed", "warning"),
+        ("job finished", "succeeded", "info"),
+        ("retrying", "", "warning"),
+    ]

@@ -29,6 +29,8 @@ class WorkerContext(TypedDict, total=False):
     score: int
     # Set by askq: `config` when the settings are built, the rest in on_startup.
     config: AskqConfig
+    serves: str
+    """Which worker of the process this is ("questions" or "schedules"), for its log lines."""
     claims_lease: bool
     """True under ``AskqWorker``, whose claim of a job already sets its in-progress key to the lease."""
     lease_token: str

@@ -38,6 +38,9 @@ JOB_TIMEOUT_GRACE_S = 10.0
 ARQ_RESULT_KEEP_S = 0
 """arq keeps no copy of a job's result: askq's record is the result, and arq's copy (the whole
 payload again, serialized and written per job) cost CPU and Redis memory for nothing askq reads."""
+QUESTIONS = "questions"
+"""What the questions worker serves, as its start and stop lines say (the schedules worker of the same
+process runs the same startup: without it, its lines were the same)."""
 JOBS_PER_SLOT = 2
 """``--concurrency N`` lets a worker hold at least this many jobs per slot, as the defaults do."""
 
@@ -125,11 +128,14 @@ async def on_startup(raw_ctx: dict[str, Any]) -> None:
     ctx["relay"].start()
     if "lineage" in ctx:  # the questions worker: one look at what Redis keeps, for the process
         await _look_at_redis(ctx)
+    serves = ctx.get("serves", QUESTIONS)
     log.info(
         "worker started",
+        serves=serves,
         provider=str(ctx["client"].base_url),
         concurrency=config.limits.concurrency,
-        max_jobs=config.limits.max_jobs,
+        # The schedules worker's own max_jobs is its runs at once, not the questions' limit.
+        **({"max_jobs": config.limits.max_jobs} if serves == QUESTIONS else {}),
     )
 
 
@@ -159,7 +165,7 @@ async def on_shutdown(raw_ctx: dict[str, Any]) -> None:
     client = ctx.get("client")
     if client is not None and ctx.get("owns_client"):
         await client.close()
-    log.info("worker stopped")
+    log.info("worker stopped", serves=ctx.get("serves", QUESTIONS))
 
 
 def with_concurrency(config: AskqConfig, concurrency: int | None) -> AskqConfig:
@@ -209,6 +215,6 @@ def worker_settings(
         "allow_abort_jobs": True,
         "job_serializer": job_serializer,
         "job_deserializer": tolerant_deserializer,
-        "ctx": {"config": config, "lineage": LineageWatch(), **(shared or {})},
+        "ctx": {"config": config, "serves": QUESTIONS, "lineage": LineageWatch(), **(shared or {})},
         "burst": burst,
     }

@@ -240,7 +240,7 @@ class Answerer:
         error = state.outcome.exception() if state.outcome is not None else None
         wait_s = state.next_action.sleep if state.next_action is not None else 0.0
         reason = str(error) if isinstance(error, ProviderError) else repr(error)
-        log.info("retrying", attempt=state.attempt_number, retry_in_s=round(wait_s, 3), error=reason)
+        log.warning("retrying", attempt=state.attempt_number, retry_in_s=round(wait_s, 3), error=reason)
         self._publisher.emit(
             EventType.RETRY, state.attempt_number, error=reason, retry_in_s=round(wait_s, 3), **self._labels
         )

@@ -129,7 +129,8 @@ async def _answer(ctx: WorkerContext, payload: JobPayload) -> dict[str, Any]:
         raise
     finally:
         publisher.discard_unsent()
-    log.info(
+    # A failed job is for someone to look at; a success or a cancel the user asked for is not.
+    (log.warning if outcome.state is JobState.FAILED else log.info)(
         "job finished",
         state=outcome.state.value,
         attempts=outcome.attempts + lost.attempts,

@@ -130,7 +130,7 @@ def schedule_worker_settings(
         "timezone": UTC,
         "job_serializer": job_serializer,
         "job_deserializer": tolerant_deserializer,
-        "ctx": {"config": config, **(shared or {})},
+        "ctx": {"config": config, "serves": "schedules", **(shared or {})},
         "burst": burst,
         "handle_signals": False,
     }
