@@ -9,6 +9,7 @@ from aiohttp import web
 from . import admin, batch_api
 from .auth import check_api_key
 from .chat import handle_chat
+from .keepalive import close_after_response
 from .models import MODELS
 from .settings import SimulatorSettings
 from .state import STATE_KEY, SimState
@@ -31,6 +32,7 @@ def create_app(settings: SimulatorSettings | None = None) -> web.Application:
     app.router.add_get("/_sim/settings", admin.get_settings)
     app.router.add_post("/_sim/settings", admin.post_settings)
     app.router.add_post("/_sim/reset", admin.post_reset)
+    app.on_response_prepare.append(close_after_response)
     return app
 
 

@@ -36,6 +36,7 @@ SIMULATOR_DEFAULTS: dict[str, Any] = {
     "strict_models": False,
     "record_requests": False,
     "batch_delay_ms": 0,
+    "close_after_response": False,
 }
 
 
