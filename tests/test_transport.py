@@ -4,7 +4,6 @@ server closed, what a failed connection is called, and the three timeouts."""
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 from collections.abc import AsyncIterator
 
@@ -23,7 +22,7 @@ from common.errors import (
 )
 from tests.conftest import Simulator
 from worker.answering.provider import ChatProvider, ChatRequest
-from worker.settings import provider_client
+from worker.settings import environment_proxy, provider_client
 
 BACK_TO_BACK = 150
 
@@ -134,9 +133,8 @@ def _host_port(base_url: str) -> str:
 # --- What a failed connection is called ------------------------------------------------------------------
 
 
-async def _ask(base_url: str, config: AskqConfig | None = None, question: str = "anyone?") -> str:
-    """One streamed answer from ``base_url`` through askq's client."""
-    os.environ["OPENAI_BASE_URL"] = base_url
+async def _ask(config: AskqConfig | None = None, question: str = "anyone?") -> str:
+    """One streamed answer from $OPENAI_BASE_URL through askq's client."""
     client = provider_client(config or _config())
     try:
         pieces = [piece async for piece in ChatProvider(client).astream(_request(question))]
@@ -152,44 +150,48 @@ def _closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def test_a_refused_connection_says_refused(sim: Simulator) -> None:
+async def test_a_refused_connection_says_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     """A closed port: ProviderUnreachableError naming the host, the port and the refusal."""
     port = _closed_port()
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{port}/v1")
     with pytest.raises(ProviderUnreachableError) as caught:
-        await _ask(f"http://127.0.0.1:{port}/v1")
+        await _ask()
     assert str(caught.value) == f"cannot reach the provider at 127.0.0.1:{port}: connection refused"
 
 
-async def test_a_refused_connection_says_refused_without_streaming(sim: Simulator) -> None:
+async def test_a_refused_connection_says_refused_without_streaming(monkeypatch: pytest.MonkeyPatch) -> None:
     """ainvoke (the whole answer at once) says the same as a stream."""
-    port = _closed_port()
-    os.environ["OPENAI_BASE_URL"] = f"http://127.0.0.1:{port}/v1"
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{_closed_port()}/v1")
     client = provider_client(_config())
     with pytest.raises(ProviderUnreachableError, match="connection refused"):
         await ChatProvider(client).ainvoke(_request("anyone?"))
     await client.close()
 
 
-async def test_a_name_that_does_not_resolve_says_dns(sim: Simulator) -> None:
+async def test_a_name_that_does_not_resolve_says_dns(monkeypatch: pytest.MonkeyPatch) -> None:
     """A host under .invalid (which never resolves): ProviderUnreachableError naming the DNS lookup."""
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://askq-test.invalid:8000/v1")
     with pytest.raises(ProviderUnreachableError) as caught:
-        await _ask("http://askq-test.invalid:8000/v1")
+        await _ask()
     assert str(caught.value).startswith("cannot reach the provider: DNS lookup of askq-test.invalid failed")
 
 
-async def test_no_connection_within_the_connect_timeout(sim: Simulator) -> None:
+async def test_no_connection_within_the_connect_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     """A listener whose backlog is full never completes the handshake: unreachable after connect_timeout_s."""
     with socket.socket() as listener, socket.socket() as first:
         listener.bind(("127.0.0.1", 0))
         listener.listen(0)
         port = int(listener.getsockname()[1])
         first.connect(("127.0.0.1", port))  # fills the backlog: the next handshake gets no answer
+        monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{port}/v1")
         with pytest.raises(ProviderUnreachableError) as caught:
-            await _ask(f"http://127.0.0.1:{port}/v1", _config(connect_timeout_s=0.3))
+            await _ask(_config(connect_timeout_s=0.3))
     assert str(caught.value) == f"cannot reach the provider at 127.0.0.1:{port}: no connection within 0.3 s"
 
 
-async def test_a_server_that_hangs_up_before_answering_is_unreachable(sim: Simulator) -> None:
+async def test_a_server_that_hangs_up_before_answering_is_unreachable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A server that closes a fresh connection without a byte of answer: it went away, unreachable."""
 
     async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -198,9 +200,10 @@ async def test_a_server_that_hangs_up_before_answering_is_unreachable(sim: Simul
 
     server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{port}/v1")
     async with server:
         with pytest.raises(ProviderUnreachableError) as caught:
-            await _ask(f"http://127.0.0.1:{port}/v1")
+            await _ask()
     assert str(caught.value) == (
         f"cannot reach the provider at 127.0.0.1:{port}: it closed the connection before answering"
     )
@@ -209,7 +212,7 @@ async def test_a_server_that_hangs_up_before_answering_is_unreachable(sim: Simul
 async def test_a_503_is_unreachable(sim: Simulator) -> None:
     """A 503 (llama-server's "Loading model") says the server is away: unreachable, status kept."""
     with pytest.raises(ProviderUnreachableError) as caught:
-        await _ask(sim.base_url, question="q [sim:503]")
+        await _ask(question="q [sim:503]")
     assert caught.value.status_code == 503
     assert str(caught.value).startswith("HTTP 503: ")
 
@@ -217,7 +220,7 @@ async def test_a_503_is_unreachable(sim: Simulator) -> None:
 async def test_a_connection_dropped_mid_stream_says_so(sim: Simulator) -> None:
     """A stream whose connection ends before the body does: retryable, saying it dropped mid-stream."""
     with pytest.raises(RetryableProviderError) as caught:
-        await _ask(sim.base_url, question="q [sim:cut]")
+        await _ask(question="q [sim:cut]")
     assert str(caught.value).startswith("the connection dropped mid-stream")
 
 
@@ -228,19 +231,34 @@ async def test_no_first_byte_within_the_first_byte_timeout(sim: Simulator) -> No
     """Headers later than first_byte_timeout_s: FirstByteTimeoutError naming the wait."""
     sim.configure(slow_start_ms=1500)
     with pytest.raises(FirstByteTimeoutError) as caught:
-        await _ask(sim.base_url, _config(first_byte_timeout_s=0.3, stall_timeout_s=5))
+        await _ask(_config(first_byte_timeout_s=0.3, stall_timeout_s=5))
     assert str(caught.value) == "no first byte from the provider within 0.3 s"
 
 
 async def test_a_waiting_server_is_given_the_first_byte_timeout_not_the_stall_timeout(sim: Simulator) -> None:
     """Headers later than stall_timeout_s but within first_byte_timeout_s: the answer comes."""
     sim.configure(slow_start_ms=600)
-    assert await _ask(sim.base_url, _config(first_byte_timeout_s=5, stall_timeout_s=0.2))
+    assert await _ask(_config(first_byte_timeout_s=5, stall_timeout_s=0.2))
 
 
 async def test_silence_mid_stream_past_the_stall_timeout(sim: Simulator) -> None:
     """Chunks further apart than stall_timeout_s: StreamStalledError naming the silence."""
     sim.configure(tokens_per_s=2)  # half a second between chunks
     with pytest.raises(StreamStalledError) as caught:
-        await _ask(sim.base_url, _config(first_byte_timeout_s=5, stall_timeout_s=0.2))
+        await _ask(_config(first_byte_timeout_s=5, stall_timeout_s=0.2))
     assert str(caught.value) == "the stream stalled mid-answer: no chunk for 0.2 s"
+
+
+# --- Wiring ------------------------------------------------------------------------------------------------
+
+
+def test_the_proxy_of_the_environment_is_used_unless_no_proxy_spares_the_provider(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HTTPS_PROXY reaches the transport for an https provider; NO_PROXY spares a host, as httpx does."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    assert environment_proxy(None) == "http://proxy.test:3128"  # api.openai.com
+    assert environment_proxy("https://llm.test/v1") == "http://proxy.test:3128"
+    assert environment_proxy("https://127.0.0.1:8443/v1") is None
+    assert environment_proxy("http://llm.test/v1") is None  # no HTTP_PROXY

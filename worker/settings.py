@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import urllib.request
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -39,6 +40,8 @@ JOB_TIMEOUT_GRACE_S = 10.0
 ARQ_RESULT_KEEP_S = 0
 """arq keeps no copy of a job's result: askq's record is the result, and arq's copy (the whole
 payload again, serialized and written per job) cost CPU and Redis memory for nothing askq reads."""
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+"""Where the openai client sends requests when OPENAI_BASE_URL is not set."""
 JOBS_PER_SLOT = 2
 """``--concurrency N`` lets a worker hold at least this many jobs per slot, as the defaults do."""
 
@@ -86,7 +89,9 @@ def provider_client(config: AskqConfig) -> AsyncOpenAI:
     timeouts = Timeouts(provider.connect_timeout_s, provider.first_byte_timeout_s, provider.stall_timeout_s)
     # Past 100 connections (the old client's limit) every call over the limit would open a new one:
     # one kept-alive connection per semaphore slot instead.
-    transport = AskqTransport(timeouts, max_connections=max(config.limits.concurrency, 100))
+    transport = AskqTransport(
+        timeouts, max_connections=max(config.limits.concurrency, 100), proxy=environment_proxy(base_url)
+    )
     return AsyncOpenAI(
         api_key=api_key,
         base_url=base_url,
@@ -95,6 +100,16 @@ def provider_client(config: AskqConfig) -> AsyncOpenAI:
         timeout=httpx2.Timeout(provider.stall_timeout_s, connect=provider.connect_timeout_s),
         http_client=httpx2.AsyncClient(transport=transport, follow_redirects=True),
     )
+
+
+def environment_proxy(base_url: str | None) -> str | None:
+    """The proxy HTTPS_PROXY / HTTP_PROXY / ALL_PROXY name for the provider, unless NO_PROXY spares it:
+    what the openai client's own stack honours, read once."""
+    parts = urlsplit(base_url or DEFAULT_BASE_URL)
+    if not parts.hostname or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    proxies = urllib.request.getproxies()
+    return proxies.get(parts.scheme) or proxies.get("all")
 
 
 def shared_provider(config: AskqConfig) -> dict[str, Any]:

@@ -50,9 +50,8 @@ class KeptAlivePool(aiohttp.TCPConnector):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._uses: weakref.WeakKeyDictionary[ResponseHandler, int] = weakref.WeakKeyDictionary()
-        self._hooked: weakref.WeakSet[ResponseHandler] = weakref.WeakSet()
-        self._idle: dict[ResponseHandler, tuple[str, int, float]] = {}
-        """Connections whose response ended, until they close: origin, use and the time it ended."""
+        self._idle: dict[ResponseHandler, tuple[str, float]] = {}
+        """Connections whose first response ended, until they are closed: origin, time it ended."""
         self._early_closes: Counter[str] = Counter()
         self.closers: set[str] = set()
         """Origins (``host:port``) that close connections after each response: none is kept for them."""
@@ -74,17 +73,19 @@ class KeptAlivePool(aiohttp.TCPConnector):
         return connection
 
     def watch_idle(self, protocol: ResponseHandler, use: int, origin: str) -> None:
-        """After the ``use``-th response on ``protocol`` ended, the server not having said it would close."""
-        if self._uses.get(protocol) != use:
+        """After the ``use``-th response on ``protocol`` ended, the server not having said it would close.
+
+        Only a connection's first response is watched: a server that closes connections after their
+        responses closes them after the first, and a future and a callback for every response would
+        cost CPU for nothing (a reused connection that turns out dead is counted by the transport)."""
+        if use != 1 or self._uses.get(protocol) != use:
             return  # already carrying another request
         closed = protocol.closed if protocol.is_connected() else None
         if closed is None:  # already gone with the response's last bytes
             self.closed_early(origin)
             return
-        self._idle[protocol] = (origin, use, asyncio.get_running_loop().time())
-        if protocol not in self._hooked:  # one callback a connection, however many responses it carries
-            self._hooked.add(protocol)
-            closed.add_done_callback(lambda future: self._on_closed(protocol, future))
+        self._idle[protocol] = (origin, asyncio.get_running_loop().time())
+        closed.add_done_callback(lambda future: self._on_closed(protocol, future))
 
     def _on_closed(self, protocol: ResponseHandler, future: asyncio.Future[None]) -> None:
         if not future.cancelled():
@@ -92,8 +93,8 @@ class KeptAlivePool(aiohttp.TCPConnector):
         watched = self._idle.pop(protocol, None)
         if watched is None or self._closing:
             return
-        origin, use, ended_at = watched
-        if self._uses.get(protocol) != use:
+        origin, ended_at = watched
+        if self._uses.get(protocol) != 1:
             return  # used again since: its own request's end closed it, not the server's habit
         if asyncio.get_running_loop().time() - ended_at <= CLOSED_SOON_S:
             self.closed_early(origin)

@@ -67,23 +67,27 @@ class AskqTransport(httpx2.AsyncBaseTransport):
             total=None, connect=t.connect_s, sock_connect=t.connect_s, sock_read=t.first_byte_s
         )
 
+    def _new_session(self, connector: aiohttp.BaseConnector) -> aiohttp.ClientSession:
+        # httpx decodes the body and keeps the cookies: aiohttp does neither a second time.
+        return aiohttp.ClientSession(
+            connector=connector,
+            timeout=self._client_timeout(),
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+
     def _main_session(self) -> aiohttp.ClientSession:
         if self._session is None:
             self.pool = KeptAlivePool(
                 limit=self._max_connections, keepalive_timeout=KEEPALIVE_S, ssl=self._ssl
             )
-            self._session = aiohttp.ClientSession(
-                connector=self.pool, timeout=self._client_timeout(), auto_decompress=False
-            )
+            self._session = self._new_session(self.pool)
         return self._session
 
     def _fresh_session(self) -> aiohttp.ClientSession:
         """Where a request goes again after a dead kept-alive connection: every connection is new."""
         if self._fresh is None:
-            connector = aiohttp.TCPConnector(force_close=True, ssl=self._ssl)
-            self._fresh = aiohttp.ClientSession(
-                connector=connector, timeout=self._client_timeout(), auto_decompress=False
-            )
+            self._fresh = self._new_session(aiohttp.TCPConnector(force_close=True, ssl=self._ssl))
         return self._fresh
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
@@ -196,9 +200,16 @@ class _Body(httpx2.AsyncByteStream):
         whole = self._response.content.is_eof()
         self._response.release()
         pool = self._transport.pool
-        if whole and self._pooled is not None and pool is not None and not _says_close(self._response):
+        pooled = self._pooled
+        if (
+            whole
+            and pooled is not None
+            and pooled[1] == 1
+            and pool is not None
+            and not _says_close(self._response)
+        ):
             # Kept alive, the server says: the pool watches whether it really is.
-            pool.watch_idle(*self._pooled, _origin(self._request))
+            pool.watch_idle(*pooled, _origin(self._request))
 
 
 def _dead_kept_alive(exc: aiohttp.ClientError, connection: tuple[ResponseHandler, int] | None) -> bool:
