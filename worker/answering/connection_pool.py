@@ -50,6 +50,8 @@ class KeptAlivePool(aiohttp.TCPConnector):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._uses: weakref.WeakKeyDictionary[ResponseHandler, int] = weakref.WeakKeyDictionary()
+        self._ended: weakref.WeakKeyDictionary[ResponseHandler, float] = weakref.WeakKeyDictionary()
+        """When each connection's last response ended (loop time)."""
         self._idle: dict[ResponseHandler, tuple[str, float]] = {}
         """Connections whose first response ended, until they are closed: origin, time it ended."""
         self._early_closes: Counter[str] = Counter()
@@ -72,20 +74,32 @@ class KeptAlivePool(aiohttp.TCPConnector):
             _last.set((protocol, use))
         return connection
 
-    def watch_idle(self, protocol: ResponseHandler, use: int, origin: str) -> None:
-        """After the ``use``-th response on ``protocol`` ended, the server not having said it would close.
+    def response_ended(self, protocol: ResponseHandler, use: int, origin: str, *, kept: bool) -> None:
+        """The ``use``-th response on ``protocol`` was read whole; ``kept``: the server did not say close.
 
-        Only a connection's first response is watched: a server that closes connections after their
-        responses closes them after the first, and a future and a callback for every response would
-        cost CPU for nothing (a reused connection that turns out dead is counted by the transport)."""
-        if use != 1 or self._uses.get(protocol) != use:
-            return  # already carrying another request
+        Only a connection's first response is watched for a close: a server that closes connections
+        after their responses closes them after the first, and a future and a callback for every
+        response would cost CPU for nothing (a reused connection that turns out dead is counted by
+        ``dead_on_reuse``)."""
+        loop = asyncio.get_running_loop()
+        self._ended[protocol] = loop.time()
+        if not kept or use != 1 or self._uses.get(protocol) != use:
+            return  # said it would close, or already carrying another request
         closed = protocol.closed if protocol.is_connected() else None
         if closed is None:  # already gone with the response's last bytes
             self.closed_early(origin)
             return
-        self._idle[protocol] = (origin, asyncio.get_running_loop().time())
+        self._idle[protocol] = (origin, loop.time())
         closed.add_done_callback(lambda future: self._on_closed(protocol, future))
+
+    def dead_on_reuse(self, protocol: ResponseHandler, origin: str) -> None:
+        """A request failed on ``protocol``, reused, before a byte of response: the server had closed it.
+
+        Counted as the server's habit only when its last response had just ended: an idle connection
+        a server closes after its own keep-alive time is no sign of one."""
+        ended_at = self._ended.get(protocol)
+        if ended_at is not None and asyncio.get_running_loop().time() - ended_at <= CLOSED_SOON_S:
+            self.closed_early(origin)
 
     def _on_closed(self, protocol: ResponseHandler, future: asyncio.Future[None]) -> None:
         if not future.cancelled():

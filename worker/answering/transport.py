@@ -96,13 +96,14 @@ class AskqTransport(httpx2.AsyncBaseTransport):
         try:
             response = await self._send(session, request, body)
         except aiohttp.ClientError as exc:
-            if not _dead_kept_alive(exc, last_connection()):
+            connection = last_connection()
+            if not _dead_kept_alive(exc, connection):
                 error = self._before_response(exc, request)
                 raise ProviderTransportError(error) from error
             # The server had closed the kept-alive connection: sent again, at once, on a new one.
             self.sent_again += 1
-            if self.pool is not None:
-                self.pool.closed_early(_origin(request))
+            if self.pool is not None and connection is not None:
+                self.pool.dead_on_reuse(connection[0], _origin(request))
             session = self._fresh_session()
             try:
                 response = await self._send(session, request, body)
@@ -199,17 +200,11 @@ class _Body(httpx2.AsyncByteStream):
         # A reader may stop at the stream's own end ([DONE]) before the body's: its bytes are all in.
         whole = self._response.content.is_eof()
         self._response.release()
-        pool = self._transport.pool
-        pooled = self._pooled
-        if (
-            whole
-            and pooled is not None
-            and pooled[1] == 1
-            and pool is not None
-            and not _says_close(self._response)
-        ):
-            # Kept alive, the server says: the pool watches whether it really is.
-            pool.watch_idle(*pooled, _origin(self._request))
+        pool, pooled = self._transport.pool, self._pooled
+        if whole and pooled is not None and pool is not None:
+            protocol, use = pooled
+            origin = _origin(self._request) if use == 1 else ""  # only a first response is watched
+            pool.response_ended(protocol, use, origin, kept=not _says_close(self._response))
 
 
 def _dead_kept_alive(exc: aiohttp.ClientError, connection: tuple[ResponseHandler, int] | None) -> bool:
