@@ -26,8 +26,9 @@ from bench.relay import run_relay
 from bench.report import rows, table
 from bench.submit import run_submit
 from bench.throughput import run_askq, run_baseline
+from bench.transport import run_transport
 
-SECTIONS = ("throughput", "queue", "idle", "relay", "submit", "scale_out", "footprint")
+SECTIONS = ("throughput", "transport", "queue", "idle", "relay", "submit", "scale_out", "footprint")
 
 
 def side_by_side(mix: Mix, folder: Path, *, baseline: bool) -> dict[str, Any]:
@@ -69,6 +70,8 @@ def run(sections: list[str], scale: float, folder: Path) -> dict[str, Any]:
                 "rate": side_by_side(mixes["rate"], folder, baseline=False),
                 "cpu": side_by_side(mixes["cpu"], folder, baseline=True),
             }
+        elif section == "transport":
+            results[section] = run_transport(scale)
         elif section == "queue":
             jobs = max(1000, int(10_000 * scale))
             results[section] = asyncio.run(run_queue(folder, jobs, arq_jobs=jobs, pickups=200))

@@ -32,6 +32,8 @@ def rows(results: dict[str, Any]) -> list[Row]:
     out: list[Row] = []
     if "throughput" in results:
         out += _throughput_rows(results["throughput"])
+    if "transport" in results:
+        out += _transport_rows(results["transport"])
     if "queue" in results:
         queue = results["queue"]
         out += [
@@ -105,6 +107,29 @@ def rows(results: dict[str, Any]) -> list[Row]:
     if "footprint" in results:
         out += _footprint_rows(results["footprint"])
     return out
+
+
+def _transport_rows(transport: dict[str, Any]) -> list[Row]:
+    """askq's transport beside openai's aiohttp one (askq's before issue 18), and dead connections."""
+    speed, closing = transport["speed"], transport["closing"]
+    old, new = speed["openai_aiohttp"], speed["askq"]
+    return [
+        Row("transport", "streamed calls/s, askq's transport", new["calls_per_s"], "/s"),
+        Row("transport", "streamed calls/s, openai's aiohttp transport", old["calls_per_s"], "/s"),
+        Row("transport", "calls/s, askq / openai aiohttp", speed["calls_ratio"], "x", 1.0),
+        Row("transport", "client CPU per call, askq's transport", new["cpu_ms_per_call"], "ms"),
+        Row("transport", "client CPU per call, openai's aiohttp", old["cpu_ms_per_call"], "ms"),
+        Row("transport", "CPU per call, askq / openai aiohttp", speed["cpu_ratio"], "x", 1.0, "<="),
+        Row(
+            "transport",
+            "calls failed, server closing kept-alive, askq",
+            closing["askq"]["failed"],
+            "",
+            0,
+            "<=",
+        ),
+        Row("transport", "the same, openai's aiohttp transport", closing["openai_aiohttp"]["failed"], ""),
+    ]
 
 
 def _footprint_rows(footprint: dict[str, Any]) -> list[Row]:

@@ -9,6 +9,7 @@ from aiohttp import web
 from . import admin, batch_api
 from .auth import check_api_key
 from .chat import handle_chat
+from .keepalive import close_after_response
 from .models import MODELS
 from .settings import SimulatorSettings
 from .state import STATE_KEY, SimState
@@ -32,6 +33,7 @@ def create_app(settings: SimulatorSettings | None = None) -> web.Application:
     app.router.add_post("/_sim/settings", admin.post_settings)
     app.router.add_post("/_sim/reset", admin.post_reset)
     app.router.add_post("/_sim/down", admin.post_down)
+    app.on_response_prepare.append(close_after_response)
     return app
 
 

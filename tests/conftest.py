@@ -40,6 +40,7 @@ SIMULATOR_DEFAULTS: dict[str, Any] = {
     "interrupt_on_wait": False,
     "usage_chunk": True,
     "context_tokens": 0,
+    "close_after_response": False,
 }
 
 

@@ -75,7 +75,10 @@ async def _unstreamed(base_url: str, question: str) -> str:
     ]
     async with AsyncOpenAI(base_url=base_url, api_key="none", max_retries=0) as client:
         response = await client.chat.completions.create(
-            model="gemma-3-270m", messages=messages, temperature=0, max_tokens=MAX_TOKENS  # type: ignore[arg-type]
+            model="gemma-3-270m",
+            messages=messages,
+            temperature=0,
+            max_tokens=MAX_TOKENS,  # type: ignore[arg-type]
         )
     return response.choices[0].message.content or ""
 

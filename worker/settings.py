@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import urllib.request
 from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httpx2
 import structlog
 from arq.worker import func
-from openai import AsyncOpenAI, DefaultAioHttpClient
+from openai import AsyncOpenAI
 
 from common import keys
 from common.config import AskqConfig, load_config
@@ -27,6 +28,7 @@ from worker.answering.job import answer
 from worker.answering.provider import ChatProvider
 from worker.answering.relay import EventRelay
 from worker.answering.store import JobStore
+from worker.answering.transport import AskqTransport, Timeouts
 from worker.context import WorkerContext
 from worker.queue.leases import LeaseKeeper
 from worker.queue.rejections import tolerant_deserializer, unreadable_function
@@ -41,6 +43,8 @@ payload again, serialized and written per job) cost CPU and Redis memory for not
 QUESTIONS = "questions"
 """What the questions worker serves, as its start and stop lines say (the schedules worker of the same
 process runs the same startup: without it, its lines were the same)."""
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+"""Where the openai client sends requests when OPENAI_BASE_URL is not set."""
 JOBS_PER_SLOT = 2
 """``--concurrency N`` lets a worker hold at least this many jobs per slot, as the defaults do."""
 
@@ -79,20 +83,36 @@ def check_base_url(base_url: str) -> None:
 
 
 def provider_client(config: AskqConfig) -> AsyncOpenAI:
-    """One client per worker process; tenacity owns retrying, so the client's own retries are off."""
+    """One client per worker process; tenacity owns retrying, so the client's own retries are off.
+
+    The client keeps base URL, auth headers and status errors; askq's transport sends the requests,
+    with the provider's three timeouts (connect, first byte, stall)."""
     api_key, base_url = provider_endpoint()
-    # The client keeps 100 idle connections by default: past that concurrency, every call would
-    # open a new one (DNS lookup in a thread, TCP handshake), which py-spy showed as a quarter of
-    # a busy worker. One kept-alive connection per semaphore slot instead.
-    slots = config.limits.concurrency
-    limits = httpx2.Limits(max_connections=max(slots, 100), max_keepalive_connections=slots)
+    provider = config.provider
+    timeouts = Timeouts(provider.connect_timeout_s, provider.first_byte_timeout_s, provider.stall_timeout_s)
+    # Past 100 connections (the old client's limit) every call over the limit would open a new one:
+    # one kept-alive connection per semaphore slot instead.
+    transport = AskqTransport(
+        timeouts, max_connections=max(config.limits.concurrency, 100), proxy=environment_proxy(base_url)
+    )
     return AsyncOpenAI(
         api_key=api_key,
         base_url=base_url,
         max_retries=0,
-        timeout=httpx2.Timeout(config.provider.stall_timeout_s, connect=config.provider.connect_timeout_s),
-        http_client=DefaultAioHttpClient(limits=limits),
+        # The transport enforces its own timeouts; this one is what openai's checks read.
+        timeout=httpx2.Timeout(provider.stall_timeout_s, connect=provider.connect_timeout_s),
+        http_client=httpx2.AsyncClient(transport=transport, follow_redirects=True),
     )
+
+
+def environment_proxy(base_url: str | None) -> str | None:
+    """The proxy HTTPS_PROXY / HTTP_PROXY / ALL_PROXY name for the provider, unless NO_PROXY spares it:
+    what the openai client's own stack honours, read once."""
+    parts = urlsplit(base_url or DEFAULT_BASE_URL)
+    if not parts.hostname or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    proxies = urllib.request.getproxies()
+    return proxies.get(parts.scheme) or proxies.get("all")
 
 
 def shared_provider(config: AskqConfig) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from openai import AsyncOpenAI
 from common.config import AskqConfig
 from common.errors import ConfigError
 from common.secrets import error_line, redact_secrets
+from worker.answering.provider_errors import translate
 
 log = structlog.get_logger(__name__)
 
@@ -45,9 +46,7 @@ async def check_provider(client: AsyncOpenAI, models: Iterable[str]) -> None:
         log.warning("provider check: could not list models", provider=where, error=error_line(exc))
         return
     except openai.APIError as exc:
-        log.warning(
-            "provider check: provider unreachable; starting anyway", provider=where, error=error_line(exc)
-        )
+        log.warning("provider check: provider unreachable; starting anyway", provider=where, error=_said(exc))
         return
     except Exception as exc:  # the check must never be what stops a worker that could serve
         log.warning("provider check failed; starting anyway", provider=where, error=error_line(exc))
@@ -73,11 +72,14 @@ async def _try_model(client: AsyncOpenAI, model: str, listed: list[str] | None, 
             "provider check: a test request failed", provider=where, model=model, error=error_line(exc)
         )
     except openai.APIError as exc:
-        log.warning(
-            "provider check: provider unreachable; starting anyway", provider=where, error=error_line(exc)
-        )
+        log.warning("provider check: provider unreachable; starting anyway", provider=where, error=_said(exc))
     except Exception as exc:  # the check must never be what stops a worker that could serve
         log.warning("provider check failed; starting anyway", provider=where, error=error_line(exc))
+
+
+def _said(exc: openai.APIError) -> str:
+    """What the transport said happened (refused, DNS, TLS, ...), else the client's own line."""
+    return error_line(translate(exc))
 
 
 def _not_found(model: str, listed: list[str] | None, where: str, exc: openai.NotFoundError) -> str:

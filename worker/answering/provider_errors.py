@@ -1,28 +1,37 @@
-"""Translate what the provider client raises into retryable or fatal ``ProviderError``s."""
+"""Translate what the provider client raises into retryable or fatal ``ProviderError``s.
+
+askq's transport (``worker.answering.transport``) already raises ``ProviderError``s saying what
+happened (refused, DNS, TLS, no first byte, stalled, dropped); the openai client wraps them in an
+``APIConnectionError``, so the cause chain is walked for one first."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import aiohttp
 import httpx2
 import openai
 
-from common.errors import FatalProviderError, ProviderError, ProviderUnreachableError, RetryableProviderError
+from common.errors import (
+    FatalProviderError,
+    ProviderError,
+    ProviderUnreachableError,
+    RetryableProviderError,
+)
 from common.secrets import redact_secrets
 from worker.answering.overflow import context_overflow
 
 RETRYABLE_STATUS = frozenset({408, 409, 429})
+UNAVAILABLE = 503
+"""The server says it is away (llama-server's "Loading model", a proxy with no upstream): unreachable."""
 
 
 def translate(exc: BaseException) -> ProviderError:
     """Classify an exception raised while calling or reading the provider."""
-    if isinstance(exc, ProviderError):
-        return exc
+    said = _provider_error_in(exc)
+    if said is not None:
+        return said
     if isinstance(exc, openai.APIStatusError):
         return _from_status(exc)
-    if isinstance(exc, openai.APIConnectionError | httpx2.HTTPError) and _refused(exc):
-        return ProviderUnreachableError(f"cannot connect to the provider: {_cause(exc)}")
     if isinstance(exc, openai.APITimeoutError):
         return RetryableProviderError("provider request timed out")
     if isinstance(exc, openai.APIConnectionError):
@@ -37,6 +46,18 @@ def translate(exc: BaseException) -> ProviderError:
     raise exc
 
 
+def _provider_error_in(exc: BaseException) -> ProviderError | None:
+    """The ``ProviderError`` that ``exc`` is or was caused by (the transport's, wrapped by openai)."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # a cause chain is short; a cycle must not hang
+        if seen is None:
+            return None
+        if isinstance(seen, ProviderError):
+            return seen
+        seen = seen.__cause__
+    return None
+
+
 def _from_status(exc: openai.APIStatusError) -> ProviderError:
     status = exc.status_code
     overflow = context_overflow(status, exc.body)
@@ -45,20 +66,13 @@ def _from_status(exc: openai.APIStatusError) -> ProviderError:
     message = f"HTTP {status}: {_provider_message(exc)}"
     if status == 401:
         message += " (check OPENAI_API_KEY)"
+    if status == UNAVAILABLE:
+        return ProviderUnreachableError(
+            message, status_code=status, retry_after_s=retry_after_s(exc.response)
+        )
     if status in RETRYABLE_STATUS or status >= 500:
         return RetryableProviderError(message, status_code=status, retry_after_s=retry_after_s(exc.response))
     return FatalProviderError(message, status_code=status)
-
-
-def _refused(exc: BaseException) -> bool:
-    """Whether a connection error was a refusal (the server is away). Stopgap until the transport
-    raises ``ProviderUnreachableError`` itself."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ConnectionRefusedError | aiohttp.ClientConnectorError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 def _provider_message(exc: openai.APIStatusError) -> str:
