@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+import weakref
 
 from aiohttp import web
 
 from . import admin, batch_api
 from .auth import check_api_key
 from .chat import handle_chat
-from .keepalive import close_after_response
+from .keepalive import SERVED, close_after_response, drop_reused
 from .models import MODELS
 from .settings import SimulatorSettings
 from .state import STATE_KEY, SimState
@@ -18,7 +19,8 @@ _MAX_BODY_BYTES = 32 * 1024 * 1024
 
 
 def create_app(settings: SimulatorSettings | None = None) -> web.Application:
-    app = web.Application(client_max_size=_MAX_BODY_BYTES)
+    app = web.Application(client_max_size=_MAX_BODY_BYTES, middlewares=[drop_reused])
+    app[SERVED] = weakref.WeakSet()
     app[STATE_KEY] = SimState(settings or SimulatorSettings())
     app.router.add_post("/v1/chat/completions", handle_chat)
     app.router.add_get("/v1/models", list_models)

@@ -1,8 +1,18 @@
-"""``close_after_response``: llama-server's habit of closing each connection after its response, while
+"""``close_after_response``: llama-server's habit of giving up each connection after its response, while
 the response says the connection stays open (``Connection: keep-alive``, ``Keep-Alive: timeout=5,
-max=100``). A client that believes the headers writes its next request into a closed socket."""
+max=100``). A client that believes the headers writes its next request into a dead connection.
+
+Closing the socket right after the response made the failure a race (whether the client saw the close
+before it wrote again): it reproduced at a heavy load and not at a light one. Instead, the connection
+stays open and the next request written into it is dropped unanswered (the socket aborted), which is
+what the client meets every time it reuses such a connection, whatever the timing.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Awaitable, Callable
 
 from aiohttp import hdrs, web
 
@@ -10,14 +20,27 @@ from .state import STATE_KEY
 
 KEEP_ALIVE = "timeout=5, max=100"
 """What llama-server (cpp-httplib) advertises."""
+SERVED: web.AppKey[weakref.WeakSet[asyncio.BaseTransport]] = web.AppKey("served_connections")
+"""Connections that carried a response while close_after_response was on: the server gave them up."""
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 async def close_after_response(request: web.Request, response: web.StreamResponse) -> None:
-    """An ``on_response_prepare`` hook: advertise keep-alive, then close once the response is written."""
-    if not request.app[STATE_KEY].settings.close_after_response:
+    """An ``on_response_prepare`` hook: advertise keep-alive, and remember the connection as given up."""
+    if not request.app[STATE_KEY].settings.close_after_response or request.transport is None:
         return
     # Set before aiohttp computes its own: a Connection header already there is left as it is.
     response.headers[hdrs.CONNECTION] = "keep-alive"
     response.headers[hdrs.KEEP_ALIVE] = KEEP_ALIVE
-    # The server closes the connection once this response is written, whatever the headers said.
-    response.force_close()
+    request.app[SERVED].add(request.transport)
+
+
+@web.middleware
+async def drop_reused(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A request on a given-up connection is never answered: the socket is aborted under it."""
+    transport = request.transport
+    if transport is not None and transport in request.app[SERVED]:
+        transport.abort()
+        return web.Response()  # written into the aborted socket: aiohttp drops it as a disconnection
+    return await handler(request)

@@ -139,7 +139,7 @@ async def test_a_job_retried_after_its_batch_ended_is_tailed_from_its_retry(
     """A failed job queued again once its batch ended: tail starts at the `retry` event, reports no
     gap for the earlier run's events that are gone, and ends with the new answer."""
     sim.configure(ttft_ms=5, tokens_per_s=5000, answer_tokens=300)
-    questions = ["Fails for now [sim:503x4]"] + [f"Fine {n}" for n in range(12)]
+    questions = ["Fails for now [sim:500x4]"] + [f"Fine {n}" for n in range(12)]
     job_ids = await _submit(redis, config, write, questions)
     await run_burst_worker(_limited(config, 2), redis_url)  # the fine ones end after it
     assert (await results(redis, BATCH))[0].status == "failed"

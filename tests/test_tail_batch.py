@@ -21,7 +21,7 @@ from tests.test_cli import askq
 QUESTIONS = [
     ("a", "What is a queue?"),
     ("b", "What is a stream?"),
-    ("c", "Flaky first [sim:503]"),
+    ("c", "Flaky first [sim:500]"),
     ("d", "Refused [sim:400]"),
     ("e", "Cut once [sim:cut]"),
     ("f", "Refused too [sim:422]"),
