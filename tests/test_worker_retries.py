@@ -44,12 +44,13 @@ async def test_429_then_success_waits_at_least_retry_after(
 async def test_5xx_and_cut_streams_are_retried(
     redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
 ) -> None:
-    """500, 503 and a stream cut mid-way are retried until an attempt succeeds."""
-    question = "Flaky provider [sim:500,503,cut]"
+    """500s and a stream cut mid-way are retried until an attempt succeeds; a 503 between them (the
+    server saying it is away) is asked again without spending an attempt."""
+    question = "Flaky provider [sim:500,503,500,cut]"
     row = await _run_one(question, redis, redis_url, config, write)
     assert row.status == "succeeded"
     assert row.attempts == 4
-    assert sim.stats()["attempts"][question] == 4
+    assert sim.stats()["attempts"][question] == 5
 
 
 async def test_error_in_stream_and_missing_finish_reason_are_not_answers(
@@ -281,7 +282,7 @@ async def test_retries_and_failed_jobs_are_warnings_and_successes_info(
     redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
 ) -> None:
     """A retry and a job that ends failed are logged as warnings; a job that succeeds stays at info."""
-    lines = [{"id": "flaky", "question": "Flaky [sim:503]"}, {"id": "refused", "question": "No [sim:400]"}]
+    lines = [{"id": "flaky", "question": "Flaky [sim:500]"}, {"id": "refused", "question": "No [sim:400]"}]
     path = write("two.jsonl", "".join(json.dumps(line) + "\n" for line in lines))
     await submit_file(redis, path, config, batch="levels")
     with capture_logs() as logs:
