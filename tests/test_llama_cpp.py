@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 
 from common.config import AskqConfig, parse_config
 from producer.submit import submit_file
-from tests.helpers import eventually, results, run_burst_worker
+from tests.helpers import askq, eventually, results, run_burst_worker
 from tests.llama_server import LlamaServer, model_path
 
 MAX_TOKENS = 48
@@ -87,7 +87,7 @@ class TestAgainstLlamaCpp:
     async def test_a_batch_at_askq_defaults_is_answered_whole(
         self, redis: Redis, redis_url: str, provider: LlamaServer, write: Any
     ) -> None:
-        """Korean text byte-exact, usage estimated and marked so, a truncated answer shown as one, and
+        """Korean text byte-exact, usage estimated and marked so, truncated answers counted as such, and
         every job answered although the server cuts streams whenever a second request waits."""
         await _submit(redis, write, "llama", QUESTIONS)
         await run_burst_worker(_config(), redis_url)
@@ -95,7 +95,9 @@ class TestAgainstLlamaCpp:
         assert {item: row.status for item, row in rows.items()} == dict.fromkeys(rows, "succeeded")
         assert rows["ko"].answer == await _unstreamed(provider.base_url, KOREAN)
         assert rows["short"].finish_reason == "length"
-        assert rows["en"].finish_reason == "stop"
+        # Gemma 3 270M rambles to max_tokens on most questions: status counts each answer cut there.
+        truncated = sum(row.finish_reason == "length" for row in rows.values())
+        assert json.loads(askq("status", "llama", "--json").stdout)["truncated"] == truncated
         for row in rows.values():
             assert row.usage is not None
             assert row.usage["estimated"] is True  # the server sends no usage chunk: never a plain 0
