@@ -23,6 +23,7 @@ KEEP_ALIVE = "timeout=5, max=100"
 SERVED: web.AppKey[weakref.WeakSet[asyncio.BaseTransport]] = web.AppKey("served_connections")
 """Connections that carried a response while close_after_response was on: the server gave them up."""
 
+ADMIN_PATHS = "/_sim/"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -30,6 +31,8 @@ async def close_after_response(request: web.Request, response: web.StreamRespons
     """An ``on_response_prepare`` hook: advertise keep-alive, and remember the connection as given up."""
     if not request.app[STATE_KEY].settings.close_after_response or request.transport is None:
         return
+    if request.path.startswith(ADMIN_PATHS):
+        return  # the tests' control channel is not the server being simulated
     # Set before aiohttp computes its own: a Connection header already there is left as it is.
     response.headers[hdrs.CONNECTION] = "keep-alive"
     response.headers[hdrs.KEEP_ALIVE] = KEEP_ALIVE
@@ -40,7 +43,11 @@ async def close_after_response(request: web.Request, response: web.StreamRespons
 async def drop_reused(request: web.Request, handler: Handler) -> web.StreamResponse:
     """A request on a given-up connection is never answered: the socket is aborted under it."""
     transport = request.transport
-    if transport is not None and transport in request.app[SERVED]:
+    if (
+        transport is not None
+        and transport in request.app[SERVED]
+        and not request.path.startswith(ADMIN_PATHS)
+    ):
         transport.abort()
         return web.Response()  # written into the aborted socket: aiohttp drops it as a disconnection
     return await handler(request)

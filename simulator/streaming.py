@@ -54,7 +54,8 @@ async def send_stream(
             encoder, tokens[:cut_after] if directive.kind in ("cut", "error") else tokens, pace
         )
     if directive.kind == "cut":
-        await play(resp, steps, start, count_tokens, eof=False, stamp=stamp)
+        # Cut before any content: nothing of the body at all, as a server killed while it read the prompt.
+        await play(resp, steps if cut_after else [], start, count_tokens, eof=False, stamp=stamp)
         _cut_connection(request)
         stats.streams_cut += 1
     elif directive.kind == "error":

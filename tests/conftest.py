@@ -30,6 +30,7 @@ SIMULATOR_DEFAULTS: dict[str, Any] = {
     "rate_error_in_stream": 0,
     "rate_badline": 0,
     "retry_after_s": 0.2,
+    "cut_after_chunks": 3,
     "slow_start_ms": 0,
     "rpm_limit": 0,
     "require_api_key": None,

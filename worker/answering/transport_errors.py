@@ -80,6 +80,12 @@ def mid_stream(exc: aiohttp.ClientError, received: int, first_byte_s: float, sta
         if received == 0:
             return FirstByteTimeoutError(f"no first byte from the provider within {seconds(first_byte_s)}")
         return StreamStalledError(f"the stream stalled mid-answer: no chunk for {seconds(stall_s)}")
+    if received == 0:
+        # Headers, then the end: the server went away before a byte of answer (llama-server sends its
+        # headers when a slot takes the request). Nothing was answered, so no attempt is spent on it.
+        return ProviderUnreachableError(
+            "the provider closed the connection before answering (after its headers)"
+        )
     return RetryableProviderError(f"the connection dropped mid-stream, {received} bytes into the response")
 
 
