@@ -108,3 +108,25 @@ async def test_an_outage_past_outage_wait_fails_the_job_saying_so(
     for row in rows:
         assert row.attempts == 1
         assert re.fullmatch(OUTAGE_FAILURE, row.error or ""), row.error
+
+
+async def test_a_wait_for_the_provider_does_not_count_against_the_job_timeout(
+    redis: Redis, redis_url: str, sim: Simulator, write: Any
+) -> None:
+    """A job that waits out an outage shorter than provider.outage_wait_s but longer than
+    limits.job_timeout_s is answered: waiting for a provider that is away is not the job running long."""
+    config = parse_config(
+        {
+            "provider": {"outage_wait_s": 30},
+            "limits": {"concurrency": 8, "job_timeout_s": 1},
+            "retry": {"attempts": 2, "initial_wait_s": 0.01, "max_wait_s": 0.05, "jitter_s": 0.01},
+        }
+    )
+    await _submit(redis, config, write, "patient", count=2)
+    sim.down(3)
+    try:
+        await run_burst_worker(config, redis_url)
+    finally:
+        await eventually(lambda: _answers_again(sim), timeout_s=10, tolerate=(aiohttp.ClientError,))
+    rows = await results(redis, "patient")
+    assert [(row.status, row.error) for row in rows] == [("succeeded", None)] * 2
