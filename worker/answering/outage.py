@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import structlog
 
 from common.errors import ProviderUnreachableError
+from common.provider_state import clock
 
 log = structlog.get_logger(__name__)
 
@@ -38,7 +39,7 @@ class Outage:
     """The last refusal, as askq words it."""
 
     def clock(self) -> str:
-        return time.strftime("%H:%M:%S", time.localtime(self.since_ms / 1000))
+        return clock(self.since_ms)  # as askq status says it
 
     def too_long(self) -> ProviderUnreachableError:
         lasted = f"{self.age_ms / 1000:.0f} s (since {self.clock()})"
