@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from typing import Any
 
 import aiohttp
@@ -12,11 +13,13 @@ from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
 from common.config import AskqConfig, parse_config
+from common.errors import ProviderUnreachableError
 from common.events import EventType
 from common.provider_state import provider_states
 from producer.submit import submit_file
 from tests.conftest import Simulator
 from tests.helpers import askq, eventually, logged_events, results, run_burst_worker
+from worker.answering.gate import ProviderGate
 
 JOBS = 40
 OUTAGE_FAILURE = (
@@ -130,3 +133,15 @@ async def test_a_wait_for_the_provider_does_not_count_against_the_job_timeout(
         await eventually(lambda: _answers_again(sim), timeout_s=10, tolerate=(aiohttp.ClientError,))
     rows = await results(redis, "patient")
     assert [(row.status, row.error) for row in rows] == [("succeeded", None)] * 2
+
+
+async def test_only_a_call_sent_after_the_outage_was_seen_ends_it(redis: Redis) -> None:
+    """A first piece of a call sent before this process knew of the outage may predate it (it was in
+    flight when the server went down): it does not end the outage; a call sent after it does."""
+    gate = ProviderGate(redis, "b", "down.example:80", parse_config({}))
+    before = time.monotonic()
+    gate.outage.saw(await gate.unreachable(ProviderUnreachableError("cannot reach the provider")))
+    await gate.reachable(sent_at=before)
+    assert await _unreachable(redis)
+    await gate.reachable(sent_at=time.monotonic())
+    assert not await _unreachable(redis)

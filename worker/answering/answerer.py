@@ -210,7 +210,7 @@ class Answerer:
                 if exc.status_code is not None:
                     # It answered, if not with an answer. (A stream broken mid-way proves nothing:
                     # it may have begun before the provider went away.)
-                    await self._gate.reachable()
+                    await self._gate.reachable(call.sent)
                 await self._gate.refused(exc)
                 raise
         finally:
@@ -229,7 +229,7 @@ class Answerer:
                 first = False
                 if call is not None:
                     self._gate.in_flight.arrived(call)
-                await self._gate.reachable()
+                await self._gate.reachable(call.sent if call is not None else started)
             if piece.text:
                 parts.append(piece.text)
                 self._publisher.delta(piece.text, self._part)
