@@ -23,16 +23,16 @@ KEEP_ALIVE = "timeout=5, max=100"
 SERVED: web.AppKey[weakref.WeakSet[asyncio.BaseTransport]] = web.AppKey("served_connections")
 """Connections that carried a response while close_after_response was on: the server gave them up."""
 
-ADMIN_PATHS = "/_sim/"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ADMIN_PREFIX = "/_sim/"
+"""The simulator's own controls are not the server it plays: their connections are kept as any are."""
 
 
 async def close_after_response(request: web.Request, response: web.StreamResponse) -> None:
     """An ``on_response_prepare`` hook: advertise keep-alive, and remember the connection as given up."""
-    if not request.app[STATE_KEY].settings.close_after_response or request.transport is None:
+    settings = request.app[STATE_KEY].settings
+    if not settings.close_after_response or request.transport is None or _admin(request):
         return
-    if request.path.startswith(ADMIN_PATHS):
-        return  # the tests' control channel is not the server being simulated
     # Set before aiohttp computes its own: a Connection header already there is left as it is.
     response.headers[hdrs.CONNECTION] = "keep-alive"
     response.headers[hdrs.KEEP_ALIVE] = KEEP_ALIVE
@@ -43,11 +43,11 @@ async def close_after_response(request: web.Request, response: web.StreamRespons
 async def drop_reused(request: web.Request, handler: Handler) -> web.StreamResponse:
     """A request on a given-up connection is never answered: the socket is aborted under it."""
     transport = request.transport
-    if (
-        transport is not None
-        and transport in request.app[SERVED]
-        and not request.path.startswith(ADMIN_PATHS)
-    ):
+    if transport is not None and transport in request.app[SERVED] and not _admin(request):
         transport.abort()
         return web.Response()  # written into the aborted socket: aiohttp drops it as a disconnection
     return await handler(request)
+
+
+def _admin(request: web.Request) -> bool:
+    return request.path.startswith(ADMIN_PREFIX)

@@ -57,7 +57,7 @@ class SimulatorSettings(BaseModel):
     # Behaviours of the servers people run locally (see simulator/profiles.py, `--profile`).
     close_after_response: bool = Field(
         default=False,
-        description="close the connection after each response while advertising keep-alive (llama-server)",
+        description="give up the connection after each response while advertising keep-alive (llama-server)",
     )
     slots: int = Field(
         default=0, ge=0, description="requests answered at once; the rest wait without a byte (0 = no limit)"

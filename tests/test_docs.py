@@ -162,3 +162,21 @@ def test_every_command_is_documented() -> None:
     missing = [f"docs/commands.md: ## askq {name}" for name in commands if f"## askq {name}" not in reference]
     missing += [f"README.md: `askq {name}" for name in commands if f"`askq {name}" not in readme]
     assert not missing, "\n".join(missing)
+
+
+def test_every_simulator_flag_is_documented() -> None:
+    """docs/simulator.md has a row for each of the simulator's settings, as its `--flag`."""
+    from simulator.settings import SimulatorSettings
+
+    flags = {
+        flag
+        for _, line in _prose(DOCS / "simulator.md")
+        if line.startswith("| `--")
+        for flag in re.findall(r"`(--[a-z0-9-]+)`", line.split("|")[1])
+    }
+    missing = [
+        f"--{name.replace('_', '-')}"
+        for name in SimulatorSettings.model_fields
+        if f"--{name.replace('_', '-')}" not in flags
+    ]
+    assert not missing, f"not in simulator.md: {', '.join(missing)}"

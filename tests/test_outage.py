@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from typing import Any
 
 import aiohttp
@@ -12,16 +13,18 @@ from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
 from common.config import AskqConfig, parse_config
+from common.errors import ProviderUnreachableError
 from common.events import EventType
 from common.provider_state import provider_states
 from producer.submit import submit_file
 from tests.conftest import Simulator
 from tests.helpers import askq, eventually, logged_events, results, run_burst_worker
+from worker.answering.gate import ProviderGate
 
 JOBS = 40
 OUTAGE_FAILURE = (
     r"the provider was unreachable for \d+ s \(since \d\d:\d\d:\d\d\): "
-    r"cannot reach the provider at .+: connection refused"
+    r"cannot reach the provider at [\w.]+:\d+: connection refused"
 )
 
 
@@ -108,3 +111,37 @@ async def test_an_outage_past_outage_wait_fails_the_job_saying_so(
     for row in rows:
         assert row.attempts == 1
         assert re.fullmatch(OUTAGE_FAILURE, row.error or ""), row.error
+
+
+async def test_a_wait_for_the_provider_does_not_count_against_the_job_timeout(
+    redis: Redis, redis_url: str, sim: Simulator, write: Any
+) -> None:
+    """A job that waits out an outage shorter than provider.outage_wait_s but longer than
+    limits.job_timeout_s is answered: waiting for a provider that is away is not the job running long."""
+    config = parse_config(
+        {
+            "provider": {"outage_wait_s": 30},
+            "limits": {"concurrency": 8, "job_timeout_s": 1},
+            "retry": {"attempts": 2, "initial_wait_s": 0.01, "max_wait_s": 0.05, "jitter_s": 0.01},
+        }
+    )
+    await _submit(redis, config, write, "patient", count=2)
+    sim.down(3)
+    try:
+        await run_burst_worker(config, redis_url)
+    finally:
+        await eventually(lambda: _answers_again(sim), timeout_s=10, tolerate=(aiohttp.ClientError,))
+    rows = await results(redis, "patient")
+    assert [(row.status, row.error) for row in rows] == [("succeeded", None)] * 2
+
+
+async def test_only_a_call_sent_after_the_outage_was_seen_ends_it(redis: Redis) -> None:
+    """A first piece of a call sent before this process knew of the outage may predate it (it was in
+    flight when the server went down): it does not end the outage; a call sent after it does."""
+    gate = ProviderGate(redis, "b", "down.example:80", parse_config({}))
+    before = time.monotonic()
+    gate.outage.saw(await gate.unreachable(ProviderUnreachableError("cannot reach the provider")))
+    await gate.reachable(sent_at=before)
+    assert await _unreachable(redis)
+    await gate.reachable(sent_at=time.monotonic())
+    assert not await _unreachable(redis)

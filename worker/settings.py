@@ -225,7 +225,8 @@ def worker_settings(
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
         "max_jobs": config.limits.max_jobs,
-        "job_timeout": config.limits.job_timeout_s + JOB_TIMEOUT_GRACE_S,
+        # askq's own deadline leaves out up to outage_wait_s of waiting for a provider that is away.
+        "job_timeout": config.limits.job_timeout_s + config.provider.outage_wait_s + JOB_TIMEOUT_GRACE_S,
         "poll_delay": config.limits.poll_delay_s,
         "keep_result": ARQ_RESULT_KEEP_S,
         # One start more than askq allows, so that askq itself records the job as failed.

@@ -16,6 +16,7 @@ from common.events import EventType
 from common.payload import JobPayload
 from common.tokens import estimated_usage
 from common.usage import Usage
+from worker.answering.deadline import Deadline
 from worker.answering.gate import Admission, ProviderGate
 from worker.answering.in_flight import Call
 from worker.answering.outage import Outage, backoff_s
@@ -97,6 +98,7 @@ class Answerer:
         self._publisher = publisher
         self._gate = gate
         self._attempts = 0
+        self._deadline = Deadline(None, 0)
         self._part = part
         # A scheduled run's calls share one log: each of their events says which call it is.
         self._labels: dict[str, str] = {"part": part} if part is not None else {}
@@ -105,7 +107,10 @@ class Answerer:
     def attempts(self) -> int:
         return self._attempts
 
-    async def answer(self, request: ChatRequest) -> Answer:
+    async def answer(self, request: ChatRequest, deadline: Deadline | None = None) -> Answer:
+        """``deadline``: the job's own, which waits for a provider that is away push back."""
+        if deadline is not None:
+            self._deadline = deadline
         async for attempt in retrying(self._config.retry, self._on_retry):
             with attempt:
                 self._attempts = attempt.retry_state.attempt_number
@@ -154,8 +159,7 @@ class Answerer:
             if self._gate.outage.take_probe():
                 return None, True  # this job calls, to see whether the provider is back
             self._waiting(waits, f"the provider is unreachable since {outage.clock()}: {outage.error}")
-            waits.outages += 1
-            return self._gate.outage.wait(backoff_s(waits.outages - 1)), False
+            return self._outage_wait(waits), False
         if admission.full:
             self._waiting(
                 waits, f"askq keeps {admission.limit} calls in flight to the provider; waiting for a place"
@@ -170,8 +174,13 @@ class Answerer:
         if waits.overdue(outage, self._config.provider.outage_wait_s):
             raise outage.too_long() from error
         self._waiting(waits, f"the provider is unreachable since {outage.clock()}: {outage.error}")
+        return self._outage_wait(waits)
+
+    def _outage_wait(self, waits: _Waits) -> Any:
+        """The next wait for the provider to come back; the job's deadline does not count it."""
         waits.outages += 1
-        return self._gate.outage.wait(backoff_s(waits.outages - 1))
+        wait_s = backoff_s(waits.outages - 1)
+        return self._deadline.excused(self._gate.outage.wait(wait_s), wait_s)
 
     def _waiting(self, waits: _Waits, reason: str) -> None:
         if reason != waits.said:
@@ -201,7 +210,7 @@ class Answerer:
                 if exc.status_code is not None:
                     # It answered, if not with an answer. (A stream broken mid-way proves nothing:
                     # it may have begun before the provider went away.)
-                    await self._gate.reachable()
+                    await self._gate.reachable(call.sent)
                 await self._gate.refused(exc)
                 raise
         finally:
@@ -220,7 +229,7 @@ class Answerer:
                 first = False
                 if call is not None:
                     self._gate.in_flight.arrived(call)
-                await self._gate.reachable()
+                await self._gate.reachable(call.sent if call is not None else started)
             if piece.text:
                 parts.append(piece.text)
                 self._publisher.delta(piece.text, self._part)

@@ -259,9 +259,10 @@ class ProviderGate:
             return Outage(round(time.time() * 1000), 0, str(error))
         return Outage(int(since_ms), int(age_ms), str(error))
 
-    async def reachable(self) -> None:
-        """A call got through: if this process knew of an outage, it is over for every worker."""
-        if not self.outage.seen:
+    async def reachable(self, sent_at: float) -> None:
+        """A call sent at ``sent_at`` (monotonic) got through: if this process knew of an outage when it
+        was sent, the outage is over for every worker."""
+        if not self.outage.proves_back(sent_at):
             return
         try:
             lasted_ms = await self._reachable(keys=self._keys[3:4])

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import structlog
 
 from common.errors import ProviderUnreachableError
+from common.provider_state import clock
 
 log = structlog.get_logger(__name__)
 
@@ -38,7 +39,7 @@ class Outage:
     """The last refusal, as askq words it."""
 
     def clock(self) -> str:
-        return time.strftime("%H:%M:%S", time.localtime(self.since_ms / 1000))
+        return clock(self.since_ms)  # as askq status says it
 
     def too_long(self) -> ProviderUnreachableError:
         lasted = f"{self.age_ms / 1000:.0f} s (since {self.clock()})"
@@ -58,6 +59,8 @@ class OutageWatch:
         self._probing = False
         self._reachable = asyncio.Event()
         self._logged_since: int | None = None
+        self._seen_at = 0.0
+        """When this process learned of the outage (monotonic): a call sent before may predate it."""
 
     @property
     def seen(self) -> bool:
@@ -67,10 +70,17 @@ class OutageWatch:
     def saw(self, outage: Outage) -> None:
         if self._logged_since != outage.since_ms:
             self._logged_since = outage.since_ms
+            self._seen_at = time.monotonic()
             self._reachable = asyncio.Event()
             log.warning(
                 "provider unreachable since " + outage.clock() + "; jobs wait for it", error=outage.error
             )
+
+    def proves_back(self, sent_at: float) -> bool:
+        """Whether an answer to a call sent at ``sent_at`` (monotonic) shows the provider is back: the
+        call was sent after this process knew of the outage (one sent before may have been answered
+        before the server went away, its first piece read only now)."""
+        return self.seen and sent_at >= self._seen_at
 
     def take_probe(self) -> bool:
         """Whether this job calls now, to see if the provider is back: one at a time per process."""
