@@ -35,6 +35,10 @@ class _CutForAnother(Exception):
     """The server ended this stream for another request: send it again, spending nothing."""
 
 
+class _SendAgain(Exception):
+    """The call was refused by an outage that has ended since it was sent: send it again, unspent."""
+
+
 @dataclass
 class _Waits:
     """What one attempt has waited for so far: a provider away (how often, since when), a place."""
@@ -130,6 +134,8 @@ class Answerer:
                         return await self._call(request, admission)
                     except ProviderUnreachableError as exc:
                         pause = await self._unreachable(exc, waits)
+                    except _SendAgain:
+                        continue
                     except _CutForAnother:
                         self._publisher.emit(
                             EventType.RETRY,
@@ -197,7 +203,9 @@ class Answerer:
             in_flight.watch(call, self._queued)
             try:
                 return await self._attempt(request, call)
-            except ProviderUnreachableError:
+            except ProviderUnreachableError as exc:
+                if self._gate.outage.predates_end(call.sent):
+                    raise _SendAgain from exc  # the outage it met is over: no new one, no attempt
                 raise
             except StreamCutError as exc:
                 if exc.events > 0 and in_flight.waiting(call) > 0 and await in_flight.cut():

@@ -61,6 +61,9 @@ class OutageWatch:
         self._logged_since: int | None = None
         self._seen_at = 0.0
         """When this process learned of the outage (monotonic): a call sent before may predate it."""
+        self._ended_at = float("-inf")
+        """When this process last saw an outage end (monotonic): a refusal of a call sent before
+        belongs to that outage, not to a new one."""
 
     @property
     def seen(self) -> bool:
@@ -82,6 +85,11 @@ class OutageWatch:
         before the server went away, its first piece read only now)."""
         return self.seen and sent_at >= self._seen_at
 
+    def predates_end(self, sent_at: float) -> bool:
+        """Whether a call sent at ``sent_at`` (monotonic) was sent before the last outage ended: its
+        refusal is that outage's, reaching this job late; it must not begin another."""
+        return sent_at < self._ended_at
+
     def take_probe(self) -> bool:
         """Whether this job calls now, to see if the provider is back: one at a time per process."""
         if self._probing:
@@ -98,6 +106,7 @@ class OutageWatch:
             return
         since = self._logged_since
         self._logged_since = None
+        self._ended_at = time.monotonic()
         self._reachable.set()
         if lasted_s is None:
             lasted_s = max(time.time() - since / 1000, 0.0)
