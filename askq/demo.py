@@ -32,7 +32,8 @@ from worker.settings import worker_settings
 # Shipped inside the package (package data): a non-editable install has no source tree around it.
 EXAMPLES = Path(__file__).resolve().parent / "examples" / "questions.jsonl"
 DATA_DIR = Path(".askq") / "demo-redis"
-# Slow enough to watch the answer stream in, with a few 503s so the retries show in the table.
+# Slow enough to watch the answer stream in, with a few 500s so the retries show in the table (a
+# 503 would not: it says the server is away, and jobs wait for it without spending attempts).
 SIMULATOR_FLAGS = (
     "--ttft-ms",
     "400",
@@ -40,7 +41,7 @@ SIMULATOR_FLAGS = (
     "40",
     "--answer-tokens",
     "60",
-    "--rate-503",
+    "--rate-500",
     "0.2",
     "--seed",
     "7",

@@ -36,6 +36,7 @@ from common import keys
 from common.config import AskqConfig
 from common.reconnect import describe, is_connection_loss
 from worker.answering.first_bytes import MIN_LATE_S, FirstBytes
+from worker.answering.in_flight_scripts import LOWER, RAISE, RENEW
 
 log = structlog.get_logger(__name__)
 
@@ -54,46 +55,6 @@ CUT_REASON = (
     "--interrupt_requests True (its default); start it with --interrupt_requests False, or askq keeps "
     "one call in flight"
 )
-
-# KEYS: limit, providers. ARGV: new limit, reason, endpoint, idle ms, the limit seen (0: none, -1: any).
-# Lowers the limit to ARGV[1], only from the limit the caller saw (none: only when unset), never up.
-# Returns {limit now, limit before or ''}; before is '' when nothing changed.
-_LOWER = """
-local current = tonumber(redis.call('HGET', KEYS[1], 'limit') or '0')
-local new, seen = tonumber(ARGV[1]), tonumber(ARGV[5])
-if (seen >= 0 and current ~= seen) or (current > 0 and current <= new) then return {tostring(current), ''} end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('HSET', KEYS[1], 'limit', new, 'was', current, 'reason', ARGV[2], 'since_ms', now)
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('SADD', KEYS[2], ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-return {tostring(new), tostring(current)}
-"""
-
-# KEYS: limit. ARGV: the limit seen, ceiling, idle ms. Returns the new limit ('0': dropped), '' if
-# the limit changed meanwhile (another worker raised or lowered it).
-_RAISE = """
-local current = tonumber(redis.call('HGET', KEYS[1], 'limit') or '0')
-if current == 0 or current ~= tonumber(ARGV[1]) then return '' end
-if current + 1 >= tonumber(ARGV[2]) then
-  redis.call('DEL', KEYS[1])
-  return '0'
-end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('HSET', KEYS[1], 'limit', current + 1, 'was', current, 'since_ms', now)
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return tostring(current + 1)
-"""
-
-# KEYS: calls. ARGV: ms a place is held, call ids. Renews the places still held.
-_RENEW = """
-local t = redis.call('TIME')
-local until_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
-for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', until_ms, ARGV[i]) end
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-"""
 
 
 def new_call_id() -> str:
@@ -143,9 +104,9 @@ class InFlight:
         self._keys = (keys.provider_in_flight_limit(endpoint), keys.provider_in_flight_calls(endpoint))
         self._ceiling = config.limits.concurrency
         self.place_ms = round(config.limits.lease_s * 2 * 1000)
-        self._lower = redis.register_script(_LOWER)
-        self._raise = redis.register_script(_RAISE)
-        self._renew = redis.register_script(_RENEW)
+        self._lower = redis.register_script(LOWER)
+        self._raise = redis.register_script(RAISE)
+        self._renew = redis.register_script(RENEW)
 
     # -- calls ---------------------------------------------------------------------------------
 

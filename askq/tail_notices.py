@@ -1,0 +1,77 @@
+"""What a job's tail and a batch's tail say alike: the JSON line of each item, and the wording of the
+notices (reconnects, gaps, retries, waits) that go to stderr.
+
+Ids and provider errors in them are untrusted: callers pass them through ``askq.terminal``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from askq.terminal import json_line, make_console, markup
+from common.events import StreamEvent
+from common.reconnect import Reconnecting
+from common.status import JobState
+from producer.batch_tail import BatchItem, JobEnded, Unseen
+from producer.tail import Finished, Gap, ProviderWait, TailItem, Waiting
+
+stderr = make_console(stderr=True)
+
+
+def print_json(item: TailItem | BatchItem) -> None:
+    print(json_line(json.dumps(as_json(item), ensure_ascii=False)), flush=True)
+
+
+def as_json(item: TailItem | BatchItem) -> dict[str, Any]:
+    """The JSON line for an item: events as published, tail's own notices with their own ``type``."""
+    if isinstance(item, StreamEvent):
+        result: dict[str, Any] = json.loads(item.to_json())
+        return result
+    if isinstance(item, Waiting):
+        return {"type": "waiting", "job_id": item.job_id}
+    if isinstance(item, ProviderWait):
+        return {"type": "provider_wait", "job_id": item.job_id, "attempt": item.attempt}
+    if isinstance(item, Gap):
+        return {"type": "gap", "job_id": item.job_id, "first_seq": item.first_seq, "last_seq": item.last_seq}
+    if isinstance(item, Unseen):
+        return {"type": "unseen", "count": item.count}
+    if isinstance(item, Finished):
+        return {
+            "type": "result" if isinstance(item, JobEnded) else "finished",
+            "job_id": item.job_id,
+            "state": item.state.value,
+            "answer": item.answer if item.state is JobState.SUCCEEDED else None,
+            "error": item.error or None,
+            "attempts": item.attempts,
+            "usage": item.usage.model_dump(exclude_none=True) if item.usage else None,
+            "finish_reason": item.finish_reason,
+        }
+    raise TypeError(f"no JSON form for {type(item).__name__}")  # pragma: no cover
+
+
+def reconnecting(item: Reconnecting) -> None:
+    stderr.print(
+        f"[yellow]lost the Redis connection ({markup(item.error)}); "
+        f"reconnecting in {item.retry_in_s:.1f} s[/]"
+    )
+
+
+def gap_notice(item: Gap) -> str:
+    return (
+        f"events {item.first_seq}–{item.last_seq} of {item.job_id} are no longer in the event log "
+        "(trimmed or lost): the text shown is incomplete; `askq results` has the stored answer"
+    )
+
+
+def retry_notice(item: StreamEvent) -> str:
+    wait = f"; retrying in {item.retry_in_s:.1f} s" if item.retry_in_s is not None else "; retrying"
+    return f"attempt {item.attempt} failed ({item.error}){wait}: its text so far is discarded"
+
+
+def waiting_notice(item: StreamEvent) -> str:
+    return f"waiting for the provider: {item.reason or 'busy'}"
+
+
+def attempts(count: int) -> str:
+    return "1 attempt" if count == 1 else f"{count} attempts"
