@@ -118,3 +118,17 @@ async def test_two_worker_processes_share_the_limit(
     assert 1 <= limit <= 4
     logs = [(tmp_path / f"{name}.log").read_text() for name in ("w1", "w2")]
     assert all("job finished" in log for log in logs)  # both answered
+
+
+async def test_waiting_at_a_busy_server_does_not_count_against_the_job_timeout(
+    redis: Redis, redis_url: str, sim: Simulator, write: Any
+) -> None:
+    """Jobs queued at a one-slot server (no first byte, then no place) for longer than job_timeout_s all
+    succeed: the timeout bounds a job's own answer, not the server's queue in front of it."""
+    sim.configure(slots=1, tokens_per_s=20, answer_tokens=8)  # 0.4 s answers, one at a time
+    config = parse_config(
+        {"limits": {"job_timeout_s": 1.0}, "retry": {"attempts": 2, "initial_wait_s": 0.01, "jitter_s": 0}}
+    )
+    await _submit(redis, config, write, "patient", count=8)  # the last waits about 3 s
+    await run_burst_worker(config, redis_url)
+    await _all_answered_once(redis, "patient", count=8)

@@ -23,6 +23,7 @@ from common.redis_url import arq_settings, redact, redis_url
 from common.redis_wire import pack_with_hiredis
 from common.secrets import redact_secrets
 from common.serializer import job_serializer
+from worker.answering.deadline import QUEUE_WAIT_S
 from worker.answering.gate import GateMemory
 from worker.answering.job import answer
 from worker.answering.provider import ChatProvider
@@ -225,8 +226,12 @@ def worker_settings(
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
         "max_jobs": config.limits.max_jobs,
-        # askq's own deadline leaves out up to outage_wait_s of waiting for a provider that is away.
-        "job_timeout": config.limits.job_timeout_s + config.provider.outage_wait_s + JOB_TIMEOUT_GRACE_S,
+        # askq's own deadline leaves out waits for the provider: up to outage_wait_s for one that is
+        # away, QUEUE_WAIT_S for places and first bytes at a busy one (worker.answering.deadline).
+        "job_timeout": config.limits.job_timeout_s
+        + config.provider.outage_wait_s
+        + QUEUE_WAIT_S
+        + JOB_TIMEOUT_GRACE_S,
         "poll_delay": config.limits.poll_delay_s,
         "keep_result": ARQ_RESULT_KEEP_S,
         # One start more than askq allows, so that askq itself records the job as failed.

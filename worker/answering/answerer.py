@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,11 +19,12 @@ from common.tokens import estimated_usage
 from common.usage import Usage
 from worker.answering.deadline import Deadline
 from worker.answering.gate import Admission, ProviderGate
-from worker.answering.in_flight import Call
+from worker.answering.in_flight import PLACE_POLL_S, Call
 from worker.answering.outage import Outage, backoff_s
 from worker.answering.provider import ChatProvider, ChatRequest
 from worker.answering.publisher import EventPublisher
 from worker.answering.retry import retrying
+from worker.answering.sse import StreamPiece
 
 log = structlog.get_logger(__name__)
 
@@ -170,7 +172,8 @@ class Answerer:
             self._waiting(
                 waits, f"askq keeps {admission.limit} calls in flight to the provider; waiting for a place"
             )
-            return self._gate.in_flight.wait_for_place(), False
+            # Not the job's own time: its deadline leaves the wait for a place out.
+            return self._deadline.excused(self._gate.in_flight.wait_for_place(), PLACE_POLL_S), False
         return None, False
 
     async def _unreachable(self, error: ProviderUnreachableError, waits: _Waits) -> Any:
@@ -231,27 +234,40 @@ class Answerer:
         started = time.monotonic()
         self._publisher.emit(EventType.START, self._attempts, model=request.model, **self._labels)
         parts: list[str] = []
-        first = True
-        async for piece in self._provider.astream(request):
-            if first:
-                first = False
-                if call is not None:
-                    self._gate.in_flight.arrived(call)
-                await self._gate.reachable(call.sent if call is not None else started)
-            if piece.text:
-                parts.append(piece.text)
-                self._publisher.delta(piece.text, self._part)
-            elif piece.finish_reason is not None:
-                log.debug(
-                    "attempt finished",
-                    attempt=self._attempts,
-                    latency_ms=round((time.monotonic() - started) * 1000, 1),
-                )
-                text = "".join(parts)
-                # No usage chunk (llama-cpp-python ignores stream_options): an estimate, marked so.
-                usage = piece.usage or estimated_usage(request.messages, text)
-                return Answer(text, piece.finish_reason, usage, self._attempts)
+        async with contextlib.aclosing(self._provider.astream(request)) as pieces:
+            # Waiting for the first byte is the server's queue, not this job's answer: left out of
+            # the job's deadline (first_byte_timeout_s bounds it).
+            first_byte_s = self._config.provider.first_byte_timeout_s
+            first = await self._deadline.excused(anext(pieces), first_byte_s)
+            if call is not None:
+                self._gate.in_flight.arrived(call)
+            await self._gate.reachable(call.sent if call is not None else started)
+            answer = self._take(first, parts, request, started)
+            async for piece in pieces:
+                answer = answer or self._take(piece, parts, request, started)
+            if answer is not None:
+                return answer
         raise AssertionError("unreachable: astream ends with a finish piece or raises")  # pragma: no cover
+
+    def _take(
+        self, piece: StreamPiece, parts: list[str], request: ChatRequest, started: float
+    ) -> Answer | None:
+        """One piece of the stream: its text published, or the answer when it is the last."""
+        if piece.text:
+            parts.append(piece.text)
+            self._publisher.delta(piece.text, self._part)
+            return None
+        if piece.finish_reason is None:
+            return None
+        log.debug(
+            "attempt finished",
+            attempt=self._attempts,
+            latency_ms=round((time.monotonic() - started) * 1000, 1),
+        )
+        text = "".join(parts)
+        # No usage chunk (llama-cpp-python ignores stream_options): an estimate, marked so.
+        usage = piece.usage or estimated_usage(request.messages, text)
+        return Answer(text, piece.finish_reason, usage, self._attempts)
 
     async def _on_retry(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None

@@ -21,7 +21,7 @@ from common.status import JobState
 from common.tokens import estimate_tokens
 from common.usage import CUT_AT_MAX_TOKENS
 from worker.answering.answerer import Answerer, build_request
-from worker.answering.deadline import Deadline
+from worker.answering.deadline import QUEUE_WAIT_S, Deadline
 from worker.answering.gate import ProviderGate
 from worker.answering.provider import ChatRequest
 from worker.answering.publisher import EventPublisher
@@ -201,7 +201,9 @@ async def _outcome(ctx: WorkerContext, payload: JobPayload, publisher: EventPubl
         model = request.model
         # Our own deadline, inside arq's, so a job that runs too long is recorded as failed.
         async with asyncio.timeout(config.limits.job_timeout_s) as timeout:
-            result = await answerer.answer(request, Deadline(timeout, config.provider.outage_wait_s))
+            result = await answerer.answer(
+                request, Deadline(timeout, config.provider.outage_wait_s + QUEUE_WAIT_S)
+            )
     except TimeoutError:
         error, code = f"job timed out after {config.limits.job_timeout_s:g} s", "timeout"
     except (ProviderError, NotFoundError) as exc:

@@ -10,7 +10,7 @@ JSON. Everything else (base URL, headers, auth, timeouts, status errors) is the 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -64,7 +64,7 @@ class ChatProvider:
             raise translate(exc) from exc
         return response.choices[0].message.content or ""
 
-    async def astream(self, question: str | ChatRequest) -> AsyncIterator[StreamPiece]:
+    async def astream(self, question: str | ChatRequest) -> AsyncGenerator[StreamPiece, None]:
         """The answer as it is generated; the last piece carries the finish reason and usage.
 
         The body is read raw and parsed lean (``worker.answering.sse``). A stream that ends without a finish
