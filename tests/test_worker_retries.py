@@ -261,9 +261,10 @@ async def test_a_payload_not_of_our_schema_is_rejected_unexecuted(
 async def test_a_job_over_its_timeout_is_recorded_as_failed(
     redis: Redis, redis_url: str, sim: Simulator, write: Any
 ) -> None:
-    """A job that outlives limits.job_timeout_s ends failed with a timeout error, never stuck running."""
+    """A job whose answer streams longer than limits.job_timeout_s ends failed with a timeout error, never
+    stuck running (the wait for its first byte is the provider's queue, not counted)."""
     config = parse_config({"limits": {"job_timeout_s": 0.3}})
-    sim.configure(ttft_ms=2000)
+    sim.configure(tokens_per_s=5, answer_tokens=24)  # about 5 s of streaming
     row = await _run_one("Too slow", redis, redis_url, config, write)
     assert row.status == "failed"
     assert row.error == "job timed out after 0.3 s"
