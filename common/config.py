@@ -10,6 +10,14 @@ import yaml
 from pydantic import AliasChoices, Field, ValidationError, model_validator
 
 from common.errors import ConfigError, NotFoundError
+from common.knowledge import (
+    DEFAULT_TOP_K,
+    KNOWLEDGE_PLACEHOLDER,
+    MAX_TOP_K,
+    KnowledgeConfig,
+    check_base_name,
+)
+from common.knowledge_files import check_knowledge_files
 from common.schedules import ScheduleConfig, check_schedule_name
 from common.strict import Strict
 from common.tokens import BudgetError, call_budget
@@ -106,6 +114,10 @@ class JobTypeConfig(Strict):
     model: str | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, ge=1)
+    knowledge: str | None = None
+    """A base of ``knowledge:``: the chunks closest to each question fill ``{knowledge}`` in the prompt."""
+    top_k: int = Field(default=DEFAULT_TOP_K, ge=1, le=MAX_TOP_K)
+    """How many chunks a question gets, best first."""
 
 
 def _default_job_types() -> dict[str, JobTypeConfig]:
@@ -121,6 +133,7 @@ class AskqConfig(Strict):
     job_types: dict[str, JobTypeConfig] = Field(default_factory=_default_job_types, min_length=1)
     default_job_type: str = "qa"
     schedules: dict[str, ScheduleConfig] = Field(default_factory=dict)
+    knowledge: dict[str, KnowledgeConfig] = Field(default_factory=dict)
     files_root: str | None = None
     """The folder schedules read (``source.glob``) and write (``output``) in, and never leave: relative
     to the folder of jobs.yaml, which is the default. Resolved to an absolute path at load."""
@@ -139,6 +152,10 @@ class AskqConfig(Strict):
                 call_budget(schedule.context_tokens, self.provider.max_tokens, schedule.prompt)
             except BudgetError as exc:
                 raise ValueError(f"schedules.{name}.context_tokens: {exc}") from None
+        for name in self.knowledge:
+            check_base_name(name)
+        for name, job_type in self.job_types.items():
+            _check_knowledge_use(name, job_type, self.knowledge)
         return self
 
     def job_type(self, name: str) -> JobTypeConfig:
@@ -147,6 +164,26 @@ class AskqConfig(Strict):
         except KeyError:
             known = ", ".join(sorted(self.job_types))
             raise NotFoundError(f"unknown job type {name!r} (jobs.yaml defines: {known})") from None
+
+
+def _check_knowledge_use(name: str, job_type: JobTypeConfig, bases: dict[str, KnowledgeConfig]) -> None:
+    where = f"job_types.{name}"
+    has_placeholder = KNOWLEDGE_PLACEHOLDER in job_type.system_prompt
+    if job_type.knowledge is None:
+        if has_placeholder:
+            raise ValueError(
+                f"{where}.system_prompt: has {KNOWLEDGE_PLACEHOLDER} but the job type names no knowledge base"
+            )
+        return
+    if job_type.knowledge not in bases:
+        known = ", ".join(sorted(bases)) or "none"
+        raise ValueError(
+            f"{where}.knowledge: unknown knowledge base {job_type.knowledge!r} (knowledge: defines {known})"
+        )
+    if not has_placeholder:
+        raise ValueError(
+            f"{where}.system_prompt: must contain {KNOWLEDGE_PLACEHOLDER}, where the retrieved chunks go"
+        )
 
 
 def config_path() -> Path | None:
@@ -158,7 +195,9 @@ def config_path() -> Path | None:
     return local if local.is_file() else None
 
 
-def load_config(path: Path | None = None) -> AskqConfig:
+def load_config(path: Path | None = None, *, check_files: bool = True) -> AskqConfig:
+    """``check_files``: refuse a knowledge base whose files are missing (a worker passes False: it reads
+    the built index from Redis, and its machine need not hold the files)."""
     path = path if path is not None else config_path()
     if path is None:
         return AskqConfig()
@@ -172,10 +211,12 @@ def load_config(path: Path | None = None) -> AskqConfig:
         where = getattr(exc, "problem_mark", None)
         line = f" line {where.line + 1}" if where is not None else ""
         raise ConfigError(f"{path}:{line} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    return parse_config(raw, source=str(path), base_dir=path.parent)
+    return parse_config(raw, source=str(path), base_dir=path.parent, check_files=check_files)
 
 
-def parse_config(raw: Any, *, source: str = DEFAULT_CONFIG_FILE, base_dir: Path | None = None) -> AskqConfig:
+def parse_config(
+    raw: Any, *, source: str = DEFAULT_CONFIG_FILE, base_dir: Path | None = None, check_files: bool = True
+) -> AskqConfig:
     """The validated config; ``files_root`` made absolute against ``base_dir`` (default: this folder)."""
     if raw is None:
         raw = {}
@@ -186,14 +227,22 @@ def parse_config(raw: Any, *, source: str = DEFAULT_CONFIG_FILE, base_dir: Path 
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(source, exc)) from None
     root = (base_dir or Path.cwd()) / (config.files_root or ".")
-    return config.model_copy(update={"files_root": os.path.abspath(root)})
+    config = config.model_copy(update={"files_root": os.path.abspath(root)})
+    if check_files:
+        problem = check_knowledge_files(config.root, config.knowledge)
+        if problem is not None:
+            raise ConfigError(f"{source}: {problem}")
+    return config
 
 
 def describe_validation_error(source: str, exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():
-        path = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        path = ".".join(str(part) for part in error["loc"])
         message = error["msg"].removeprefix("Value error, ")
+        if not path:  # a rule across keys: its message names them
+            lines.append(f"{source}: {message}")
+            continue
         if error["type"] == "extra_forbidden":
             message = "unknown key"
         # A value error of ours names the value already; pydantic's own type errors do not.

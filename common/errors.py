@@ -6,6 +6,7 @@ AskqError
  ├── RedisUnavailableError  Redis cannot be reached (names the URL, password hidden)
  │    └── RedisAuthError        Redis answered but refused the password, or wants one
  ├── NotFoundError          an unknown batch, job id or job type
+ ├── KnowledgeError         a knowledge base cannot answer: not built, or built for another model
  └── ProviderError          the LLM provider refused or failed a call
       ├── RetryableProviderError   429, 408, 409, 5xx, resets, cut streams: another attempt may do
       │    ├── ProviderUnreachableError  refused, DNS failure, connect timeout, 503, gone before a
@@ -42,6 +43,11 @@ class RedisAuthError(RedisUnavailableError):
 
 class NotFoundError(AskqError):
     pass
+
+
+class KnowledgeError(AskqError):
+    """A job's knowledge base is not built, or its index was built with another model or dimension
+    than jobs.yaml says: the job fails with the advice, never answering without its knowledge."""
 
 
 class ProviderError(AskqError):

@@ -9,6 +9,9 @@ A scheduled summary run is followed the same way; its model calls run concurrent
 their ``start``, ``delta`` and ``retry`` events names its ``part``, a ``part_done`` ends each call
 (not the run), and one ``done`` ends the run.
 
+A job of a type with knowledge logs one ``sources`` event after its first ``start``, before any
+``delta``: the chunks retrieved for its prompt, best first.
+
 A ``waiting`` event may come between them: the attempt waits (for a provider that is away, for a
 place under the shared in-flight limit, in the server's queue) and says what for; it spends nothing.
 """
@@ -19,6 +22,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
+from common.sources import Source
 from common.usage import Usage
 
 EVENT_SCHEMA_VERSION = 1
@@ -33,6 +37,7 @@ class EventType(StrEnum):
     CANCELLED = "cancelled"
     PART_DONE = "part_done"
     WAITING = "waiting"
+    SOURCES = "sources"
 
     @property
     def is_final(self) -> bool:
@@ -66,6 +71,8 @@ class StreamEvent(BaseModel):
     """done: why the answer ended, when not ``stop`` (``length``: cut at max_tokens)."""
     max_tokens: int | None = None
     """done, with finish_reason ``length``: the cap the answer reached."""
+    sources: list[Source] | None = None
+    """sources: the knowledge chunks in the prompt, best first (file, chunk position, score)."""
     part: str | None = None
     """A scheduled run's start, delta, retry and part_done: which model call ("map 3/12", "summary")."""
 

@@ -171,6 +171,27 @@ def schedule_files(name: str) -> str:
     return f"{PREFIX}:schedule:{name}:files"
 
 
+KNOWLEDGE_BASES = f"{PREFIX}:knowledge"
+"""Set of the names of the knowledge bases built in this Redis (``askq knowledge list``)."""
+
+
+def knowledge_meta(name: str) -> str:
+    """Hash describing the base's current version (``common.knowledge.KnowledgeMeta``); never expires."""
+    return f"{PREFIX}:knowledge:{name}"
+
+
+def knowledge_data(name: str, version: int) -> str:
+    """Hash of one version of a base: its matrix in segments, each chunk's text and the file table
+    (``common.knowledge``). A version replaced by a rebuild expires a little later, so a worker
+    loading it meanwhile finishes."""
+    return f"{PREFIX}:knowledge:{name}:v{version}"
+
+
+def knowledge_build_lock(name: str) -> str:
+    """String held while a build of the base runs: two builds at once would each replace the other's."""
+    return f"{PREFIX}:knowledge:{name}:building"
+
+
 def job_events_channel(job_id: str) -> str:
     """Pub/sub channel of a scheduled run's events (a run has no batch); see ``event_feed``."""
     return f"{PREFIX}:events:{job_id}"

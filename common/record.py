@@ -23,6 +23,8 @@ ATTEMPTS: Final = "attempts"
 USAGE: Final = "usage"
 MODEL: Final = "model"
 FINISH_REASON: Final = "finish_reason"
+SOURCES: Final = "sources"
+"""JSON array of the knowledge chunks in the job's prompt (``common.sources``); set when retrieved."""
 LATENCY_MS: Final = "latency_ms"
 ENQUEUED_AT: Final = "enqueued_at"
 STARTED_AT: Final = "started_at"
@@ -45,7 +47,7 @@ LOST_OUTPUT_TOKENS_EST: Final = "lost_output_tokens_est"
 LOST_USAGE_EST: Final = "lost_usage_est"
 """Set at the job's end when runs were lost: JSON like ``usage``, an estimate of what they spent."""
 
-RESULT_FIELDS: Final = (QUESTION, REQUEST, CUSTOM_ID, ANSWER, ERROR, USAGE, MODEL)
+RESULT_FIELDS: Final = (QUESTION, REQUEST, CUSTOM_ID, ANSWER, ERROR, USAGE, MODEL, SOURCES)
 """The fields that can exceed 64 bytes (text, JSON, names the user or the provider chose). When a
 job ends they move to its batch's results hash (``keys.batch_results``), so that Redis keeps the
 record as a compact listpack; ``common.stored_jobs.read_jobs`` puts the two parts together."""

@@ -1,0 +1,140 @@
+"""Knowledge bases: the ``knowledge:`` section of jobs.yaml, and how a built base is laid out in Redis.
+
+A base is a set of Markdown or text files, split into chunks and embedded through the provider's
+``/v1/embeddings`` by ``askq knowledge build``. The build writes one Redis hash per version
+(``keys.knowledge_data``): the L2-normalised float32 matrix, in segments of whole rows, and each
+chunk's text, file and position, one field a chunk, so a worker holds only the matrix in memory and
+reads the few chunks a question needs. ``keys.knowledge_meta`` names the current version: a worker
+reloads the matrix only when it changes, and a rebuild switches every worker at once.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from common.confine import check_relative
+from common.strict import Strict
+
+KNOWLEDGE_PLACEHOLDER = "{knowledge}"
+"""Where a job type's system prompt takes the retrieved chunks."""
+TEXT_SUFFIXES = (".md", ".markdown", ".txt")
+"""The files a base reads: what a splitter on sentences and paragraphs can split faithfully."""
+BASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+DEFAULT_TOP_K = 4
+MAX_TOP_K = 50
+
+
+class KnowledgeConfig(Strict):
+    files: str = Field(min_length=1)
+    """A glob relative to the root folder (``files_root``); ``**`` descends into folders."""
+    chunk_tokens: int = Field(default=300, ge=16, le=8191)
+    """Most tokens in one chunk (the embedding model's tokenizer), split on sentences and paragraphs."""
+    chunk_overlap_tokens: int = Field(default=40, ge=0)
+    """Tokens a chunk may repeat from the end of the one before, so a fact cut by a boundary is whole
+    in one of them."""
+    embedding_model: str = Field(default="text-embedding-3-small", min_length=1)
+    dimensions: int | None = Field(default=None, ge=1, le=16_384)
+    """Sent to the embeddings API when set (text-embedding-3 models shorten their vectors to it)."""
+
+    _inside_root = field_validator("files")(classmethod(lambda cls, value: check_relative(value)))
+
+    @model_validator(mode="after")
+    def _overlap_below_chunk(self) -> KnowledgeConfig:
+        if self.chunk_overlap_tokens >= self.chunk_tokens:
+            raise ValueError("chunk_overlap_tokens must be smaller than chunk_tokens")
+        return self
+
+
+def check_base_name(name: str) -> None:
+    if not BASE_NAME.match(name):
+        raise ValueError(
+            f"knowledge.{name}: a base's name is 1-64 letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit"
+        )
+
+
+# The meta hash (keys.knowledge_meta): what `askq knowledge list` shows and workers check.
+VERSION = "version"
+MODEL = "model"
+DIMENSIONS = "dimensions"
+CHUNKS = "chunks"
+FILES = "files"
+MATRIX_BYTES = "matrix_bytes"
+BUILT_AT = "built_at"
+CHUNK_TOKENS = "chunk_tokens"
+CHUNK_OVERLAP_TOKENS = "chunk_overlap_tokens"
+ROWS_PER_SEGMENT = "rows_per_segment"
+SEGMENTS = "segments"
+
+# The data hash of one version (keys.knowledge_data).
+FILE_TABLE = "files"
+"""JSON object: file path -> {"sha256": digest, "first": first row, "rows": chunk count}."""
+SEGMENT_BYTES = 8 * 1024 * 1024
+"""About this many bytes of matrix a field: a worker's load never asks Redis for one huge reply."""
+
+
+def matrix_field(segment: int) -> str:
+    """Rows ``segment * rows_per_segment`` onwards, as little-endian float32 bytes."""
+    return f"m:{segment}"
+
+
+def chunk_field(row: int) -> str:
+    """JSON ``{"text", "file", "position"}`` of the chunk in row ``row`` (position: its index in its file)."""
+    return f"c:{row}"
+
+
+def rows_per_segment(dimensions: int) -> int:
+    return max(1, SEGMENT_BYTES // (4 * dimensions))
+
+
+class KnowledgeMeta(BaseModel):
+    """A built base, as its meta hash says."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    version: int
+    model: str
+    dimensions: int
+    chunks: int
+    files: int
+    matrix_bytes: int
+    built_at: float
+    chunk_tokens: int
+    chunk_overlap_tokens: int
+    rows_per_segment: int
+    segments: int
+
+    @classmethod
+    def from_hash(cls, name: str, raw: dict[bytes, bytes]) -> KnowledgeMeta | None:
+        """None for a base never built (an empty hash)."""
+        if not raw:
+            return None
+        fields: dict[str, Any] = {key.decode(): value.decode() for key, value in raw.items()}
+        return cls.model_validate({**fields, "name": name})
+
+    def to_hash(self) -> dict[str, str]:
+        return {key: str(value) for key, value in self.model_dump(exclude={"name"}).items()}
+
+    def mismatch(self, config: KnowledgeConfig) -> str | None:
+        """Why this index cannot answer for ``config`` (another model or dimension), or None."""
+        wanted_dimensions = config.dimensions or self.dimensions
+        if self.model == config.embedding_model and self.dimensions == wanted_dimensions:
+            return None
+        wanted = config.embedding_model + (f" at {config.dimensions} dimensions" if config.dimensions else "")
+        return (
+            f"knowledge base {self.name!r} was built with {self.model} at {self.dimensions} dimensions, "
+            f"but jobs.yaml asks for {wanted}: run `askq knowledge build {self.name}`"
+        )
+
+
+def not_built(name: str) -> str:
+    return f"knowledge base {name!r} is not built: run `askq knowledge build {name}`"
+
+
+def fill_knowledge(system_prompt: str, knowledge: str) -> str:
+    """The prompt with its ``{knowledge}`` replaced: not ``str.format``, which other braces would break."""
+    return system_prompt.replace(KNOWLEDGE_PLACEHOLDER, knowledge)
