@@ -187,6 +187,12 @@ def knowledge_data(name: str, version: int) -> str:
     return f"{PREFIX}:knowledge:{name}:v{version}"
 
 
+def knowledge_versions(name: str) -> str:
+    """Counter of the base's versions: each build takes the next, so a worker's copy of an older one
+    is never mistaken for the current."""
+    return f"{PREFIX}:knowledge:{name}:versions"
+
+
 def knowledge_build_lock(name: str) -> str:
     """String held while a build of the base runs: two builds at once would each replace the other's."""
     return f"{PREFIX}:knowledge:{name}:building"

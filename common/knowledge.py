@@ -138,3 +138,24 @@ def not_built(name: str) -> str:
 def fill_knowledge(system_prompt: str, knowledge: str) -> str:
     """The prompt with its ``{knowledge}`` replaced: not ``str.format``, which other braces would break."""
     return system_prompt.replace(KNOWLEDGE_PLACEHOLDER, knowledge)
+
+
+class StoredChunk(BaseModel):
+    """One chunk as the build stores it (``chunk_field``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    file: str
+    position: int
+    """Its index among its file's chunks, from 0."""
+
+
+class FileEntry(BaseModel):
+    """One file of a version (``FILE_TABLE``): its digest, and the rows its chunks hold."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sha256: str
+    first: int
+    rows: int

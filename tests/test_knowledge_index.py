@@ -1,0 +1,97 @@
+"""The knowledge index: exact cosine search, and a version written to Redis and loaded back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from redis.asyncio import Redis
+
+from common import keys
+from common.errors import KnowledgeError
+from common.knowledge import FileEntry, KnowledgeMeta, StoredChunk
+from common.knowledge_store import built_bases, read_chunks, read_file_table, read_meta
+from worker.knowledge import index_store
+from worker.knowledge.index import KnowledgeIndex, normalised
+from worker.knowledge.index_store import load_index, write_version
+
+
+def _meta(name: str = "menu", dimensions: int = 8) -> KnowledgeMeta:
+    return KnowledgeMeta(
+        name=name, version=0, model="text-embedding-3-small", dimensions=dimensions, chunks=0, files=0,
+        matrix_bytes=0, built_at=0, chunk_tokens=300, chunk_overlap_tokens=40, rows_per_segment=0, segments=0,
+    )  # fmt: skip
+
+
+def _random_unit(rows: int, dimensions: int, seed: int = 1) -> np.ndarray:
+    return normalised(np.random.default_rng(seed).standard_normal((rows, dimensions)).astype(np.float32))
+
+
+def test_search_returns_the_k_closest_rows_best_first() -> None:
+    """Each query's hits are the k highest dot products, sorted, with their scores."""
+    matrix = _random_unit(500, 16)
+    queries = _random_unit(3, 16, seed=2)
+    hits = KnowledgeIndex(_meta(dimensions=16), matrix).search(queries, 5)
+    for query, found in zip(queries, hits, strict=True):
+        expected = np.argsort(-(matrix @ query))[:5]
+        assert [hit.row for hit in found] == list(expected)
+        assert [hit.score for hit in found] == pytest.approx(sorted((matrix @ query)[expected], reverse=True))
+
+
+def test_search_with_k_beyond_the_rows_returns_them_all() -> None:
+    """A base smaller than top_k gives every chunk, best first."""
+    matrix = _random_unit(3, 4)
+    found = KnowledgeIndex(_meta(dimensions=4), matrix).search(matrix[2:3], 10)[0]
+    assert found[0].row == 2
+    assert sorted(hit.row for hit in found) == [0, 1, 2]
+
+
+def test_search_refuses_queries_of_another_width() -> None:
+    """A question embedded at another dimension than the index is an error, not a broadcast."""
+    with pytest.raises(ValueError, match="8 columns"):
+        KnowledgeIndex(_meta(), _random_unit(4, 8)).search(_random_unit(1, 4), 2)
+
+
+def test_normalised_rows_have_unit_length_and_zero_stays_zero() -> None:
+    """Rows are scaled to length 1; an all-zero row is left zero rather than divided by zero."""
+    rows = normalised(np.array([[3.0, 4.0], [0.0, 0.0]], dtype=np.float32))
+    assert rows.dtype == np.float32
+    assert rows.tolist() == [[0.6000000238418579, 0.800000011920929], [0.0, 0.0]]
+
+
+async def test_a_written_version_loads_back_whole(redis: Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Matrix (over several segments), chunks and file table come back as written; the meta counts them."""
+    monkeypatch.setattr("common.knowledge.SEGMENT_BYTES", 4 * 8 * 3)  # 3 rows a segment: 4 segments
+    matrix = _random_unit(10, 8)
+    chunks = [
+        StoredChunk(text=f"chunk {i} 아메리카노", file=f"f{i % 2}.md", position=i // 2) for i in range(10)
+    ]
+    files = {"f0.md": FileEntry(sha256="a", first=0, rows=5), "f1.md": FileEntry(sha256="b", first=5, rows=5)}
+    meta = await write_version(redis, _meta(), matrix, chunks, files)
+    assert (meta.version, meta.chunks, meta.files, meta.segments) == (1, 10, 2, 4)
+    assert meta.matrix_bytes == 10 * 8 * 4
+    loaded = await load_index(redis, "menu")
+    assert loaded.meta == await read_meta(redis, "menu")
+    assert np.array_equal(loaded.matrix, matrix)
+    assert await read_chunks(redis, meta, [9, 0]) == [chunks[9], chunks[0]]
+    assert await read_file_table(redis, meta) == files
+    assert [base.name for base in await built_bases(redis)] == ["menu"]
+
+
+async def test_a_rebuild_switches_version_and_lets_the_old_one_expire(redis: Redis) -> None:
+    """The new version is current at once; the replaced one lives on for a while, then goes."""
+    chunk = [StoredChunk(text="x", file="a.md", position=0)]
+    first = await write_version(redis, _meta(), _random_unit(1, 8), chunk, {})
+    second = await write_version(redis, _meta(), _random_unit(1, 8, seed=3), chunk, {})
+    assert second.version == first.version + 1
+    assert (await read_meta(redis, "menu")).version == second.version  # type: ignore[union-attr]
+    old_ttl = await redis.ttl(keys.knowledge_data("menu", first.version))
+    assert 0 < old_ttl <= index_store.REPLACED_TTL_S
+    assert await redis.ttl(keys.knowledge_data("menu", second.version)) == -1
+
+
+async def test_loading_a_base_never_built_says_how_to_build_it(redis: Redis) -> None:
+    """The error names the base and the command."""
+    with pytest.raises(
+        KnowledgeError, match=r"knowledge base 'menu' is not built: run `askq knowledge build menu`"
+    ):
+        await load_index(redis, "menu")

@@ -1,0 +1,156 @@
+"""The provider's ``/v1/embeddings``: one request for a list of texts, checked, retried by policy.
+
+Each request holds one place of the process's semaphore (the one chat calls hold) and passes the
+provider gate, so a shared cooldown (429 Retry-After), the pace of ``provider.requests_per_minute``
+and the in-flight limit apply to embeddings as to answers. Vectors are asked for in base64, as the
+stock openai client asks (so every compatible server takes it), and decoded straight into numpy;
+a server that answers lists of floats is read too. A response with the wrong count or dimension is
+a failed attempt, retried: a vector missing would shift every chunk's meaning by one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Sequence
+from typing import Any
+
+import httpx2
+import numpy as np
+import openai
+import orjson
+import structlog
+from openai import AsyncOpenAI
+from tenacity import RetryCallState
+
+from common.config import AskqConfig
+from common.errors import FatalProviderError, ProviderError, RetryableProviderError
+from worker.answering.gate import ProviderGate
+from worker.answering.in_flight import PLACE_POLL_S
+from worker.answering.provider_errors import translate
+from worker.answering.retry import retrying
+from worker.knowledge.index import Matrix, normalised
+
+log = structlog.get_logger(__name__)
+
+_EMBEDDINGS_PATH = "/embeddings"
+MAX_INPUTS = 2048
+"""OpenAI's limit of inputs a request."""
+
+
+class Embedder:
+    """Embeds texts with ``model`` (at ``dimensions``, when set) for one knowledge base."""
+
+    def __init__(
+        self,
+        client: AsyncOpenAI,
+        config: AskqConfig,
+        semaphore: asyncio.Semaphore,
+        gate: ProviderGate,
+        *,
+        model: str,
+        dimensions: int | None,
+    ) -> None:
+        self._client = client
+        self._config = config
+        self._semaphore = semaphore
+        self._gate = gate
+        self.model = model
+        self.dimensions = dimensions
+        self.requests = 0
+        """Requests sent, retries included."""
+
+    async def embed(self, texts: Sequence[str], *, expect_dimensions: int | None = None) -> Matrix:
+        """Unit vectors of ``texts``, one row each, in order; ``expect_dimensions``: what each must have
+        (an index's), else ``dimensions``, else whatever the first vector has."""
+        if not 0 < len(texts) <= MAX_INPUTS:
+            raise ValueError(f"{len(texts)} texts: a request takes 1 to {MAX_INPUTS}")
+        async for attempt in retrying(self._config.retry, self._on_retry, unreachable_too=True):
+            with attempt:
+                return await self._request(texts, expect_dimensions or self.dimensions)
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    async def _request(self, texts: Sequence[str], dimensions: int | None) -> Matrix:
+        async with self._semaphore:
+            admission = await self._gate.admit()
+            while admission.cooldown_s > 0 or admission.full:
+                await asyncio.sleep(admission.cooldown_s or PLACE_POLL_S)
+                admission = await self._gate.admit()
+            in_flight = self._gate.in_flight
+            call = in_flight.begin(admission.place, admission.limit, admission.used)
+            try:
+                if admission.send_in_s > 0:
+                    await asyncio.sleep(admission.send_in_s)
+                self.requests += 1
+                body = await self._post(texts)
+            except ProviderError as exc:
+                await self._gate.refused(exc)
+                raise
+            finally:
+                in_flight.end(call)
+        return normalised(vectors(body, len(texts), dimensions))
+
+    async def _post(self, texts: Sequence[str]) -> Any:
+        body: dict[str, Any] = {"model": self.model, "input": list(texts), "encoding_format": "base64"}
+        if self.dimensions is not None:
+            body["dimensions"] = self.dimensions
+        try:
+            response = await self._client.post(_EMBEDDINGS_PATH, cast_to=httpx2.Response, body=body)
+            return orjson.loads(await response.aread())
+        except openai.NotFoundError as exc:
+            raise self._not_found(exc) from exc
+        except (openai.OpenAIError, httpx2.HTTPError) as exc:
+            raise translate(exc) from exc
+        except orjson.JSONDecodeError as exc:
+            raise RetryableProviderError(f"the embeddings response is not JSON: {exc}") from exc
+
+    def _not_found(self, exc: openai.NotFoundError) -> FatalProviderError:
+        error = exc.body.get("error", exc.body) if isinstance(exc.body, dict) else None
+        if isinstance(error, dict) and error.get("code") == "model_not_found":
+            return FatalProviderError(f"HTTP 404: embedding model {self.model!r} not found", status_code=404)
+        where = str(self._client.base_url).rstrip("/")
+        return FatalProviderError(
+            f"the provider at {where} has no /embeddings endpoint (HTTP 404): knowledge bases need one "
+            "(llama-server: start it with --embeddings)",
+            status_code=404,
+        )
+
+    async def _on_retry(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        wait_s = state.next_action.sleep if state.next_action is not None else 0.0
+        log.warning(
+            "embeddings retrying", attempt=state.attempt_number, retry_in_s=round(wait_s, 3), error=str(error)
+        )
+
+
+def vectors(body: Any, count: int, dimensions: int | None) -> Matrix:
+    """The matrix of an embeddings response for ``count`` inputs; a wrong one raises a retryable error."""
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list) or len(data) != count:
+        got = len(data) if isinstance(data, list) else "no"
+        raise RetryableProviderError(f"the embeddings response had {got} vectors for {count} inputs")
+    rows: list[np.ndarray[Any, Any] | None] = [None] * count
+    for position, item in enumerate(data):
+        index = item.get("index", position) if isinstance(item, dict) else None
+        if not isinstance(index, int) or not 0 <= index < count or rows[index] is not None:
+            raise RetryableProviderError(f"the embeddings response has a bad or repeated index {index!r}")
+        rows[index] = _decoded(item.get("embedding"))
+    width = dimensions or len(rows[0])  # type: ignore[arg-type]
+    for row in rows:
+        if row is None or len(row) != width:
+            raise RetryableProviderError(
+                f"the embeddings response has a vector of {0 if row is None else len(row)} dimensions, "
+                f"not {width}"
+            )
+    return np.vstack(rows).astype(np.float32, copy=False)  # type: ignore[arg-type]
+
+
+def _decoded(embedding: Any) -> np.ndarray[Any, Any]:
+    if isinstance(embedding, str):
+        try:
+            return np.frombuffer(base64.b64decode(embedding, validate=True), dtype="<f4")
+        except ValueError as exc:
+            raise RetryableProviderError(f"an embedding is not base64 float32: {exc}") from exc
+    if isinstance(embedding, list) and all(isinstance(value, int | float) for value in embedding):
+        return np.asarray(embedding, dtype=np.float32)
+    raise RetryableProviderError("an embedding is neither base64 nor a list of numbers")
