@@ -20,6 +20,7 @@ from typing import Any
 
 from bench.footprint import run_footprint
 from bench.idle import run_idle
+from bench.knowledge_search import run_knowledge
 from bench.mixes import Mix, standard_mixes
 from bench.queue import run_queue
 from bench.relay import run_relay
@@ -28,7 +29,17 @@ from bench.submit import run_submit
 from bench.throughput import run_askq, run_baseline
 from bench.transport import run_transport
 
-SECTIONS = ("throughput", "transport", "queue", "idle", "relay", "submit", "scale_out", "footprint")
+SECTIONS = (
+    "throughput",
+    "transport",
+    "queue",
+    "idle",
+    "relay",
+    "submit",
+    "scale_out",
+    "footprint",
+    "knowledge",
+)
 
 
 def side_by_side(mix: Mix, folder: Path, *, baseline: bool) -> dict[str, Any]:
@@ -86,6 +97,8 @@ def run(sections: list[str], scale: float, folder: Path) -> dict[str, Any]:
             results[section] = scale_out(Mix(**{**cpu.__dict__, "jobs": cpu.jobs * 2}), folder)
         elif section == "footprint":
             results[section] = asyncio.run(run_footprint(folder))
+        elif section == "knowledge":
+            results[section] = run_knowledge(folder)  # its sizes are the targets': not scaled
     return results
 
 

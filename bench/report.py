@@ -106,7 +106,36 @@ def rows(results: dict[str, Any]) -> list[Row]:
         out.append(Row("scale-out", "the machine's ceiling at that CPU per job", ceiling, "x"))
     if "footprint" in results:
         out += _footprint_rows(results["footprint"])
+    if "knowledge" in results:
+        out += _knowledge_rows(results["knowledge"])
     return out
+
+
+def _knowledge_rows(knowledge: dict[str, Any]) -> list[Row]:
+    """Search on one core (the targets') beside BLAS's default threads, then a worker's index memory."""
+    one, default, memory = knowledge["one_core"], knowledge["default"], knowledge["memory"]
+    size = f"{knowledge['rows']:,} x {knowledge['dimensions']}"
+    return [
+        Row("knowledge", f"search {size}, 1 question, 1 core: p50", one["single"]["p50_ms"], "ms", 10, "<="),
+        Row("knowledge", "  p95", one["single"]["p95_ms"], "ms"),
+        Row("knowledge", "32 questions a call, 1 core: p50", one["batch"]["p50_ms"], "ms", 40, "<="),
+        Row("knowledge", "  p95", one["batch"]["p95_ms"], "ms"),
+        Row("knowledge", "  CPU the calls got / their wall time (of 1)", one["batch"]["cpu_per_wall"], ""),
+        Row("knowledge", "  the product alone at the core's peak rate", one["batch_product_floor_ms"], "ms"),
+        Row("knowledge", "  the core's peak rate (1024^2 float32 product)", one["peak_gflops"], "GFLOP/s"),
+        Row("knowledge", "1 question, BLAS's default threads: p50", default["single"]["p50_ms"], "ms"),
+        Row("knowledge", "32 questions, BLAS's default threads: p50", default["batch"]["p50_ms"], "ms"),
+        Row("knowledge", "  CPU the calls got / their wall time", default["batch"]["cpu_per_wall"], ""),
+        Row("knowledge", "worker's memory growth by load_index / matrix", memory["ratio"], "x", 1.2, "<="),
+        Row("knowledge", "  at the load's peak / matrix", memory["peak_ratio"] or 0.0, "x"),
+        Row(
+            "knowledge",
+            f"load_index of {memory['matrix_bytes'] / 1e6:.0f} MB from Redis",
+            memory["load_s"],
+            "s",
+        ),
+        Row("knowledge", "loaded matrix equals the written one", float(memory["loaded_intact"]), "", 1),
+    ]
 
 
 def _transport_rows(transport: dict[str, Any]) -> list[Row]:

@@ -51,6 +51,50 @@ def test_search_refuses_queries_of_another_width() -> None:
         KnowledgeIndex(_meta(), _random_unit(4, 8)).search(_random_unit(1, 4), 2)
 
 
+def _brute_force(matrix: np.ndarray, query: np.ndarray, k: int) -> list[int]:
+    scores = matrix.astype(np.float64) @ query.astype(np.float64)
+    return [int(row) for row in np.argsort(-scores, kind="stable")[:k]]
+
+
+@pytest.mark.parametrize("k", [1, 4, 9, 500])
+def test_several_queries_over_many_blocks_find_what_each_alone_finds(
+    monkeypatch: pytest.MonkeyPatch, k: int
+) -> None:
+    """A batch of queries, its product taken a block of rows at a time (the last one short), gives each
+    query the same hits as a search of it alone and as a brute-force sort."""
+    monkeypatch.setattr("worker.knowledge.index.BLOCK_BYTES", 16 * 4 * 7)  # 7 rows a block: 72 blocks
+    matrix = _random_unit(500, 16)
+    queries = _random_unit(5, 16, seed=2)
+    index = KnowledgeIndex(_meta(dimensions=16), matrix)
+    together = index.search(queries, k)
+    for query, found in zip(queries, together, strict=True):
+        assert [hit.row for hit in found] == _brute_force(matrix, query, k)
+        alone = index.search(query[None, :], k)[0]
+        assert [hit.row for hit in alone] == [hit.row for hit in found]
+        # BLAS sums a matrix-vector product in another order than a block's: the last bit may differ.
+        assert [hit.score for hit in alone] == pytest.approx([hit.score for hit in found], abs=1e-6)
+    assert index.search(queries[:0], k) == []
+
+
+def test_queries_of_another_float_type_are_searched_as_float32() -> None:
+    """float64 questions (several and one) give the hits of their float32 copies, not an error."""
+    matrix = _random_unit(50, 8)
+    queries = _random_unit(3, 8, seed=2)
+    index = KnowledgeIndex(_meta(), matrix)
+    assert index.search(queries.astype(np.float64), 3) == index.search(queries, 3)
+    assert index.search(queries[:1].astype(np.float64), 3) == index.search(queries[:1], 3)
+
+
+@pytest.mark.parametrize("k", [3, 12])
+def test_equal_scores_come_in_row_order(k: int) -> None:
+    """Chunks that score the same (a file indexed twice) are listed lower row first, for any k."""
+    matrix = _random_unit(40, 8)
+    matrix[[5, 17, 30]] = matrix[2]
+    found = KnowledgeIndex(_meta(), matrix).search(matrix[2:4], k)
+    assert [hit.row for hit in found[0]][:4] == [2, 5, 17, 30][:k]
+    assert [hit.row for hit in found[1]] == _brute_force(matrix, matrix[3], k)
+
+
 def test_normalised_rows_have_unit_length_and_zero_stays_zero() -> None:
     """Rows are scaled to length 1; an all-zero row is left zero rather than divided by zero."""
     rows = normalised(np.array([[3.0, 4.0], [0.0, 0.0]], dtype=np.float32))
