@@ -107,6 +107,9 @@ class KnowledgeMeta(BaseModel):
     chunk_overlap_tokens: int
     rows_per_segment: int
     segments: int
+    requested_dimensions: int = 0
+    """The ``dimensions`` the build sent (0: none, the model's own width). A question must be embedded
+    the same way: an index shortened to 256 cannot answer for a config that no longer asks for 256."""
 
     @classmethod
     def from_hash(cls, name: str, raw: dict[bytes, bytes]) -> KnowledgeMeta | None:
@@ -121,10 +124,14 @@ class KnowledgeMeta(BaseModel):
 
     def mismatch(self, config: KnowledgeConfig) -> str | None:
         """Why this index cannot answer for ``config`` (another model or dimension), or None."""
-        wanted_dimensions = config.dimensions or self.dimensions
-        if self.model == config.embedding_model and self.dimensions == wanted_dimensions:
+        if config.dimensions is not None:
+            same_width = self.dimensions == config.dimensions  # asked for, or the model's own
+        else:
+            same_width = not self.requested_dimensions
+        if self.model == config.embedding_model and same_width:
             return None
-        wanted = config.embedding_model + (f" at {config.dimensions} dimensions" if config.dimensions else "")
+        width = f"{config.dimensions} dimensions" if config.dimensions else "the model's own dimensions"
+        wanted = f"{config.embedding_model} at {width}"
         return (
             f"knowledge base {self.name!r} was built with {self.model} at {self.dimensions} dimensions, "
             f"but jobs.yaml asks for {wanted}: run `askq knowledge build {self.name}`"

@@ -31,6 +31,8 @@ from worker.knowledge.index import KnowledgeIndex, Matrix
 
 REPLACED_TTL_S = 600
 """How long a replaced version stays readable: longer than any load of one."""
+UNFINISHED_TTL_S = 3600
+"""How long a version being written lives unless it becomes current: longer than any write of one."""
 CHUNKS_PER_WRITE = 2000
 LOAD_TRIES = 3
 
@@ -62,7 +64,11 @@ async def write_version(
         }
     )
     data = keys.knowledge_data(meta.name, meta.version)
+    # Written with an expiry, made lasting when it becomes current: a build that dies while writing
+    # leaves no version behind for good.
     await redis.delete(data)
+    await redis.hset(data, FILE_TABLE, "{}")  # type: ignore[misc]
+    await redis.expire(data, UNFINISHED_TTL_S)
     little_endian = matrix.astype("<f4", copy=False)
     for segment in range(segments):
         rows = little_endian[segment * per_segment : (segment + 1) * per_segment]
@@ -77,6 +83,7 @@ async def write_version(
         pipe.delete(keys.knowledge_meta(meta.name))
         pipe.hset(keys.knowledge_meta(meta.name), mapping=meta.to_hash())
         pipe.sadd(keys.KNOWLEDGE_BASES, meta.name)
+        pipe.persist(data)
         if previous is not None:
             pipe.expire(keys.knowledge_data(meta.name, previous.version), REPLACED_TTL_S)
         await pipe.execute()
