@@ -11,11 +11,13 @@ reloads the matrix only when it changes, and a rebuild switches every worker at 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from common.confine import check_relative
+from common.errors import NotFoundError
 from common.strict import Strict
 
 KNOWLEDGE_PLACEHOLDER = "{knowledge}"
@@ -136,6 +138,15 @@ class KnowledgeMeta(BaseModel):
             f"knowledge base {self.name!r} was built with {self.model} at {self.dimensions} dimensions, "
             f"but jobs.yaml asks for {wanted}: run `askq knowledge build {self.name}`"
         )
+
+
+def known_base(bases: Mapping[str, KnowledgeConfig], name: str) -> KnowledgeConfig:
+    """The base of jobs.yaml named ``name``; a NotFoundError naming the ones it has."""
+    base = bases.get(name)
+    if base is None:
+        known = ", ".join(sorted(bases)) or "none: jobs.yaml has no knowledge: section"
+        raise NotFoundError(f"unknown knowledge base {name!r} (jobs.yaml's knowledge bases: {known})")
+    return base
 
 
 def not_built(name: str) -> str:

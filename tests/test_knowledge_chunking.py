@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -53,7 +54,7 @@ def test_neighbours_overlap_when_the_budget_allows() -> None:
     """With an overlap budget larger than a sentence, each chunk begins with the end of the one before."""
     pieces = chunk_text("notes.txt", SENTENCES, model=MODEL, tokens=60, overlap=25)
     assert len(pieces) > 3
-    for before, after in zip(pieces, pieces[1:], strict=False):
+    for before, after in itertools.pairwise(pieces):
         first_sentence = after.split(". ")[0] + "."
         assert before.endswith(first_sentence) or f"{first_sentence} " in before
     _within_budget("notes.txt", pieces, 60, 25)

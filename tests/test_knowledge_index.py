@@ -118,7 +118,8 @@ def test_an_index_of_another_model_or_width_is_refused_with_the_reason(
     if refused is None:
         assert reason is None
     else:
-        assert reason is not None and refused in reason
+        assert reason is not None
+        assert refused in reason
         assert reason.endswith("run `askq knowledge build menu`")
 
 
