@@ -109,6 +109,8 @@ class KnowledgeMeta(BaseModel):
     chunk_overlap_tokens: int
     rows_per_segment: int
     segments: int
+    chunk_bytes: int = 0
+    """Bytes of the chunks as stored (their JSON): with ``matrix_bytes``, what the version takes."""
     requested_dimensions: int = 0
     """The ``dimensions`` the build sent (0: none, the model's own width). A question must be embedded
     the same way: an index shortened to 256 cannot answer for a config that no longer asks for 256."""

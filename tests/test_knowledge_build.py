@@ -105,6 +105,20 @@ async def test_a_rebuild_embeds_only_the_changed_file(redis: Redis, sim: Simulat
     assert not np.array_equal(after["kb/tea.md"][:1], before["kb/tea.md"][:1])
 
 
+async def test_a_rebuild_with_nothing_changed_keeps_the_version(
+    redis: Redis, sim: Simulator, tmp_path: Path
+) -> None:
+    """No file changed, none removed: nothing is sent or written, so no worker reloads the matrix."""
+    _write_menu(tmp_path)
+    config = _config(tmp_path)
+    first = await build_base(redis, config, "menu")
+    requests = sim.stats()["embedding_requests"]
+    again = await build_base(redis, config, "menu")
+    assert (again.up_to_date, again.version, again.chunks, again.requests) == (True, 1, first.chunks, 0)
+    assert sim.stats()["embedding_requests"] == requests
+    assert (await read_meta(redis, "menu")).version == 1  # type: ignore[union-attr]
+
+
 async def test_a_removed_file_drops_out_and_a_new_one_is_embedded(
     redis: Redis, sim: Simulator, tmp_path: Path
 ) -> None:

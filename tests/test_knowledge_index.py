@@ -69,6 +69,7 @@ async def test_a_written_version_loads_back_whole(redis: Redis, monkeypatch: pyt
     meta = await write_version(redis, _meta(), matrix, chunks, files)
     assert (meta.version, meta.chunks, meta.files, meta.segments) == (1, 10, 2, 4)
     assert meta.matrix_bytes == 10 * 8 * 4
+    assert meta.chunk_bytes == sum(len(chunk.model_dump_json().encode()) for chunk in chunks)
     loaded = await load_index(redis, "menu")
     assert loaded.meta == await read_meta(redis, "menu")
     assert np.array_equal(loaded.matrix, matrix)

@@ -23,7 +23,7 @@ from common.errors import KnowledgeError
 from common.knowledge import FileEntry, KnowledgeConfig, KnowledgeMeta, StoredChunk, known_base
 from common.knowledge_store import read_chunks, read_file_table, read_meta
 from worker.knowledge.build_lock import BuildLock
-from worker.knowledge.build_report import BuildReport
+from worker.knowledge.build_report import BuildProgress, BuildReport, NoProgress
 from worker.knowledge.chunking import chunk_text
 from worker.knowledge.embed_many import base_embedder, embed_many, gate_batch
 from worker.knowledge.files import BaseFile, ReadFiles, Skipped, read_base_files
@@ -31,16 +31,6 @@ from worker.knowledge.index import Matrix
 from worker.knowledge.index_store import CHUNKS_PER_WRITE, load_index, write_version
 
 NO_TEXT = "has no text"
-
-
-class BuildProgress:
-    """What a build tells its caller as it goes (the CLI's progress bar); this one tells nobody."""
-
-    def planned(self, chunks: int) -> None:
-        """``chunks`` are to be embedded."""
-
-    def embedded(self, chunks: int) -> None:
-        """``chunks`` more are embedded."""
 
 
 @dataclass
@@ -62,7 +52,7 @@ async def build_base(
 ) -> BuildReport:
     """Build ``name`` of ``config.knowledge`` and make it current; what was done."""
     base = known_base(config.knowledge, name)
-    progress = progress or BuildProgress()
+    progress = progress or NoProgress()
     started = time.monotonic()
     async with BuildLock(redis, name) as lock:
         # A new build is the retry of one the provider refused with a 401: its halt goes.
@@ -74,6 +64,9 @@ async def build_base(
         plan = await asyncio.to_thread(_plan, read, reusable, base)
         if not plan.digests:
             raise KnowledgeError(_no_text(name, read, plan))
+        if previous is not None and not plan.chunked and plan.kept.keys() == old_table.keys():
+            # Nothing to send or write: a new version would only make every worker reload the same.
+            return _report(read, plan, old_table, previous, requests=0, started=started, up_to_date=True)
         kept_rows, kept_chunks = await _kept(redis, previous, plan)
         texts = [text for path in plan.paths for text in plan.chunked.get(path, [])]
         progress.planned(len(texts))
@@ -87,9 +80,23 @@ async def build_base(
         lock.check()
         draft = _draft(name, base, matrix.shape[1])
         meta = await write_version(redis, draft, matrix, chunks, table)
+    return _report(read, plan, old_table, meta, requests=requests, started=started, up_to_date=False)
+
+
+def _report(
+    read: ReadFiles,
+    plan: _Plan,
+    old_table: dict[str, FileEntry],
+    meta: KnowledgeMeta,
+    *,
+    requests: int,
+    started: float,
+    up_to_date: bool,
+) -> BuildReport:
     return BuildReport(
-        name=name,
+        name=meta.name,
         version=meta.version,
+        up_to_date=up_to_date,
         model=meta.model,
         dimensions=meta.dimensions,
         files_read=len(read.files),
@@ -98,7 +105,7 @@ async def build_base(
         files_removed=sorted(set(old_table) - set(plan.digests)),
         skipped=sorted(read.skipped + plan.skipped, key=lambda skipped: skipped.path),
         chunks=meta.chunks,
-        chunks_embedded=len(texts),
+        chunks_embedded=sum(map(len, plan.chunked.values())),
         requests=requests,
         seconds=time.monotonic() - started,
     )

@@ -1,17 +1,38 @@
-"""What a build did, for ``askq knowledge build`` to print (and ``--json`` to give whole)."""
+"""What a build says as it goes and when done, for ``askq knowledge build`` to show (light to import:
+the CLI renders it without loading the provider's client)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from worker.knowledge.files import Skipped
+
+
+class BuildProgress(Protocol):
+    """What a build tells its caller as it goes (the CLI's progress bar)."""
+
+    def planned(self, chunks: int) -> None:
+        """``chunks`` are to be embedded."""
+
+    def embedded(self, chunks: int) -> None:
+        """``chunks`` more are embedded."""
+
+
+class NoProgress:
+    def planned(self, chunks: int) -> None:
+        pass
+
+    def embedded(self, chunks: int) -> None:
+        pass
 
 
 @dataclass(frozen=True)
 class BuildReport:
     name: str
     version: int
+    up_to_date: bool
+    """Nothing had changed: no request sent, the current version kept."""
     model: str
     dimensions: int
     files_read: int

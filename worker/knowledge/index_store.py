@@ -73,10 +73,13 @@ async def write_version(
     for segment in range(segments):
         rows = little_endian[segment * per_segment : (segment + 1) * per_segment]
         await redis.hset(data, mapping={matrix_field(segment): rows.tobytes()})  # type: ignore[misc]
+    chunk_bytes = 0
     for first in range(0, len(chunks), CHUNKS_PER_WRITE):
         page = chunks[first : first + CHUNKS_PER_WRITE]
-        mapping = {chunk_field(first + i): chunk.model_dump_json() for i, chunk in enumerate(page)}
+        mapping = {chunk_field(first + i): chunk.model_dump_json().encode() for i, chunk in enumerate(page)}
+        chunk_bytes += sum(map(len, mapping.values()))
         await redis.hset(data, mapping=mapping)  # type: ignore[misc]
+    meta = meta.model_copy(update={"chunk_bytes": chunk_bytes})
     table = json.dumps({path: entry.model_dump() for path, entry in files.items()}, ensure_ascii=False)
     await redis.hset(data, FILE_TABLE, table)  # type: ignore[misc]
     async with redis.pipeline(transaction=True) as pipe:
