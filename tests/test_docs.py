@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from askq.cli import build_parser
 from common.config import AskqConfig
+from common.knowledge import KnowledgeConfig
 from common.schedules import ScheduleConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -138,10 +139,10 @@ def test_every_jobs_yaml_key_is_documented_with_its_default() -> None:
     wrong = [
         problem
         for problem in _check_defaults(config, AskqConfig)
-        if not problem.startswith(("job_types:", "schedules:"))
+        if not problem.startswith(("job_types:", "schedules:", "knowledge:"))
     ]
     documented = _documented_defaults(config)
-    for mapping in ("job_types.NAME.system_prompt", "schedules.NAME.*"):
+    for mapping in ("job_types.NAME.system_prompt", "schedules.NAME.*", "knowledge.NAME.*"):
         if mapping not in documented:
             wrong.append(f"{mapping}: not in configuration.md")
     assert not wrong, "\n".join(wrong)
@@ -150,6 +151,12 @@ def test_every_jobs_yaml_key_is_documented_with_its_default() -> None:
 def test_every_schedule_key_is_documented_with_its_default() -> None:
     """docs/schedules.md has a row for each key of a schedule, whose default matches common/schedules.py."""
     wrong = _check_defaults(DOCS / "schedules.md", ScheduleConfig)
+    assert not wrong, "\n".join(wrong)
+
+
+def test_every_knowledge_key_is_documented_with_its_default() -> None:
+    """docs/knowledge.md has a row for each key of a base, whose default matches common/knowledge.py."""
+    wrong = _check_defaults(DOCS / "knowledge.md", KnowledgeConfig)
     assert not wrong, "\n".join(wrong)
 
 
