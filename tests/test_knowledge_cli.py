@@ -6,12 +6,17 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from redis.asyncio import Redis
 
-from common.config import load_config
+from common.config import AskqConfig, load_config
+from common.knowledge import KnowledgeConfig, KnowledgeMeta, StoredChunk
+from producer.knowledge import knowledge_rows
 from tests.conftest import Simulator
 from tests.helpers import askq
+from worker.knowledge.index import normalised
+from worker.knowledge.index_store import write_version
 from worker.knowledge.search import search_base
 
 MENU = {
@@ -168,3 +173,33 @@ async def test_search_finds_the_planted_file_for_each_question(
     for question, planted in QUESTIONS.items():
         _, found = await search_base(redis, config, "menu", question, 4)
         assert found[0].chunk.file == planted, question
+
+
+async def test_list_rows_say_each_bases_state(redis: Redis, tmp_path: Path) -> None:
+    """Built, not built, built for another model, and built but gone from jobs.yaml, by name."""
+    chunk = [StoredChunk(text="Tea.", file="kb/tea.md", position=0)]
+    draft = KnowledgeMeta(
+        name="", version=0, model="text-embedding-3-small", dimensions=4, chunks=0, files=0, matrix_bytes=0,
+        built_at=0, chunk_tokens=300, chunk_overlap_tokens=40, rows_per_segment=0, segments=0,
+    )  # fmt: skip
+    for name, model in (
+        ("menu", "text-embedding-3-small"),
+        ("old", "m"),
+        ("drinks", "text-embedding-3-large"),
+    ):
+        meta = draft.model_copy(update={"name": name, "model": model})
+        await write_version(redis, meta, normalised(np.ones((1, 4), dtype=np.float32)), chunk, {})
+    bases = {
+        name: KnowledgeConfig(files="kb/*.md", embedding_model="text-embedding-3-small")
+        for name in ("menu", "drinks", "new")
+    }
+    rows = await knowledge_rows(redis, AskqConfig(knowledge=bases))
+    assert [(row.name, row.status) for row in rows] == [
+        ("drinks", "built with another model, rebuild"),
+        ("menu", "built"),
+        ("new", "not built"),
+        ("old", "not in jobs.yaml"),
+    ]
+    assert rows[0].reason is not None
+    assert "text-embedding-3-large at 4 dimensions" in rows[0].reason
+    assert rows[1].size_bytes == 16 + len(chunk[0].model_dump_json())
