@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 
 from askq.render import error_json
 from common.errors import AskqError
+from common.knowledge import DEFAULT_TOP_K
 from common.redis_url import command_error, redis_url
 from common.secrets import redact_secrets
 from common.untrusted import visible
@@ -124,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     schedule_history.add_argument("--limit", type=_positive, default=20, help="runs shown (default 20)")
     schedule_history.add_argument("--json", action="store_true")
 
+    _knowledge_parser(commands)
+
     batches = commands.add_parser("batches", help="recent batches with their counts and age, newest first")
     batches.add_argument("--limit", type=_positive, default=20, help="batches shown (default 20)")
     batches.add_argument("--json", action="store_true")
@@ -136,6 +139,26 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run everything locally: embedded Redis, simulator, a worker")
     demo.add_argument("--questions", type=Path, help="question file (default: askq/examples/questions.jsonl)")
     return parser
+
+
+def _knowledge_parser(commands: Any) -> None:
+    knowledge = commands.add_parser("knowledge", help="knowledge bases from jobs.yaml: build, list, search")
+    subcommands = knowledge.add_subparsers(dest="knowledge_command", required=True, metavar="SUBCOMMAND")
+    build = subcommands.add_parser(
+        "build",
+        help="read, chunk and embed a base's files into Redis (a rebuild embeds only changed files)",
+    )
+    build.add_argument("name")
+    build.add_argument("--json", action="store_true", help="the report as one JSON document, no progress bar")
+    listing = subcommands.add_parser("list", help="each base with its files, chunks, model and size")
+    listing.add_argument("--json", action="store_true")
+    search = subcommands.add_parser("search", help="the chunks closest to a question, with their scores")
+    search.add_argument("name")
+    search.add_argument("question")
+    search.add_argument(
+        "-k", type=_positive, default=DEFAULT_TOP_K, metavar="N", help="chunks shown (default 4)"
+    )
+    search.add_argument("--json", action="store_true")
 
 
 def _positive(text: str) -> int:
@@ -231,6 +254,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _run(commands.cancel, args.batch)
     if args.command == "schedule":
         return _schedule(args)
+    if args.command == "knowledge":
+        return _knowledge(args)
     if args.command == "results":
         return _run(commands.results, args.batch, output=args.output, fmt=args.format)
     if args.batch is not None:
@@ -250,6 +275,16 @@ def _schedule(args: argparse.Namespace) -> int:
     if args.schedule_command == "history":
         return _run(commands.schedule_history, args.name, limit=args.limit, as_json=args.json)
     return _run(commands.schedule_list, as_json=args.json)
+
+
+def _knowledge(args: argparse.Namespace) -> int:
+    from askq import knowledge_commands
+
+    if args.knowledge_command == "build":
+        return _run(knowledge_commands.build, args.name, as_json=args.json)
+    if args.knowledge_command == "search":
+        return _run(knowledge_commands.search, args.name, args.question, k=args.k, as_json=args.json)
+    return _run(knowledge_commands.list_bases, as_json=args.json)
 
 
 def _run(command: Callable[..., Coroutine[Any, Any, int]], *args: Any, **kwargs: Any) -> int:

@@ -11,11 +11,13 @@ reloads the matrix only when it changes, and a rebuild switches every worker at 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from common.confine import check_relative
+from common.errors import NotFoundError
 from common.strict import Strict
 
 KNOWLEDGE_PLACEHOLDER = "{knowledge}"
@@ -112,6 +114,11 @@ class KnowledgeMeta(BaseModel):
     chunk_overlap_tokens: int
     rows_per_segment: int
     segments: int
+    chunk_bytes: int = 0
+    """Bytes of the chunks as stored (their JSON): with ``matrix_bytes``, what the version takes."""
+    requested_dimensions: int = 0
+    """The ``dimensions`` the build sent (0: none, the model's own width). A question must be embedded
+    the same way: an index shortened to 256 cannot answer for a config that no longer asks for 256."""
 
     @classmethod
     def from_hash(cls, name: str, raw: dict[bytes, bytes]) -> KnowledgeMeta | None:
@@ -126,14 +133,27 @@ class KnowledgeMeta(BaseModel):
 
     def mismatch(self, config: KnowledgeConfig) -> str | None:
         """Why this index cannot answer for ``config`` (another model or dimension), or None."""
-        wanted_dimensions = config.dimensions or self.dimensions
-        if self.model == config.embedding_model and self.dimensions == wanted_dimensions:
+        if config.dimensions is not None:
+            same_width = self.dimensions == config.dimensions  # asked for, or the model's own
+        else:
+            same_width = not self.requested_dimensions
+        if self.model == config.embedding_model and same_width:
             return None
-        wanted = config.embedding_model + (f" at {config.dimensions} dimensions" if config.dimensions else "")
+        width = f"{config.dimensions} dimensions" if config.dimensions else "the model's own dimensions"
+        wanted = f"{config.embedding_model} at {width}"
         return (
             f"knowledge base {self.name!r} was built with {self.model} at {self.dimensions} dimensions, "
             f"but jobs.yaml asks for {wanted}: run `askq knowledge build {self.name}`"
         )
+
+
+def known_base(bases: Mapping[str, KnowledgeConfig], name: str) -> KnowledgeConfig:
+    """The base of jobs.yaml named ``name``; a NotFoundError naming the ones it has."""
+    base = bases.get(name)
+    if base is None:
+        known = ", ".join(sorted(bases)) or "none: jobs.yaml has no knowledge: section"
+        raise NotFoundError(f"unknown knowledge base {name!r} (jobs.yaml's knowledge bases: {known})")
+    return base
 
 
 def not_built(name: str) -> str:

@@ -8,7 +8,7 @@ from redis.asyncio import Redis
 
 from common import keys
 from common.errors import KnowledgeError
-from common.knowledge import FileEntry, KnowledgeMeta, StoredChunk
+from common.knowledge import FileEntry, KnowledgeConfig, KnowledgeMeta, StoredChunk
 from common.knowledge_store import built_bases, read_chunks, read_file_table, read_meta
 from worker.knowledge import index_store
 from worker.knowledge.index import KnowledgeIndex, normalised
@@ -113,6 +113,7 @@ async def test_a_written_version_loads_back_whole(redis: Redis, monkeypatch: pyt
     meta = await write_version(redis, _meta(), matrix, chunks, files)
     assert (meta.version, meta.chunks, meta.files, meta.segments) == (1, 10, 2, 4)
     assert meta.matrix_bytes == 10 * 8 * 4
+    assert meta.chunk_bytes == sum(len(chunk.model_dump_json().encode()) for chunk in chunks)
     loaded = await load_index(redis, "menu")
     assert loaded.meta == await read_meta(redis, "menu")
     assert np.array_equal(loaded.matrix, matrix)
@@ -139,3 +140,39 @@ async def test_loading_a_base_never_built_says_how_to_build_it(redis: Redis) -> 
         KnowledgeError, match=r"knowledge base 'menu' is not built: run `askq knowledge build menu`"
     ):
         await load_index(redis, "menu")
+
+
+@pytest.mark.parametrize(
+    ("built", "config", "refused"),
+    [
+        ({}, {}, None),
+        ({"requested_dimensions": 8}, {"dimensions": 8}, None),
+        ({}, {"dimensions": 8}, None),  # the model's own width, now asked for by name
+        ({}, {"embedding_model": "text-embedding-3-large"}, "built with text-embedding-3-small at 8"),
+        ({}, {"dimensions": 4}, "asks for text-embedding-3-small at 4 dimensions"),
+        ({"requested_dimensions": 8}, {}, "asks for text-embedding-3-small at the model's own dimensions"),
+    ],
+)
+def test_an_index_of_another_model_or_width_is_refused_with_the_reason(
+    built: dict[str, int], config: dict[str, object], refused: str | None
+) -> None:
+    """The model and the dimensions the build asked for must be jobs.yaml's: a question embedded
+    otherwise would not be comparable with the index."""
+    meta = _meta().model_copy(update=built)
+    reason = meta.mismatch(KnowledgeConfig.model_validate({"files": "kb/*.md", **config}))
+    if refused is None:
+        assert reason is None
+    else:
+        assert reason is not None
+        assert refused in reason
+        assert reason.endswith("run `askq knowledge build menu`")
+
+
+def test_meta_round_trips_through_its_hash() -> None:
+    """The hash a build writes reads back as the same meta; one written before requested_dimensions
+    existed reads as none asked."""
+    meta = _meta().model_copy(update={"requested_dimensions": 8})
+    as_bytes = {key.encode(): value.encode() for key, value in meta.to_hash().items()}
+    assert KnowledgeMeta.from_hash("menu", as_bytes) == meta
+    del as_bytes[b"requested_dimensions"]
+    assert KnowledgeMeta.from_hash("menu", as_bytes) == _meta()

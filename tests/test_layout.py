@@ -30,6 +30,14 @@ WORKER_ALLOWED = {
         "worker.context",
         "worker.settings",
     },
+    # Building and searching a base embed as answers call: under the same gate, retry and client.
+    "worker.knowledge": {
+        "worker.knowledge",
+        "worker.answering",
+        "worker.queue",
+        "worker.context",
+        "worker.settings",
+    },
 }
 
 

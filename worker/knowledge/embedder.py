@@ -25,7 +25,7 @@ from tenacity import RetryCallState
 
 from common.config import AskqConfig
 from common.errors import FatalProviderError, ProviderError, RetryableProviderError
-from worker.answering.gate import ProviderGate
+from worker.answering.gate import Admission, ProviderGate
 from worker.answering.in_flight import PLACE_POLL_S
 from worker.answering.provider_errors import translate
 from worker.answering.retry import retrying
@@ -73,24 +73,28 @@ class Embedder:
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     async def _request(self, texts: Sequence[str], dimensions: int | None) -> Matrix:
-        async with self._semaphore:
-            admission = await self._gate.admit()
-            while admission.cooldown_s > 0 or admission.full:
-                await asyncio.sleep(admission.cooldown_s or PLACE_POLL_S)
+        while True:
+            async with self._semaphore:
                 admission = await self._gate.admit()
-            in_flight = self._gate.in_flight
-            call = in_flight.begin(admission.place, admission.limit, admission.used)
-            try:
-                if admission.send_in_s > 0:
-                    await asyncio.sleep(admission.send_in_s)
-                self.requests += 1
-                body = await self._post(texts)
-            except ProviderError as exc:
-                await self._gate.refused(exc)
-                raise
-            finally:
-                in_flight.end(call)
-        return normalised(vectors(body, len(texts), dimensions))
+                if admission.cooldown_s <= 0 and not admission.full:
+                    body = await self._admitted(texts, admission)
+                    return normalised(vectors(body, len(texts), dimensions))
+            # Waits hold no slot, as an answer's do: the process's chat calls go on meanwhile.
+            await asyncio.sleep(admission.cooldown_s or PLACE_POLL_S)
+
+    async def _admitted(self, texts: Sequence[str], admission: Admission) -> Any:
+        in_flight = self._gate.in_flight
+        call = in_flight.begin(admission.place, admission.limit, admission.used)
+        try:
+            if admission.send_in_s > 0:
+                await asyncio.sleep(admission.send_in_s)
+            self.requests += 1
+            return await self._post(texts)
+        except ProviderError as exc:
+            await self._gate.refused(exc)
+            raise
+        finally:
+            in_flight.end(call)
 
     async def _post(self, texts: Sequence[str]) -> Any:
         body: dict[str, Any] = {"model": self.model, "input": list(texts), "encoding_format": "base64"}
@@ -140,6 +144,8 @@ def vectors(body: Any, count: int, dimensions: int | None) -> Matrix:
             raise RetryableProviderError(f"the embeddings response has a bad or repeated index {index!r}")
         rows[index] = _decoded(item.get("embedding"))
     width = dimensions or len(rows[0])  # type: ignore[arg-type]
+    if width == 0:
+        raise RetryableProviderError("the embeddings response has empty vectors")
     for row in rows:
         if row is None or len(row) != width:
             raise RetryableProviderError(

@@ -31,6 +31,8 @@ from worker.knowledge.index import KnowledgeIndex, Matrix
 
 REPLACED_TTL_S = 600
 """How long a replaced version stays readable: longer than any load of one."""
+UNFINISHED_TTL_S = 3600
+"""How long a version being written lives unless it becomes current: longer than any write of one."""
 CHUNKS_PER_WRITE = 2000
 LOAD_TRIES = 3
 
@@ -62,21 +64,29 @@ async def write_version(
         }
     )
     data = keys.knowledge_data(meta.name, meta.version)
+    # Written with an expiry, made lasting when it becomes current: a build that dies while writing
+    # leaves no version behind for good.
     await redis.delete(data)
+    await redis.hset(data, FILE_TABLE, "{}")  # type: ignore[misc]
+    await redis.expire(data, UNFINISHED_TTL_S)
     little_endian = matrix.astype("<f4", copy=False)
     for segment in range(segments):
         rows = little_endian[segment * per_segment : (segment + 1) * per_segment]
         await redis.hset(data, mapping={matrix_field(segment): rows.tobytes()})  # type: ignore[misc]
+    chunk_bytes = 0
     for first in range(0, len(chunks), CHUNKS_PER_WRITE):
         page = chunks[first : first + CHUNKS_PER_WRITE]
-        mapping = {chunk_field(first + i): chunk.model_dump_json() for i, chunk in enumerate(page)}
+        mapping = {chunk_field(first + i): chunk.model_dump_json().encode() for i, chunk in enumerate(page)}
+        chunk_bytes += sum(map(len, mapping.values()))
         await redis.hset(data, mapping=mapping)  # type: ignore[misc]
+    meta = meta.model_copy(update={"chunk_bytes": chunk_bytes})
     table = json.dumps({path: entry.model_dump() for path, entry in files.items()}, ensure_ascii=False)
     await redis.hset(data, FILE_TABLE, table)  # type: ignore[misc]
     async with redis.pipeline(transaction=True) as pipe:
         pipe.delete(keys.knowledge_meta(meta.name))
         pipe.hset(keys.knowledge_meta(meta.name), mapping=meta.to_hash())
         pipe.sadd(keys.KNOWLEDGE_BASES, meta.name)
+        pipe.persist(data)
         if previous is not None:
             pipe.expire(keys.knowledge_data(meta.name, previous.version), REPLACED_TTL_S)
         await pipe.execute()
