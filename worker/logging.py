@@ -28,14 +28,25 @@ def _visible_values(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     return {key: visible(value) if isinstance(value, str) else value for key, value in event.items()}
 
 
-def configure_logging(*, verbose: bool = False, quiet: bool = False, json: bool | None = None) -> None:
+def configure_logging(
+    *, verbose: bool = False, quiet: bool = False, errors_only: bool = False, json: bool | None = None
+) -> None:
+    """``quiet``: warnings and errors; ``errors_only``: errors (the demo, whose retries its table shows)."""
     as_json = not sys.stderr.isatty() if json is None else json
     renderer: Any = (
         structlog.processors.JSONRenderer(serializer=_json_dumps)
         if as_json
         else _ConsoleRenderer(colors=os.environ.get("NO_COLOR", "") == "")
     )
-    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    level = (
+        logging.DEBUG
+        if verbose
+        else logging.ERROR
+        if errors_only
+        else logging.WARNING
+        if quiet
+        else logging.INFO
+    )
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
