@@ -23,6 +23,11 @@ async def get_requests(request: web.Request) -> web.Response:
     return web.json_response({"requests": request.app[STATE_KEY].recorded})
 
 
+async def get_embeddings(request: web.Request) -> web.Response:
+    """What ``record_requests`` kept of embeddings requests: each one's model, inputs and dimensions."""
+    return web.json_response({"requests": request.app[STATE_KEY].recorded_embeddings})
+
+
 async def get_settings(request: web.Request) -> web.Response:
     return web.json_response(request.app[STATE_KEY].settings.model_dump())
 

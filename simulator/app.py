@@ -10,6 +10,7 @@ from aiohttp import web
 from . import admin, batch_api
 from .auth import check_api_key
 from .chat import handle_chat
+from .embeddings import handle_embeddings
 from .keepalive import SERVED, close_after_response, drop_reused
 from .models import MODELS
 from .settings import SimulatorSettings
@@ -23,6 +24,7 @@ def create_app(settings: SimulatorSettings | None = None) -> web.Application:
     app[SERVED] = weakref.WeakSet()
     app[STATE_KEY] = SimState(settings or SimulatorSettings())
     app.router.add_post("/v1/chat/completions", handle_chat)
+    app.router.add_post("/v1/embeddings", handle_embeddings)
     app.router.add_get("/v1/models", list_models)
     app.router.add_post("/v1/files", batch_api.upload_file)
     app.router.add_get("/v1/files/{file_id}", batch_api.get_file)
@@ -31,6 +33,7 @@ def create_app(settings: SimulatorSettings | None = None) -> web.Application:
     app.router.add_get("/v1/batches/{batch_id}", batch_api.get_batch)
     app.router.add_get("/_sim/stats", admin.get_stats)
     app.router.add_get("/_sim/requests", admin.get_requests)
+    app.router.add_get("/_sim/embeddings", admin.get_embeddings)
     app.router.add_get("/_sim/settings", admin.get_settings)
     app.router.add_post("/_sim/settings", admin.post_settings)
     app.router.add_post("/_sim/reset", admin.post_reset)

@@ -6,7 +6,13 @@ from aiohttp import web
 
 from .errors import error_response
 
-MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1")
+EMBEDDING_MODELS: dict[str, int] = {
+    "text-embedding-3-small": 1536,
+    "text-embedding-3-large": 3072,
+    "text-embedding-ada-002": 1536,
+}
+"""OpenAI's embedding models and the size of their vectors (the most `dimensions` may ask for)."""
+MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1", *EMBEDDING_MODELS)
 
 
 def unknown_model(model: str, strict: bool) -> web.Response | None:

@@ -77,6 +77,16 @@ class SimulatorSettings(BaseModel):
         "context_length_exceeded without streaming (0 = no limit)",
     )
 
+    embeddings: bool = Field(
+        default=True, description="serve POST /v1/embeddings (false: it answers 404, as a server without it)"
+    )
+    bad_embeddings: int = Field(
+        default=0,
+        ge=0,
+        description="the next N embeddings responses are wrong: alternately a vector missing and a vector "
+        "of the wrong size (counts down)",
+    )
+
     @model_validator(mode="after")
     def _rates_fit_in_one_draw(self) -> SimulatorSettings:
         # One uniform draw picks at most one fault, so the rates share the unit interval.

@@ -49,6 +49,8 @@ class SimState:
         self.recorded: list[dict[str, Any]] = []
         """With ``record_requests``: each answered request's last user message, model, system messages,
         temperature and answer (``ChatRequest.recorded``)."""
+        self.recorded_embeddings: list[dict[str, Any]] = []
+        """With ``record_requests``: each answered embeddings request's model, inputs and dimensions."""
         self.files: dict[str, StoredFile] = {}
         self.batches: dict[str, dict[str, Any]] = {}
         self.batch_tasks: dict[str, asyncio.Task[None]] = {}
@@ -66,6 +68,7 @@ class SimState:
         self.stats.reset()
         self.limiter.clear()
         self.recorded.clear()
+        self.recorded_embeddings.clear()
         self.files.clear()
         self.batches.clear()
         self.rng = random.Random(self.settings.seed)

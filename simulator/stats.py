@@ -10,7 +10,8 @@ from typing import Any
 
 @dataclass
 class SimStats:
-    """Counts for chat-completion requests only; admin and model-list calls are not counted."""
+    """Counts for chat-completion requests, but for the Batch API's and embeddings' own counters; admin and
+    model-list calls are not counted."""
 
     requests_total: int = 0
     responses_by_status: Counter[int] = field(default_factory=Counter)
@@ -31,6 +32,13 @@ class SimStats:
     batches_created: int = 0
     batch_requests: int = 0
     """Lines answered by the Batch API endpoints (not counted in ``requests_total``)."""
+    embedding_requests: int = 0
+    """``POST /v1/embeddings`` requests, whatever their answer (not counted in ``requests_total``)."""
+    embedding_inputs: int = 0
+    """Texts embedded in answered embeddings requests."""
+    embedding_responses_by_status: Counter[int] = field(default_factory=Counter)
+    bad_embeddings_sent: int = 0
+    """Wrong embeddings responses sent for ``bad_embeddings``; its parity picks the next one's fault."""
 
     def request_started(self) -> None:
         self.requests_total += 1
@@ -52,6 +60,8 @@ class SimStats:
         self.requests_total = self.completion_tokens_sent = self.client_disconnects = 0
         self.streams_completed = self.streams_cut = self.streams_errored = self.streams_malformed = 0
         self.batches_created = self.batch_requests = 0
+        self.embedding_requests = self.embedding_inputs = self.bad_embeddings_sent = 0
+        self.embedding_responses_by_status.clear()
         self.responses_by_status.clear()
         self.attempts.clear()
 
@@ -72,6 +82,12 @@ class SimStats:
             "attempts": dict(self.attempts),
             "batches_created": self.batches_created,
             "batch_requests": self.batch_requests,
+            "embedding_requests": self.embedding_requests,
+            "embedding_inputs": self.embedding_inputs,
+            "embedding_responses_by_status": {
+                str(code): n for code, n in sorted(self.embedding_responses_by_status.items())
+            },
+            "bad_embeddings_sent": self.bad_embeddings_sent,
             # The simulator shares the machine with what it serves; benchmarks subtract its share.
             "process_cpu_s": time.process_time(),
         }

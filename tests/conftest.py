@@ -42,6 +42,8 @@ SIMULATOR_DEFAULTS: dict[str, Any] = {
     "usage_chunk": True,
     "context_tokens": 0,
     "close_after_response": False,
+    "embeddings": True,
+    "bad_embeddings": 0,
 }
 
 
@@ -86,6 +88,9 @@ class Simulator:
     def reset(self) -> None:
         self._call("/_sim/reset", {})
 
+    def settings(self) -> dict[str, Any]:
+        return self._call("/_sim/settings")
+
     def stats(self) -> dict[str, Any]:
         return self._call("/_sim/stats")
 
@@ -96,6 +101,11 @@ class Simulator:
     def requests(self) -> list[dict[str, str]]:
         """With ``record_requests``: each answered request's last user message and answer, in order."""
         recorded: list[dict[str, str]] = self._call("/_sim/requests")["requests"]
+        return recorded
+
+    def embeddings(self) -> list[dict[str, Any]]:
+        """With ``record_requests``: each answered embeddings request's model, inputs and dimensions."""
+        recorded: list[dict[str, Any]] = self._call("/_sim/embeddings")["requests"]
         return recorded
 
 
