@@ -19,8 +19,16 @@ from common.knowledge import not_built
 from producer.results import write_results
 from producer.submit import submit_file
 from tests.conftest import Simulator
-from tests.helpers import eventually, keeping_events, logged_events, results, run_burst_worker
-from tests.knowledge_helpers import FILES, MENU_PROMPT, QUESTIONS, build_base, menu_config, questions_file
+from tests.helpers import askq, eventually, keeping_events, logged_events, results, run_burst_worker
+from tests.knowledge_helpers import (
+    FILES,
+    MENU_PROMPT,
+    QUESTIONS,
+    build_base,
+    menu_config,
+    questions_file,
+    write_files,
+)
 from worker.knowledge import cache
 from worker.queue.askq_worker import AskqWorker
 from worker.settings import worker_settings
@@ -259,4 +267,23 @@ async def test_submit_refuses_a_base_built_for_another_dimension(
     await build_base(redis, config, dimensions=128)
     with pytest.raises(KnowledgeError, match="built with text-embedding-3-small at 128 dimensions"):
         await _submit(redis, config, tmp_path / "q.jsonl", "r", "menu")
+    assert not await redis.exists(keys.batch_record("r"), keys.QUEUE)
+
+
+async def test_the_submit_command_refuses_an_unbuilt_base_in_one_line(
+    redis: Redis, sim: Simulator, tmp_path: Path
+) -> None:
+    """askq submit --job menu, the base not built: exit 1, the advice in one line, nothing enqueued."""
+    write_files(tmp_path)
+    jobs = tmp_path / "jobs.yaml"
+    jobs.write_text(
+        'knowledge:\n  menu:\n    files: "kb/menu/**/*.md"\n'
+        "job_types:\n  menu:\n    system_prompt: 'Use the menu: {knowledge}'\n    knowledge: menu\n"
+        "default_job_type: menu\n",
+        encoding="utf-8",
+    )
+    path = questions_file(tmp_path / "q.jsonl")
+    refused = askq("submit", str(path), "--job", "menu", "--batch", "r", env={"ASKQ_CONFIG": str(jobs)})
+    assert refused.returncode == 1
+    assert refused.stderr == "askq: knowledge base 'menu' is not built: run `askq knowledge build menu`\n"
     assert not await redis.exists(keys.batch_record("r"), keys.QUEUE)
