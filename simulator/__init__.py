@@ -1,4 +1,5 @@
-"""OpenAI-compatible chat-completions simulator for the demo, tests and benchmarks; reached over HTTP."""
+"""OpenAI-compatible chat-completions and embeddings simulator for the demo, tests and benchmarks; reached
+over HTTP."""
 
 from .server import RunningSimulator, start_simulator
 from .settings import SettingsError, SimulatorSettings

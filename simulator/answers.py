@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .vectors import features
+
 QUESTION_PREVIEW_CHARS = 60
 
 # Prose strings keep the word lists compact under the formatter; split once at import.
@@ -24,6 +26,8 @@ _KOREAN_FILLER = tuple(_KOREAN_WORDS.split())
 _HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
 _WHITESPACE = re.compile(r"\s+")
 _WORD_WITH_LEAD = re.compile(r"\s*\S+")
+_SOURCE_LABEL = re.compile(r"^\[\d+\] .*$", re.MULTILINE)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
 def message_text(message: Mapping[str, Any]) -> str:
@@ -50,9 +54,14 @@ def prompt_tokens(messages: Sequence[Mapping[str, Any]]) -> int:
 
 
 def answer_tokens(model: str, messages: Sequence[Mapping[str, Any]], count: int) -> list[str]:
-    """`count` tokens (words with their leading space); the first token has no leading space."""
+    """`count` tokens (words with their leading space); the first token has no leading space. A system
+    prompt with numbered sources gets the answer that quotes them (``grounded_lead_in``)."""
     question = last_user_text(messages)
     korean = _HANGUL.search(question) is not None
+    grounded = grounded_lead_in(messages, question, korean)
+    if grounded is not None:
+        words = grounded[:count]  # the quote is the answer: no filler after it
+        return [words[0], *(" " + word for word in words[1:])]
     words = _lead_in_words(question, korean)[:count]
     rng = random.Random(_digest(model, messages))
     filler = _KOREAN_FILLER if korean else _ENGLISH_FILLER
@@ -69,6 +78,29 @@ def echo_tokens(text: str) -> list[str]:
         return [rest]
     tokens[-1] += rest
     return tokens
+
+
+def grounded_lead_in(messages: Sequence[Mapping[str, Any]], question: str, korean: bool) -> list[str] | None:
+    """The source sentence sharing most words with the question, quoted (the whole answer), when the
+    system prompt carries numbered sources (``[1] file``, as askq's knowledge prompts do): the demo
+    and the tests can see retrieval at work in the answer itself. None without sources."""
+    system = "\n".join(message_text(m) for m in messages if m.get("role") in ("system", "developer"))
+    first = _SOURCE_LABEL.search(system)
+    if first is None:
+        return None
+    asked = features(question)
+    best, best_overlap = "", 0
+    for sentence in _SENTENCE_END.split(system[first.start() :]):
+        sentence = _WHITESPACE.sub(" ", sentence).strip()
+        if not sentence or _SOURCE_LABEL.match(sentence):
+            continue
+        overlap = sum((features(sentence) & asked).values())
+        if overlap > best_overlap:
+            best, best_overlap = sentence, overlap
+    if not best:
+        return None
+    lead = "자료에 따르면:" if korean else "According to the sources:"
+    return f"{lead} {best}".split(" ")
 
 
 def _lead_in_words(question: str, korean: bool) -> list[str]:

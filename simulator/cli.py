@@ -42,7 +42,7 @@ def _yes_no(text: str) -> bool:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(
-        prog="python -m simulator", description="OpenAI-compatible chat-completions simulator"
+        prog="python -m simulator", description="OpenAI-compatible chat-completions and embeddings simulator"
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=_port, default=0, help="port to bind; 0 picks a free one (default)")

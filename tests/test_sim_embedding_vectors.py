@@ -11,6 +11,7 @@ import pytest
 import pytest_asyncio
 
 from simulator import SimulatorSettings, start_simulator
+from simulator.answers import make_answer
 from tests.conftest import Simulator
 
 # A café's knowledge base, and for each entry a question that paraphrases it.
@@ -125,3 +126,30 @@ async def test_small_dimensions_keep_retrieval(client: openai.AsyncOpenAI) -> No
     documents = await vectors(client, PLANTED, dimensions=256)
     questions = await vectors(client, QUESTIONS, dimensions=256)
     assert (questions @ documents.T).argmax(axis=1).tolist() == list(range(len(PLANTED)))
+
+
+def test_an_answer_to_a_prompt_with_numbered_sources_quotes_the_closest_sentence() -> None:
+    """A system prompt with [n] sources is answered by quoting its sentence closest to the question."""
+    system = (
+        "Use only the menu.\n[1] kb/coffee.md (chunk 0)\nHot Americano: Regular 2,000 won. "
+        "Iced Americano: Large 3,000 won.\n\n[2] kb/store.md (chunk 1)\n"
+        "주말은 오전 9시부터 오후 9시까지입니다."
+    )
+    english = make_answer(
+        "m",
+        [{"role": "system", "content": system}, {"role": "user", "content": "Large iced americano?"}],
+        40,
+        None,
+    )
+    korean = make_answer(
+        "m", [{"role": "system", "content": system}, {"role": "user", "content": "주말 영업시간?"}], 40, None
+    )
+    plain = make_answer(
+        "m",
+        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Large iced americano?"}],
+        40,
+        None,
+    )
+    assert "".join(english.tokens) == "According to the sources: Iced Americano: Large 3,000 won."
+    assert "".join(korean.tokens) == "자료에 따르면: 주말은 오전 9시부터 오후 9시까지입니다."
+    assert "".join(plain.tokens).startswith('Simulated answer to "Large iced americano?"')

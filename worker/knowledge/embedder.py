@@ -34,6 +34,8 @@ from worker.knowledge.index import Matrix, normalised
 log = structlog.get_logger(__name__)
 
 _EMBEDDINGS_PATH = "/embeddings"
+NO_ENDPOINT_STATUS = frozenset({404, 501})
+"""A server without embeddings: 404 (no such route), 501 (llama-server started without --embeddings)."""
 MAX_INPUTS = 2048
 """OpenAI's limit of inputs a request."""
 
@@ -97,22 +99,24 @@ class Embedder:
         try:
             response = await self._client.post(_EMBEDDINGS_PATH, cast_to=httpx2.Response, body=body)
             return orjson.loads(await response.aread())
-        except openai.NotFoundError as exc:
-            raise self._not_found(exc) from exc
+        except openai.APIStatusError as exc:
+            if exc.status_code in NO_ENDPOINT_STATUS:
+                raise self._not_found(exc) from exc
+            raise translate(exc) from exc
         except (openai.OpenAIError, httpx2.HTTPError) as exc:
             raise translate(exc) from exc
         except orjson.JSONDecodeError as exc:
             raise RetryableProviderError(f"the embeddings response is not JSON: {exc}") from exc
 
-    def _not_found(self, exc: openai.NotFoundError) -> FatalProviderError:
+    def _not_found(self, exc: openai.APIStatusError) -> FatalProviderError:
         error = exc.body.get("error", exc.body) if isinstance(exc.body, dict) else None
         if isinstance(error, dict) and error.get("code") == "model_not_found":
             return FatalProviderError(f"HTTP 404: embedding model {self.model!r} not found", status_code=404)
         where = str(self._client.base_url).rstrip("/")
         return FatalProviderError(
-            f"the provider at {where} has no /embeddings endpoint (HTTP 404): knowledge bases need one "
-            "(llama-server: start it with --embeddings)",
-            status_code=404,
+            f"the provider at {where} has no /embeddings endpoint (HTTP {exc.status_code}): knowledge "
+            "bases need one (llama-server: start it with --embeddings)",
+            status_code=exc.status_code,
         )
 
     async def _on_retry(self, state: RetryCallState) -> None:
