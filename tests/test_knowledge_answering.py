@@ -55,7 +55,7 @@ async def test_each_question_gets_its_planted_chunk_in_its_prompt(
     rows = {row.item_id: row for row in await results(redis, "menu")}
     for key, (_, file) in QUESTIONS.items():
         assert rows[key].status == "succeeded"
-        # The simulator answers a prompt with numbered sources by quoting its sentence closest to the question.
+        # The simulator answers a prompt with numbered sources by quoting the sentence closest to the question
         assert FILES[file][0].split(". ")[0] in (rows[key].answer or "")
         assert rows[key].sources is not None
         assert [(source.file, source.chunk) for source in rows[key].sources][:1] == [(file, 0)]
