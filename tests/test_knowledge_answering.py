@@ -17,6 +17,7 @@ from common.errors import KnowledgeError
 from common.events import EventType
 from common.knowledge import not_built
 from producer.results import write_results
+from producer.retry import retry_batch
 from producer.submit import submit_file
 from tests.conftest import Simulator
 from tests.helpers import askq, eventually, keeping_events, logged_events, results, run_burst_worker
@@ -289,3 +290,25 @@ async def test_the_submit_command_refuses_an_unbuilt_base_in_one_line(
     assert refused.returncode == 1
     assert refused.stderr == "askq: knowledge base 'menu' is not built: run `askq knowledge build menu`\n"
     assert not await redis.exists(keys.batch_record("r"), keys.QUEUE)
+
+
+async def test_a_failed_knowledge_job_keeps_its_sources_until_a_retry_runs_it_again(
+    redis: Redis, redis_url: str, sim: Simulator, tmp_path: Path
+) -> None:
+    """A job refused after retrieving stores its sources; askq retry clears them; its re-run stores them."""
+    config = menu_config(tmp_path)
+    await build_base(redis, config)
+    path = tmp_path / "q.jsonl"
+    path.write_text(json.dumps({"id": "x", "question": "What is the wifi password? [sim:400]"}) + "\n")
+    await submit_file(redis, path, config, batch="rt", job_type="menu")
+    await run_burst_worker(config, redis_url)
+    [failed] = await results(redis, "rt")
+    assert (failed.status, failed.error_code) == ("failed", "400")
+    assert failed.sources is not None
+    assert failed.sources[0].file == "kb/menu/wifi.md"
+    assert await retry_batch(redis, "rt", config) == 1
+    [queued] = await results(redis, "rt")
+    assert (queued.status, queued.sources) == ("queued", None)
+    await run_burst_worker(config, redis_url)
+    [again] = await results(redis, "rt")
+    assert again.sources == failed.sources
