@@ -13,14 +13,13 @@ from redis.asyncio import Redis
 
 from common import keys
 from common.config import AskqConfig
-from common.errors import KnowledgeError
 from common.events import EventType
 from common.knowledge import not_built
 from producer.results import write_results
 from producer.retry import retry_batch
 from producer.submit import submit_file
 from tests.conftest import Simulator
-from tests.helpers import askq, eventually, keeping_events, logged_events, results, run_burst_worker
+from tests.helpers import eventually, keeping_events, logged_events, results, run_burst_worker
 from tests.knowledge_helpers import (
     FILES,
     MENU_PROMPT,
@@ -28,7 +27,6 @@ from tests.knowledge_helpers import (
     build_base,
     menu_config,
     questions_file,
-    write_files,
 )
 from worker.knowledge import cache
 from worker.queue.askq_worker import AskqWorker
@@ -248,48 +246,6 @@ async def _submit(
 
 async def _ended(redis: Redis, batch: str) -> bool:
     return all(row.status == "succeeded" for row in await results(redis, batch))
-
-
-async def test_submit_refuses_a_job_type_whose_base_is_not_built(
-    redis: Redis, sim: Simulator, tmp_path: Path
-) -> None:
-    """Submitting to a knowledge job type with no built base is refused before anything is enqueued."""
-    config = menu_config(tmp_path)
-    with pytest.raises(
-        KnowledgeError, match=r"^knowledge base 'menu' is not built: run `askq knowledge build menu`$"
-    ):
-        await _submit(redis, config, tmp_path / "q.jsonl", "r", "menu")
-    assert not await redis.exists(keys.batch_record("r"), keys.QUEUE)
-
-
-async def test_submit_refuses_a_base_built_for_another_dimension(
-    redis: Redis, sim: Simulator, tmp_path: Path
-) -> None:
-    """A base built at 128 dimensions where jobs.yaml asks for 256 is refused at submit, with the reason."""
-    config = menu_config(tmp_path)
-    await build_base(redis, config, dimensions=128)
-    with pytest.raises(KnowledgeError, match="built with text-embedding-3-small at 128 dimensions"):
-        await _submit(redis, config, tmp_path / "q.jsonl", "r", "menu")
-    assert not await redis.exists(keys.batch_record("r"), keys.QUEUE)
-
-
-async def test_the_submit_command_refuses_an_unbuilt_base_in_one_line(
-    redis: Redis, sim: Simulator, tmp_path: Path
-) -> None:
-    """askq submit --job menu, the base not built: exit 1, the advice in one line, nothing enqueued."""
-    write_files(tmp_path)
-    jobs = tmp_path / "jobs.yaml"
-    jobs.write_text(
-        'knowledge:\n  menu:\n    files: "kb/menu/**/*.md"\n'
-        "job_types:\n  menu:\n    system_prompt: 'Use the menu: {knowledge}'\n    knowledge: menu\n"
-        "default_job_type: menu\n",
-        encoding="utf-8",
-    )
-    path = questions_file(tmp_path / "q.jsonl")
-    refused = askq("submit", str(path), "--job", "menu", "--batch", "r", env={"ASKQ_CONFIG": str(jobs)})
-    assert refused.returncode == 1
-    assert refused.stderr == "askq: knowledge base 'menu' is not built: run `askq knowledge build menu`\n"
-    assert not await redis.exists(keys.batch_record("r"), keys.QUEUE)
 
 
 async def test_a_failed_knowledge_job_keeps_its_sources_until_a_retry_runs_it_again(
