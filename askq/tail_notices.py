@@ -7,11 +7,13 @@ Ids and provider errors in them are untrusted: callers pass them through ``askq.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from askq.terminal import json_line, make_console, markup
 from common.events import StreamEvent
 from common.reconnect import Reconnecting
+from common.sources import Source, sources_json
 from common.status import JobState
 from producer.batch_tail import BatchItem, JobEnded, Unseen
 from producer.tail import Finished, Gap, ProviderWait, TailItem, Waiting
@@ -46,6 +48,7 @@ def as_json(item: TailItem | BatchItem) -> dict[str, Any]:
             "attempts": item.attempts,
             "usage": item.usage.model_dump(exclude_none=True) if item.usage else None,
             "finish_reason": item.finish_reason,
+            **({"sources": json.loads(sources_json(item.sources))} if item.sources is not None else {}),
         }
     raise TypeError(f"no JSON form for {type(item).__name__}")  # pragma: no cover
 
@@ -71,6 +74,12 @@ def retry_notice(item: StreamEvent) -> str:
 
 def waiting_notice(item: StreamEvent) -> str:
     return f"waiting for the provider: {item.reason or 'busy'}"
+
+
+def sources_notice(sources: Sequence[Source]) -> str:
+    """One line: each chunk as FILE#POSITION with its score, best first."""
+    shown = ", ".join(f"{source.file}#{source.chunk} ({source.score:.2f})" for source in sources)
+    return f"sources: {shown or 'none'}"
 
 
 def attempts(count: int) -> str:

@@ -18,12 +18,14 @@ from askq.tail_notices import (
     print_json,
     reconnecting,
     retry_notice,
+    sources_notice,
     stderr,
     waiting_notice,
 )
 from askq.terminal import markup, visible
 from common.events import EventType, StreamEvent
 from common.reconnect import Reconnecting
+from common.sources import Source
 from common.status import JobState
 from common.usage import CUT_AT_MAX_TOKENS
 from producer.connection import connect
@@ -70,6 +72,7 @@ class _JobView:
         self._parts: dict[str, list[str]] = {}
         self._summary_started = False
         self._said_provider_wait = False
+        self._said_sources = False
         self._status_shown = False
         """A status line stands on the terminal's stderr, to be erased before anything else shows."""
 
@@ -121,6 +124,8 @@ class _JobView:
             self._attempt_text.clear()
         elif item.type is EventType.WAITING:
             stderr.print(f"[dim]{markup(waiting_notice(item))}[/]")
+        elif item.type is EventType.SOURCES:
+            self._sources(item.sources or [])
         elif item.type is EventType.DONE:
             text = "".join(self._attempt_text) or "".join(self._parts.get(SUMMARY_PART, []))
             self._out(_line_end(text) if self._live else text)
@@ -150,9 +155,17 @@ class _JobView:
             stderr.print(f"[dim]{markup(part)}: {markup(retry_notice(item))}[/]")
             self._parts.pop(part, None)
 
+    def _sources(self, sources: list[Source]) -> None:
+        """Where the answer comes from, before it: on stderr, so stdout stays the answer alone. File
+        names come from the knowledge files: shown, never obeyed."""
+        stderr.print(f"[dim]{markup(sources_notice(sources))}[/]", soft_wrap=True)
+        self._said_sources = True
+
     def _finished(self, item: Finished) -> None:
         if self._live and any(self._attempt_text):
             stderr.print("\n[dim]the event log holds no more of the job's events; its stored result:[/]")
+        if item.sources is not None and not self._said_sources:
+            self._sources(item.sources)
         if item.state is JobState.SUCCEEDED:
             self._out(item.answer + _line_end(item.answer) if self._live else item.answer)
             if item.cut_at is not None:

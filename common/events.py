@@ -9,8 +9,9 @@ A scheduled summary run is followed the same way; its model calls run concurrent
 their ``start``, ``delta`` and ``retry`` events names its ``part``, a ``part_done`` ends each call
 (not the run), and one ``done`` ends the run.
 
-A job of a type with knowledge logs one ``sources`` event after its first ``start``, before any
-``delta``: the chunks retrieved for its prompt, best first.
+A job of a type with knowledge logs one ``sources`` event per run before its first ``start``: the
+chunks retrieved for its prompt, best first (retrieval comes before the first call, so readers can
+show where an answer comes from before it comes).
 
 A ``waiting`` event may come between them: the attempt waits (for a provider that is away, for a
 place under the shared in-flight limit, in the server's queue) and says what for; it spends nothing.

@@ -10,7 +10,16 @@ from pydantic import TypeAdapter
 from redis.asyncio import Redis
 
 from common import keys
-from common.knowledge import FILE_TABLE, FileEntry, KnowledgeMeta, StoredChunk, chunk_field
+from common.errors import KnowledgeError
+from common.knowledge import (
+    FILE_TABLE,
+    FileEntry,
+    KnowledgeConfig,
+    KnowledgeMeta,
+    StoredChunk,
+    chunk_field,
+    not_built,
+)
 
 _FILE_TABLE = TypeAdapter(dict[str, FileEntry])
 
@@ -19,6 +28,18 @@ async def read_meta(redis: Redis, name: str) -> KnowledgeMeta | None:
     """The base's current version, or None when it was never built."""
     raw = await redis.hgetall(keys.knowledge_meta(name))  # type: ignore[misc]  # redis-py types sync and async alike
     return KnowledgeMeta.from_hash(name, raw)
+
+
+async def usable_meta(redis: Redis, name: str, config: KnowledgeConfig) -> KnowledgeMeta:
+    """The base's current version, when it can answer for ``config``; ``KnowledgeError`` saying why not
+    (never built, or built with another model or dimension)."""
+    meta = await read_meta(redis, name)
+    if meta is None:
+        raise KnowledgeError(not_built(name))
+    problem = meta.mismatch(config)
+    if problem is not None:
+        raise KnowledgeError(problem)
+    return meta
 
 
 async def built_bases(redis: Redis) -> list[KnowledgeMeta]:

@@ -11,6 +11,7 @@ from typing import Any, TextIO
 from redis.asyncio import Redis
 
 from common import record
+from common.sources import Source, parse_sources, sources_json
 from common.status import TERMINAL_STATES, JobState
 from common.stored_jobs import read_jobs
 from common.untrusted import json_line
@@ -34,9 +35,11 @@ class Result:
     finish_reason: str | None
     custom_id: str | None
     finished_at: float | None
+    sources: list[Source] | None = None
+    """The knowledge chunks in the job's prompt, best first; None for a job that retrieved none."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        line = {
             "id": self.item_id,
             "job_id": self.job_id,
             "question": self.question,
@@ -47,6 +50,9 @@ class Result:
             "usage": self.usage,
             "finish_reason": self.finish_reason,
         }
+        if self.sources is not None:  # only a job of a type with knowledge: other lines stay as they were
+            line["sources"] = json.loads(sources_json(self.sources))
+        return line
 
 
 def result_from_record(job_id: str, fields: dict[str, str]) -> Result:
@@ -70,6 +76,7 @@ def result_from_record(job_id: str, fields: dict[str, str]) -> Result:
         finished_at=float(fields[record.FINISHED_AT])
         if finished and fields.get(record.FINISHED_AT)
         else None,
+        sources=parse_sources(fields[record.SOURCES]) if fields.get(record.SOURCES) else None,
     )
 
 

@@ -94,6 +94,7 @@ return {moved, stopping}
                 record.ERROR_CODE,
                 record.ATTEMPTS,
                 record.FINISH_REASON,
+                record.SOURCES,
                 record.STARTED_AT,
                 record.FINISHED_AT,
                 record.LATENCY_MS,

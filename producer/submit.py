@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from common import keys, record
 from common.config import AskqConfig
 from common.errors import InputError, RedisUnavailableError
+from common.knowledge_store import usable_meta
 from common.reconnect import OUT_OF_MEMORY, is_out_of_memory
 from common.redis_health import ensure_lineage
 from common.status import JobState
@@ -165,7 +166,9 @@ async def submit_file(
     """Check the file at ``path``, then enqueue its questions. ``fmt`` overrides its extension;
     ``name`` stands for it in messages, the batch's source and the default batch name."""
     job_type = job_type or config.default_job_type
-    config.job_type(job_type)  # an unknown type is refused before the file is read
+    base = config.job_type(job_type).knowledge  # an unknown type is refused before the file is read
+    if base is not None:  # its jobs would fail: not built, or built for another model or dimension
+        await usable_meta(redis, base, config.knowledge[base])
     source = open_source(path, fmt, name)
     on_checked = progress.checked if progress is not None else None
     check = check_file(source, context_tokens=config.provider.context_tokens, on_checked=on_checked)

@@ -26,6 +26,7 @@ from common.errors import NotFoundError
 from common.events import EventType, StreamEvent
 from common.reconnect import Reconnecting
 from common.replay import Entry, entry_events
+from common.sources import Source
 from common.status import JobState
 from common.stored_jobs import read_job
 from common.usage import CUT_AT_MAX_TOKENS, Usage
@@ -76,6 +77,8 @@ class Finished:
     attempts: int
     usage: Usage | None
     finish_reason: str | None = None
+    sources: list[Source] | None = None
+    """The knowledge chunks in its prompt, best first; None for a job without knowledge."""
 
     @property
     def cut_at(self) -> int | None:
@@ -96,6 +99,7 @@ class Finished:
             attempts=result.attempts,
             usage=Usage.model_validate(result.usage) if result.usage else None,
             finish_reason=result.finish_reason,
+            sources=result.sources,
         )
 
 

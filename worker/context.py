@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # types only: the answering modules import this one, never th
     from worker.answering.provider import ChatProvider
     from worker.answering.relay import EventRelay
     from worker.answering.store import JobStore
+    from worker.knowledge.retrieval import Retriever
     from worker.queue.leases import LeaseKeeper
 
 
@@ -55,3 +56,5 @@ class WorkerContext(TypedDict, total=False):
     leases: LeaseKeeper
     relay: EventRelay
     gate_memory: GateMemory
+    retriever: Retriever
+    """The process's knowledge bases (its copies of their matrices) and question batchers."""

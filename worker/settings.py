@@ -31,6 +31,7 @@ from worker.answering.relay import EventRelay
 from worker.answering.store import JobStore
 from worker.answering.transport import AskqTransport, Timeouts
 from worker.context import WorkerContext
+from worker.knowledge.senders import retriever
 from worker.queue.leases import LeaseKeeper
 from worker.queue.rejections import tolerant_deserializer, unreadable_function
 
@@ -147,6 +148,9 @@ async def on_startup(raw_ctx: dict[str, Any]) -> None:
     ctx["relay"] = EventRelay(ctx["redis"], config.stream, config.retention.ttl_s, ctx["leases"])
     ctx["leases"].on_renewed(ctx["relay"].held_lease)
     ctx["relay"].start()
+    ctx["retriever"] = retriever(
+        ctx["redis"], ctx["client"], config, ctx["semaphore"], ctx["gate_memory"], ctx["provider"].endpoint
+    )
     if "lineage" in ctx:  # the questions worker: one look at what Redis keeps, for the process
         await _look_at_redis(ctx)
     serves = ctx.get("serves", QUESTIONS)
@@ -183,6 +187,8 @@ async def on_shutdown(raw_ctx: dict[str, Any]) -> None:
         await ctx["gate_memory"].in_flight.aclose()
     if "relay" in ctx:
         await ctx["relay"].aclose()
+    if "retriever" in ctx:
+        await ctx["retriever"].aclose()
     client = ctx.get("client")
     if client is not None and ctx.get("owns_client"):
         await client.close()

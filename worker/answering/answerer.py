@@ -14,6 +14,7 @@ from tenacity import RetryCallState
 from common.config import AskqConfig
 from common.errors import ProviderError, ProviderUnreachableError, StreamCutError
 from common.events import EventType
+from common.knowledge import fill_knowledge
 from common.payload import JobPayload
 from common.tokens import estimated_usage
 from common.usage import Usage
@@ -64,15 +65,19 @@ class Answer:
     attempts: int
 
 
-def build_request(payload: JobPayload, config: AskqConfig) -> ChatRequest:
+def build_request(payload: JobPayload, config: AskqConfig, knowledge: str | None = None) -> ChatRequest:
+    """``knowledge``: the retrieved chunks, for a job type with a base: they fill its prompt's
+    ``{knowledge}``. A line with its own messages gets that prompt first, before its own."""
     job_type = config.job_type(payload.job_type)
+    system = job_type.system_prompt
+    if knowledge is not None:
+        system = fill_knowledge(system, knowledge)
     if payload.messages is not None:
         messages = [message.model_dump() for message in payload.messages]
+        if knowledge is not None:
+            messages.insert(0, {"role": "system", "content": system})
     else:
-        messages = [
-            {"role": "system", "content": job_type.system_prompt},
-            {"role": "user", "content": payload.question},
-        ]
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": payload.question}]
     params = {
         "temperature": job_type.temperature
         if job_type.temperature is not None

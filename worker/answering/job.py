@@ -11,12 +11,13 @@ from redis.exceptions import RedisError
 
 from common import keys
 from common.config import AskqConfig
-from common.errors import NotFoundError, ProviderError, RedisUnavailableError
+from common.errors import KnowledgeError, NotFoundError, ProviderError, RedisUnavailableError
 from common.events import EventType
 from common.payload import JobPayload
 from common.reconnect import describe, waits_out
 from common.redis_health import data_lost
 from common.replay import run_trail
+from common.sources import Source
 from common.status import JobState
 from common.tokens import estimate_tokens
 from common.usage import CUT_AT_MAX_TOKENS
@@ -196,16 +197,26 @@ async def _outcome(ctx: WorkerContext, payload: JobPayload, publisher: EventPubl
     gate = ProviderGate(ctx["redis"], payload.batch, ctx["provider"].endpoint, config, ctx["gate_memory"])
     answerer = Answerer(ctx["provider"], ctx["semaphore"], config, publisher, gate)
     model = ""
+    sources: tuple[Source, ...] | None = None
     try:
         request = build_request(payload, config)
         model = request.model
         # Our own deadline, inside arq's, so a job that runs too long is recorded as failed.
         async with asyncio.timeout(config.limits.job_timeout_s) as timeout:
+            retrieved = await ctx["retriever"].for_job(config, payload)
+            if retrieved is not None:
+                sources = tuple(retrieved.sources)
+                # Before the first start: readers show where the answer comes from before it comes.
+                publisher.emit(EventType.SOURCES, publisher.attempt, sources=retrieved.sources)
+                request = build_request(payload, config, retrieved.knowledge)
             result = await answerer.answer(
                 request, Deadline(timeout, config.provider.outage_wait_s + QUEUE_WAIT_S)
             )
     except TimeoutError:
         error, code = f"job timed out after {config.limits.job_timeout_s:g} s", "timeout"
+    except KnowledgeError as exc:
+        # Not built, or built for another model: never answered without its knowledge.
+        error, code = str(exc), "knowledge"
     except (ProviderError, NotFoundError) as exc:
         error, code = str(exc), str(getattr(exc, "status_code", None) or type(exc).__name__)
     except Exception as exc:
@@ -221,6 +232,7 @@ async def _outcome(ctx: WorkerContext, payload: JobPayload, publisher: EventPubl
             finish_reason=result.finish_reason,
             model=model,
             latency_ms=(time.monotonic() - started) * 1000,
+            sources=sources,
         )
     return Outcome(
         state=JobState.FAILED,
@@ -229,6 +241,7 @@ async def _outcome(ctx: WorkerContext, payload: JobPayload, publisher: EventPubl
         error_code=code,
         model=model,
         latency_ms=(time.monotonic() - started) * 1000,
+        sources=sources,
     )
 
 

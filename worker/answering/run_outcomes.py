@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from common.sources import Source
 from common.status import JobState
 from common.tokens import BYTES_PER_TOKEN
 from common.usage import Usage
@@ -69,3 +70,5 @@ class Outcome:
     finish_reason: str = ""
     model: str = ""
     latency_ms: float = 0.0
+    sources: tuple[Source, ...] | None = None
+    """The knowledge chunks in the job's prompt, best first; None for a job that retrieved none."""

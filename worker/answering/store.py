@@ -21,6 +21,7 @@ from common.config import StreamConfig
 from common.live_log import keep_flag
 from common.reconnect import Backoff, OutageLog, waits_out
 from common.replay import encode_entry
+from common.sources import sources_json
 from common.status import TERMINAL_STATES, JobState
 from common.usage import CUT_AT_MAX_TOKENS, Usage
 from worker.answering.relay import log_ttl_s
@@ -161,6 +162,8 @@ class JobStore:
             record.LATENCY_MS: f"{outcome.latency_ms:.1f}",
             record.FINISHED_AT: str(time.time()),
         }
+        if outcome.sources is not None:
+            fields[record.SOURCES] = sources_json(outcome.sources)
         counters = {
             record.PROMPT_TOKENS: usage.prompt_tokens,
             record.COMPLETION_TOKENS: usage.completion_tokens,
