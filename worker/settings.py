@@ -13,6 +13,7 @@ import httpx2
 import structlog
 from arq.worker import func
 from openai import AsyncOpenAI
+from threadpoolctl import threadpool_limits
 
 from common import keys
 from common.config import AskqConfig, load_config
@@ -148,6 +149,10 @@ async def on_startup(raw_ctx: dict[str, Any]) -> None:
     ctx["relay"] = EventRelay(ctx["redis"], config.stream, config.retention.ttl_s, ctx["leases"])
     ctx["leases"].on_renewed(ctx["relay"].held_lease)
     ctx["relay"].start()
+    if config.knowledge:
+        # A knowledge search runs on the event loop: BLAS threads fighting over a core that another
+        # worker holds made one 5-8x slower (the benchmark), and one loop gains little from two.
+        threadpool_limits(limits=1, user_api="blas")
     ctx["retriever"] = retriever(
         ctx["redis"], ctx["client"], config, ctx["semaphore"], ctx["gate_memory"], ctx["provider"].endpoint
     )
