@@ -268,3 +268,17 @@ async def test_a_failed_knowledge_job_keeps_its_sources_until_a_retry_runs_it_ag
     await run_burst_worker(config, redis_url)
     [again] = await results(redis, "rt")
     assert again.sources == failed.sources
+
+
+async def test_a_knowledge_job_waits_out_a_provider_restart_without_spending_attempts(
+    redis: Redis, redis_url: str, sim: Simulator, tmp_path: Path
+) -> None:
+    """With one attempt allowed, a job whose question is embedded while the server is down succeeds."""
+    config = menu_config(tmp_path, retry={"attempts": 1})
+    await build_base(redis, config)
+    await _submit(redis, config, tmp_path / "q.jsonl", "away", "menu", ["wifi"])
+    sim.down(2)
+    await run_burst_worker(config, redis_url)
+    [row] = await results(redis, "away")
+    assert (row.status, row.attempts) == ("succeeded", 1)
+    assert row.sources

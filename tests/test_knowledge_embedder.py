@@ -3,27 +3,49 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import numpy as np
 import pytest
+from openai import AsyncOpenAI
 from redis.asyncio import Redis
 
+from common import keys
 from common.config import AskqConfig
-from common.errors import FatalProviderError, RetryableProviderError
+from common.errors import FatalProviderError, ProviderUnreachableError, RetryableProviderError
 from tests.conftest import Simulator
 from worker.answering.gate import GateMemory, ProviderGate
 from worker.knowledge.embedder import Embedder, vectors
 from worker.settings import provider_client
 
+Make = Callable[[AskqConfig], Embedder]
+
 
 @pytest.fixture
-async def embedder(sim: Simulator, redis: Redis, config: AskqConfig) -> AsyncIterator[Embedder]:
-    client = provider_client(config)
-    endpoint = f"{client.base_url.host}:{client.base_url.port}"
-    gate = ProviderGate(redis, "knowledge:menu", endpoint, config, GateMemory())
-    yield Embedder(client, config, asyncio.Semaphore(4), gate, model="text-embedding-3-small", dimensions=64)
-    await client.close()
+async def make_embedder(sim: Simulator, redis: Redis) -> AsyncIterator[Make]:
+    """Embedders of 64 dimensions for text-embedding-3-small under ``config``, against the simulator."""
+    clients: list[AsyncOpenAI] = []
+
+    def make(config: AskqConfig) -> Embedder:
+        client = provider_client(config)
+        clients.append(client)
+        gate = ProviderGate(redis, "knowledge:menu", endpoint_of(client), config, GateMemory())
+        return Embedder(
+            client, config, asyncio.Semaphore(4), gate, model="text-embedding-3-small", dimensions=64
+        )
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+def endpoint_of(client: AsyncOpenAI) -> str:
+    return f"{client.base_url.host}:{client.base_url.port}"
+
+
+@pytest.fixture
+def embedder(make_embedder: Make, config: AskqConfig) -> Embedder:
+    return make_embedder(config)
 
 
 async def test_embeds_in_order_as_unit_rows(embedder: Embedder, sim: Simulator) -> None:
@@ -75,3 +97,27 @@ def test_vectors_reads_float_lists_by_index() -> None:
     """A server answering lists of floats, out of order, is read by each item's index."""
     body = {"data": [{"index": 1, "embedding": [0.0, 2.0]}, {"index": 0, "embedding": [3.0, 0.0]}]}
     assert vectors(body, 2, 2).tolist() == [[3.0, 0.0], [0.0, 2.0]]
+
+
+async def test_a_provider_away_is_waited_for_without_spending_attempts(
+    make_embedder: Make, sim: Simulator, redis: Redis, config: AskqConfig
+) -> None:
+    """With one attempt allowed, a request sent while the server is down waits for it and succeeds."""
+    embedder = make_embedder(
+        config.model_copy(update={"retry": config.retry.model_copy(update={"attempts": 1})})
+    )
+    sim.down(2)
+    matrix = await embedder.embed(["a latte"])
+    assert matrix.shape == (1, 64)
+    assert not await redis.exists(keys.provider_outage(endpoint_of(embedder._client)))  # the outage ended
+
+
+async def test_a_provider_away_past_the_outage_wait_fails_the_request(
+    make_embedder: Make, sim: Simulator, config: AskqConfig
+) -> None:
+    """Past provider.outage_wait_s the request fails, saying for how long the provider was away."""
+    provider = config.provider.model_copy(update={"outage_wait_s": 0.5})
+    embedder = make_embedder(config.model_copy(update={"provider": provider}))
+    sim.down(3)
+    with pytest.raises(ProviderUnreachableError, match="the provider was unreachable for"):
+        await embedder.embed(["a latte"])

@@ -203,15 +203,16 @@ async def _outcome(ctx: WorkerContext, payload: JobPayload, publisher: EventPubl
         model = request.model
         # Our own deadline, inside arq's, so a job that runs too long is recorded as failed.
         async with asyncio.timeout(config.limits.job_timeout_s) as timeout:
-            retrieved = await ctx["retriever"].for_job(config, payload)
+            deadline = Deadline(timeout, config.provider.outage_wait_s + QUEUE_WAIT_S)
+            # The question's embedding may wait out a provider that is away: not the job's own time.
+            retrieving = ctx["retriever"].for_job(config, payload)
+            retrieved = await deadline.excused(retrieving, config.provider.outage_wait_s)
             if retrieved is not None:
                 sources = tuple(retrieved.sources)
                 # Before the first start: readers show where the answer comes from before it comes.
                 publisher.emit(EventType.SOURCES, publisher.attempt, sources=retrieved.sources)
                 request = build_request(payload, config, retrieved.knowledge)
-            result = await answerer.answer(
-                request, Deadline(timeout, config.provider.outage_wait_s + QUEUE_WAIT_S)
-            )
+            result = await answerer.answer(request, deadline)
     except TimeoutError:
         error, code = f"job timed out after {config.limits.job_timeout_s:g} s", "timeout"
     except KnowledgeError as exc:

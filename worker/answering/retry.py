@@ -28,22 +28,14 @@ class ProviderAwareWait:
         return max(backoff, asked) if asked is not None else backoff
 
 
-def retrying(
-    policy: RetryConfig, before_sleep: BeforeSleep, *, unreachable_too: bool = False
-) -> AsyncRetrying:
-    """``unreachable_too``: a provider away is retried like any failure (embeddings requests, which
-    do not wait out outages as answers do)."""
+def retrying(policy: RetryConfig, before_sleep: BeforeSleep) -> AsyncRetrying:
     return AsyncRetrying(
         stop=stop_after_attempt(policy.attempts),
         wait=ProviderAwareWait(policy),
-        retry=retry_if_exception(_retryable if unreachable_too else _spends_an_attempt),
+        retry=retry_if_exception(_spends_an_attempt),
         before_sleep=before_sleep,
         reraise=True,
     )
-
-
-def _retryable(error: BaseException) -> bool:
-    return isinstance(error, RetryableProviderError)
 
 
 def _spends_an_attempt(error: BaseException) -> bool:

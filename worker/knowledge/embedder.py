@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import httpx2
@@ -24,9 +25,10 @@ from openai import AsyncOpenAI
 from tenacity import RetryCallState
 
 from common.config import AskqConfig
-from common.errors import FatalProviderError, ProviderError, RetryableProviderError
+from common.errors import FatalProviderError, ProviderError, ProviderUnreachableError, RetryableProviderError
 from worker.answering.gate import Admission, ProviderGate
 from worker.answering.in_flight import PLACE_POLL_S
+from worker.answering.outage import Outage, backoff_s
 from worker.answering.provider_errors import translate
 from worker.answering.retry import retrying
 from worker.knowledge.index import Matrix, normalised
@@ -67,20 +69,60 @@ class Embedder:
         (an index's), else ``dimensions``, else whatever the first vector has."""
         if not 0 < len(texts) <= MAX_INPUTS:
             raise ValueError(f"{len(texts)} texts: a request takes 1 to {MAX_INPUTS}")
-        async for attempt in retrying(self._config.retry, self._on_retry, unreachable_too=True):
+        async for attempt in retrying(self._config.retry, self._on_retry):
             with attempt:
                 return await self._request(texts, expect_dimensions or self.dimensions)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     async def _request(self, texts: Sequence[str], dimensions: int | None) -> Matrix:
+        """One attempt, however long it waits: for a cooldown, a place, or a provider that is away (as
+        an answer waits, spending no attempt, up to ``provider.outage_wait_s``). Waits hold no slot."""
+        outages = 0
         while True:
             async with self._semaphore:
                 admission = await self._gate.admit()
-                if admission.cooldown_s <= 0 and not admission.full:
-                    body = await self._admitted(texts, admission)
-                    return normalised(vectors(body, len(texts), dimensions))
-            # Waits hold no slot, as an answer's do: the process's chat calls go on meanwhile.
-            await asyncio.sleep(admission.cooldown_s or PLACE_POLL_S)
+                wait, probe = self._wait_before(admission, outages)
+                if wait is None:
+                    sent = time.monotonic()
+                    try:
+                        body = await self._admitted(texts, admission)
+                        return normalised(vectors(body, len(texts), dimensions))
+                    except ProviderUnreachableError as exc:
+                        wait = await self._unreachable(exc, sent, outages)
+                    finally:
+                        if probe:
+                            self._gate.outage.end_probe()
+            outages += 1 if admission.outage is not None or probe or wait is not None else 0
+            await wait
+
+    def _wait_before(self, admission: Admission, outages: int) -> tuple[Awaitable[None] | None, bool]:
+        """(what to wait for before calling, or None to call now; whether the call is the probe)."""
+        if admission.cooldown_s > 0:
+            return asyncio.sleep(admission.cooldown_s), False
+        if admission.outage is not None:
+            self._gate.outage.saw(admission.outage)
+            self._give_up_if_overdue(admission.outage)
+            if self._gate.outage.take_probe():
+                return None, True  # this request looks whether the provider is back
+            return self._gate.outage.wait(backoff_s(outages)), False
+        if admission.full:
+            return asyncio.sleep(PLACE_POLL_S), False
+        return None, False
+
+    async def _unreachable(
+        self, error: ProviderUnreachableError, sent: float, outages: int
+    ) -> Awaitable[None]:
+        """Every worker is told the provider is away; this attempt waits, unspent."""
+        if self._gate.outage.predates_end(sent):
+            return asyncio.sleep(0)  # refused before an outage ended: send again, no new outage
+        outage = await self._gate.unreachable(error)
+        self._gate.outage.saw(outage)
+        self._give_up_if_overdue(outage, error)
+        return self._gate.outage.wait(backoff_s(outages))
+
+    def _give_up_if_overdue(self, outage: Outage, cause: BaseException | None = None) -> None:
+        if outage.age_ms > self._config.provider.outage_wait_s * 1000:
+            raise outage.too_long() from cause
 
     async def _admitted(self, texts: Sequence[str], admission: Admission) -> Any:
         in_flight = self._gate.in_flight
@@ -89,12 +131,18 @@ class Embedder:
             if admission.send_in_s > 0:
                 await asyncio.sleep(admission.send_in_s)
             self.requests += 1
-            return await self._post(texts)
+            body = await self._post(texts)
+        except ProviderUnreachableError:
+            raise  # shared by the caller, as an outage
         except ProviderError as exc:
+            if exc.status_code is not None:
+                await self._gate.reachable(call.sent)  # it answered, if not with vectors
             await self._gate.refused(exc)
             raise
         finally:
             in_flight.end(call)
+        await self._gate.reachable(call.sent)
+        return body
 
     async def _post(self, texts: Sequence[str]) -> Any:
         body: dict[str, Any] = {"model": self.model, "input": list(texts), "encoding_format": "base64"}
