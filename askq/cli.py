@@ -76,9 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--json", action="store_true", help="machine-readable output")
 
     status = commands.add_parser(
-        "status", help="totals by state, tokens, latency and the first job ids of a batch (--ids: all)"
+        "status",
+        help="totals by state, tokens, latency and the first job ids of a batch (--ids: all); "
+        "given a job id, that job: state, attempts, tokens, error, sources",
     )
-    status.add_argument("batch")
+    status.add_argument("batch", help="a batch, or one job's id (BATCH:ITEM)")
     status.add_argument(
         "--ids", action="store_true", help="print every job id instead, one a line, in input order"
     )

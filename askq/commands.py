@@ -11,6 +11,7 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
+from askq.job_status_view import job_json, job_table
 from askq.render import (
     SHOWN_JOB_IDS,
     batch_progress,
@@ -33,6 +34,7 @@ from common.wording import counted
 from producer.batches import BatchStatus, batch_status, job_id_pages
 from producer.connection import connect
 from producer.control import cancel_batch
+from producer.job_status import is_job_id, job_status
 from producer.reconnect import GIVE_UP_S
 from producer.results import write_results
 from producer.retry import retry_batch
@@ -136,8 +138,16 @@ async def _counters(redis: Redis, batch: str, backoff: Backoff, *, show: bool) -
 
 
 async def status(batch: str, *, as_json: bool, ids: bool = False) -> int:
-    """The batch's counters and its first job ids (a batch may have millions); with ``ids``, every id."""
+    """The batch's counters and its first job ids (a batch may have millions); with ``ids``, every id.
+    A job's id (``BATCH:ITEM``) in place of the batch: that job alone."""
     async with connect() as redis:
+        if is_job_id(batch) and not ids:
+            job = await job_status(redis, batch)
+            if as_json:
+                print(job_json(job))
+            else:
+                stdout.print(job_table(job))
+            return 0
         if ids:
             await _print_job_ids(redis, batch, as_json=as_json)
             return 0
