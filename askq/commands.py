@@ -59,7 +59,7 @@ async def submit(
 ) -> int:
     """Exit 1 when items already in the batch hold another question or request (kept, reported), or
     when --wait sees a job fail."""
-    config = load_config()
+    config = load_config(check_files=True)  # the one command whose load refuses a base's missing files
     async with connect() as redis:
         warning = await check_memory_policy(redis)  # an evicting Redis is refused before anything
         if warning is not None:

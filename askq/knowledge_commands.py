@@ -80,4 +80,4 @@ async def search(name: str, question: str, *, k: int, as_json: bool) -> int:
 
 def _config() -> AskqConfig:
     """jobs.yaml, its knowledge folders unchecked: list and search read Redis, build checks its own."""
-    return load_config(check_files=False)
+    return load_config()

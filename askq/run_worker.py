@@ -30,7 +30,7 @@ log = structlog.get_logger(__name__)
 
 def run_worker(*, burst: bool, concurrency: int | None, verbose: bool, provider_check: bool = True) -> int:
     configure_logging(verbose=verbose)
-    config = with_concurrency(load_config(check_files=False), concurrency)
+    config = with_concurrency(load_config(), concurrency)
     provider_endpoint()  # refuse a missing provider before touching Redis
     url = check_url(redis_url())
     try:

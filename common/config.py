@@ -195,9 +195,10 @@ def config_path() -> Path | None:
     return local if local.is_file() else None
 
 
-def load_config(path: Path | None = None, *, check_files: bool = True) -> AskqConfig:
-    """``check_files``: refuse a knowledge base whose files are missing (a worker passes False: it reads
-    the built index from Redis, and its machine need not hold the files)."""
+def load_config(path: Path | None = None, *, check_files: bool = False) -> AskqConfig:
+    """``check_files``: refuse a knowledge base whose files are missing, as ``askq submit`` does. Other
+    commands need no file: a worker reads the built index from Redis, and `askq cancel` must work
+    whatever became of a base's folder (``askq knowledge build`` checks its own base)."""
     path = path if path is not None else config_path()
     if path is None:
         return AskqConfig()
@@ -215,7 +216,7 @@ def load_config(path: Path | None = None, *, check_files: bool = True) -> AskqCo
 
 
 def parse_config(
-    raw: Any, *, source: str = DEFAULT_CONFIG_FILE, base_dir: Path | None = None, check_files: bool = True
+    raw: Any, *, source: str = DEFAULT_CONFIG_FILE, base_dir: Path | None = None, check_files: bool = False
 ) -> AskqConfig:
     """The validated config; ``files_root`` made absolute against ``base_dir`` (default: this folder)."""
     if raw is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +169,21 @@ async def test_a_file_not_in_utf8_is_listed_and_skipped(redis: Redis, sim: Simul
     assert meta is not None
     assert [chunk.text for chunk in await read_chunks(redis, meta, [0])] == ["Americano 2,000 won."]  # type: ignore[union-attr]
     assert report.files_read == 1
+
+
+async def test_a_file_whose_name_is_not_utf8_is_listed_and_skipped(
+    redis: Redis, sim: Simulator, tmp_path: Path
+) -> None:
+    """A name of bytes that are not UTF-8 cannot be stored or shown as text: skipped, shown escaped."""
+    _write_menu(tmp_path, {"a.md": "Americano 2,000 won."})
+    (tmp_path / "kb").joinpath(os.fsdecode(b"bad\xffname.md")).write_text(
+        "Latte 3,000 won.", encoding="utf-8"
+    )
+    report = await build_base(redis, _config(tmp_path), "menu")
+    assert [(s.path, s.reason) for s in report.skipped] == [
+        ("kb/bad\\xffname.md", "its name is not UTF-8; rename it")
+    ]
+    assert (report.files_read, report.chunks) == (1, 1)
 
 
 async def test_files_with_no_text_are_refused(redis: Redis, sim: Simulator, tmp_path: Path) -> None:

@@ -203,3 +203,17 @@ async def test_list_rows_say_each_bases_state(redis: Redis, tmp_path: Path) -> N
     assert rows[0].reason is not None
     assert "text-embedding-3-large at 4 dimensions" in rows[0].reason
     assert rows[1].size_bytes == 16 + len(chunk[0].model_dump_json())
+
+
+def test_a_missing_folder_refuses_submit_but_not_the_other_commands(tmp_path: Path, sim: Simulator) -> None:
+    """Submit's load checks every base's files, naming the key; cancel of a batch goes on regardless."""
+    env = _setup(tmp_path, extra='  gone:\n    files: "nofolder/*.md"\n')
+    questions = tmp_path / "q.txt"
+    questions.write_text("What is Redis?\n", encoding="utf-8")
+    submitted = askq("submit", str(questions), env=env)
+    assert submitted.returncode == 1
+    assert "knowledge.gone.files: the folder 'nofolder' does not exist" in submitted.stderr
+    cancelled = askq("cancel", "somebatch", env=env)
+    assert cancelled.returncode == 1
+    assert "unknown batch 'somebatch'" in cancelled.stderr
+    assert "nofolder" not in cancelled.stderr

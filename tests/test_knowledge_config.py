@@ -37,7 +37,7 @@ def test_a_base_and_its_job_type_load_with_the_defaults(tmp_path: Path) -> None:
 def load_config_text(tmp_path: Path, text: str) -> AskqConfig:
     path = tmp_path / "jobs.yaml"
     path.write_text(text, encoding="utf-8")
-    return load_config(path)
+    return load_config(path, check_files=True)
 
 
 @pytest.mark.parametrize(
@@ -98,13 +98,13 @@ def test_files_of_a_base_are_checked_at_load(tmp_path: Path, glob: str, expected
     assert expected in str(refused.value)
 
 
-def test_a_worker_loads_without_the_files(tmp_path: Path) -> None:
-    """A worker reads the built index from Redis: its config loads though the folder is not there."""
+def test_only_a_load_that_asks_checks_the_files(tmp_path: Path) -> None:
+    """Workers and most commands load without the files (the index is in Redis); submit's load checks."""
     path = tmp_path / "jobs.yaml"
     path.write_text(MENU_BASE + MENU_TYPE, encoding="utf-8")
-    assert load_config(path, check_files=False).knowledge["menu"].files == "kb/**/*.md"
+    assert load_config(path).knowledge["menu"].files == "kb/**/*.md"
     with pytest.raises(ConfigError, match="does not exist"):
-        load_config(path)
+        load_config(path, check_files=True)
 
 
 def test_knowledge_fills_only_its_placeholder() -> None:

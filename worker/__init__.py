@@ -24,6 +24,6 @@ def __getattr__(name: str) -> Any:
         from worker.schedules.settings import schedule_worker_settings
 
         configure_logging()
-        settings = schedule_worker_settings(load_config(check_files=False), url=redis_url())
+        settings = schedule_worker_settings(load_config(), url=redis_url())
         return type("ScheduleWorkerSettings", (), settings)
     raise AttributeError(f"module 'worker' has no attribute {name!r}")

@@ -227,7 +227,7 @@ def worker_settings(
     ``shared`` (from ``shared_provider``) is the client and semaphore to use, when the schedules
     worker of the same process uses them too; without it the worker makes its own.
     """
-    config = with_concurrency(config or load_config(check_files=False), concurrency)
+    config = with_concurrency(config or load_config(), concurrency)
     url = url or redis_url()
     log.debug("worker settings", redis=redact(url))
     return {

@@ -58,6 +58,12 @@ def read_base_files(root: Path, pattern: str) -> ReadFiles:
 
 def read_one(root: Path, path: str) -> BaseFile | Skipped:
     """One file's digest and text (a UTF-8 byte order mark left out), or why it cannot be used."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        # Its name is stored (as JSON) and shown with every source: it must be text. Shown escaped.
+        shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        return Skipped(shown, "its name is not UTF-8; rename it")
     real = inside(root, path)
     if real is None:  # a link swapped in since the listing
         return Skipped(path, "leads out of the root folder")
