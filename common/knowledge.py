@@ -143,7 +143,8 @@ class KnowledgeMeta(BaseModel):
         wanted = f"{config.embedding_model} at {width}"
         return (
             f"knowledge base {self.name!r} was built with {self.model} at {self.dimensions} dimensions, "
-            f"but jobs.yaml asks for {wanted}: run `askq knowledge build {self.name}`"
+            f"but jobs.yaml asks for {wanted}: run `askq knowledge build {self.name}` (or, if the base "
+            "was rebuilt for a newer jobs.yaml, restart the workers still running the old one)"
         )
 
 

@@ -14,7 +14,7 @@ from common.knowledge_store import built_bases, read_meta
 
 BUILT = "built"
 NOT_BUILT = "not built"
-OTHER_MODEL = "built with another model, rebuild"
+OTHER_MODEL = "built with another model or dimension, rebuild"
 NOT_CONFIGURED = "not in jobs.yaml"
 
 

@@ -88,7 +88,15 @@ async def iter_results(redis: Redis, batch: str) -> AsyncIterator[Result]:
 
 
 def openai_batch_line(result: Result) -> dict[str, Any]:
-    """One line of the OpenAI Batch API output file for this result."""
+    """One line of the OpenAI Batch API output file for this result; a knowledge job's sources as an
+    extra top-level key, which readers of that format ignore."""
+    line = _openai_batch_line(result)
+    if result.sources is not None:
+        line["sources"] = json.loads(sources_json(result.sources))
+    return line
+
+
+def _openai_batch_line(result: Result) -> dict[str, Any]:
     custom_id = result.custom_id or result.item_id
     line_id = "batch_req_" + hashlib.sha256(result.job_id.encode()).hexdigest()[:24]
     if result.status == JobState.SUCCEEDED.value:

@@ -101,6 +101,9 @@ async def test_results_lines_carry_sources_for_knowledge_jobs_only(
     assert set(sources[0]) == {"file", "chunk", "score"}
     assert 0 < sources[0]["score"] <= 1
     assert "sources" not in lines["p"]
+    batch_api = io.StringIO()
+    await write_results(redis, "k", batch_api, "openai-batch")
+    assert json.loads(batch_api.getvalue())["sources"] == sources  # an extra key of that format's line
 
 
 async def test_a_job_whose_base_is_not_built_fails_without_calling_chat(
@@ -138,7 +141,8 @@ async def test_an_index_built_for_another_dimension_fails_the_job_with_the_reaso
     assert (row.status, row.error_code) == ("failed", "knowledge")
     assert row.error == (
         "knowledge base 'menu' was built with text-embedding-3-small at 256 dimensions, but jobs.yaml asks "
-        "for text-embedding-3-small at 512 dimensions: run `askq knowledge build menu`"
+        "for text-embedding-3-small at 512 dimensions: run `askq knowledge build menu` (or, if the base "
+        "was rebuilt for a newer jobs.yaml, restart the workers still running the old one)"
     )
     assert sim.stats()["requests_total"] == 0
 

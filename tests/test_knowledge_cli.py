@@ -117,9 +117,10 @@ def test_an_index_of_another_width_is_refused_until_rebuilt(tmp_path: Path, sim:
     assert result.returncode == 1
     assert result.stderr == (
         "askq: knowledge base 'menu' was built with text-embedding-3-small at 1536 dimensions, but jobs.yaml "
-        "asks for text-embedding-3-small at 64 dimensions: run `askq knowledge build menu`\n"
+        "asks for text-embedding-3-small at 64 dimensions: run `askq knowledge build menu` (or, if the "
+        "base was rebuilt for a newer jobs.yaml, restart the workers still running the old one)\n"
     )
-    assert "built with another model, rebuild" in askq("knowledge", "list", env=env).stdout
+    assert "built with another model or dimension, rebuild" in askq("knowledge", "list", env=env).stdout
     assert json.loads(askq("knowledge", "build", "menu", "--json", env=env).stdout)["dimensions"] == 64
     assert askq("knowledge", "search", "menu", "tea?", env=env).returncode == 0
 
@@ -195,7 +196,7 @@ async def test_list_rows_say_each_bases_state(redis: Redis, tmp_path: Path) -> N
     }
     rows = await knowledge_rows(redis, AskqConfig(knowledge=bases))
     assert [(row.name, row.status) for row in rows] == [
-        ("drinks", "built with another model, rebuild"),
+        ("drinks", "built with another model or dimension, rebuild"),
         ("menu", "built"),
         ("new", "not built"),
         ("old", "not in jobs.yaml"),

@@ -93,6 +93,14 @@ def test_vectors_refuses_a_repeated_index() -> None:
         vectors(body, 2, None)
 
 
+def test_vectors_refuses_nan_and_infinity() -> None:
+    """A vector with NaN or infinity would top every search: the attempt fails, to be retried."""
+    for bad in ("NaN", "Infinity"):
+        body = {"data": [{"index": 0, "embedding": [1.0, float(bad)]}]}
+        with pytest.raises(RetryableProviderError, match="NaN or infinite"):
+            vectors(body, 1, 2)
+
+
 def test_vectors_reads_float_lists_by_index() -> None:
     """A server answering lists of floats, out of order, is read by each item's index."""
     body = {"data": [{"index": 1, "embedding": [0.0, 2.0]}, {"index": 0, "embedding": [3.0, 0.0]}]}

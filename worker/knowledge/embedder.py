@@ -200,7 +200,11 @@ def vectors(body: Any, count: int, dimensions: int | None) -> Matrix:
                 f"the embeddings response has a vector of {0 if row is None else len(row)} dimensions, "
                 f"not {width}"
             )
-    return np.vstack(rows).astype(np.float32, copy=False)  # type: ignore[arg-type]
+    matrix: Matrix = np.vstack(rows).astype(np.float32, copy=False)  # type: ignore[arg-type]
+    if not np.isfinite(matrix).all():
+        # A NaN row would win every search (argmax takes NaN first): one bad vector, every answer's source.
+        raise RetryableProviderError("the embeddings response has a vector with NaN or infinite values")
+    return matrix
 
 
 def _decoded(embedding: Any) -> np.ndarray[Any, Any]:
