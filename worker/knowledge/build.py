@@ -79,7 +79,7 @@ async def build_base(
         matrix, chunks, table = _assembled(plan, kept_rows, kept_chunks, embedded)
         lock.check()
         draft = _draft(name, base, matrix.shape[1])
-        meta = await write_version(redis, draft, matrix, chunks, table)
+        meta = await write_version(redis, draft, matrix, chunks, table, lock_token=lock.token)
     return _report(read, plan, old_table, meta, requests=requests, started=started, up_to_date=False)
 
 

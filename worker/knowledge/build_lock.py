@@ -41,13 +41,14 @@ class BuildLock:
         self._name = name
         self._key = keys.knowledge_build_lock(name)
         started = time.strftime("%H:%M:%S")
-        self._token = f"{socket.gethostname()} pid {os.getpid()} since {started} {uuid.uuid4().hex[:8]}"
+        self.token = f"{socket.gethostname()} pid {os.getpid()} since {started} {uuid.uuid4().hex[:8]}"
+        """What the lock key holds while this build has it (``index_store.write_version`` checks it)."""
         self._renewer: asyncio.Task[None] | None = None
         self.lost = False
         """Set when a renewal found the lock gone (expired while Redis or this process stalled)."""
 
     async def __aenter__(self) -> BuildLock:
-        if not await self._redis.set(self._key, self._token, nx=True, ex=LOCK_TTL_S):
+        if not await self._redis.set(self._key, self.token, nx=True, ex=LOCK_TTL_S):
             holder = await self._redis.get(self._key)
             by = holder.decode().rsplit(" ", 1)[0] if holder else "another build"
             raise KnowledgeError(
@@ -62,7 +63,7 @@ class BuildLock:
         while True:
             await asyncio.sleep(RENEW_EVERY_S)  # a lease period, not synchronisation
             try:
-                renewed = await renew(keys=[self._key], args=[self._token, LOCK_TTL_S * 1000])
+                renewed = await renew(keys=[self._key], args=[self.token, LOCK_TTL_S * 1000])
             except Exception as exc:
                 if not waits_out(exc):
                     raise
@@ -85,4 +86,4 @@ class BuildLock:
         if self._renewer is not None:
             self._renewer.cancel()
             await asyncio.gather(self._renewer, return_exceptions=True)
-        await self._redis.register_script(_RELEASE)(keys=[self._key], args=[self._token])
+        await self._redis.register_script(_RELEASE)(keys=[self._key], args=[self.token])

@@ -29,6 +29,20 @@ from common.knowledge import (
 from common.knowledge_store import read_meta
 from worker.knowledge.index import KnowledgeIndex, Matrix
 
+# KEYS: the build lock, the base's meta, the set of bases, the new version's data, the version it
+# replaces (the new one's again when there is none). ARGV: the lock holder's token ('' when no lock
+# is held: tests), the base's name, ms the replaced version stays readable, the meta's fields and
+# values. The switch, in one call: made only while the lock is this build's, so a build whose lock
+# lapsed (Redis or the process stalled) never replaces the version of the build that took it over.
+_SWITCH = """
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[2], unpack(ARGV, 4))
+redis.call('SADD', KEYS[3], ARGV[2])
+redis.call('PERSIST', KEYS[4])
+if KEYS[5] ~= KEYS[4] then redis.call('PEXPIRE', KEYS[5], ARGV[3]) end
+return 1
+"""
 REPLACED_TTL_S = 600
 """How long a replaced version stays readable: longer than any load of one."""
 UNFINISHED_TTL_S = 3600
@@ -43,9 +57,12 @@ async def write_version(
     matrix: Matrix,
     chunks: Sequence[StoredChunk],
     files: dict[str, FileEntry],
+    *,
+    lock_token: str | None = None,
 ) -> KnowledgeMeta:
     """Store ``matrix`` (unit rows, one per chunk) and make it the base's current version; ``draft``'s
-    version, segments and sizes are set here. Returns the meta now current."""
+    version, segments and sizes are set here. Returns the meta now current. With ``lock_token``, the
+    version becomes current only if the build lock is still that build's (checked in the switch)."""
     if matrix.shape[0] != len(chunks):
         raise ValueError(f"{matrix.shape[0]} rows for {len(chunks)} chunks")
     previous = await read_meta(redis, draft.name)
@@ -82,14 +99,23 @@ async def write_version(
     meta = meta.model_copy(update={"chunk_bytes": chunk_bytes})
     table = json.dumps({path: entry.model_dump() for path, entry in files.items()}, ensure_ascii=False)
     await redis.hset(data, FILE_TABLE, table)  # type: ignore[misc]
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.delete(keys.knowledge_meta(meta.name))
-        pipe.hset(keys.knowledge_meta(meta.name), mapping=meta.to_hash())
-        pipe.sadd(keys.KNOWLEDGE_BASES, meta.name)
-        pipe.persist(data)
-        if previous is not None:
-            pipe.expire(keys.knowledge_data(meta.name, previous.version), REPLACED_TTL_S)
-        await pipe.execute()
+    replaced = keys.knowledge_data(meta.name, previous.version) if previous is not None else data
+    fields = [item for pair in meta.to_hash().items() for item in pair]
+    switched = await redis.register_script(_SWITCH)(
+        keys=[
+            keys.knowledge_build_lock(meta.name),
+            keys.knowledge_meta(meta.name),
+            keys.KNOWLEDGE_BASES,
+            data,
+            replaced,
+        ],
+        args=[lock_token or "", meta.name, REPLACED_TTL_S * 1000, *fields],
+    )
+    if not switched:
+        raise KnowledgeError(
+            f"the build of knowledge base {meta.name!r} lost its lock while writing (another build holds "
+            "it now); its version was not made current: run it again once that build ended"
+        )
     return meta
 
 
