@@ -84,29 +84,36 @@ def _rates(report: BuildReport, clock: EmbedClock, sent: int) -> dict[str, Any]:
     }
 
 
-async def _measure(redis: Redis, folder: Path, config_path: Path, base_url: str, sections: int) -> dict[str, Any]:
+async def _measure(
+    redis: Redis, folder: Path, config_path: Path, base_url: str, sections: int, edited: int
+) -> dict[str, Any]:
     first = _rates(*await _build(redis, config_path, base_url))
-    edited = folder / file_path(EDITED)
-    edited.write_text(file_text(EDITED, sections, edition=1), encoding="utf-8")
+    (folder / file_path(edited)).write_text(file_text(edited, sections, edition=1), encoding="utf-8")
     report, clock, sent = await _build(redis, config_path, base_url)
     meta = await read_meta(redis, BASE)
     assert meta is not None  # the rebuild just made it current
-    file_chunks = (await read_file_table(redis, meta))[file_path(EDITED)].rows
+    file_chunks = (await read_file_table(redis, meta))[file_path(edited)].rows
     rebuild = {**_rates(report, clock, sent), "edited_file_chunks": file_chunks}
-    rebuild["only_that_file"] = sent == file_chunks and report.files_embedded == [file_path(EDITED)]
+    rebuild["only_that_file"] = sent == file_chunks and report.files_embedded == [file_path(edited)]
     return {"files": len(list((folder / "kb").glob("*.md"))), "build": first, "rebuild": rebuild}
 
 
-def run_knowledge_build(folder: Path, files: int = FILES, sections: int = SECTIONS) -> dict[str, Any]:
+def run_knowledge_build(
+    folder: Path, files: int = FILES, sections: int = SECTIONS, edited: int = EDITED
+) -> dict[str, Any]:
     folder = folder / "knowledge-build"
     write_corpus(folder, files, sections)
     config_path = write_config(folder, knowledge_config())
-    with embedded_redis(folder / "redis") as redis_url, simulator_process() as base_url, provider_at(base_url):
+    with (
+        embedded_redis(folder / "redis") as redis_url,
+        simulator_process() as base_url,
+        provider_at(base_url),
+    ):
 
         async def measure() -> dict[str, Any]:
             redis = Redis.from_url(redis_url)
             try:
-                return await _measure(redis, folder, config_path, base_url, sections)
+                return await _measure(redis, folder, config_path, base_url, sections, edited)
             finally:
                 await redis.aclose()
 

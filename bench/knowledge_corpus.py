@@ -1,8 +1,8 @@
 """Generated Markdown for the knowledge benchmarks: files of sections under headings, seeded, and the
 ``knowledge:`` block of a ``jobs.yaml`` naming them.
 
-Each section is about 200 tokens of text-embedding-3-small's tokenizer, so with the default budget
-(300 tokens) two never fit in one chunk: a file of N sections is about N chunks, whatever the build.
+Each section is six sentences of 20 words, about 200 tokens of text-embedding-3-small's tokenizer, so
+with the default budget (300 tokens) two never fit in one chunk: a file of N sections is N chunks.
 """
 
 from __future__ import annotations
@@ -15,11 +15,14 @@ BASE = "guide"
 FOLDER = "kb"
 MODEL = "text-embedding-3-small"
 DIMENSIONS = 512
-WORDS = """almond barley cedar dune ember fjord garnet harbor iris juniper kelp lantern meadow nutmeg orchard
-pepper quartz river saffron thistle umber valley willow yarrow zinnia anchor basil canyon delta estuary
-fennel glacier hazel indigo jasmine kestrel lagoon maple nectar olive prairie quince reef sorrel tundra""".split()
-SENTENCE_WORDS = 14
-SENTENCES_PER_SECTION = 8
+# A prose string keeps the list compact under the formatter, as simulator/vectors.py does.
+_WORDS_TEXT = """almond barley cedar dune ember fjord garnet harbor iris juniper kelp lantern meadow nutmeg
+orchard pepper quartz river saffron thistle umber valley willow yarrow zinnia anchor basil canyon delta
+estuary fennel glacier hazel indigo jasmine kestrel lagoon maple nectar olive prairie quince reef
+sorrel tundra"""
+WORDS = _WORDS_TEXT.split()
+SENTENCE_WORDS = 20
+SENTENCES_PER_SECTION = 6
 
 
 def file_path(index: int) -> str:
@@ -51,7 +54,9 @@ def write_corpus(root: Path, files: int, sections: int) -> None:
 def knowledge_config(job_type: str | None = None) -> dict[str, Any]:
     """The ``knowledge:`` block naming the corpus (and a job type answering with it, when named)."""
     config: dict[str, Any] = {
-        "knowledge": {BASE: {"files": f"{FOLDER}/**/*.md", "embedding_model": MODEL, "dimensions": DIMENSIONS}}
+        "knowledge": {
+            BASE: {"files": f"{FOLDER}/**/*.md", "embedding_model": MODEL, "dimensions": DIMENSIONS}
+        }
     }
     if job_type is not None:
         prompt = "Answer from the guide below; say you do not know otherwise.\n[[Guide]]\n{knowledge}"
