@@ -20,6 +20,8 @@ from typing import Any
 
 from bench.footprint import run_footprint
 from bench.idle import run_idle
+from bench.knowledge_batching import run_knowledge_batching
+from bench.knowledge_build import run_knowledge_build
 from bench.knowledge_search import run_knowledge
 from bench.mixes import Mix, standard_mixes
 from bench.queue import run_queue
@@ -39,6 +41,8 @@ SECTIONS = (
     "scale_out",
     "footprint",
     "knowledge",
+    "knowledge_batching",
+    "knowledge_build",
 )
 
 
@@ -99,6 +103,11 @@ def run(sections: list[str], scale: float, folder: Path) -> dict[str, Any]:
             results[section] = asyncio.run(run_footprint(folder))
         elif section == "knowledge":
             results[section] = run_knowledge(folder)  # its sizes are the targets': not scaled
+        elif section == "knowledge_batching":
+            questions = max(200, int(1000 * scale))
+            results[section] = run_knowledge_batching(folder, mixes["latency"], questions=questions)
+        elif section == "knowledge_build":
+            results[section] = run_knowledge_build(folder)  # 2,000 chunks: about a second, not scaled
     return results
 
 

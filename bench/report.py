@@ -108,7 +108,61 @@ def rows(results: dict[str, Any]) -> list[Row]:
         out += _footprint_rows(results["footprint"])
     if "knowledge" in results:
         out += _knowledge_rows(results["knowledge"])
+    if "knowledge_batching" in results:
+        out += _batching_rows(results["knowledge_batching"])
+    if "knowledge_build" in results:
+        out += _build_rows(results["knowledge_build"])
     return out
+
+
+def _batching_rows(batching: dict[str, Any]) -> list[Row]:
+    """Questions per embeddings request and answers a second with knowledge over without, round by round."""
+    concurrency = batching["mix"]["concurrency"]
+    out = [
+        Row(
+            "knowledge",
+            f"questions per embeddings request, concurrency {concurrency}",
+            batching["questions_per_request"],
+            "",
+            16,
+        ),
+        Row("knowledge", "questions/s with knowledge / without", batching["ratio"], "x", 0.9),
+        Row("knowledge", "  questions/s without knowledge", batching["plain_questions_per_s"], "/s"),
+        Row("knowledge", "  questions/s with knowledge", batching["knowledge_questions_per_s"], "/s"),
+    ]
+    for run in batching["runs"]:
+        side = "with" if run["job_type"] != "qa" else "without"
+        measure = f"  round {run['round']}, {side}: questions/s"
+        out.append(Row("knowledge", measure, run["questions_per_s"], "/s"))
+        if side == "with":
+            measure = f"  round {run['round']}: questions per request"
+            out.append(Row("knowledge", measure, run["questions_per_request"], ""))
+    out.append(Row("knowledge", "every question answered", float(batching["all_succeeded"]), "", 1))
+    same = float(batching["same_answer_tokens"])
+    out.append(Row("knowledge", "answers as many tokens with knowledge as without", same, "", 1))
+    return out
+
+
+def _build_rows(build: dict[str, Any]) -> list[Row]:
+    """A build's chunks a second, and the rebuild's inputs against the edited file's chunks."""
+    first, rebuild = build["build"], build["rebuild"]
+    return [
+        Row(
+            "knowledge",
+            f"build: chunks/s, {first['chunks']:,} chunks (whole build)",
+            first["chunks_per_s"],
+            "/s",
+        ),
+        Row("knowledge", "  of which embedding: chunks/s", first["embedding_chunks_per_s"], "/s"),
+        Row(
+            "knowledge",
+            "rebuild, 1 file edited: inputs the simulator embedded",
+            rebuild["simulator_inputs"],
+            "",
+        ),
+        Row("knowledge", "  that file's chunks", rebuild["edited_file_chunks"], ""),
+        Row("knowledge", "rebuild embedded only that file's chunks", float(rebuild["only_that_file"]), "", 1),
+    ]
 
 
 def _knowledge_rows(knowledge: dict[str, Any]) -> list[Row]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from redis.asyncio import Redis
 
 from askq.stack import embedded_redis, simulator_process
@@ -57,23 +58,31 @@ async def _wait_done(redis: Redis, jobs: int) -> int:
         await asyncio.sleep(0.05)  # the finish time comes from the records, not from this poll
 
 
-async def steady_jobs_per_s(redis: Redis, provider_s: float) -> float:
+async def job_times(redis: Redis, job_ids: list[bytes]) -> npt.NDArray[np.float64]:
+    """Each job's (started_at, finished_at), from its record."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.hmget(keys.job_record(job_id.decode()), [record.STARTED_AT, record.FINISHED_AT])
+        return np.array([[float(started), float(finished)] for started, finished in await pipe.execute()])
+
+
+def steady_rate(times: npt.NDArray[np.float64], provider_s: float) -> float:
     """Jobs finished per second while every slot was busy: from the end of the first answers (the
     first start plus 1.5 answers' time) to the last job's start, after which the slots only drain.
 
     This is the rate the bound describes (Little's law: slots over time per job); the run's own
     rate also holds the ramp-up and the drain, which depend on how many jobs a run has.
     """
-    job_ids = await redis.zrange(keys.FINISHED, 0, -1)
-    async with redis.pipeline(transaction=False) as pipe:
-        for job_id in job_ids:
-            pipe.hmget(keys.job_record(job_id.decode()), [record.STARTED_AT, record.FINISHED_AT])
-        times = np.array([[float(started), float(finished)] for started, finished in await pipe.execute()])
     window_start, window_end = times[:, 0].min() + 1.5 * provider_s, times[:, 0].max()
     if window_end - window_start < 2 * provider_s:
         return float("nan")  # too few jobs for a steady stretch
     finished = ((times[:, 1] >= window_start) & (times[:, 1] < window_end)).sum()
     return float(finished / (window_end - window_start))
+
+
+async def steady_jobs_per_s(redis: Redis, provider_s: float) -> float:
+    """``steady_rate`` of every finished job."""
+    return steady_rate(await job_times(redis, await redis.zrange(keys.FINISHED, 0, -1)), provider_s)
 
 
 async def _measure_askq(redis: Redis, mix: Mix, path: Path, pids: list[int], base_url: str) -> dict[str, Any]:
