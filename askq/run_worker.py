@@ -19,11 +19,12 @@ from common.config import AskqConfig, load_config
 from common.redis_health import check_memory_policy
 from common.redis_url import check_url, connection_error, redis_url
 from producer.connection import connect
+from worker.answering.client import provider_endpoint
 from worker.answering.provider_check import check_provider, configured_models
 from worker.logging import configure_logging
 from worker.queue.askq_worker import AskqWorker
 from worker.schedules.settings import schedule_worker_settings
-from worker.settings import provider_endpoint, shared_provider, with_concurrency, worker_settings
+from worker.settings import shared_provider, with_concurrency, worker_settings
 
 log = structlog.get_logger(__name__)
 

@@ -24,8 +24,8 @@ from askq.run_worker import event_loop_factory
 from askq.stack import simulator_process
 from common.config import parse_config
 from common.errors import ProviderError
+from worker.answering.client import provider_client
 from worker.answering.provider import ChatProvider, ChatRequest
-from worker.settings import provider_client
 
 CONCURRENCY = 32
 ROUNDS = 5

@@ -15,8 +15,9 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from arq.worker import Worker
 from redis.asyncio import Redis
 
@@ -27,6 +28,9 @@ from producer.results import Result, iter_results
 from worker.queue.askq_worker import AskqWorker
 from worker.schedules.settings import schedule_worker_settings
 from worker.settings import worker_settings
+
+if TYPE_CHECKING:
+    from tests.conftest import Simulator
 
 REPO = Path(__file__).resolve().parents[1]
 TTY_COLUMNS = 200
@@ -160,3 +164,11 @@ def on_tty(*args: str, env: dict[str, str], cwd: Path = REPO, timeout_s: float =
     finally:
         os.close(master)
     return child.wait(timeout=timeout_s), bytes(written)
+
+
+async def answers_again(sim: Simulator) -> bool:
+    """Whether the simulator answers a chat request (it was made to go down): poll with ``eventually``."""
+    async with aiohttp.ClientSession() as http:
+        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "up?"}]}
+        async with http.post(f"{sim.base_url}/chat/completions", json=body) as resp:
+            return resp.status == 200

@@ -13,11 +13,11 @@ from redis.asyncio import Redis
 
 from common.config import AskqConfig, parse_config
 from common.knowledge import FileEntry, KnowledgeMeta, StoredChunk
+from worker.answering.client import provider_client
 from worker.answering.gate import ProviderGate
 from worker.answering.provider import ChatProvider
 from worker.knowledge.embedder import Embedder
 from worker.knowledge.index_store import write_version
-from worker.settings import provider_client
 
 MODEL = "text-embedding-3-small"
 DIMENSIONS = 256

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 
+import aiohttp
 import numpy as np
 import pytest
 from openai import AsyncOpenAI
@@ -14,9 +15,10 @@ from common import keys
 from common.config import AskqConfig
 from common.errors import FatalProviderError, ProviderUnreachableError, RetryableProviderError
 from tests.conftest import Simulator
+from tests.helpers import answers_again, eventually
+from worker.answering.client import provider_client
 from worker.answering.gate import GateMemory, ProviderGate
 from worker.knowledge.embedder import Embedder, vectors
-from worker.settings import provider_client
 
 Make = Callable[[AskqConfig], Embedder]
 
@@ -129,3 +131,4 @@ async def test_a_provider_away_past_the_outage_wait_fails_the_request(
     sim.down(3)
     with pytest.raises(ProviderUnreachableError, match="the provider was unreachable for"):
         await embedder.embed(["a latte"])
+    await eventually(lambda: answers_again(sim), timeout_s=10, tolerate=(aiohttp.ClientError,))

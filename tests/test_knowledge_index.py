@@ -176,3 +176,16 @@ def test_meta_round_trips_through_its_hash() -> None:
     assert KnowledgeMeta.from_hash("menu", as_bytes) == meta
     del as_bytes[b"requested_dimensions"]
     assert KnowledgeMeta.from_hash("menu", as_bytes) == _meta()
+
+
+async def test_a_version_is_not_made_current_once_its_build_lost_the_lock(redis: Redis) -> None:
+    """A build whose lock another build holds now writes nothing current: the version before stays."""
+    chunk = [StoredChunk(text="x", file="a.md", position=0)]
+    await redis.set(keys.knowledge_build_lock("menu"), "first")
+    first = await write_version(redis, _meta(), _random_unit(1, 8), chunk, {}, lock_token="first")
+    await redis.set(keys.knowledge_build_lock("menu"), "second")  # the first build's lock lapsed; taken
+    with pytest.raises(KnowledgeError, match="lost its lock while writing"):
+        await write_version(redis, _meta(), _random_unit(1, 8, seed=3), chunk, {}, lock_token="first")
+    assert (await read_meta(redis, "menu")).version == first.version  # type: ignore[union-attr]
+    assert await redis.ttl(keys.knowledge_data("menu", first.version)) == -1  # still current, lasting
+    assert await redis.ttl(keys.knowledge_data("menu", first.version + 1)) > 0  # the orphan expires

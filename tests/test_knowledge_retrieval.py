@@ -15,12 +15,12 @@ from common.errors import KnowledgeError
 from common.knowledge import StoredChunk
 from tests.conftest import Simulator
 from tests.knowledge_helpers import FILES, QUESTIONS, build_base, menu_config
+from worker.answering.client import provider_client
 from worker.answering.gate import GateMemory
 from worker.answering.provider import ChatProvider
 from worker.knowledge.cache import KnowledgeCache
 from worker.knowledge.retrieval import Retriever, knowledge_text
 from worker.knowledge.senders import embedder_sends
-from worker.settings import provider_client
 
 MakeRetriever = Callable[[AskqConfig, KnowledgeCache], Retriever]
 REBUILT = {**FILES, "kb/menu/wifi.md": ["The wifi password is sunrise77 since the rebuild."]}

@@ -31,13 +31,8 @@ WORKER_ALLOWED = {
         "worker.settings",
     },
     # Building and searching a base embed as answers call: under the same gate, retry and client.
-    "worker.knowledge": {
-        "worker.knowledge",
-        "worker.answering",
-        "worker.queue",
-        "worker.context",
-        "worker.settings",
-    },
+    # Never worker.settings, which assembles the knowledge modules: that would be a cycle.
+    "worker.knowledge": {"worker.knowledge", "worker.answering", "worker.queue", "worker.context"},
 }
 
 

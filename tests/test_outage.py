@@ -18,7 +18,7 @@ from common.events import EventType
 from common.provider_state import provider_states
 from producer.submit import submit_file
 from tests.conftest import Simulator
-from tests.helpers import askq, eventually, logged_events, results, run_burst_worker
+from tests.helpers import answers_again, askq, eventually, logged_events, results, run_burst_worker
 from worker.answering.gate import ProviderGate
 
 JOBS = 40
@@ -46,13 +46,6 @@ async def _submit(redis: Redis, config: AskqConfig, write: Any, batch: str, coun
 
 async def _unreachable(redis: Redis) -> bool:
     return any(state.unreachable_since_ms is not None for state in await provider_states(redis))
-
-
-async def _answers_again(sim: Simulator) -> bool:
-    async with aiohttp.ClientSession() as http:
-        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "up?"}]}
-        async with http.post(f"{sim.base_url}/chat/completions", json=body) as resp:
-            return resp.status == 200
 
 
 async def test_a_provider_down_mid_batch_costs_no_attempt_and_status_says_so(
@@ -105,7 +98,7 @@ async def test_an_outage_past_outage_wait_fails_the_job_saying_so(
     try:
         await run_burst_worker(config, redis_url)
     finally:
-        await eventually(lambda: _answers_again(sim), timeout_s=10, tolerate=(aiohttp.ClientError,))
+        await eventually(lambda: answers_again(sim), timeout_s=10, tolerate=(aiohttp.ClientError,))
     rows = await results(redis, "gone")
     assert [row.status for row in rows] == ["failed"] * 3
     for row in rows:
@@ -130,7 +123,7 @@ async def test_a_wait_for_the_provider_does_not_count_against_the_job_timeout(
     try:
         await run_burst_worker(config, redis_url)
     finally:
-        await eventually(lambda: _answers_again(sim), timeout_s=10, tolerate=(aiohttp.ClientError,))
+        await eventually(lambda: answers_again(sim), timeout_s=10, tolerate=(aiohttp.ClientError,))
     rows = await results(redis, "patient")
     assert [(row.status, row.error) for row in rows] == [("succeeded", None)] * 2
 

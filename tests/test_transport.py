@@ -21,8 +21,8 @@ from common.errors import (
     StreamStalledError,
 )
 from tests.conftest import Simulator
+from worker.answering.client import environment_proxy, provider_client
 from worker.answering.provider import ChatProvider, ChatRequest
-from worker.settings import environment_proxy, provider_client
 
 BACK_TO_BACK = 150
 

@@ -17,11 +17,11 @@ from redis.asyncio import Redis
 
 from common.config import AskqConfig
 from common.tokens import estimate_tokens
+from worker.answering.client import provider_client
 from worker.answering.gate import GateMemory, ProviderGate
 from worker.answering.provider import ChatProvider
 from worker.knowledge.embedder import Embedder
 from worker.knowledge.index import Matrix
-from worker.settings import provider_client
 
 REQUEST_INPUTS = 128
 REQUEST_TOKENS = 100_000
