@@ -121,6 +121,16 @@ class KnowledgeMeta(BaseModel):
     the same way: an index shortened to 256 cannot answer for a config that no longer asks for 256."""
 
     @classmethod
+    def draft(cls, name: str, base: KnowledgeConfig, dimensions: int) -> KnowledgeMeta:
+        """A new version's meta before it is written: ``write_version`` sets its number, counts, sizes."""
+        return cls(
+            name=name, version=0, model=base.embedding_model, dimensions=dimensions, chunks=0, files=0,
+            matrix_bytes=0, built_at=0, chunk_tokens=base.chunk_tokens,
+            chunk_overlap_tokens=base.chunk_overlap_tokens, rows_per_segment=0, segments=0,
+            requested_dimensions=base.dimensions or 0,
+        )  # fmt: skip
+
+    @classmethod
     def from_hash(cls, name: str, raw: dict[bytes, bytes]) -> KnowledgeMeta | None:
         """None for a base never built (an empty hash)."""
         if not raw:

@@ -17,6 +17,7 @@ from wcmatch import glob as wcglob
 
 from common.confine import inside
 from common.knowledge import TEXT_SUFFIXES, KnowledgeConfig
+from common.wording import first_few
 
 SHOWN = 5
 
@@ -85,5 +86,4 @@ def _until_wildcard(parts: tuple[str, ...]) -> list[str]:
 
 
 def _listed(paths: list[str]) -> str:
-    shown = ", ".join(repr(path) for path in paths[:SHOWN])
-    return shown + (f" and {len(paths) - SHOWN} more" if len(paths) > SHOWN else "")
+    return first_few([repr(path) for path in paths], shown=SHOWN)

@@ -99,11 +99,7 @@ async def build_base(
         digest = hashlib.sha256("\n\n".join(texts).encode()).hexdigest()
         table[file] = FileEntry(sha256=digest, first=first, rows=len(texts))
         first += len(texts)
-    draft = KnowledgeMeta(
-        name=name, version=0, model=base.embedding_model, dimensions=matrix.shape[1], chunks=0, files=0,
-        matrix_bytes=0, built_at=0, chunk_tokens=base.chunk_tokens,
-        chunk_overlap_tokens=base.chunk_overlap_tokens, rows_per_segment=0, segments=0,
-    )  # fmt: skip
+    draft = KnowledgeMeta.draft(name, base, matrix.shape[1])
     return await write_version(redis, draft, matrix, chunks, table)
 
 

@@ -179,10 +179,7 @@ async def test_search_finds_the_planted_file_for_each_question(
 async def test_list_rows_say_each_bases_state(redis: Redis, tmp_path: Path) -> None:
     """Built, not built, built for another model, and built but gone from jobs.yaml, by name."""
     chunk = [StoredChunk(text="Tea.", file="kb/tea.md", position=0)]
-    draft = KnowledgeMeta(
-        name="", version=0, model="text-embedding-3-small", dimensions=4, chunks=0, files=0, matrix_bytes=0,
-        built_at=0, chunk_tokens=300, chunk_overlap_tokens=40, rows_per_segment=0, segments=0,
-    )  # fmt: skip
+    draft = KnowledgeMeta.draft("", KnowledgeConfig(files="kb/*"), 4)
     for name, model in (
         ("menu", "text-embedding-3-small"),
         ("old", "m"),

@@ -16,10 +16,7 @@ from worker.knowledge.index_store import load_index, write_version
 
 
 def _meta(name: str = "menu", dimensions: int = 8) -> KnowledgeMeta:
-    return KnowledgeMeta(
-        name=name, version=0, model="text-embedding-3-small", dimensions=dimensions, chunks=0, files=0,
-        matrix_bytes=0, built_at=0, chunk_tokens=300, chunk_overlap_tokens=40, rows_per_segment=0, segments=0,
-    )  # fmt: skip
+    return KnowledgeMeta.draft(name, KnowledgeConfig(files="kb/*.md"), dimensions)
 
 
 def _random_unit(rows: int, dimensions: int, seed: int = 1) -> np.ndarray:

@@ -22,6 +22,7 @@ from common.config import AskqConfig
 from common.errors import KnowledgeError
 from common.knowledge import FileEntry, KnowledgeConfig, KnowledgeMeta, StoredChunk, known_base
 from common.knowledge_store import read_chunks, read_file_table, read_meta
+from common.wording import first_few
 from worker.knowledge.build_lock import BuildLock
 from worker.knowledge.build_report import BuildProgress, BuildReport, NoProgress
 from worker.knowledge.chunking import chunk_text
@@ -199,16 +200,10 @@ def _assembled(
 
 def _draft(name: str, base: KnowledgeConfig, dimensions: int) -> KnowledgeMeta:
     """The new version's meta; ``write_version`` sets its number, counts and sizes."""
-    return KnowledgeMeta(
-        name=name, version=0, model=base.embedding_model, dimensions=dimensions, chunks=0, files=0,
-        matrix_bytes=0, built_at=0, chunk_tokens=base.chunk_tokens,
-        chunk_overlap_tokens=base.chunk_overlap_tokens, rows_per_segment=0, segments=0,
-        requested_dimensions=base.dimensions or 0,
-    )  # fmt: skip
+    return KnowledgeMeta.draft(name, base, dimensions)
 
 
 def _no_text(name: str, read: ReadFiles, plan: _Plan) -> str:
     skipped = sorted(read.skipped + plan.skipped, key=lambda skipped: skipped.path)
-    listed = "; ".join(f"{item.path}: {item.reason}" for item in skipped[:5])
-    more = f"; and {len(skipped) - 5} more" if len(skipped) > 5 else ""
-    return f"knowledge base {name!r} has no text to embed ({listed}{more})"
+    listed = first_few([f"{item.path}: {item.reason}" for item in skipped], sep="; ", more="; and {n} more")
+    return f"knowledge base {name!r} has no text to embed ({listed})"
