@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 from redis.asyncio import Redis
 
 from common import keys
 from common.config import AskqConfig
 from common.errors import KnowledgeError
-from common.knowledge import StoredChunk
+from common.knowledge import KnowledgeConfig, KnowledgeMeta, StoredChunk
 from tests.conftest import Simulator
 from tests.knowledge_helpers import FILES, QUESTIONS, build_base, menu_config
 from worker.answering.client import provider_client
 from worker.answering.gate import GateMemory
 from worker.answering.provider import ChatProvider
 from worker.knowledge.cache import KnowledgeCache
-from worker.knowledge.retrieval import Retriever, knowledge_text
+from worker.knowledge.index import Hit, KnowledgeIndex, normalised
+from worker.knowledge.retrieval import OFF_LOOP_BYTES, Retriever, knowledge_text, search_off_loop
 from worker.knowledge.senders import embedder_sends
 
 MakeRetriever = Callable[[AskqConfig, KnowledgeCache], Retriever]
@@ -119,3 +123,26 @@ def test_the_knowledge_text_names_each_chunks_source_before_it() -> None:
         "[1] kb/menu/drinks.md (chunk 2)\nLattes come with oat milk.\n\n"
         "[2] kb/menu/hours.md (chunk 0)\nOpen at seven."
     )
+
+
+async def test_a_large_base_is_searched_off_the_loop_with_the_same_hits() -> None:
+    """Past OFF_LOOP_BYTES the search runs in a thread (not on the loop's), and finds the same rows."""
+    rng = np.random.default_rng(5)
+    matrix = normalised(rng.standard_normal((3000, 512)).astype(np.float32))
+    assert matrix.nbytes > OFF_LOOP_BYTES
+    index = KnowledgeIndex(KnowledgeMeta.draft("big", KnowledgeConfig(files="kb/*.md"), 512), matrix)
+    question = matrix[1234] + 0.01 * normalised(rng.standard_normal((1, 512)).astype(np.float32))[0]
+    loop_thread = threading.get_ident()
+    searched_in: list[int] = []
+    search = index.search
+
+    def recording(*args: Any) -> list[list[Hit]]:
+        searched_in.append(threading.get_ident())
+        return search(*args)
+
+    object.__setattr__(index, "search", recording)  # frozen dataclass: record where it runs
+    hits = await search_off_loop(index, question, 4)
+    assert hits[0].row == 1234
+    assert hits == search(question[None, :], 4)[0]
+    assert len(searched_in) == 1
+    assert searched_in[0] != loop_thread
