@@ -196,7 +196,7 @@ async def test_a_batch_api_line_gets_the_filled_prompt_first_and_retrieves_by_it
 async def test_jobs_running_at_once_share_embeddings_requests(
     redis: Redis, redis_url: str, sim: Simulator, tmp_path: Path
 ) -> None:
-    """40 questions at concurrency 40 make fewer embeddings requests than questions, several texts each."""
+    """40 questions at concurrency 40 share embeddings requests: 10 or fewer, several texts each."""
     config = menu_config(tmp_path, limits={"concurrency": 40})
     await build_base(redis, config)
     sim.reset()
@@ -208,7 +208,7 @@ async def test_jobs_running_at_once_share_embeddings_requests(
     assert all(row.status == "succeeded" for row in await results(redis, "mb"))
     stats, requests = sim.stats(), sim.embeddings()
     assert stats["embedding_inputs"] == 40
-    assert stats["embedding_requests"] < 40
+    assert stats["embedding_requests"] <= 10, stats  # 4 questions a request or more, on average
     assert max(len(request["inputs"]) for request in requests) > 1
     assert sorted(text for request in requests for text in request["inputs"]) == sorted(
         f"Is item {n} on the menu?" for n in range(40)
