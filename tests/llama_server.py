@@ -44,8 +44,10 @@ def model_path() -> Path:
 class LlamaServer:
     """``python -m llama_cpp.server`` on a fixed port, so it can be killed and started again there."""
 
-    def __init__(self, model: Path, log_dir: Path) -> None:
+    def __init__(self, model: Path, log_dir: Path, *extra_args: str) -> None:
+        """``extra_args``: more of the server's options (``--embedding True``)."""
         self.model = model
+        self._extra_args = extra_args
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self._log = log_dir / "llama-server.log"
@@ -68,6 +70,7 @@ class LlamaServer:
             "127.0.0.1",
             "--port",
             str(self.port),
+            *self._extra_args,
         ]
         with self._log.open("ab") as log:
             self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)

@@ -103,6 +103,15 @@ def test_vectors_refuses_nan_and_infinity() -> None:
             vectors(body, 1, 2)
 
 
+def test_vectors_pools_one_vector_per_token_by_their_mean() -> None:
+    """A server answering a vector per token (no pooling: llama-cpp-python with a chat model) is read
+    as their mean, the usual pooling."""
+    body = {
+        "data": [{"index": 0, "embedding": [[1.0, 0.0], [3.0, 2.0]]}, {"index": 1, "embedding": [[0.0, 4.0]]}]
+    }
+    assert vectors(body, 2, 2).tolist() == [[2.0, 1.0], [0.0, 4.0]]
+
+
 def test_vectors_reads_float_lists_by_index() -> None:
     """A server answering lists of floats, out of order, is read by each item's index."""
     body = {"data": [{"index": 1, "embedding": [0.0, 2.0]}, {"index": 0, "embedding": [3.0, 0.0]}]}

@@ -63,18 +63,35 @@ class Embedder:
         self.dimensions = dimensions
         self.requests = 0
         """Requests sent, retries included."""
+        self.one_input_a_request = False
+        """Learned from a server answering a vector per token (see ``embed``)."""
 
     async def embed(self, texts: Sequence[str], *, expect_dimensions: int | None = None) -> Matrix:
         """Unit vectors of ``texts``, one row each, in order; ``expect_dimensions``: what each must have
-        (an index's), else ``dimensions``, else whatever the first vector has."""
+        (an index's), else ``dimensions``, else whatever the first vector has.
+
+        A server that answers a vector per token (llama-cpp-python, for a model without pooling) gets
+        one input a request from then on: for a request of several, its vectors of the second input
+        onwards are another input's (measured: cosine 0.05 with the same text sent alone)."""
         if not 0 < len(texts) <= MAX_INPUTS:
             raise ValueError(f"{len(texts)} texts: a request takes 1 to {MAX_INPUTS}")
+        if self.one_input_a_request and len(texts) > 1:
+            alone = [await self.embed([text], expect_dimensions=expect_dimensions) for text in texts]
+            return np.vstack(alone)
         async for attempt in retrying(self._config.retry, self._on_retry):
             with attempt:
-                return await self._request(texts, expect_dimensions or self.dimensions)
-        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+                matrix, per_token = await self._request(texts, expect_dimensions or self.dimensions)
+        if per_token and len(texts) > 1:
+            self.one_input_a_request = True
+            log.warning(
+                "the provider answers a vector per token (a model without pooling): its answers to "
+                "several inputs at once cannot be trusted, so askq sends one input a request to it",
+                model=self.model,
+            )
+            return await self.embed(texts, expect_dimensions=expect_dimensions)
+        return matrix
 
-    async def _request(self, texts: Sequence[str], dimensions: int | None) -> Matrix:
+    async def _request(self, texts: Sequence[str], dimensions: int | None) -> tuple[Matrix, bool]:
         """One attempt, however long it waits: for a cooldown, a place, or a provider that is away (as
         an answer waits, spending no attempt, up to ``provider.outage_wait_s``). Waits hold no slot."""
         outages = 0
@@ -86,7 +103,7 @@ class Embedder:
                     sent = time.monotonic()
                     try:
                         body = await self._admitted(texts, admission)
-                        return normalised(vectors(body, len(texts), dimensions))
+                        return normalised(vectors(body, len(texts), dimensions)), per_token(body)
                     except ProviderUnreachableError as exc:
                         wait = await self._unreachable(exc, sent, outages)
                     finally:
@@ -198,7 +215,8 @@ def vectors(body: Any, count: int, dimensions: int | None) -> Matrix:
         if row is None or len(row) != width:
             raise RetryableProviderError(
                 f"the embeddings response has a vector of {0 if row is None else len(row)} dimensions, "
-                f"not {width}"
+                f"not {width} (a server that ignores `dimensions` answers so: then leave it out of the "
+                "base's settings)"
             )
     matrix: Matrix = np.vstack(rows).astype(np.float32, copy=False)  # type: ignore[arg-type]
     if not np.isfinite(matrix).all():
@@ -215,4 +233,21 @@ def _decoded(embedding: Any) -> np.ndarray[Any, Any]:
             raise RetryableProviderError(f"an embedding is not base64 float32: {exc}") from exc
     if isinstance(embedding, list) and all(isinstance(value, int | float) for value in embedding):
         return np.asarray(embedding, dtype=np.float32)
+    if isinstance(embedding, list) and embedding and all(_numbers(token) for token in embedding):
+        # One vector per token: llama-cpp-python's server for a model without pooling (a chat model
+        # such as Gemma). Their mean is the usual pooling of such vectors (as sentence-transformers').
+        tokens = np.asarray(embedding, dtype=np.float32)
+        if tokens.ndim == 2:
+            pooled: np.ndarray[Any, Any] = tokens.mean(axis=0)
+            return pooled
     raise RetryableProviderError("an embedding is neither base64 nor a list of numbers")
+
+
+def per_token(body: Any) -> bool:
+    """Whether a (well-formed) embeddings response holds a vector per token rather than per input."""
+    first = body["data"][0].get("embedding") if isinstance(body["data"][0], dict) else None
+    return isinstance(first, list) and bool(first) and isinstance(first[0], list)
+
+
+def _numbers(values: Any) -> bool:
+    return isinstance(values, list) and all(isinstance(value, int | float) for value in values)
