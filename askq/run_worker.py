@@ -24,7 +24,7 @@ from worker.answering.provider_check import check_provider, configured_models
 from worker.logging import configure_logging
 from worker.queue.askq_worker import AskqWorker
 from worker.schedules.settings import schedule_worker_settings
-from worker.settings import shared_provider, with_concurrency, worker_settings
+from worker.settings import close_shared, shared_provider, with_concurrency, worker_settings
 
 log = structlog.get_logger(__name__)
 
@@ -70,7 +70,7 @@ async def serve(config: AskqConfig, url: str, *, burst: bool, provider_check: bo
         try:
             await check_provider(shared["client"], configured_models(config))
         except BaseException:
-            await shared["client"].close()
+            await close_shared(shared)
             raise
     questions = AskqWorker(**worker_settings(config, url=url, burst=burst, shared=shared))
     schedules = (
@@ -91,4 +91,4 @@ async def serve(config: AskqConfig, url: str, *, burst: bool, provider_check: bo
                 await schedules_run
             await schedules.close()
         await questions.close()
-        await shared["client"].close()
+        await close_shared(shared)

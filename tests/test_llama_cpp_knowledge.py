@@ -57,7 +57,7 @@ def menu(llama: LlamaServer, monkeypatch: pytest.MonkeyPatch) -> AskqConfig:
 async def test_a_base_built_on_llama_cpp_finds_each_chunk_by_its_own_text(
     redis: Redis, menu: AskqConfig
 ) -> None:
-    """Built through the server's /v1/embeddings (token vectors pooled): each chunk's own text finds it first."""
+    """Built through the server's /v1/embeddings (token vectors pooled): a chunk's own text finds it first."""
     report = await build_base(redis, menu, "menu")
     assert report.dimensions == GEMMA_WIDTH
     assert report.chunks == report.chunks_embedded > 3
@@ -75,7 +75,7 @@ async def test_a_base_built_on_llama_cpp_finds_each_chunk_by_its_own_text(
 async def test_a_knowledge_question_is_answered_by_the_real_model_with_its_sources(
     redis: Redis, redis_url: str, menu: AskqConfig
 ) -> None:
-    """The whole path on the real server: question embedded, chunks in the prompt, streamed answer, sources."""
+    """The whole path on the real server: question embedded, chunks in the prompt, answer, sources."""
     await build_base(redis, menu, "menu")
     await submit_file(redis, MENU_QUESTIONS, menu, batch="cafe", job_type="menu")
     await run_burst_worker(menu, redis_url)

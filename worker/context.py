@@ -48,6 +48,8 @@ class WorkerContext(TypedDict, total=False):
     lineage: LineageWatch
     """The questions worker's memory of askq's lineage in Redis: tells when Redis lost its data."""
     client: AsyncOpenAI
+    embeddings_client: AsyncOpenAI
+    """The client of ``/embeddings``: ``client`` itself, unless ASKQ_EMBEDDINGS_BASE_URL names another."""
     owns_client: bool
     """False when the client is shared with the other worker of the process, which closes it."""
     provider: ChatProvider

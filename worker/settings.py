@@ -17,7 +17,7 @@ from common.redis_health import LineageWatch, persistence_warning
 from common.redis_url import arq_settings, redact, redis_url
 from common.redis_wire import pack_with_hiredis
 from common.serializer import job_serializer
-from worker.answering.client import provider_client
+from worker.answering.client import embeddings_client, provider_client
 from worker.answering.deadline import QUEUE_WAIT_S
 from worker.answering.gate import GateMemory
 from worker.answering.job import answer
@@ -44,13 +44,21 @@ JOBS_PER_SLOT = 2
 
 
 def shared_provider(config: AskqConfig) -> dict[str, Any]:
-    """The client and semaphore that the questions and schedules workers of one process share."""
+    """The clients and semaphore that the questions and schedules workers of one process share."""
     client = provider_client(config)
     return {
         "client": client,
+        "embeddings_client": embeddings_client(config) or client,
         "provider": ChatProvider(client),
         "semaphore": asyncio.Semaphore(config.limits.concurrency),
     }
+
+
+async def close_shared(shared: dict[str, Any]) -> None:
+    """Close what ``shared_provider`` opened."""
+    await shared["client"].close()
+    if shared["embeddings_client"] is not shared["client"]:
+        await shared["embeddings_client"].close()
 
 
 async def on_startup(raw_ctx: dict[str, Any]) -> None:
@@ -78,8 +86,14 @@ async def on_startup(raw_ctx: dict[str, Any]) -> None:
         # A knowledge search runs on the event loop: BLAS threads fighting over a core that another
         # worker holds made one 5-8x slower (the benchmark), and one loop gains little from two.
         threadpool_limits(limits=1, user_api="blas")
+    embeddings = ctx["embeddings_client"]
     ctx["retriever"] = retriever(
-        ctx["redis"], ctx["client"], config, ctx["semaphore"], ctx["gate_memory"], ctx["provider"].endpoint
+        ctx["redis"],
+        embeddings,
+        config,
+        ctx["semaphore"],
+        ctx["gate_memory"],
+        ChatProvider(embeddings).endpoint,
     )
     if "lineage" in ctx:  # the questions worker: one look at what Redis keeps, for the process
         await _look_at_redis(ctx)
@@ -119,9 +133,8 @@ async def on_shutdown(raw_ctx: dict[str, Any]) -> None:
         await ctx["relay"].aclose()
     if "retriever" in ctx:
         await ctx["retriever"].aclose()
-    client = ctx.get("client")
-    if client is not None and ctx.get("owns_client"):
-        await client.close()
+    if "client" in ctx and ctx.get("owns_client"):
+        await close_shared(cast(dict[str, Any], ctx))
     log.info("worker stopped", serves=ctx.get("serves", QUESTIONS))
 
 

@@ -35,10 +35,10 @@ def provider_endpoint() -> tuple[str, str | None]:
     return api_key or "not-needed", base_url
 
 
-def check_base_url(base_url: str) -> None:
+def check_base_url(base_url: str, variable: str = "OPENAI_BASE_URL") -> None:
     """Refuse what the client cannot use: it sends the key as a Bearer token (its HTTP stack refuses
     credentials in the URL beside it) and appends its paths to the URL (after a query, breaking it)."""
-    shown = f"OPENAI_BASE_URL={redact_secrets(base_url)}"
+    shown = f"{variable}={redact_secrets(base_url)}"
     try:
         parts = urlsplit(base_url)
         parts.port  # noqa: B018  # raises ValueError for a port out of range or not a number
@@ -54,12 +54,32 @@ def check_base_url(base_url: str) -> None:
         )
 
 
+EMBEDDINGS_BASE_URL_ENV = "ASKQ_EMBEDDINGS_BASE_URL"
+EMBEDDINGS_API_KEY_ENV = "ASKQ_EMBEDDINGS_API_KEY"
+
+
+def embeddings_client(config: AskqConfig) -> AsyncOpenAI | None:
+    """A client of its own for ``/embeddings`` when ``ASKQ_EMBEDDINGS_BASE_URL`` names a server apart
+    (llama-server with ``--embeddings`` and vLLM serve embeddings or chat, not both); its key is
+    ``ASKQ_EMBEDDINGS_API_KEY``, else ``OPENAI_API_KEY``. None: the chat provider serves both."""
+    base_url = os.environ.get(EMBEDDINGS_BASE_URL_ENV) or None
+    if base_url is None:
+        return None
+    check_base_url(base_url, EMBEDDINGS_BASE_URL_ENV)
+    api_key = os.environ.get(EMBEDDINGS_API_KEY_ENV) or os.environ.get("OPENAI_API_KEY") or "not-needed"
+    return _client(config, api_key, base_url)
+
+
 def provider_client(config: AskqConfig) -> AsyncOpenAI:
     """One client per worker process; tenacity owns retrying, so the client's own retries are off.
 
     The client keeps base URL, auth headers and status errors; askq's transport sends the requests,
     with the provider's three timeouts (connect, first byte, stall)."""
     api_key, base_url = provider_endpoint()
+    return _client(config, api_key, base_url)
+
+
+def _client(config: AskqConfig, api_key: str, base_url: str | None) -> AsyncOpenAI:
     provider = config.provider
     timeouts = Timeouts(provider.connect_timeout_s, provider.first_byte_timeout_s, provider.stall_timeout_s)
     # Past 100 connections (the old client's limit) every call over the limit would open a new one:

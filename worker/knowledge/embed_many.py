@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 from common.config import AskqConfig
 from common.tokens import estimate_tokens
-from worker.answering.client import provider_client
+from worker.answering.client import embeddings_client, provider_client
 from worker.answering.gate import GateMemory, ProviderGate
 from worker.answering.provider import ChatProvider
 from worker.knowledge.embedder import Embedder
@@ -40,9 +40,10 @@ async def base_embedder(
 ) -> AsyncIterator[Embedder]:
     """An embedder for a command (build, search) with its own client, semaphore and gate, closed after.
 
-    The provider is askq's (OPENAI_BASE_URL, OPENAI_API_KEY); its cooldown, pace and in-flight limit
-    in Redis are the workers', so a build shares the provider with the answers being given."""
-    client = provider_client(config)
+    The provider is askq's (OPENAI_BASE_URL, OPENAI_API_KEY; ASKQ_EMBEDDINGS_BASE_URL for a server of
+    embeddings apart); its cooldown, pace and in-flight limit in Redis are the workers', so a build
+    shares the provider with the answers being given."""
+    client = embeddings_client(config) or provider_client(config)
     memory = GateMemory()
     try:
         gate = ProviderGate(redis, gate_batch(name), ChatProvider(client).endpoint, config, memory)
