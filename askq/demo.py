@@ -108,7 +108,8 @@ async def run_demo(questions: Path | None = None) -> int:
     stderr.print(
         f"\n{status.finished} of {status.total} answered in batch {status.batch}, and the café's "
         f"questions from its menu. Next: "
-        "`askq worker` + `askq submit FILE --wait` against your own Redis (see README)."
+        "`askq worker` + `askq submit FILE --wait` against your own Redis (see README), and "
+        "`askq knowledge build` for your own documents (docs/knowledge.md)."
     )
     return 0
 
