@@ -16,6 +16,8 @@ import re
 import stat
 from pathlib import Path, PurePosixPath
 
+from wcmatch import glob as wcglob
+
 _DRIVE = re.compile(r"^[A-Za-z]:[/\\]")
 
 
@@ -41,6 +43,28 @@ def inside(root: Path, path: str | Path) -> Path | None:
     real_root = Path(os.path.realpath(root))
     real = Path(os.path.realpath(real_root / path))
     return real if real == real_root or real.is_relative_to(real_root) else None
+
+
+def confined_matches(root: Path, pattern: str) -> tuple[list[tuple[str, Path]], list[str]]:
+    """(path relative to ``root``, real path) of each file the glob matches, in path order, and the
+    matches whose real path is outside ``root`` (links out of it).
+
+    wcmatch's ``**`` does not descend into linked folders, where the standard library's does: a link
+    to a parent made every file appear once per level, and two such links a walk without end. A
+    file reached under two names is listed once, under its own name rather than a link's.
+    """
+    found: list[tuple[str, Path]] = []
+    outside: list[str] = []
+    seen: set[Path] = set()
+    matches = wcglob.glob(pattern, root_dir=root, flags=wcglob.GLOBSTAR)
+    for path in sorted(matches, key=lambda match: (os.path.islink(root / match), match)):
+        real = inside(root, path)
+        if real is None:
+            outside.append(path)
+        elif real.is_file() and real not in seen:
+            seen.add(real)
+            found.append((path, real))
+    return sorted(found), sorted(outside)
 
 
 def confined_folder(root: Path, relative: Path) -> Path:

@@ -8,14 +8,11 @@ by name, so that a PDF is never embedded as bytes nor silently left out.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from wcmatch import glob as wcglob
-
-from common.confine import inside
+from common.confine import confined_matches
 from common.knowledge import TEXT_SUFFIXES, KnowledgeConfig
 from common.wording import first_few
 
@@ -33,20 +30,11 @@ class BaseFiles:
 
 
 def base_files(root: Path, pattern: str) -> BaseFiles:
-    """What ``pattern`` matches under ``root``: wcmatch's ``**`` never follows a linked folder."""
-    files: list[str] = []
-    outside: list[str] = []
-    other_kinds: list[str] = []
-    seen: set[Path] = set()
-    matches = wcglob.glob(pattern, root_dir=root, flags=wcglob.GLOBSTAR)
-    for path in sorted(matches, key=lambda match: (os.path.islink(root / match), match)):
-        real = inside(root, path)
-        if real is None:
-            outside.append(path)
-        elif real.is_file() and real not in seen:
-            seen.add(real)
-            (files if path.lower().endswith(TEXT_SUFFIXES) else other_kinds).append(path)
-    return BaseFiles(sorted(files), sorted(outside), sorted(other_kinds))
+    """What ``pattern`` matches under ``root`` (``common.confine.confined_matches``), by kind."""
+    found, outside = confined_matches(root, pattern)
+    files = [path for path, _ in found if path.lower().endswith(TEXT_SUFFIXES)]
+    other_kinds = [path for path, _ in found if not path.lower().endswith(TEXT_SUFFIXES)]
+    return BaseFiles(files, outside, other_kinds)
 
 
 def check_knowledge_files(root: Path, bases: Mapping[str, KnowledgeConfig]) -> str | None:

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
 from aiohttp import web
 
+from .admission import rate_limited, read_request
 from .answers import make_answer
-from .auth import check_api_key
-from .chat_request import ChatRequest, RequestError, parse_chat_request
+from .chat_request import ChatRequest, parse_chat_request
 from .completion import send_completion
 from .context import past_context, refuse_past_context
-from .errors import error_response, retry_after_headers
+from .errors import error_response
 from .faults import Directive, DirectiveError, draw_random_fault, find_plan, without_directive
-from .models import unknown_model
 from .pacing import Pace, sleep_until
 from .rejections import rejection_for
 from .settings import SimulatorSettings
@@ -89,27 +87,16 @@ async def _admit(
     request: web.Request, state: SimState, settings: SimulatorSettings
 ) -> tuple[ChatRequest, Directive] | web.Response:
     """The request and the directive for this attempt, or the response refusing it."""
-    refused = check_api_key(request, settings)
-    if refused is not None:
-        return refused
-    try:
-        chat = parse_chat_request(json.loads(await request.read()))
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError and RequestError alike
-        if isinstance(exc, RequestError):
-            return error_response(400, exc.message, param=exc.param, code=exc.code)
-        return error_response(400, "We could not parse the JSON body of your request.")
-    refused = unknown_model(chat.model, settings.strict_models)
-    if refused is not None:
-        return refused
+    chat = await read_request(request, settings, parse_chat_request)
+    if isinstance(chat, web.Response):
+        return chat
     attempt = state.stats.count_attempt(chat.key)
     try:
         plan = find_plan(chat.key)
     except DirectiveError as exc:
         return error_response(400, str(exc), param="messages", code="invalid_sim_directive")
-    now = asyncio.get_running_loop().time()
-    retry_after = state.limiter.acquire(now, settings.rpm_limit, settings.rpm_window_s)
-    if retry_after is not None:
-        message = f"Rate limit reached: {settings.rpm_limit} requests per minute (simulated)."
-        return error_response(429, message, headers=retry_after_headers(retry_after))
+    limited = rate_limited(state, settings)
+    if limited is not None:
+        return limited
     directive = plan.for_attempt(attempt) if plan is not None else draw_random_fault(settings, state.rng)
     return chat, directive

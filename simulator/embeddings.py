@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 from typing import Any
 
 from aiohttp import web
 
-from .auth import check_api_key
-from .chat_request import RequestError
+from .admission import rate_limited, read_request
 from .embedding_request import EmbeddingRequest, parse_embedding_request
-from .errors import error_body, error_response, retry_after_headers
+from .errors import error_body
 from .faults import ANSWER_KINDS, Directive, draw_random_fault
-from .models import unknown_model
 from .pacing import sleep_until
 from .rejections import rejection_for
 from .settings import SimulatorSettings
@@ -58,23 +55,12 @@ async def _admit(
     request: web.Request, state: SimState, settings: SimulatorSettings
 ) -> EmbeddingRequest | web.Response:
     """The request to answer, or the response refusing it: the same checks, in the same order, as chat."""
-    refused = check_api_key(request, settings)
-    if refused is not None:
-        return refused
-    try:
-        parsed = parse_embedding_request(json.loads(await request.read()))
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError and RequestError alike
-        if isinstance(exc, RequestError):
-            return error_response(400, exc.message, param=exc.param, code=exc.code)
-        return error_response(400, "We could not parse the JSON body of your request.")
-    refused = unknown_model(parsed.model, settings.strict_models)
-    if refused is not None:
-        return refused
-    now = asyncio.get_running_loop().time()
-    retry_after = state.limiter.acquire(now, settings.rpm_limit, settings.rpm_window_s)
-    if retry_after is not None:
-        message = f"Rate limit reached: {settings.rpm_limit} requests per minute (simulated)."
-        return error_response(429, message, headers=retry_after_headers(retry_after))
+    parsed = await read_request(request, settings, parse_embedding_request)
+    if isinstance(parsed, web.Response):
+        return parsed
+    limited = rate_limited(state, settings)
+    if limited is not None:
+        return limited
     # No [sim:...] directives here: inputs are the user's documents, not a test's instructions.
     refused = _fault_response(draw_random_fault(settings, state.rng), settings)
     return refused if refused is not None else parsed

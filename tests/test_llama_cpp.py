@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from common.config import AskqConfig, parse_config
 from producer.submit import submit_file
 from tests.helpers import askq, eventually, results, run_burst_worker
-from tests.llama_server import LlamaServer, model_path
+from tests.llama_server import LlamaServer, model_path, serving
 
 MAX_TOKENS = 48
 KOREAN = "대한민국의 수도는 어디인가요? 한 문장으로 답하세요."
@@ -36,12 +36,8 @@ pytestmark = pytest.mark.timeout(600)
 
 @pytest.fixture(scope="module")
 def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
-    server = LlamaServer(model_path(), tmp_path_factory.mktemp("llama"))
-    server.start()
-    try:
+    with serving(tmp_path_factory.mktemp("llama")) as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from common.config import AskqConfig, parse_config
 from common.knowledge_store import read_chunks
 from producer.submit import submit_file
 from tests.helpers import results, run_burst_worker
-from tests.llama_server import LlamaServer, model_path
+from tests.llama_server import LlamaServer, serving
 from worker.knowledge.build import build_base
 from worker.knowledge.index_store import load_index
 from worker.knowledge.search import search_base
@@ -32,12 +32,8 @@ pytestmark = pytest.mark.timeout(600)
 
 @pytest.fixture(scope="module")
 def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
-    server = LlamaServer(model_path(), tmp_path_factory.mktemp("llama-embed"), "--embedding", "True")
-    server.start()
-    try:
+    with serving(tmp_path_factory.mktemp("llama-embed"), "--embedding", "True") as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import structlog
 from redis.asyncio import Redis
-from wcmatch import glob as wcglob
 
 from common import keys, record
-from common.confine import inside
+from common.confine import confined_matches
 from common.schedules import AnswersSource, FilesSource
 from common.status import JobState
 from common.stored_jobs import read_jobs
@@ -107,28 +106,14 @@ async def collect_files(redis: Redis, schedule_name: str, source: FilesSource, r
 
 
 def _read_files(root: Path, pattern: str) -> tuple[list[tuple[str, bytes]], list[str]]:
-    """(relative path, content) of each file the glob matches under ``root``, and the matches whose
-    real path is outside it. Paths are relative to the root, as the model and the header see them.
-
-    wcmatch's ``**`` does not descend into linked folders, where the standard library's does: a link
-    to a parent made every file appear once per level, and two such links a walk without end. A
-    file reached under two names is read once.
-    """
+    """(relative path, content) of each file the glob matches under ``root`` (walked as
+    ``common.confine.confined_matches`` says), and the matches whose real path is outside it. Paths
+    are relative to the root, as the model and the header see them."""
     found: list[tuple[str, bytes]] = []
-    outside: list[str] = []
-    seen: set[Path] = set()
-    matches = wcglob.glob(pattern, root_dir=root, flags=wcglob.GLOBSTAR)
-    # A file's own name before a link's to it, so the name kept is the file's.
-    for path in sorted(matches, key=lambda match: (os.path.islink(root / match), match)):
-        real = inside(root, path)
-        if real is None:
-            outside.append(path)
-            continue
-        if not real.is_file() or real in seen:
-            continue
-        seen.add(real)
+    matches, outside = confined_matches(root, pattern)
+    for path, real in matches:
         # The resolved path, opened without following a link swapped in since it was resolved.
         descriptor = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         with os.fdopen(descriptor, "rb") as handle:
             found.append((path, handle.read()))
-    return sorted(found), sorted(outside)
+    return found, outside
