@@ -105,12 +105,16 @@ async def wait_for_batch(redis: Redis, batch: str, *, show: bool) -> BatchStatus
     started = time.monotonic()
     backoff = Backoff(give_up_s=GIVE_UP_S)
     status = await _counters(redis, batch, backoff, show=show)
+    finished_before = status.finished
     progress = batch_progress(stderr)
     with progress if show else contextlib.nullcontext():
         task = progress.add_task(batch, total=status.total, detail="")
         while True:
             progress.update(
-                task, completed=status.finished, total=status.total, detail=progress_detail(status, started)
+                task,
+                completed=status.finished,
+                total=status.total,
+                detail=progress_detail(status, started, finished_before),
             )
             if status.done:
                 return await batch_status(redis, batch, with_job_ids=False)

@@ -159,9 +159,14 @@ def page_progress(console: Console, what: str, *, show: bool) -> Iterator[Callab
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
-def progress_detail(status: BatchStatus, started: float) -> str:
-    elapsed = max(time.monotonic() - started, 1e-6)
-    rate = status.finished / elapsed
+def progress_detail(status: BatchStatus, started: float, finished_before: int = 0) -> str:
+    """The counts, and the rate of the jobs that finished since ``started`` (``finished_before`` had
+    then): jobs that were done before the wait began are no part of a rate, or a batch found done
+    would show thousands a second."""
+    finished = status.finished - finished_before
+    if finished <= 0:
+        return state_counts(status)
+    rate = finished / max(time.monotonic() - started, 1e-6)
     return f"{state_counts(status)} · {rate:.1f}/s"
 
 

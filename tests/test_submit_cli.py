@@ -6,11 +6,15 @@ import json
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
 
+from askq.render import progress_detail
+from common.status import JobState
+from producer.batches import BatchStatus
 from tests.helpers import ASKQ, REPO, askq, on_tty
 
 
@@ -150,3 +154,17 @@ async def test_a_terminal_sees_a_progress_bar_and_a_pipe_does_not(redis: Redis, 
     assert b"enqueueing" not in written
     piped = askq("submit", str(path), "--batch", "piped")
     assert piped.stderr == "3,000 questions: 3,000 enqueued, 0 already in batch piped\n"
+
+
+def test_a_wait_on_a_batch_found_done_shows_no_rate() -> None:
+    """Jobs finished before the wait began make no rate: a batch found done showed thousands a second."""
+    done = BatchStatus(
+        batch="b", total=6, counts={state: 0 for state in JobState} | {JobState.SUCCEEDED: 6},
+        prompt_tokens=0, completion_tokens=0, latency_p50_ms=None, latency_p95_ms=None,
+        created_at=0.0, source="q.txt", job_type="qa",
+    )  # fmt: skip
+    started = time.monotonic()
+    assert progress_detail(done, started, finished_before=6) == "running 0 · failed 0"
+    assert re.fullmatch(
+        r"running 0 · failed 0 · [\d.]+/s", progress_detail(done, started - 2, finished_before=2)
+    )
