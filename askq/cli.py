@@ -128,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     schedule_history.add_argument("--json", action="store_true")
 
     _knowledge_parser(commands)
+    serve = commands.add_parser("serve", help="the HTTP API: askq's own, the OpenAI Batch API, live events")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=_port, default=8700, help="port (default 8700; 0: any free one)")
+    serve.add_argument("--token-file", type=Path, metavar="FILE", help="the API token (else $ASKQ_API_TOKEN)")
 
     batches = commands.add_parser("batches", help="recent batches with their counts and age, newest first")
     batches.add_argument("--limit", type=_positive, default=20, help="batches shown (default 20)")
@@ -161,6 +165,16 @@ def _knowledge_parser(commands: Any) -> None:
         "-k", type=_positive, default=DEFAULT_TOP_K, metavar="N", help="chunks shown (default 4)"
     )
     search.add_argument("--json", action="store_true")
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {value}")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -258,6 +272,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _schedule(args)
     if args.command == "knowledge":
         return _knowledge(args)
+    if args.command == "serve":
+        from askq.serve import serve  # FastAPI and uvicorn: loaded when used
+
+        return serve(args.host, args.port, args.token_file)
     if args.command == "results":
         return _run(commands.results, args.batch, output=args.output, fmt=args.format)
     if args.batch is not None:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from rich.table import Table
 
 from askq.terminal import cell
-from common.sources import sources_json
+from producer.job_status import job_document
 from producer.results import Result
 
 
@@ -37,10 +36,7 @@ def job_table(job: Result) -> Table:
 
 
 def job_json(job: Result) -> str:
-    document: dict[str, Any] = {**job.to_json(), "error_code": job.error_code, "model": job.model}
-    if job.sources is not None:
-        document["sources"] = json.loads(sources_json(job.sources))
-    return json.dumps(document, ensure_ascii=False)
+    return json.dumps(job_document(job), ensure_ascii=False)
 
 
 def _short(text: str, limit: int = 200) -> str:

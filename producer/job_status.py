@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from redis.asyncio import Redis
 
 from common import keys
@@ -28,3 +30,8 @@ async def job_status(redis: Redis, job_id: str) -> Result:
         f"batch {batch} has no item {item_id!r} (or its record expired): `askq status {batch} --ids` "
         "lists its jobs"
     )
+
+
+def job_document(job: Result) -> dict[str, Any]:
+    """The job as JSON: its result line (``askq results``) with ``error_code`` and ``model`` added."""
+    return {**job.to_json(), "error_code": job.error_code, "model": job.model}

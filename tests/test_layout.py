@@ -14,9 +14,16 @@ ALLOWED = {
     "common": set(),
     "producer": {"common"},
     "worker": {"common"},
-    "askq": {"common", "producer", "worker"},
+    "askq": {"common", "producer", "worker", "server"},
+    "server": {"common", "producer"},  # a producer-side program: it never imports the worker
     "simulator": set(),
-    "bench": {"common", "askq", "producer", "worker"},  # the queue benchmark runs AskqWorker in-process
+    "bench": {
+        "common",
+        "askq",
+        "producer",
+        "worker",
+        "server",
+    },  # the queue benchmark runs AskqWorker in-process
 }
 # Inside the worker: the queue machinery knows nothing of answering or schedules, answering nothing
 # of schedules; the worker's own top modules (settings, context, logging) assemble them.

@@ -1,0 +1,56 @@
+"""``askq serve``: the HTTP server (``server``) on uvicorn, until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from common.config import load_config
+from producer.connection import connect
+from server.app import create_app
+from server.settings import DEFAULT_HOST, DEFAULT_PORT, ServerSettings, cors_origins, read_token
+from worker.logging import configure_logging
+
+READY = "askq serve: listening on"
+"""The start of the line on stderr once the server accepts connections (the tests wait for it)."""
+
+
+def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token_file: Path | None = None) -> int:
+    settings = ServerSettings(
+        host=host, port=port, token=read_token(token_file), cors_origins=cors_origins()
+    ).check()
+    config = load_config()
+    configure_logging(quiet=True)
+    asyncio.run(_check_redis(settings))  # one clear line now, not a traceback from the server's start
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, config),
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            # Live event streams stay open: on shutdown they get this long, then are closed.
+            timeout_graceful_shutdown=2,
+        )
+    )
+    original_startup = server.startup
+
+    async def startup(sockets=None):  # type: ignore[no-untyped-def]
+        await original_startup(sockets)
+        if server.started:
+            bound = server.servers[0].sockets[0].getsockname() if server.servers else (host, port)
+            shown = f"[{bound[0]}]" if ":" in str(bound[0]) else bound[0]
+            print(f"{READY} http://{shown}:{bound[1]} (API docs at /docs)", file=sys.stderr, flush=True)
+
+    server.startup = startup  # type: ignore[method-assign]
+    server.run()
+    return 0 if server.started else 1
+
+
+async def _check_redis(settings: ServerSettings) -> None:
+    async with connect(settings.redis_url):
+        pass

@@ -1,0 +1,76 @@
+"""The FastAPI application: its lifespan (one Redis pool, the config), error handlers, auth, routers.
+
+Routers per resource live in ``server/routes/``; each is included with the token dependency, except
+``/healthz``, which a load balancer calls without one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+
+from common.config import AskqConfig, load_config
+from producer.connection import connect
+from server.auth import require_token
+from server.errors import error_response, install_error_handlers
+from server.routes import ROUTERS
+from server.settings import ServerSettings
+from server.state import ServerState
+
+
+def create_app(settings: ServerSettings, config: AskqConfig | None = None) -> FastAPI:
+    """The app for ``settings``; ``config``: jobs.yaml's (loaded at start when not given)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with connect(settings.redis_url) as redis:
+            state = ServerState(settings, config or load_config(), redis)
+            app.state.askq = state
+            try:
+                yield
+            finally:
+                for extra in state.extras.values():
+                    close = getattr(extra, "aclose", None)
+                    if close is not None:
+                        await close()
+
+    app = FastAPI(
+        title="askq",
+        summary="Batches of LLM questions on Redis and arq workers; the OpenAI Batch API on your workers.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+
+    @app.middleware("http")
+    async def limit_uploads(request: Request, call_next):  # type: ignore[no-untyped-def]
+        """A declared body over the limit is refused before a byte of it is read (413)."""
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > settings.upload_limit_bytes:
+            return error_response(
+                413,
+                f"the body is {int(declared):,} bytes; this server takes at most "
+                f"{settings.upload_limit_bytes:,}",
+                code="request_too_large",
+            )
+        return await call_next(request)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz(request: Request) -> Response:
+        """Alive, and Redis answers: what a load balancer or compose's health check asks."""
+        await request.app.state.askq.redis.ping()
+        return JSONResponse({"ok": True})
+
+    for router in ROUTERS:
+        app.include_router(router, dependencies=[Depends(require_token)])
+    return app

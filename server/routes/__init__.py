@@ -1,0 +1,8 @@
+"""The API's routers, one module per resource."""
+
+from fastapi import APIRouter
+
+from server.routes import jobs
+
+ROUTERS: list[APIRouter] = [jobs.router]
+"""Every router of the API, each included with the token dependency."""

@@ -1,0 +1,18 @@
+"""``/api/jobs/{job_id}``: one job, as ``askq status BATCH:ITEM --json`` shows it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from producer.job_status import job_document, job_status
+from server.state import RedisDep
+
+router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+
+
+@router.get("/{job_id}")
+async def get_job(job_id: str, redis: RedisDep) -> dict[str, Any]:
+    """The job's state, attempts, answer or error, usage and sources; 404 for an unknown batch or item."""
+    return job_document(await job_status(redis, job_id))
