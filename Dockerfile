@@ -1,4 +1,4 @@
-# One image for the worker, the producer CLI and the simulator.
+# One image for the worker, the producer CLI, the HTTP API and the simulator.
 # An exact version, not a floating tag (docs/production.md says how to pin the digest too).
 FROM python:3.11.11-slim-bookworm
 # The processes run as this fixed, unprivileged uid, never root; the installed code stays root-owned.
@@ -12,6 +12,7 @@ COPY common common
 COPY producer producer
 COPY worker worker
 COPY simulator simulator
+COPY server server
 COPY jobs.yaml ./
 RUN pip install --no-cache-dir .
 ENV ASKQ_CONFIG=/app/jobs.yaml
