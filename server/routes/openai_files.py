@@ -25,7 +25,9 @@ async def create_file(
     """Upload a batch's input file (``purpose=batch``); 413 past the upload limit."""
     if purpose != openai_files.UPLOAD_PURPOSE:
         raise ApiError(
-            400, f"purpose {purpose!r}: this server takes files for batches only (purpose=batch)", param="purpose"
+            400,
+            f"purpose {purpose!r}: this server takes files for batches only (purpose=batch)",
+            param="purpose",
         )
     state = server_state(request)
     stored = await openai_files.store_upload(
