@@ -17,7 +17,7 @@ from common import keys
 from common.config import AskqConfig
 from tests.api_server import ApiServer, api_server
 from tests.conftest import Simulator
-from tests.helpers import run_burst_worker
+from tests.helpers import askq, run_burst_worker
 
 TOKEN = "batch-api-token"
 
@@ -182,6 +182,28 @@ async def test_a_batch_runs_and_its_output_and_error_files_are_openais(
     output_file = await client.files.retrieve(done.output_file_id)
     assert (output_file.bytes, output_file.purpose) == (len(output), "batch_output")
     assert (await client.files.content(done.output_file_id)).content == output  # stable
+
+
+async def test_the_output_and_error_files_are_askq_results_lines_split_by_success(
+    client: AsyncOpenAI, redis_url: str, sim: Simulator, config: AskqConfig
+) -> None:
+    """Byte for byte the lines of `askq results --format openai-batch`: succeeded ones in the output
+    file, the others in the error file, each in input order."""
+    questions = ["one", "[sim:400] two", "thr\u00e9e \u2028", "[sim:422] four", "five"]
+    content = jsonl(*(request_line(f"q{n}", question) for n, question in enumerate(questions)))
+    batch = await create(client, content)
+    await run_burst_worker(config, redis_url)
+    done = await client.batches.retrieve(batch.id)
+    assert done.output_file_id is not None
+    assert done.error_file_id is not None
+    exported = askq("results", batch.id, "--format", "openai-batch")
+    assert exported.returncode == 0, exported.stderr
+    lines = exported.stdout.encode().splitlines(keepends=True)
+    failed = [line for line in lines if b'"status_code": 200' not in line]
+    output = (await client.files.content(done.output_file_id)).content
+    assert output == b"".join(line for line in lines if line not in failed)
+    assert (await client.files.content(done.error_file_id)).content == b"".join(failed)
+    assert len(failed) == 2
 
 
 async def test_the_batch_is_an_askq_batch_watchable_with_the_askq_routes(
