@@ -241,3 +241,28 @@ def arq_in_progress(job_id: str) -> str:
 def arq_retry(job_id: str) -> str:
     """arq's count of the job's starts."""
     return f"{ARQ_RETRY_PREFIX}{job_id}"
+
+
+OPENAI_BATCHES = f"{PREFIX}:openai:batches"
+"""Sorted set of the OpenAI Batch API's batch ids by creation time (ms): ``GET /v1/batches`` pages it,
+newest first. It has no expiry of its own: a listing drops the ids whose batch expired."""
+
+
+def openai_file(file_id: str) -> str:
+    """Hash of a file of the OpenAI Batch API (``/v1/files``): its id, size, name, purpose, creation time;
+    for a batch's output or error file, the batch and which of the two (its lines are made from the
+    results when read)."""
+    return f"{PREFIX}:openai:file:{file_id}"
+
+
+def openai_file_parts(file_id: str) -> str:
+    """List of an uploaded file's content in parts of at most 1 MiB, in order: any server process reads
+    it, and none holds a whole file in one Redis value."""
+    return f"{PREFIX}:openai:file:{file_id}:parts"
+
+
+def openai_batch(batch_id: str) -> str:
+    """Hash of what the OpenAI Batch API says of a batch beyond askq's counters: its input file,
+    endpoint, metadata, and the times it failed, was cancelled or completed. The askq batch it runs as
+    has the batch id for its name."""
+    return f"{PREFIX}:openai:batch:{batch_id}"

@@ -29,7 +29,7 @@ from common.stored_jobs import STORED_LUA
 from producer.arq_jobs import arq_job, payload_json, request_json, wake_workers
 from producer.items import QuestionItem
 from producer.readers import Source, open_source
-from producer.validation import beyond_context, check_file
+from producer.validation import FileCheck, beyond_context, check_file
 
 CHUNK_ITEMS = 500
 MAX_NAMED_CONFLICTS = 20
@@ -100,6 +100,15 @@ return {#listed, conflicts, unpack(named)}
     queued=JobState.QUEUED.value,
     named=MAX_NAMED_CONFLICTS,
 )
+
+
+class BadLinesError(InputError):
+    """The file has bad lines and nothing was enqueued: the message names them, ``check`` holds them
+    one by one (for callers that report each line, such as the Batch API's ``errors.data``)."""
+
+    def __init__(self, message: str, check: FileCheck) -> None:
+        super().__init__(message)
+        self.check = check
 
 
 class RedisFullError(RedisUnavailableError):
@@ -173,7 +182,9 @@ async def submit_file(
     on_checked = progress.checked if progress is not None else None
     check = check_file(source, context_tokens=config.provider.context_tokens, on_checked=on_checked)
     if check.problems and not skip_invalid:
-        raise InputError(check.describe() + "\nnothing was enqueued (--skip-invalid enqueues the good lines)")
+        raise BadLinesError(
+            check.describe() + "\nnothing was enqueued (--skip-invalid enqueues the good lines)", check
+        )
     if check.items == 0:  # with --skip-invalid, every line was bad: say why
         reasons = [check.describe()] if check.problems else []
         raise InputError("\n".join([*reasons, f"{source.name}: no questions found"]))
