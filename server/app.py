@@ -16,7 +16,8 @@ from fastapi.responses import JSONResponse, Response
 from common.config import AskqConfig, load_config
 from producer.connection import connect
 from server.auth import require_token
-from server.errors import error_response, install_error_handlers
+from server.body_limit import BodyLimit
+from server.errors import install_error_handlers
 from server.routes import ROUTERS
 from server.settings import ServerSettings
 from server.state import ServerState
@@ -52,18 +53,7 @@ def create_app(settings: ServerSettings, config: AskqConfig | None = None) -> Fa
             allow_headers=["*"],
         )
 
-    @app.middleware("http")
-    async def limit_uploads(request: Request, call_next):  # type: ignore[no-untyped-def]
-        """A declared body over the limit is refused before a byte of it is read (413)."""
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > settings.upload_limit_bytes:
-            return error_response(
-                413,
-                f"the body is {int(declared):,} bytes; this server takes at most "
-                f"{settings.upload_limit_bytes:,}",
-                code="request_too_large",
-            )
-        return await call_next(request)
+    app.add_middleware(BodyLimit, limit_bytes=settings.upload_limit_bytes)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz(request: Request) -> Response:
