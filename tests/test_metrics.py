@@ -14,12 +14,17 @@ from redis.asyncio import Redis
 
 from common import keys
 from common.config import AskqConfig
+from common.metrics import AttemptOutcome
+from common.status import JobState
+from common.usage import Usage
 from producer.batches import batch_status
 from producer.control import cancel_batch
 from producer.submit import submit_file
 from tests.api_server import ApiServer, api_server
 from tests.conftest import Simulator
 from tests.helpers import eventually, run_burst_worker
+from worker.answering.run_outcomes import Outcome, Recorded
+from worker.answering.store import JobStore
 from worker.queue.askq_worker import AskqWorker
 from worker.settings import worker_settings
 
@@ -196,3 +201,23 @@ def test_the_parser_refuses_what_is_not_the_format() -> None:
         parse("askq_x 1\n")
     with pytest.raises(AssertionError):
         parse("# HELP askq_x x\n# TYPE askq_x gauge\naskq_x{a=b} 1\n")
+
+
+async def test_a_job_ended_twice_counts_once(
+    server: ApiServer, redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
+) -> None:
+    """A second run's end of a job already recorded (at-least-once delivery) adds nothing."""
+    await _batch(redis, config, write, "d", ["once"])
+    await run_burst_worker(config, redis_url)
+    before = scrape(server)
+    again = Outcome(
+        state=JobState.SUCCEEDED,
+        attempts=1,
+        answer="again",
+        usage=Usage(prompt_tokens=5, completion_tokens=5, total_tokens=10),
+        latency_ms=10.0,
+        attempt_ends=((AttemptOutcome.OK, "200"),),
+    )
+    recorded = await JobStore(redis, config.retention.ttl_s).finish("d:0", "d", again)
+    assert recorded is Recorded.ENDED_ELSEWHERE
+    assert scrape(server) == before
