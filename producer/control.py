@@ -15,7 +15,7 @@ from string import Template
 
 from redis.asyncio import Redis
 
-from common import keys, record
+from common import keys, metrics, record
 from common.config import AskqConfig
 from common.events import EVENT_SCHEMA_VERSION
 from common.live_log import LIVE_LUA, keep_flag
@@ -60,8 +60,8 @@ end
     seq=record.SEQ,
 )
 
-# KEYS: batch record, queue, batch log, abort set, batch results, batch live set, then (job record,
-# arq job) per job.
+# KEYS: batch record, queue, batch log, abort set, batch results, batch live set, the cluster-wide
+# metrics hash, then (job record, arq job) per job.
 # ARGV: ttl_s, now_s, now_ms, log maxlen, batch channel, reason, keep ended events ('1' or '0'),
 # then job id per job.
 # Returns {queued jobs cancelled, ids of the running jobs asked to abort}.
@@ -71,12 +71,14 @@ _CANCEL = (
     + COMPACT_LUA
     + Template("""
 local queued, aborted = 0, {}
-for i = 0, (#KEYS - 6) / 2 - 1 do
-  local rec, job = KEYS[7 + 2 * i], KEYS[8 + 2 * i]
+for i = 0, (#KEYS - 7) / 2 - 1 do
+  local rec, job = KEYS[8 + 2 * i], KEYS[9 + 2 * i]
   local job_id = ARGV[8 + i]
   local old = redis.call('HGET', rec, '$state')
   if old == '$queued' or old == '$running' then
     move(KEYS[1], rec, old, '$cancelled')
+    -- Its end, counted here, where it ends: the worker's transition finds it ended and counts nothing.
+    redis.call('HINCRBY', KEYS[7], '$cancelled_field', 1)
     redis.call('HSET', rec, '$error', ARGV[6], '$error_code', '$cancelled', '$finished_at', ARGV[2])
     if old == '$queued' then
       redis.call('ZREM', KEYS[2], job_id)
@@ -107,6 +109,7 @@ return {queued, aborted}
         running=JobState.RUNNING.value,
         cancelled=JobState.CANCELLED.value,
         stopping=record.STOPPING,
+        cancelled_field=metrics.job_ended(JobState.CANCELLED.value),
     )
 )
 
@@ -140,6 +143,7 @@ async def cancel_batch(
             keys.ARQ_ABORT,
             keys.batch_results(batch),
             keys.batch_live(batch),
+            keys.METRICS,
         ]
         args: list[str | int | float] = [
             config.retention.ttl_s,

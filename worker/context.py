@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # types only: the answering modules import this one, never th
     from worker.answering.relay import EventRelay
     from worker.answering.store import JobStore
     from worker.knowledge.retrieval import Retriever
+    from worker.queue.heartbeat import Heartbeat
     from worker.queue.leases import LeaseKeeper
 
 
@@ -59,4 +60,6 @@ class WorkerContext(TypedDict, total=False):
     relay: EventRelay
     gate_memory: GateMemory
     retriever: Retriever
+    heartbeat: Heartbeat
+    """The questions worker's place in ``askq:workers`` (``askq_workers_alive``)."""
     """The process's knowledge bases (its copies of their matrices) and question batchers."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import secrets
 from typing import Any, cast
 
 import structlog
@@ -26,6 +27,7 @@ from worker.answering.relay import EventRelay
 from worker.answering.store import JobStore
 from worker.context import WorkerContext
 from worker.knowledge.senders import retriever
+from worker.queue.heartbeat import Heartbeat, worker_id
 from worker.queue.leases import LeaseKeeper
 from worker.queue.rejections import tolerant_deserializer, unreadable_function
 
@@ -98,6 +100,10 @@ async def on_startup(raw_ctx: dict[str, Any]) -> None:
     if "lineage" in ctx:  # the questions worker: one look at what Redis keeps, for the process
         await _look_at_redis(ctx)
     serves = ctx.get("serves", QUESTIONS)
+    if serves == QUESTIONS:  # a worker counts once, not once per queue it serves
+        token = ctx.get("lease_token") or secrets.token_hex(8)
+        ctx["heartbeat"] = Heartbeat(ctx["redis"], worker_id(token), config.limits.lease_s)
+        ctx["heartbeat"].start()
     log.info(
         "worker started",
         serves=serves,
@@ -125,6 +131,8 @@ async def _look_at_redis(ctx: WorkerContext) -> None:
 
 async def on_shutdown(raw_ctx: dict[str, Any]) -> None:
     ctx = cast(WorkerContext, raw_ctx)
+    if "heartbeat" in ctx:
+        await ctx["heartbeat"].aclose()
     if "leases" in ctx:
         await ctx["leases"].aclose()
     if "gate_memory" in ctx:

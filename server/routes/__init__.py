@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from server.routes import jobs, openai_batches, openai_files
+from server.routes import jobs, metrics, openai_batches, openai_files
 
-ROUTERS: list[APIRouter] = [jobs.router, openai_files.router, openai_batches.router]
+ROUTERS: list[APIRouter] = [jobs.router, openai_files.router, openai_batches.router, metrics.router]
 """Every router of the API, each included with the token dependency."""

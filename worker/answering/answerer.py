@@ -15,6 +15,7 @@ from common.config import AskqConfig
 from common.errors import ProviderError, ProviderUnreachableError, StreamCutError
 from common.events import EventType
 from common.knowledge import fill_knowledge
+from common.metrics import NO_STATUS, OK_STATUS, AttemptOutcome, status_of
 from common.payload import JobPayload
 from common.tokens import estimated_usage
 from common.usage import Usage
@@ -109,6 +110,7 @@ class Answerer:
         self._publisher = publisher
         self._gate = gate
         self._attempts = 0
+        self._ends: list[tuple[AttemptOutcome, str]] = []
         self._deadline = Deadline(None, 0)
         self._part = part
         # A scheduled run's calls share one log: each of their events says which call it is.
@@ -118,14 +120,29 @@ class Answerer:
     def attempts(self) -> int:
         return self._attempts
 
+    @property
+    def attempt_ends(self) -> tuple[tuple[AttemptOutcome, str], ...]:
+        """How each attempt so far ended, and its HTTP status: what ``askq_provider_attempts_total``
+        counts once the job's end is recorded."""
+        return tuple(self._ends)
+
     async def answer(self, request: ChatRequest, deadline: Deadline | None = None) -> Answer:
         """``deadline``: the job's own, which waits for a provider that is away push back."""
         if deadline is not None:
             self._deadline = deadline
-        async for attempt in retrying(self._config.retry, self._on_retry):
-            with attempt:
-                self._attempts = attempt.retry_state.attempt_number
-                return await self._gated_attempt(request)
+        try:
+            async for attempt in retrying(self._config.retry, self._on_retry):
+                with attempt:
+                    self._attempts = attempt.retry_state.attempt_number
+                    answer = await self._gated_attempt(request)
+                    self._ends.append((AttemptOutcome.OK, OK_STATUS))
+                    return answer
+        except BaseException as exc:
+            # The last attempt failed and the job with it (a timeout's cancel included): retries
+            # were counted as they were announced.
+            if self._attempts > len(self._ends):
+                self._ends.append((AttemptOutcome.FAILED, status_of(exc)))
+            raise
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     async def _gated_attempt(self, request: ChatRequest) -> Answer:
@@ -278,6 +295,7 @@ class Answerer:
         error = state.outcome.exception() if state.outcome is not None else None
         wait_s = state.next_action.sleep if state.next_action is not None else 0.0
         reason = str(error) if isinstance(error, ProviderError) else repr(error)
+        self._ends.append((AttemptOutcome.RETRY, status_of(error) if error is not None else NO_STATUS))
         log.warning("retrying", attempt=state.attempt_number, retry_in_s=round(wait_s, 3), error=reason)
         self._publisher.emit(
             EventType.RETRY, state.attempt_number, error=reason, retry_in_s=round(wait_s, 3), **self._labels

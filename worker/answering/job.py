@@ -234,6 +234,7 @@ async def _outcome(ctx: WorkerContext, payload: JobPayload, publisher: EventPubl
             model=model,
             latency_ms=(time.monotonic() - started) * 1000,
             sources=sources,
+            attempt_ends=answerer.attempt_ends,
         )
     return Outcome(
         state=JobState.FAILED,
@@ -243,6 +244,7 @@ async def _outcome(ctx: WorkerContext, payload: JobPayload, publisher: EventPubl
         model=model,
         latency_ms=(time.monotonic() - started) * 1000,
         sources=sources,
+        attempt_ends=answerer.attempt_ends,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from common.metrics import AttemptOutcome
 from common.sources import Source
 from common.status import JobState
 from common.tokens import BYTES_PER_TOKEN
@@ -72,3 +73,5 @@ class Outcome:
     latency_ms: float = 0.0
     sources: tuple[Source, ...] | None = None
     """The knowledge chunks in the job's prompt, best first; None for a job that retrieved none."""
+    attempt_ends: tuple[tuple[AttemptOutcome, str], ...] = ()
+    """How each of this run's attempts ended, and its HTTP status (``common.metrics``)."""

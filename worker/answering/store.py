@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from typing import Any
 
 import structlog
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from common import keys, record
+from common import keys, metrics, record
 from common.config import StreamConfig
 from common.live_log import keep_flag
 from common.reconnect import Backoff, OutageLog, waits_out
@@ -190,6 +191,7 @@ class JobStore:
             token=token,
             events=events,
             batch=batch,
+            metrics=_ended_metrics(outcome, usage, lost),
         )
         recorded = await self._run(job_id, batch, args)
         if recorded is not Recorded.ENDED_ELSEWHERE:
@@ -223,6 +225,7 @@ class JobStore:
             keys.event_feed(job_id, batch)[0],
             keys.batch_results(batch),
             keys.batch_live(batch),
+            keys.METRICS,
         ]
 
     def _args(
@@ -236,6 +239,7 @@ class JobStore:
         token: str | None = None,
         events: list[str] | None = None,
         batch: str | None = None,
+        metrics: dict[str, int] | None = None,
     ) -> list[str | int | float]:
         args: list[str | int | float] = [
             state.value,
@@ -251,6 +255,7 @@ class JobStore:
             self._log_max_entries,
             self._log_ttl_s,
             self._keep,
+            json.dumps(metrics or {}),
         ]
         for name, value in fields.items():
             args += [name, value]
@@ -277,3 +282,19 @@ class JobStore:
             else:
                 self._outage.recovered()
                 return previous
+
+
+def _ended_metrics(outcome: Outcome, usage: Usage, lost: LostRuns) -> dict[str, int]:
+    """What the job's end adds to the cluster-wide counters (``common.metrics``)."""
+    counts = Counter(
+        {
+            metrics.job_ended(outcome.state.value): 1,
+            metrics.TOKENS_PROMPT: usage.prompt_tokens,
+            metrics.TOKENS_COMPLETION: usage.completion_tokens,
+            **metrics.latency_fields(outcome.latency_ms),
+        }
+    )
+    counts.update(metrics.attempt(end, status) for end, status in outcome.attempt_ends)
+    # A lost run's attempts count in the record's; how each ended is not known.
+    counts[metrics.attempt(metrics.AttemptOutcome.LOST, metrics.NO_STATUS)] += lost.attempts
+    return dict(counts)
