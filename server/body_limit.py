@@ -27,19 +27,28 @@ class BodyLimit:
             await self._refuse(send, f"the body is {int(declared):,} bytes")
             return
         received = 0
+        over = False
         started = False
 
         async def counted() -> Message:
-            nonlocal received
+            nonlocal received, over
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit_bytes:
+                    over = True
                     raise _TooLarge
             return message
 
         async def watched(message: Message) -> None:
             nonlocal started
+            if over:
+                # The app answered the cut body its own way (FastAPI: 400 "error parsing the body"):
+                # what it sends is dropped, and the refusal that says why goes instead.
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await self._refuse(send, f"the body grew past {self.limit_bytes:,} bytes")
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
