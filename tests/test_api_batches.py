@@ -246,3 +246,33 @@ async def test_an_unknown_batch_is_a_json_404_naming_it(
     assert response.status_code == 404
     assert "unknown batch 'nobatch'" in response.json()["error"]["message"]
     assert response.json()["error"]["type"] == "not_found_error"
+
+
+def test_a_bad_upload_limit_is_one_line(redis_url: str) -> None:
+    """ASKQ_API_UPLOAD_LIMIT_BYTES not a positive number: the server does not start, and says why."""
+    env = {"REDIS_URL": redis_url, "ASKQ_API_UPLOAD_LIMIT_BYTES": "10MB"}
+    shown = askq("serve", "--port", "0", env=env)
+    assert (shown.returncode, shown.stderr) == (
+        1,
+        "askq: ASKQ_API_UPLOAD_LIMIT_BYTES='10MB': expected a positive whole number of bytes\n",
+    )
+
+
+@pytest.mark.parametrize(
+    ("files", "param", "message"),
+    [
+        ({"batch": (None, "b")}, "file", "no question file: send it as the multipart field 'file'"),
+        ({"file": ("q.txt", "Why?\n"), "nope": (None, "1")}, "nope", "unknown form field 'nope'"),
+        ([("file", ("a.txt", "Why?\n")), ("file", ("b.txt", "How?\n"))], "file", "one question file"),
+        ({"file": ("q.txt", "Why?\n"), "skip_invalid": (None, "maybe")}, "skip_invalid", "skip_invalid"),
+    ],
+)
+async def test_a_multipart_body_askq_cannot_take_is_named(
+    served: ApiServer, redis: Redis, files: Any, param: str, message: str
+) -> None:
+    """No file part, an unknown field, two files, a flag not true or false: 422 naming it; none enqueued."""
+    response = httpx2.post(f"{served.url}/api/batches", files=files)
+    assert response.status_code == 422
+    assert response.json()["error"]["param"] == param
+    assert response.json()["error"]["message"].startswith(message)
+    assert not await redis.exists(keys.QUEUE)
