@@ -13,7 +13,6 @@ from redis.asyncio import Redis
 
 from askq.job_status_view import job_json, job_table
 from askq.render import (
-    SHOWN_JOB_IDS,
     batch_progress,
     error_json,
     history_lines,
@@ -31,7 +30,7 @@ from common.reconnect import CONNECTION_ERRORS, Backoff
 from common.redis_health import check_memory_policy
 from common.status import JobState
 from common.wording import counted
-from producer.batches import BatchStatus, batch_status, job_id_pages
+from producer.batches import SHOWN_JOB_IDS, BatchStatus, batch_status, job_id_pages, status_document
 from producer.connection import connect
 from producer.control import cancel_batch
 from producer.job_status import is_job_id, job_status
@@ -84,7 +83,7 @@ async def submit(
             print(report.batch)
             for line in summary_lines(report):
                 stderr.print(line, markup=False, soft_wrap=True)  # one line each, for grep and scripts
-        document: dict[str, object] = {**report.__dict__, "problems": report.problems.splitlines()}
+        document = report.to_json()
         status = await wait_for_batch(redis, report.batch, show=not as_json) if wait else None
     if as_json:
         # One document for scripts: the submission, and with --wait the final status too.
@@ -155,12 +154,12 @@ async def status(batch: str, *, as_json: bool, ids: bool = False) -> int:
         if ids:
             await _print_job_ids(redis, batch, as_json=as_json)
             return 0
+        if as_json:
+            print(json.dumps(await status_document(redis, batch)))
+            return 0
         result = await batch_status(redis, batch, job_id_limit=SHOWN_JOB_IDS)
         providers = await provider_states(redis)
-    if as_json:
-        print(json.dumps({**result.to_json(), "providers": [state.to_json() for state in providers]}))
-    else:
-        stdout.print(status_table(result, providers))
+    stdout.print(status_table(result, providers))
     return 0
 
 

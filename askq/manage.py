@@ -26,18 +26,12 @@ async def batches(*, limit: int, as_json: bool) -> int:
     async with connect() as redis:
         found = await recent_batches(redis, limit)
     if as_json:
-        print(json.dumps([_batch_json(status) for status in found]))
+        print(json.dumps([status.listing_json() for status in found]))
     elif not found:
         stderr.print("no batches (none submitted, or all expired after the retention)", markup=False)
     else:
         stdout.print(batches_table(found, now=time.time()))
     return 0
-
-
-def _batch_json(status: BatchStatus) -> dict[str, object]:
-    document = status.to_json()
-    del document["job_ids"]  # `askq status BATCH --json` has them; a listing stays small
-    return document
 
 
 def batches_table(found: list[BatchStatus], *, now: float) -> Table:
@@ -70,11 +64,7 @@ async def delete(batch: str, *, yes: bool, as_json: bool) -> int:
         with page_progress(stderr, f"deleting {batch}", show=not as_json) as advance:
             report = await delete_batch(redis, batch, config, on_progress=advance)
     if as_json:
-        print(
-            json.dumps(
-                {"batch": report.batch, "deleted_jobs": report.jobs, "still_running": report.still_running}
-            )
-        )
+        print(json.dumps(report.to_json()))
         return 0
     stderr.print(
         f"deleted batch {batch}: {counted(report.jobs, 'job')}, their results and events", markup=False

@@ -20,12 +20,9 @@ from askq.terminal import cell, visible
 from common.provider_state import ProviderState
 from common.status import JobState
 from common.wording import counted
-from producer.batches import BatchStatus
+from producer.batches import SHOWN_JOB_IDS, BatchStatus
 from producer.results import Result
 from producer.schedules import ScheduleRow
-
-SHOWN_JOB_IDS = 10
-"""Job ids a status shows, in its table and its JSON: the rest are for ``askq status BATCH --ids``."""
 
 
 def status_table(status: BatchStatus, providers: Iterable[ProviderState] = ()) -> Table:

@@ -11,7 +11,14 @@ import uvicorn
 from common.config import load_config
 from producer.connection import connect
 from server.app import create_app
-from server.settings import DEFAULT_HOST, DEFAULT_PORT, ServerSettings, cors_origins, read_token
+from server.settings import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    ServerSettings,
+    cors_origins,
+    read_token,
+    upload_limit,
+)
 from worker.logging import configure_logging
 
 READY = "askq serve: listening on"
@@ -20,7 +27,11 @@ READY = "askq serve: listening on"
 
 def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token_file: Path | None = None) -> int:
     settings = ServerSettings(
-        host=host, port=port, token=read_token(token_file), cors_origins=cors_origins()
+        host=host,
+        port=port,
+        token=read_token(token_file),
+        cors_origins=cors_origins(),
+        upload_limit_bytes=upload_limit(),
     ).check()
     config = load_config()
     configure_logging(quiet=True)

@@ -14,11 +14,14 @@ from redis.asyncio import Redis
 
 from common import keys, record
 from common.errors import NotFoundError
+from common.provider_state import provider_states
 from common.redis_health import missing_batch, read_lineage
 from common.status import TERMINAL_STATES, JobState
 
 PAGE_ITEMS = 500
 """Job ids read per round trip when walking a batch in input order."""
+SHOWN_JOB_IDS = 10
+"""Job ids a status shows, in its table and its JSON: the rest are for ``askq status BATCH --ids``."""
 
 
 async def unknown_batch(redis: Redis, batch: str) -> NotFoundError:
@@ -101,6 +104,20 @@ class BatchStatus:
             "job_ids_total": self.job_ids_total,
         }
 
+    def listing_json(self) -> dict[str, Any]:
+        """A batch in ``askq batches --json`` and ``GET /api/batches``: no job ids, a listing stays small."""
+        document = self.to_json()
+        del document["job_ids"]
+        return document
+
+
+async def status_document(redis: Redis, batch: str) -> dict[str, Any]:
+    """What ``askq status BATCH --json`` prints and ``GET /api/batches/{batch}`` answers: the counters,
+    the first job ids, and the providers in an outage or at their in-flight limit."""
+    result = await batch_status(redis, batch, job_id_limit=SHOWN_JOB_IDS)
+    providers = await provider_states(redis)
+    return {**result.to_json(), "providers": [state.to_json() for state in providers]}
+
 
 async def batch_status(
     redis: Redis,
@@ -131,10 +148,18 @@ async def batch_status(
     return _status(batch, fields_reply, latency_reply, job_ids, job_ids_total=items_total)
 
 
-async def recent_batches(redis: Redis, limit: int) -> list[BatchStatus]:
-    """The ``limit`` most recently created batches still kept, newest first, from their counters."""
+async def recent_batches(redis: Redis, limit: int, *, after: str | None = None) -> list[BatchStatus]:
+    """The ``limit`` most recently created batches still kept, newest first, from their counters.
+
+    ``after``: a batch an earlier page ended with; the listing goes on past it, wherever newer batches
+    have pushed it since (NotFoundError once it has left the index)."""
     found: list[BatchStatus] = []
     start = 0
+    if after is not None:
+        rank = await redis.zrevrank(keys.BATCHES, after)
+        if rank is None:
+            raise await unknown_batch(redis, after)
+        start = rank + 1
     while len(found) < limit:
         names = await redis.zrevrange(keys.BATCHES, start, start + limit - 1)
         if not names:

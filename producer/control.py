@@ -125,6 +125,9 @@ class CancelReport:
     def running(self) -> int:
         return len(self.aborted)
 
+    def to_json(self) -> dict[str, object]:
+        return {"batch": self.batch, "queued_cancelled": self.queued, "running_aborting": self.running}
+
 
 async def cancel_batch(
     redis: Redis, batch: str, config: AskqConfig, *, on_progress: Callable[[int], None] | None = None

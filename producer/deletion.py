@@ -42,6 +42,10 @@ class DeleteReport:
     still_running: int
     """Jobs whose workers had not let go within ``STOP_WAIT_S``: asked to abort, they record nothing."""
 
+    def to_json(self) -> dict[str, object]:
+        """What ``askq delete --json`` prints and ``DELETE /api/batches/{batch}`` answers."""
+        return {"batch": self.batch, "deleted_jobs": self.jobs, "still_running": self.still_running}
+
 
 async def delete_batch(
     redis: Redis,

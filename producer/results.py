@@ -134,8 +134,13 @@ async def write_results(redis: Redis, batch: str, out: TextIO, fmt: str = "jsonl
     """Write one line per item; returns the count of lines by status."""
     counts: dict[str, int] = {}
     async for result in iter_results(redis, batch):
-        line = openai_batch_line(result) if fmt == "openai-batch" else result.to_json()
-        # C1, bidi and line-separator characters as \u escapes: the same JSON, inert on a terminal.
-        out.write(json_line(json.dumps(line, ensure_ascii=False)) + "\n")
+        out.write(result_line(result, fmt))
         counts[result.status] = counts.get(result.status, 0) + 1
     return counts
+
+
+def result_line(result: Result, fmt: str = "jsonl") -> str:
+    """One line of a results file in ``fmt``, newline included: ``askq results`` and the API alike."""
+    line = openai_batch_line(result) if fmt == "openai-batch" else result.to_json()
+    # C1, bidi and line-separator characters as \u escapes: the same JSON, inert on a terminal.
+    return json_line(json.dumps(line, ensure_ascii=False)) + "\n"

@@ -33,6 +33,8 @@ from producer.validation import FileCheck, beyond_context, check_file
 
 CHUNK_ITEMS = 500
 MAX_NAMED_CONFLICTS = 20
+SKIP_INVALID_HINT = "--skip-invalid enqueues the good lines"
+"""The CLI's advice on a file with bad lines; the API names its own parameter instead."""
 BATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 # KEYS: batch record, batch items, queue, batches index, batch results, then (job record, arq job)
@@ -102,12 +104,15 @@ return {#listed, conflicts, unpack(named)}
 )
 
 
-class BadLinesError(InputError):
-    """The file has bad lines and nothing was enqueued: the message names them, ``check`` holds them
-    one by one (for callers that report each line, such as the Batch API's ``errors.data``)."""
+class InvalidLinesError(InputError):
+    """The file has bad lines (or no good one): nothing was enqueued. ``problems``: one line each, as
+    the message lists them, for a caller that shows them apart (the API's 422); ``check``: the file's
+    check, each problem with its line (the Batch API's ``errors.data``)."""
 
-    def __init__(self, message: str, check: FileCheck) -> None:
-        super().__init__(message)
+    def __init__(self, problems: list[str], advice: str, check: FileCheck) -> None:
+        super().__init__("\n".join([*problems, advice]))
+        self.problems = problems
+        self.advice = advice
         self.check = check
 
 
@@ -128,6 +133,10 @@ class SubmitReport:
     """Items already in the batch with another question or request: left as they were, not asked."""
     conflicting_ids: list[str] = field(default_factory=list)
     """The first ``MAX_NAMED_CONFLICTS`` of them."""
+
+    def to_json(self) -> dict[str, object]:
+        """What ``askq submit --json`` prints and ``POST /api/batches`` answers: one shape for both."""
+        return {**self.__dict__, "problems": self.problems.splitlines()}
 
 
 class SubmitProgress(Protocol):
@@ -182,12 +191,10 @@ async def submit_file(
     on_checked = progress.checked if progress is not None else None
     check = check_file(source, context_tokens=config.provider.context_tokens, on_checked=on_checked)
     if check.problems and not skip_invalid:
-        raise BadLinesError(
-            check.describe() + "\nnothing was enqueued (--skip-invalid enqueues the good lines)", check
-        )
+        advice = f"nothing was enqueued ({SKIP_INVALID_HINT})"
+        raise InvalidLinesError(check.describe().splitlines(), advice, check)
     if check.items == 0:  # with --skip-invalid, every line was bad: say why
-        reasons = [check.describe()] if check.problems else []
-        raise InputError("\n".join([*reasons, f"{source.name}: no questions found"]))
+        raise InvalidLinesError(check.describe().splitlines(), f"{source.name}: no questions found", check)
     batch = check_batch_name(batch) if batch else default_batch_name(Path(source.name), check.digest)
     tally = _Tally()
     try:

@@ -11,7 +11,7 @@ from typing import Any
 
 from common import keys
 from common.errors import AskqError, InputError
-from producer.submit import BadLinesError, submit_file
+from producer.submit import InvalidLinesError, submit_file
 from server import openai_files
 from server.errors import ApiError
 from server.openai_batches import CHAT_COMPLETIONS, BatchView, read_view
@@ -85,7 +85,7 @@ async def _submit(state: ServerState, stored: openai_files.StoredFile, batch_id:
             await submit_file(
                 state.redis, path, state.config, batch=batch_id, fmt="openai-batch", name=stored.filename
             )
-    except BadLinesError as exc:
+    except InvalidLinesError as exc:
         problems = sorted(exc.check.problems, key=lambda problem: problem.line)
         errors = [_error(problem.message, problem.line) for problem in problems]
         if exc.check.more_problems:

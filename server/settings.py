@@ -11,6 +11,7 @@ from common.errors import ConfigError
 
 TOKEN_ENV = "ASKQ_API_TOKEN"
 CORS_ENV = "ASKQ_API_CORS_ORIGINS"
+UPLOAD_LIMIT_ENV = "ASKQ_API_UPLOAD_LIMIT_BYTES"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8700
 UPLOAD_LIMIT_BYTES = 200 * 1024 * 1024
@@ -68,3 +69,13 @@ def read_token(token_file: Path | None) -> str | None:
 def cors_origins() -> tuple[str, ...]:
     raw = os.environ.get(CORS_ENV, "")
     return tuple(origin.strip() for origin in raw.split(",") if origin.strip())
+
+
+def upload_limit() -> int:
+    """``ASKQ_API_UPLOAD_LIMIT_BYTES`` (a positive whole number of bytes), else OpenAI's 200 MB."""
+    raw = os.environ.get(UPLOAD_LIMIT_ENV, "").strip()
+    if not raw:
+        return UPLOAD_LIMIT_BYTES
+    if not raw.isdigit() or int(raw) == 0:
+        raise ConfigError(f"{UPLOAD_LIMIT_ENV}={raw!r}: expected a positive whole number of bytes")
+    return int(raw)

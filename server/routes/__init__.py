@@ -2,7 +2,13 @@
 
 from fastapi import APIRouter
 
-from server.routes import jobs, metrics, openai_batches, openai_files
+from server.routes import batches, jobs, metrics, openai_batches, openai_files
 
-ROUTERS: list[APIRouter] = [jobs.router, openai_files.router, openai_batches.router, metrics.router]
+ROUTERS: list[APIRouter] = [
+    batches.router,
+    jobs.router,
+    openai_files.router,
+    openai_batches.router,
+    metrics.router,
+]
 """Every router of the API, each included with the token dependency."""
