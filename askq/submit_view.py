@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from askq.terminal import visible
 from common.wording import counted
-from producer.submit import SubmitProgress, SubmitReport
+from producer.submit_report import SubmitProgress, SubmitReport
 
 
 def summary_lines(report: SubmitReport) -> list[str]:

@@ -8,19 +8,17 @@ otherwise creates its record, its arq job and its queue entry together.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
-from typing import Any, Protocol
+from typing import Any
 
 from redis.asyncio import Redis
 
 from common import keys, record
 from common.config import AskqConfig
-from common.errors import InputError, RedisUnavailableError
 from common.knowledge_store import usable_meta
 from common.reconnect import OUT_OF_MEMORY, is_out_of_memory
 from common.redis_health import ensure_lineage
@@ -29,13 +27,20 @@ from common.stored_jobs import STORED_LUA
 from producer.arq_jobs import arq_job, payload_json, request_json, wake_workers
 from producer.items import QuestionItem
 from producer.readers import Source, open_source
-from producer.validation import FileCheck, beyond_context, check_file
+from producer.submit_report import (
+    SKIP_INVALID_HINT,
+    InvalidLinesError,
+    RedisFullError,
+    SubmitProgress,
+    SubmitReport,
+    check_batch_name,
+    default_batch_name,
+)
+from producer.validation import beyond_context, check_file
 
 CHUNK_ITEMS = 500
 MAX_NAMED_CONFLICTS = 20
-SKIP_INVALID_HINT = "--skip-invalid enqueues the good lines"
 """The CLI's advice on a file with bad lines; the API names its own parameter instead."""
-BATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 # KEYS: batch record, batch items, queue, batches index, batch results, then (job record, arq job)
 # per item.
@@ -104,69 +109,11 @@ return {#listed, conflicts, unpack(named)}
 )
 
 
-class InvalidLinesError(InputError):
-    """The file has bad lines (or no good one): nothing was enqueued. ``problems``: one line each, as
-    the message lists them, for a caller that shows them apart (the API's 422); ``check``: the file's
-    check, each problem with its line (the Batch API's ``errors.data``)."""
-
-    def __init__(self, problems: list[str], advice: str, check: FileCheck) -> None:
-        super().__init__("\n".join([*problems, advice]))
-        self.problems = problems
-        self.advice = advice
-        self.check = check
-
-
-class RedisFullError(RedisUnavailableError):
-    """Redis reached its maxmemory mid-submit: what was written stays, and a resubmit adds the rest."""
-
-
-@dataclass(frozen=True)
-class SubmitReport:
-    batch: str
-    items: int
-    enqueued: int
-    skipped_existing: int
-    """Items already in the batch with the same question and request: nothing to do."""
-    invalid_lines: int
-    problems: str = ""
-    conflicting: int = 0
-    """Items already in the batch with another question or request: left as they were, not asked."""
-    conflicting_ids: list[str] = field(default_factory=list)
-    """The first ``MAX_NAMED_CONFLICTS`` of them."""
-
-    def to_json(self) -> dict[str, object]:
-        """What ``askq submit --json`` prints and ``POST /api/batches`` answers: one shape for both."""
-        return {**self.__dict__, "problems": self.problems.splitlines()}
-
-
-class SubmitProgress(Protocol):
-    """Hears how far a long submit has come: a few calls per second at most, never one per line."""
-
-    def checked(self, items: int) -> None: ...
-
-    def written(self, items: int, total: int) -> None: ...
-
-
 @dataclass
 class _Tally:
     enqueued: int = 0
     conflicting: int = 0
     conflicting_ids: list[str] = field(default_factory=list)
-
-
-def default_batch_name(path: Path, digest: str) -> str:
-    """The file's stem and content hash: the same file resubmitted lands in the same batch."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", path.stem).strip("-.") or "batch"
-    return f"{stem[:60]}-{digest[:8]}"
-
-
-def check_batch_name(name: str) -> str:
-    if not BATCH_NAME.match(name):
-        raise InputError(
-            f"batch name {name!r}: use 1-100 letters, digits, '.', '_' or '-', "
-            "starting with a letter or a digit"
-        )
-    return name
 
 
 async def submit_file(
@@ -189,7 +136,11 @@ async def submit_file(
         await usable_meta(redis, base, config.knowledge[base])
     source = open_source(path, fmt, name)
     on_checked = progress.checked if progress is not None else None
-    check = check_file(source, context_tokens=config.provider.context_tokens, on_checked=on_checked)
+    # In a thread: a large file's check takes seconds, and the server's other requests (and the
+    # CLI's progress bar) go on meanwhile.
+    check = await asyncio.to_thread(
+        check_file, source, context_tokens=config.provider.context_tokens, on_checked=on_checked
+    )
     if check.problems and not skip_invalid:
         advice = f"nothing was enqueued ({SKIP_INVALID_HINT})"
         raise InvalidLinesError(check.describe().splitlines(), advice, check)

@@ -11,7 +11,8 @@ from typing import Any
 
 from common import keys
 from common.errors import AskqError, InputError
-from producer.submit import InvalidLinesError, submit_file
+from producer.submit import submit_file
+from producer.submit_report import InvalidLinesError
 from server import openai_files
 from server.errors import ApiError
 from server.openai_batches import CHAT_COMPLETIONS, BatchView, read_view

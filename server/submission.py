@@ -17,7 +17,8 @@ from common.errors import InputError, NotFoundError
 from common.knowledge_store import usable_meta
 from producer.lines import FORMATS
 from producer.readers import SUFFIX_FORMATS
-from producer.submit import SKIP_INVALID_HINT, InvalidLinesError, SubmitReport, check_batch_name, submit_file
+from producer.submit import submit_file
+from producer.submit_report import SKIP_INVALID_HINT, InvalidLinesError, SubmitReport, check_batch_name
 from server.errors import ApiError, error_response
 from server.uploads import Upload
 
