@@ -144,6 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run everything locally: embedded Redis, simulator, a worker")
     demo.add_argument("--questions", type=Path, help="question file (default: askq/examples/questions.jsonl)")
+    demo.add_argument(
+        "--serve",
+        nargs="?",
+        const=8700,
+        type=_port,
+        metavar="PORT",
+        help="then keep it all up behind askq serve (default port 8700) until Ctrl-C",
+    )
     return parser
 
 
@@ -244,7 +252,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from askq.demo import run_demo
 
-        return _run(run_demo, questions=args.questions)
+        return _run(run_demo, questions=args.questions, serve_port=args.serve)
     if args.command == "submit":
         return _run(
             commands.submit,

@@ -26,7 +26,7 @@ from common.config import AskqConfig, JobTypeConfig, load_config
 from common.errors import InputError
 from common.knowledge import KnowledgeConfig
 from common.wording import counted
-from producer.batches import batch_status
+from producer.batches import BatchStatus, batch_status
 from producer.connection import connect
 from producer.results import iter_results
 from producer.submit import submit_file
@@ -74,7 +74,8 @@ def provider() -> Iterator[str]:
             del os.environ["OPENAI_BASE_URL"]
 
 
-async def run_demo(questions: Path | None = None) -> int:
+async def run_demo(questions: Path | None = None, serve_port: int | None = None) -> int:
+    """``serve_port``: keep the stack up behind ``askq serve`` on it after the demo (0: any free port)."""
     questions = questions or EXAMPLES
     if not questions.is_file():
         raise InputError(f"{questions}: no such file")
@@ -100,18 +101,27 @@ async def run_demo(questions: Path | None = None) -> int:
                 rows = [result async for result in iter_results(redis, report.batch)]
                 stdout.print(results_table(rows, width=stdout.width))
                 await _knowledge_part(redis, menu_config, url)
+                _said_next(status)
+                if serve_port is not None:
+                    from askq.demo_serve import serve_until_stopped  # FastAPI: loaded when asked
+
+                    await serve_until_stopped(menu_config, url, serve_port, first)
         finally:
             await worker.close()
             worker_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker_task
+    return 0
+
+
+def _said_next(status: BatchStatus) -> None:
     stderr.print(
         f"\n{status.finished} of {status.total} answered in batch {status.batch}, and the café's "
         f"questions from its menu. Next: "
-        "`askq worker` + `askq submit FILE --wait` against your own Redis (see README), and "
-        "`askq knowledge build` for your own documents (docs/knowledge.md)."
+        "`askq worker` + `askq submit FILE --wait` against your own Redis (see README), "
+        "`askq knowledge build` for your own documents (docs/knowledge.md), and "
+        "`askq demo --serve` to try the HTTP API on the demo's batches (docs/api.md)."
     )
-    return 0
 
 
 def with_menu(config: AskqConfig) -> AskqConfig:

@@ -1,0 +1,53 @@
+"""``askq demo --serve``: after the demo, its whole stack stays up behind ``askq serve`` until Ctrl-C,
+so the HTTP API, its live events and the OpenAI Batch API can be tried on the demo's batches."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import uvicorn
+
+from askq.commands import stderr
+from askq.terminal import markup
+from common.config import AskqConfig
+from server.app import create_app
+from server.settings import DEFAULT_HOST, ServerSettings
+
+SERVING = "askq serve at"
+"""The start of the line the demo prints once the API listens (the tests wait for it)."""
+
+
+async def serve_until_stopped(config: AskqConfig, redis_url: str, port: int, job_id: str) -> None:
+    """``askq serve`` in this process, on loopback, until the demo is interrupted."""
+    settings = ServerSettings(host=DEFAULT_HOST, port=port, redis_url=redis_url)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, config),
+            host=DEFAULT_HOST,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=1,
+        )
+    )
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            await serving  # it could not start (the port is taken): its error, as it is
+            return
+        await asyncio.sleep(0.05)  # uvicorn offers no started event: its own flag, polled
+    bound = server.servers[0].sockets[0].getsockname()[1] if server.servers else port
+    url = f"http://{DEFAULT_HOST}:{bound}"
+    stderr.print(
+        f"\n[bold]{SERVING} {url}[/] (API docs at {url}/docs); Ctrl-C stops it all. Try:\n"
+        f"  curl -N {url}/api/jobs/{markup(job_id)}/events\n"
+        f"  curl {url}/api/batches\n"
+        f"  OpenAI(base_url='{url}/v1', api_key='-') for the Batch API (docs/api.md)"
+    )
+    try:
+        await serving
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
