@@ -93,13 +93,16 @@ async def follow_batch(
     reader: LogReader | None = None,
     positions: bool = False,
     resume: BatchResume | None = None,
+    until_done: bool = True,
 ) -> AsyncIterator[BatchItem]:
     """Yield progress, ended jobs and (with ``follow``) every running job's events until the batch ends.
 
     ``positions``: an ``At`` before each log event's items and a ``Listed`` before each stored end,
     each job's end right after its final event: where a reader that resumes (``resume``) stopped.
+    Without ``until_done`` it goes on after the batch is done (jobs may run again: ``askq retry``).
     """
     follower = _BatchFollower(redis, batch, follow, block_ms, reader or RedisLogReader(redis), positions)
+    follower.until_done = until_done
     yield Progress(await follower.read_progress())
     if resume is not None:
         follower.resume(resume)
@@ -119,6 +122,9 @@ class _BatchFollower:
         self._skip: BatchResume | None = None
         """Resuming: the events up to here were delivered; they still go through ``_take`` for its state."""
         self._resumed = False
+        self.until_done = True
+        self._listed_final = False
+        """Going on after the end: the final listing of stored ends was made (until jobs run again)."""
         self._batch = batch
         self._follow = follow
         self._block_ms = block_ms
@@ -177,9 +183,10 @@ class _BatchFollower:
             return items
         status = await self.read_progress()
         items.append(Progress(status))
+        self._listed_final = self._listed_final and status.done
         if status.done and self._seen_all(status):
-            self.ended = True
-        elif status.done and not reply:
+            self.ended = self.until_done
+        elif status.done and not reply and not self._listed_final:
             # Every job has ended and the log is read to its end: the ends it did not show left it
             # before this reader got there (or are a cancelled run's, still on its way).
             self._paging, self._final = 0, True
@@ -222,7 +229,8 @@ class _BatchFollower:
             items.append(Progress(status))
             if len(self._ended_jobs) < status.finished:
                 items.append(Unseen(status.finished - len(self._ended_jobs)))
-            self.ended = True
+            self.ended = self.until_done
+            self._final, self._listed_final = False, True
         return items
 
     def _placed(

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from server.routes import jobs
+from server.routes import events, jobs
 
-ROUTERS: list[APIRouter] = [jobs.router]
+ROUTERS: list[APIRouter] = [jobs.router, events.router]
 """Every router of the API, each included with the token dependency."""
