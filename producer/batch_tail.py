@@ -27,7 +27,7 @@ from common.replay import entry_events
 from common.status import JobState
 from common.stored_jobs import read_jobs
 from producer.batches import PAGE_ITEMS, BatchStatus, batch_status
-from producer.log_reader import At, LogReader, RedisLogReader, entry_before, id_text
+from producer.log_reader import At, LogReader, RedisLogReader, entry_before, id_key, id_text
 from producer.reconnect import follow_steps
 from producer.results import result_from_record
 from producer.tail import READ_COUNT, Finished, Gap, LogCursor
@@ -105,7 +105,8 @@ async def follow_batch(
     follower.until_done = until_done
     yield Progress(await follower.read_progress())
     if resume is not None:
-        follower.resume(resume)
+        trimmed_to = await redis.hget(keys.batch_record(batch), record.LOG_TRIMMED_TO)  # type: ignore[misc]  # redis-py types sync and async alike
+        follower.resume(resume, trimmed_to=None if trimmed_to is None else id_text(trimmed_to))
     elif await redis.hexists(keys.batch_record(batch), record.LOG_TRIMMED_TO):  # type: ignore[misc]  # redis-py types sync and async alike
         follower.report_stored_ends_first()
     async for item in follow_steps(follower):
@@ -148,13 +149,16 @@ class _BatchFollower:
         """The log was trimmed: it no longer holds every end; the jobs ended by now are reported first."""
         self._paging = 0
 
-    def resume(self, where: BatchResume) -> None:
-        self._resumed = True
+    def resume(self, where: BatchResume, *, trimmed_to: str | None) -> None:
+        """Go on from ``where``; ``trimmed_to``: the log's floor, if it was trimmed."""
         if where.listed is not None:
             self._paging, self._final = where.listed + 1, where.final
         elif where.entry is not None:
             self._log_last_id = entry_before(where.entry)
             self._skip = where
+            # Running jobs' text goes on from the log, unless entries after the reader's place left it:
+            # then a job's text would have a hole no seq shows; its stored end comes instead.
+            self._resumed = trimmed_to is None or id_key(trimmed_to) <= id_key(where.entry)
 
     async def step(self) -> list[BatchItem]:
         if self._paging is not None:

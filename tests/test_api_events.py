@@ -273,3 +273,26 @@ async def test_an_unknown_job_or_batch_is_a_json_404_before_any_stream(
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/json"
     assert named in response.json()["error"]["message"]
+
+
+async def test_a_batch_client_that_hangs_up_resumes_with_last_event_id(
+    server: ApiServer, redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
+) -> None:
+    """Hang up mid-batch, come back with the last id: no seq twice, each text whole, one end a job."""
+    config = keeping_events(config)
+    sim.configure(**SLOW)
+    job_ids = await _submit(redis, config, write, 2)
+    worker = asyncio.create_task(run_burst_worker(config, redis_url))
+    first = await read_events(server, "/api/batches/ev/events", until=lambda got: _delta_count(got) >= 5)
+    last_id = [event.id for event in first if event.id is not None][-1]
+    rest = await read_events(server, "/api/batches/ev/events", last_event_id=last_id)
+    await worker
+    answers = {row.job_id: row.answer for row in await results(redis, "ev")}
+    stream = _stream_events(first + rest)
+    for job_id in job_ids:
+        own = [event for event in stream if event["job_id"] == job_id]
+        assert [event["seq"] for event in own] == list(range(1, len(own) + 1))
+        assert _deltas(own) == answers[job_id]
+    ended = [event.json()["job_id"] for event in first + rest if event.event == "result"]
+    assert sorted(ended) == job_ids
+    assert rest[-1].event == "end"

@@ -51,6 +51,11 @@ class HubReader:
             await asyncio.wait_for(listener.arrived.wait(), block_ms / 1000)
         return [] if listener.overflowed else listener.take(after, count)
 
+    def behind(self, log: str) -> bool:
+        """Its queue of the log overflowed: it reads the log itself until it has caught up."""
+        joined = self._joined.get(log)
+        return joined is not None and (joined[1].overflowed or log in self._catching_up)
+
     async def _join(self, log: str) -> tuple[Feed, Listener]:
         joined = self._joined.get(log)
         if joined is None:
