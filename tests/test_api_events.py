@@ -296,3 +296,17 @@ async def test_a_batch_client_that_hangs_up_resumes_with_last_event_id(
     ended = [event.json()["job_id"] for event in first + rest if event.event == "result"]
     assert sorted(ended) == job_ids
     assert rest[-1].event == "end"
+
+
+async def test_a_last_event_id_not_of_this_stream_is_a_400_naming_it(
+    server: ApiServer, redis: Redis, config: AskqConfig, write: Any
+) -> None:
+    """A Last-Event-ID that is no place in the stream: 400 saying what an id looks like, no stream."""
+    [job_id] = await _submit(redis, config, write, 1)
+    async with httpx2.AsyncClient(timeout=30) as client:
+        headers = {**server.headers, "Last-Event-ID": "yesterday"}
+        response = await client.get(f"{server.url}/api/jobs/{job_id}/events", headers=headers)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["code"], error["param"]) == ("invalid_last_event_id", "Last-Event-ID")
+    assert "'yesterday'" in error["message"]
