@@ -8,49 +8,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
 from askq.terminal import json_line, make_console, markup
 from common.events import StreamEvent
 from common.reconnect import Reconnecting
-from common.sources import Source, sources_json
-from common.status import JobState
-from producer.batch_tail import BatchItem, JobEnded, Unseen
-from producer.tail import Finished, Gap, ProviderWait, TailItem, Waiting
+from common.sources import Source
+from producer.batch_tail import BatchItem
+from producer.tail import Gap, TailItem
+from producer.tail_json import item_json
 
 stderr = make_console(stderr=True)
 
 
 def print_json(item: TailItem | BatchItem) -> None:
-    print(json_line(json.dumps(as_json(item), ensure_ascii=False)), flush=True)
-
-
-def as_json(item: TailItem | BatchItem) -> dict[str, Any]:
-    """The JSON line for an item: events as published, tail's own notices with their own ``type``."""
-    if isinstance(item, StreamEvent):
-        result: dict[str, Any] = json.loads(item.to_json())
-        return result
-    if isinstance(item, Waiting):
-        return {"type": "waiting", "job_id": item.job_id}
-    if isinstance(item, ProviderWait):
-        return {"type": "provider_wait", "job_id": item.job_id, "attempt": item.attempt}
-    if isinstance(item, Gap):
-        return {"type": "gap", "job_id": item.job_id, "first_seq": item.first_seq, "last_seq": item.last_seq}
-    if isinstance(item, Unseen):
-        return {"type": "unseen", "count": item.count}
-    if isinstance(item, Finished):
-        return {
-            "type": "result" if isinstance(item, JobEnded) else "finished",
-            "job_id": item.job_id,
-            "state": item.state.value,
-            "answer": item.answer if item.state is JobState.SUCCEEDED else None,
-            "error": item.error or None,
-            "attempts": item.attempts,
-            "usage": item.usage.model_dump(exclude_none=True) if item.usage else None,
-            "finish_reason": item.finish_reason,
-            **({"sources": json.loads(sources_json(item.sources))} if item.sources is not None else {}),
-        }
-    raise TypeError(f"no JSON form for {type(item).__name__}")  # pragma: no cover
+    print(json_line(json.dumps(item_json(item), ensure_ascii=False)), flush=True)
 
 
 def reconnecting(item: Reconnecting) -> None:

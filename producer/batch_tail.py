@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
-from redis.typing import KeyT, StreamIdT
 
 from common import keys, record
 from common.events import EventType, StreamEvent
@@ -28,6 +27,7 @@ from common.replay import entry_events
 from common.status import JobState
 from common.stored_jobs import read_jobs
 from producer.batches import PAGE_ITEMS, BatchStatus, batch_status
+from producer.log_reader import At, LogReader, RedisLogReader, entry_before, id_key, id_text
 from producer.reconnect import follow_steps
 from producer.results import result_from_record
 from producer.tail import READ_COUNT, Finished, Gap, LogCursor
@@ -52,24 +52,80 @@ class Unseen:
     count: int
 
 
-BatchItem = Progress | JobEnded | StreamEvent | Gap | Unseen | Reconnecting
+@dataclass(frozen=True)
+class _EndHere:
+    """Where a job's end goes among a read's items, until its stored result is read."""
+
+    job_id: str
+
+
+@dataclass(frozen=True)
+class Listed:
+    """With positions: the ``JobEnded`` that follows is the batch's item ``index``, from its stored result
+    (``final``: in the listing after the log was read to its end)."""
+
+    index: int
+    final: bool
+
+
+@dataclass(frozen=True)
+class BatchResume:
+    """Where a reader that followed the batch stopped: after the event at ``index`` of log entry
+    ``entry`` (and the job's end that followed it, when ``end_sent``), or after item ``listed`` of a
+    listing of stored ends."""
+
+    entry: str | None = None
+    index: int = 0
+    end_sent: bool = True
+    listed: int | None = None
+    final: bool = False
+
+
+BatchItem = Progress | JobEnded | StreamEvent | Gap | Unseen | Reconnecting | At | Listed
 
 
 async def follow_batch(
-    redis: Redis, batch: str, *, follow: bool, block_ms: int = BLOCK_MS
+    redis: Redis,
+    batch: str,
+    *,
+    follow: bool,
+    block_ms: int = BLOCK_MS,
+    reader: LogReader | None = None,
+    positions: bool = False,
+    resume: BatchResume | None = None,
+    until_done: bool = True,
 ) -> AsyncIterator[BatchItem]:
-    """Yield progress, ended jobs and (with ``follow``) every running job's events until the batch ends."""
-    follower = _BatchFollower(redis, batch, follow, block_ms)
+    """Yield progress, ended jobs and (with ``follow``) every running job's events until the batch ends.
+
+    ``positions``: an ``At`` before each log event's items and a ``Listed`` before each stored end,
+    each job's end right after its final event: where a reader that resumes (``resume``) stopped.
+    Without ``until_done`` it goes on after the batch is done (jobs may run again: ``askq retry``).
+    """
+    follower = _BatchFollower(redis, batch, follow, block_ms, reader or RedisLogReader(redis), positions)
+    follower.until_done = until_done
     yield Progress(await follower.read_progress())
-    if await redis.hexists(keys.batch_record(batch), record.LOG_TRIMMED_TO):  # type: ignore[misc]  # redis-py types sync and async alike
+    if resume is not None:
+        trimmed_to = await redis.hget(keys.batch_record(batch), record.LOG_TRIMMED_TO)  # type: ignore[misc]  # redis-py types sync and async alike
+        follower.resume(resume, trimmed_to=None if trimmed_to is None else id_text(trimmed_to))
+    elif await redis.hexists(keys.batch_record(batch), record.LOG_TRIMMED_TO):  # type: ignore[misc]  # redis-py types sync and async alike
         follower.report_stored_ends_first()
     async for item in follow_steps(follower):
         yield item
 
 
 class _BatchFollower:
-    def __init__(self, redis: Redis, batch: str, follow: bool, block_ms: int) -> None:
+    def __init__(
+        self, redis: Redis, batch: str, follow: bool, block_ms: int, reader: LogReader, positions: bool
+    ) -> None:
         self._redis = redis
+        self._reader = reader
+        self._positions = positions
+        self._skip: BatchResume | None = None
+        """Resuming: the events up to here were delivered; they still go through ``_take`` for its state."""
+        self._resumed = False
+        self.until_done = True
+        self._listed_final = False
+        """Going on after the end: the final listing of stored ends was made (until jobs run again)."""
         self._batch = batch
         self._follow = follow
         self._block_ms = block_ms
@@ -93,27 +149,48 @@ class _BatchFollower:
         """The log was trimmed: it no longer holds every end; the jobs ended by now are reported first."""
         self._paging = 0
 
+    def resume(self, where: BatchResume, *, trimmed_to: str | None) -> None:
+        """Go on from ``where``; ``trimmed_to``: the log's floor, if it was trimmed."""
+        if where.listed is not None:
+            self._paging, self._final = where.listed + 1, where.final
+        elif where.entry is not None:
+            self._log_last_id = entry_before(where.entry)
+            self._skip = where
+            # Running jobs' text goes on from the log, unless entries after the reader's place left it:
+            # then a job's text would have a hole no seq shows; its stored end comes instead.
+            self._resumed = trimmed_to is None or id_key(trimmed_to) <= id_key(where.entry)
+
     async def step(self) -> list[BatchItem]:
         if self._paging is not None:
             return await self._stored_ends_page()
-        streams: dict[KeyT, StreamIdT] = {self._log: self._log_last_id}
-        reply = await self._redis.xread(streams, count=READ_COUNT, block=self._block_ms)
-        items: list[BatchItem] = []
+        reply = await self._reader.read(self._log, self._log_last_id, READ_COUNT, self._block_ms)
+        found: list[BatchItem | _EndHere] = []
         ended: list[str] = []
-        for _, entries in reply or []:
-            for entry_id, fields in entries:
-                self._log_last_id = entry_id
-                for event in entry_events(fields, deltas=self._follow):
-                    items += self._take(event, ended)
-        items += await self._ended(ended)
+        for entry_id, fields in reply:
+            self._log_last_id = entry_id
+            for index, event in enumerate(entry_events(fields, deltas=self._follow)):
+                before = len(ended)
+                taken = self._take(event, ended)
+                found += self._placed(id_text(entry_id), index, taken, ended, len(ended) > before)
+            self._skip = None
+        ends = {end.job_id: end for end in await self._ended(ended)}
+        # Each end in its place (with positions), else after the read's events, as the CLI shows them.
+        items: list[BatchItem] = []
+        for item in found:
+            if not isinstance(item, _EndHere):
+                items.append(item)
+            elif item.job_id in ends:
+                items.append(ends.pop(item.job_id))
+        items += ends.values()
         if reply and not ended and time.monotonic() - self._progress_read_at < self._block_ms / 1000:
             # Only text arrived: the counters cannot have moved to an end; spare a read per chunk.
             return items
         status = await self.read_progress()
         items.append(Progress(status))
+        self._listed_final = self._listed_final and status.done
         if status.done and self._seen_all(status):
-            self.ended = True
-        elif status.done and not reply:
+            self.ended = self.until_done
+        elif status.done and not reply and not self._listed_final:
             # Every job has ended and the log is read to its end: the ends it did not show left it
             # before this reader got there (or are a cancelled run's, still on its way).
             self._paging, self._final = 0, True
@@ -141,11 +218,14 @@ class _BatchFollower:
             and (self._final or stopping is None)
         }
         items: list[BatchItem] = []
+        index_of = {job_id: start + offset for offset, job_id in enumerate(job_ids)}
         for end in await self._results(list(seqs)):
             if end.state.is_terminal:
                 self._ended_jobs.add(end.job_id)
                 self._reported_seq[end.job_id] = seqs[end.job_id]
                 self._running.pop(end.job_id, None)
+                if self._positions:
+                    items.append(Listed(index_of[end.job_id], self._final))
                 items.append(end)
         self._paging = start + PAGE_ITEMS if len(job_ids) == PAGE_ITEMS else None
         if self._paging is None and self._final:
@@ -153,11 +233,29 @@ class _BatchFollower:
             items.append(Progress(status))
             if len(self._ended_jobs) < status.finished:
                 items.append(Unseen(status.finished - len(self._ended_jobs)))
-            self.ended = True
+            self.ended = self.until_done
+            self._final, self._listed_final = False, True
         return items
+
+    def _placed(
+        self, entry: str, index: int, taken: list[StreamEvent | Gap], ended: list[str], ends_job: bool
+    ) -> list[BatchItem | _EndHere]:
+        """One log event's items: with positions, where it is and (a placeholder for) the end it made;
+        when resuming, nothing for the events the reader had (``_take`` has seen them, for its state)."""
+        skip = self._skip
+        if skip is not None and entry == skip.entry and index <= skip.index:
+            if ends_job and (index < skip.index or skip.end_sent):
+                ended.pop()  # its end was delivered right after it
+            return []
+        if not self._positions or not (taken or ends_job):
+            return list(taken)
+        return [At(entry, index), *taken, *([_EndHere(ended[-1])] if ends_job else [])]
 
     def _seen_all(self, status: BatchStatus) -> bool:
         return len(self._ended_jobs) >= status.finished and not self._running
+
+    def _known(self, job_id: str) -> bool:
+        return job_id in self._running or job_id in self._ended_jobs
 
     def _take(self, event: StreamEvent, ended: list[str]) -> list[StreamEvent | Gap]:
         """One event of the log: a followed job's text, and ``ended`` gains the jobs it ends."""
@@ -167,6 +265,10 @@ class _BatchFollower:
             self._ended_jobs.discard(event.job_id)  # ran again after `askq retry`
             if self._follow and event.job_id not in self._running:
                 self._running[event.job_id] = LogCursor(event.job_id)
+        elif self._resumed and self._follow and not self._known(event.job_id):
+            # Resuming mid-run: the reader had this job's earlier events; it goes on from here.
+            self._running[event.job_id] = LogCursor(event.job_id)
+            self._running[event.job_id].last_seq = event.seq - 1
         cursor = self._running.get(event.job_id)
         items = cursor.take([event]) if cursor is not None else []
         if event.type.is_final and event.job_id not in self._ended_jobs:
@@ -175,7 +277,7 @@ class _BatchFollower:
             ended.append(event.job_id)
         return items
 
-    async def _ended(self, job_ids: list[str]) -> list[BatchItem]:
+    async def _ended(self, job_ids: list[str]) -> list[JobEnded]:
         job_ids = list(dict.fromkeys(job_ids))  # a job re-run within one read ended twice
         if not job_ids:
             return []

@@ -30,6 +30,7 @@ from common.sources import Source
 from common.status import JobState
 from common.stored_jobs import read_job
 from common.usage import CUT_AT_MAX_TOKENS, Usage
+from producer.log_reader import At, LogReader, RedisLogReader, id_text
 from producer.reconnect import follow_steps
 from producer.results import Result, result_from_record
 
@@ -103,7 +104,16 @@ class Finished:
         )
 
 
-TailItem = StreamEvent | Waiting | ProviderWait | Gap | Finished | Reconnecting
+TailItem = StreamEvent | Waiting | ProviderWait | Gap | Finished | Reconnecting | At
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a reader that was following the job stopped: its events come after entry ``after``, and
+    those up to ``seq`` were delivered."""
+
+    after: str
+    seq: int
 
 
 class LogCursor:
@@ -141,17 +151,31 @@ class LogCursor:
         return items
 
 
-async def follow_job(redis: Redis, job_id: str, *, block_ms: int = BLOCK_MS) -> AsyncIterator[TailItem]:
-    """Yield every event of the job from its first, then live, until it ends; reconnect on drops."""
+async def follow_job(
+    redis: Redis,
+    job_id: str,
+    *,
+    block_ms: int = BLOCK_MS,
+    reader: LogReader | None = None,
+    resume: Resume | None = None,
+    positions: bool = False,
+) -> AsyncIterator[TailItem]:
+    """Yield every event of the job from its first (or after ``resume``), then live, until it ends;
+    reconnect on drops. ``reader``: how the log is read (default: straight from Redis);
+    ``positions``: an ``At`` before each read's items, for readers that resume."""
     state = await job_state(redis, job_id)
-    if state is JobState.QUEUED:
-        yield Waiting(job_id)
-    log_key, after = await _where_to_follow_from(redis, job_id, state)
-    if after is None:
-        yield await stored_end(redis, job_id)
-        return
-    follower = _JobFollower(redis, job_id, block_ms, state, log_key)
-    follower.start_after(after)
+    if resume is None:
+        if state is JobState.QUEUED:
+            yield Waiting(job_id)
+        log_key, after = await _where_to_follow_from(redis, job_id, state)
+        if after is None:
+            yield await stored_end(redis, job_id)
+            return
+        resume = Resume(after, 0)
+    else:
+        log_key = keys.event_feed(job_id, (await _log_fields(redis, job_id))[0])[0]
+    follower = _JobFollower(redis, job_id, block_ms, state, log_key, reader or RedisLogReader(redis))
+    follower.start_after(resume, positions=positions)
     async for item in follow_steps(follower):
         yield item
 
@@ -208,8 +232,12 @@ async def _log_fields(redis: Redis, job_id: str) -> tuple[str | None, int | None
 
 
 class _JobFollower:
-    def __init__(self, redis: Redis, job_id: str, block_ms: int, state: JobState, log_key: str) -> None:
+    def __init__(
+        self, redis: Redis, job_id: str, block_ms: int, state: JobState, log_key: str, reader: LogReader
+    ) -> None:
         self._redis = redis
+        self._reader = reader
+        self._positions = False
         self._job_id = job_id
         self._log = log_key
         self._block_ms = block_ms
@@ -221,14 +249,17 @@ class _JobFollower:
         """When this reader saw the current attempt start with no text since, and its number."""
         self.ended = False
 
-    def start_after(self, entry_id: str) -> None:
-        self._cursor.last_id = entry_id
+    def start_after(self, resume: Resume, *, positions: bool) -> None:
+        self._cursor.last_id = resume.after
+        self._cursor.last_seq = resume.seq
+        self._positions = positions
 
     async def step(self) -> list[TailItem]:
         block = None if self._terminal else self._block_ms
-        reply = await self._redis.xread({self._log: self._cursor.last_id}, count=READ_COUNT, block=block)
-        if reply:
-            items: list[TailItem] = [*self._cursor.accept(reply[0][1])]
+        read_from = self._cursor.last_id
+        entries = await self._reader.read(self._log, read_from, READ_COUNT, block)
+        if entries:
+            items: list[TailItem] = [*self._cursor.accept(entries)]
             items += self._provider_wait(items)
             if (
                 any(isinstance(item, Gap) for item in items)
@@ -243,6 +274,9 @@ class _JobFollower:
                 # record says which (retry writes the state and its log event in one call).
                 self._terminal = (await job_state(self._redis, self._job_id)).is_terminal
                 self.ended = self._terminal
+            if self._positions and items:
+                # Every item of this read comes from entries after the one it started from.
+                items.insert(0, At(id_text(read_from)))
             return items
         if self._terminal:
             # Read to the end of the log and found no final event: the stored result stands in.

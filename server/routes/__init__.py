@@ -2,11 +2,12 @@
 
 from fastapi import APIRouter
 
-from server.routes import batches, jobs, metrics, openai_batches, openai_files
+from server.routes import batches, events, jobs, metrics, openai_batches, openai_files
 
 ROUTERS: list[APIRouter] = [
     batches.router,
     jobs.router,
+    events.router,
     openai_files.router,
     openai_batches.router,
     metrics.router,

@@ -1,0 +1,158 @@
+"""One Redis subscription per event log for all of a server's clients, and one reader of that log.
+
+A client of a live stream would otherwise hold a connection blocked in ``XREAD`` (and a busy server
+hundreds). Here each log being followed has one feed: it subscribes to the log's pub/sub channel,
+and on each message (or every ``POLL_S``, should a message be lost with a dropped connection) reads
+the log on from where it stands and hands the entries, with their ids, to every client's queue.
+The channel only says *when* to read: the log says *what*, in order, so a client's place is always
+an entry id and nothing falls between the backlog a client reads itself and the entries handed to it.
+
+A client's queue is bounded: a client too slow to keep up loses its queue, not the others' pace,
+and reads the log itself from its own place until it has caught up (``HubReader``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+
+from common.reconnect import Backoff, waits_out
+from common.replay import Entry
+from producer.log_reader import RedisLogReader, id_key
+
+log = structlog.get_logger(__name__)
+
+POLL_S = 1.0
+"""Longest a feed goes without reading its log: bounds the delay of an entry whose message was lost."""
+HUB_READ_COUNT = 500
+QUEUE_ENTRIES = 1000
+"""Entries a client's queue holds (each one flush of a worker); past that, the client reads the log."""
+
+
+class Listener:
+    """One client's queue of a feed's entries."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self.entries: deque[Entry] = deque()
+        self.overflowed = False
+        self.arrived = asyncio.Event()
+
+    def offer(self, entries: list[Entry]) -> None:
+        if self.overflowed:
+            return
+        if len(self.entries) + len(entries) > self._limit:
+            # Too far behind: drop the queue (memory stays bounded); the client reads the log instead.
+            self.overflowed = True
+            self.entries.clear()
+        else:
+            self.entries.extend(entries)
+        self.arrived.set()
+
+    def take(self, after: bytes | str, count: int) -> list[Entry]:
+        """Up to ``count`` queued entries after ``after`` (older ones the client read itself)."""
+        floor = id_key(after)
+        while self.entries and id_key(self.entries[0][0]) <= floor:
+            self.entries.popleft()
+        return [self.entries.popleft() for _ in range(min(count, len(self.entries)))]
+
+
+class Feed:
+    def __init__(self, redis: Redis, log_key: str, channel: str, queue_limit: int) -> None:
+        self._redis = redis
+        self._log = log_key
+        self._channel = channel
+        self._queue_limit = queue_limit
+        self.listeners: set[Listener] = set()
+        self.ready = asyncio.Event()
+        """Set once the feed knows where it starts in the log: clients read up to there themselves."""
+        self._last_id: bytes | str = "0-0"
+        self.task = asyncio.create_task(self._run(), name=f"askq-feed:{channel}")
+
+    def join(self) -> Listener:
+        listener = Listener(self._queue_limit)
+        self.listeners.add(listener)
+        return listener
+
+    async def _run(self) -> None:
+        pubsub = self._redis.pubsub()
+        backoff = Backoff()
+        try:
+            while True:
+                try:
+                    await self._follow(pubsub)
+                except Exception as exc:
+                    if not waits_out(exc):
+                        raise
+                    notice = backoff.failed(exc)
+                    log.warning("live feed lost redis", channel=self._channel, error=notice.error)
+                    await asyncio.sleep(notice.retry_in_s)  # a pause before reconnecting
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]  # closes its connection: the subscription goes with it
+
+    async def _follow(self, pubsub: Any) -> None:
+        if not pubsub.subscribed:
+            await pubsub.subscribe(self._channel)
+        if not self.ready.is_set():
+            newest = await self._redis.xrevrange(self._log, count=1)
+            self._last_id = newest[0][0] if newest else "0-0"
+            self.ready.set()
+        while True:
+            await self._read_on()
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=POLL_S)
+            while message is not None:  # a burst of flushes: one read takes them all
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0)
+
+    async def _read_on(self) -> None:
+        reader = RedisLogReader(self._redis)
+        while True:
+            entries = await reader.read(self._log, self._last_id, HUB_READ_COUNT, None)
+            if not entries:
+                return
+            self._last_id = entries[-1][0]
+            for listener in list(self.listeners):
+                listener.offer(entries)
+            if len(entries) < HUB_READ_COUNT:
+                return
+
+
+class LiveHub:
+    """The server's feeds, one per log with clients; made on first use, closed with the app."""
+
+    def __init__(self, redis: Redis, *, queue_limit: int = QUEUE_ENTRIES) -> None:
+        self._redis = redis
+        self._queue_limit = queue_limit
+        self._feeds: dict[str, Feed] = {}
+
+    async def join(self, log_key: str, channel: str) -> tuple[Feed, Listener]:
+        """A queue of the log's entries from now on; the caller reads what came before from the log."""
+        feed = self._feeds.get(log_key)
+        if feed is None or feed.task.done():
+            feed = self._feeds[log_key] = Feed(self._redis, log_key, channel, self._queue_limit)
+        listener = feed.join()
+        ready = asyncio.ensure_future(feed.ready.wait())
+        await asyncio.wait({ready, feed.task}, return_when=asyncio.FIRST_COMPLETED)
+        if not feed.ready.is_set():  # the feed failed before it started: its error says why
+            ready.cancel()
+            self.leave(log_key, feed, listener)
+            feed.task.result()
+        return feed, listener
+
+    def leave(self, log_key: str, feed: Feed, listener: Listener) -> None:
+        feed.listeners.discard(listener)
+        if not feed.listeners:
+            if self._feeds.get(log_key) is feed:
+                del self._feeds[log_key]
+            feed.task.cancel()
+
+    async def aclose(self) -> None:
+        feeds, self._feeds = list(self._feeds.values()), {}
+        for feed in feeds:
+            feed.task.cancel()
+        await asyncio.gather(*(feed.task for feed in feeds), return_exceptions=True)

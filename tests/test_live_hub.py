@@ -1,0 +1,68 @@
+"""The server's live hub against a real Redis: one feed per log, a slow client falls back to the log."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from common import keys
+from common.replay import Entry
+from producer.log_reader import id_text
+from server.events.hub import LiveHub
+from server.events.reader import HubReader
+from tests.helpers import eventually
+
+LOG, CHANNEL = keys.batch_log("hub"), keys.batch_events_channel("hub")
+
+
+async def _write(redis: Redis, count: int) -> list[str]:
+    """``count`` entries in the log, each announced on the channel as a worker does."""
+    ids = []
+    for n in range(count):
+        ids.append(id_text(await redis.xadd(LOG, {keys.LOG_FIELD: f"[{n}]"})))
+        await redis.publish(CHANNEL, f"[{n}]")
+    return ids
+
+
+async def _read_all(reader: HubReader, after: str, count: int) -> list[Entry]:
+    got: list[Entry] = []
+    while len(got) < count:
+        got += await reader.read(LOG, id_text(got[-1][0]) if got else after, 7, 1000)
+    return got
+
+
+async def test_a_client_whose_queue_overflowed_reads_the_rest_from_the_log(redis: Redis) -> None:
+    """More entries than its queue holds arrive while it reads none: it gets each one, once, in order."""
+    hub = LiveHub(redis, queue_limit=3)
+    reader = HubReader(hub, redis, {LOG: CHANNEL})
+    try:
+        assert await reader.read(LOG, "0-0", 7, 10) == []  # joined, caught up, nothing yet
+        written = await _write(redis, 20)
+        await eventually(lambda: _behind(reader))
+        got = await _read_all(reader, "0-0", 20)
+    finally:
+        reader.close()
+        await hub.aclose()
+    assert [id_text(entry_id) for entry_id, _ in got] == written
+
+
+async def test_a_client_joining_late_reads_the_backlog_then_the_feed(redis: Redis) -> None:
+    """Entries from before it joined come from the log, later ones from the hub: none missed or twice."""
+    hub = LiveHub(redis)
+    early = HubReader(hub, redis, {LOG: CHANNEL})
+    late = HubReader(hub, redis, {LOG: CHANNEL})
+    try:
+        assert await early.read(LOG, "0-0", 7, 10) == []  # the feed runs
+        before = await _write(redis, 10)
+        got = await _read_all(late, "0-0", 10)
+        after = await _write(redis, 10)
+        got += await _read_all(late, id_text(got[-1][0]), 10)
+        assert await redis.pubsub_numsub(CHANNEL) == [(CHANNEL.encode(), 1)]
+    finally:
+        early.close()
+        late.close()
+        await hub.aclose()
+    assert [id_text(entry_id) for entry_id, _ in got] == before + after
+
+
+async def _behind(reader: HubReader) -> bool:
+    return reader.behind(LOG)
