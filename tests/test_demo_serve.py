@@ -1,0 +1,48 @@
+"""`askq demo --serve`: after the demo its stack stays up behind askq serve, until Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from askq.demo_serve import SERVING
+from tests.helpers import ASKQ, REPO
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def test_the_demo_serves_its_batches_until_interrupted(tmp_path: Path) -> None:
+    """The URL it prints answers /api/batches with the demo's two batches; Ctrl-C stops it all."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL")}
+    env["PYTHONPATH"] = str(REPO)
+    process = subprocess.Popen(
+        [*ASKQ, "demo", "--serve", "0"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        said = []
+        for line in process.stderr:  # the demo's own lines, until it says where it serves
+            said.append(line)
+            if SERVING in line:
+                break
+        url = re.search(r"http://127\.0\.0\.1:\d+", said[-1])
+        assert url is not None, "".join(said)
+        listed = httpx2.get(f"{url.group(0)}/api/batches").json()
+        names = sorted(batch["batch"] for batch in listed["data"])
+        assert [name.split("-")[0] for name in names] == ["menu_questions", "questions"]
+        assert httpx2.get(f"{url.group(0)}/healthz").status_code == 200
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) in (0, 130)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
