@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,7 +76,31 @@ def provider() -> Iterator[str]:
 
 
 async def run_demo(questions: Path | None = None, serve_port: int | None = None) -> int:
-    """``serve_port``: keep the stack up behind ``askq serve`` on it after the demo (0: any free port)."""
+    """``serve_port``: keep the stack up behind ``askq serve`` on it after the demo (0: any free port).
+
+    SIGTERM or SIGHUP (the terminal closed) stop it as Ctrl-C does: its redis-server and simulator
+    are stopped on the way out, never left running."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    stopped_by: list[int] = []
+
+    def stop(number: int) -> None:
+        stopped_by.append(number)
+        task.cancel()
+
+    for stop_signal in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # no such signal (Windows)
+            loop.add_signal_handler(stop_signal, stop, stop_signal)
+    try:
+        return await _demo(questions, serve_port)
+    except asyncio.CancelledError:
+        if not stopped_by:
+            raise  # Ctrl-C: asyncio.run turns it into KeyboardInterrupt, exit 130
+        return 128 + stopped_by[0]
+
+
+async def _demo(questions: Path | None, serve_port: int | None) -> int:
     questions = questions or EXAMPLES
     if not questions.is_file():
         raise InputError(f"{questions}: no such file")
