@@ -26,13 +26,13 @@ from askq.terminal import markup
 from common.config import AskqConfig, JobTypeConfig, load_config
 from common.errors import InputError
 from common.knowledge import KnowledgeConfig
+from common.logs import configure_logging
 from common.wording import counted
 from producer.batches import BatchStatus, batch_status
 from producer.connection import connect
 from producer.results import iter_results
 from producer.submit import submit_file
 from worker.knowledge.build import build_base
-from worker.logging import configure_logging
 from worker.queue.askq_worker import AskqWorker
 from worker.settings import worker_settings
 

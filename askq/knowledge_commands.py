@@ -15,9 +15,9 @@ from common.config import DEFAULT_CONFIG_FILE, AskqConfig, config_path, load_con
 from common.errors import ConfigError
 from common.knowledge import known_base
 from common.knowledge_files import check_knowledge_files
+from common.logs import configure_logging
 from producer.connection import connect
 from producer.knowledge import knowledge_rows
-from worker.logging import configure_logging
 
 stdout = make_console()
 stderr = make_console(stderr=True)

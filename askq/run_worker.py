@@ -16,12 +16,12 @@ import structlog
 from redis.exceptions import RedisError
 
 from common.config import AskqConfig, load_config
+from common.logs import configure_logging
 from common.redis_health import check_memory_policy
 from common.redis_url import check_url, connection_error, redis_url
 from producer.connection import connect
 from worker.answering.client import provider_endpoint
 from worker.answering.provider_check import check_provider, configured_models
-from worker.logging import configure_logging
 from worker.queue.askq_worker import AskqWorker
 from worker.schedules.settings import schedule_worker_settings
 from worker.settings import close_shared, shared_provider, with_concurrency, worker_settings

@@ -9,6 +9,7 @@ from pathlib import Path
 import uvicorn
 
 from common.config import load_config
+from common.logs import configure_logging
 from producer.connection import connect
 from server.app import create_app
 from server.settings import (
@@ -19,7 +20,6 @@ from server.settings import (
     read_token,
     upload_limit,
 )
-from worker.logging import configure_logging
 
 READY = "askq serve: listening on"
 """The start of the line on stderr once the server accepts connections (the tests wait for it)."""

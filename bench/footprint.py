@@ -22,9 +22,9 @@ from redis.asyncio import Redis
 from askq.stack import embedded_redis, simulator_process
 from common import keys
 from common.config import load_config
+from common.logs import configure_logging
 from common.stored_jobs import read_jobs
 from producer.submit import submit_file
-from worker.logging import configure_logging
 from worker.queue.askq_worker import AskqWorker
 from worker.settings import worker_settings
 

@@ -17,6 +17,7 @@ from common.config import AskqConfig, load_config
 from producer.connection import connect
 from server.auth import require_token
 from server.body_limit import BodyLimit
+from server.docs import docs_router
 from server.errors import install_error_handlers
 from server.routes import ROUTERS
 from server.settings import ServerSettings
@@ -40,6 +41,10 @@ def create_app(settings: ServerSettings, config: AskqConfig | None = None) -> Fa
                         await close()
 
     app = FastAPI(
+        # The schema and its pages are routes like the others: behind the token (below).
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
         title="askq",
         summary="Batches of LLM questions on Redis and arq workers; the OpenAI Batch API on your workers.",
         lifespan=lifespan,
@@ -61,6 +66,6 @@ def create_app(settings: ServerSettings, config: AskqConfig | None = None) -> Fa
         await request.app.state.askq.redis.ping()
         return JSONResponse({"ok": True})
 
-    for router in ROUTERS:
+    for router in (*ROUTERS, docs_router()):
         app.include_router(router, dependencies=[Depends(require_token)])
     return app

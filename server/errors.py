@@ -10,6 +10,8 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from common.errors import (
@@ -20,6 +22,7 @@ from common.errors import (
     NotFoundError,
     RedisUnavailableError,
 )
+from common.reconnect import describe
 from common.secrets import redact_secrets
 
 log = structlog.get_logger(__name__)
@@ -99,6 +102,15 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404 and message == "Not Found":
             message = f"no route {request.method} {request.url.path}"
         return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RedisConnectionError)
+    @app.exception_handler(RedisTimeoutError)
+    async def _redis_away(request: Request, exc: Exception) -> JSONResponse:
+        # Redis restarting or unreachable: the client may try again; one log line, not a trace.
+        log.warning("redis unavailable", method=request.method, path=request.url.path, error=describe(exc))
+        return error_response(
+            503, f"Redis is unavailable ({describe(exc)}); try again", kind="service_unavailable"
+        )
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:

@@ -63,7 +63,7 @@ def read_token(token_file: Path | None) -> str | None:
         if not token:
             raise ConfigError(f"{token_file}: the token file is empty")
         return token
-    return os.environ.get(TOKEN_ENV) or None
+    return os.environ.get(TOKEN_ENV, "").strip() or None  # as the header's token is read: stripped
 
 
 def cors_origins() -> tuple[str, ...]:

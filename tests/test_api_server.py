@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 from collections.abc import Iterator
@@ -9,8 +10,11 @@ from pathlib import Path
 
 import httpx2
 import pytest
+from redis import Redis as SyncRedis
+from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
+from askq.stack import embedded_redis
 from tests.api_server import ApiServer, api_server, token_file
 from tests.helpers import askq
 
@@ -108,3 +112,26 @@ def test_redis_unreachable_is_one_line(tmp_path: Path) -> None:
     assert shown.returncode == 1
     assert shown.stderr.startswith("askq: cannot reach Redis at redis://127.0.0.1:1")
     assert "Traceback" not in shown.stderr
+
+
+@pytest.mark.parametrize("path", ["/docs", "/openapi.json", "/redoc", "/metrics"])
+def test_the_schema_its_pages_and_metrics_want_the_token_too(guarded: ApiServer, path: str) -> None:
+    """Every route but /healthz: the schema maps every route, so it is no more public than they are."""
+    refused = httpx2.get(f"{guarded.url}{path}")
+    assert refused.status_code in (401, 404)  # /redoc is not served at all
+    if path != "/redoc":
+        assert refused.status_code == 401
+        assert httpx2.get(f"{guarded.url}{path}", headers=guarded.headers).status_code == 200
+
+
+def test_redis_gone_mid_life_is_a_503_naming_it(tmp_path: Path) -> None:
+    """Redis stopped under a running server: a JSON 503 saying so, not a 500 with a trace."""
+    with embedded_redis(tmp_path / "redis") as url, api_server(url) as server:
+        assert httpx2.get(f"{server.url}/healthz").status_code == 200
+        with contextlib.suppress(redis_errors.ConnectionError):  # it hangs up as it goes
+            SyncRedis.from_url(url).shutdown(nosave=True)
+        response = httpx2.get(f"{server.url}/api/batches")
+        assert response.status_code == 503
+        error = response.json()["error"]
+        assert error["type"] == "service_unavailable"
+        assert error["message"].startswith("Redis is unavailable")

@@ -12,15 +12,15 @@ from typing import Any
 
 def __getattr__(name: str) -> Any:
     if name == "WorkerSettings":
-        from worker.logging import configure_logging
+        from common.logs import configure_logging
         from worker.settings import worker_settings
 
         configure_logging()
         return type("WorkerSettings", (), worker_settings())
     if name == "ScheduleWorkerSettings":
         from common.config import load_config
+        from common.logs import configure_logging
         from common.redis_url import redis_url
-        from worker.logging import configure_logging
         from worker.schedules.settings import schedule_worker_settings
 
         configure_logging()

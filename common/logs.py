@@ -1,4 +1,5 @@
-"""structlog setup: JSON lines for machines, console rendering on a terminal, secrets masked.
+"""structlog setup for every askq process (workers, the CLI, the server): JSON lines for machines,
+console rendering on a terminal, secrets masked.
 
 arq and the libraries under it log through the standard library; their records go through the
 same processors and renderer, so a worker's stderr is one JSON object a line, whoever wrote it.
