@@ -259,16 +259,23 @@ newest first. It has no expiry of its own: a listing drops the ids whose batch e
 
 
 def openai_file(file_id: str) -> str:
-    """Hash of a file of the OpenAI Batch API (``/v1/files``): its id, size, name, purpose, creation time;
-    for a batch's output or error file, the batch and which of the two (its lines are made from the
-    results when read)."""
+    """Hash of a file of the OpenAI Batch API (``/v1/files``): its id, size, name, purpose, creation and
+    expiry times."""
     return f"{PREFIX}:openai:file:{file_id}"
 
 
 def openai_file_parts(file_id: str) -> str:
-    """List of an uploaded file's content in parts of at most 1 MiB, in order: any server process reads
-    it, and none holds a whole file in one Redis value."""
+    """List of a file's content (an upload, or a batch's output or error file as it was written when the
+    batch ended) in parts of at most 1 MiB, in order: any server process reads it, and none holds a
+    whole file in one Redis value."""
     return f"{PREFIX}:openai:file:{file_id}:parts"
+
+
+def openai_file_draft(file_id: str, claim: str) -> str:
+    """List of a batch's output or error file's parts while the finalize that claimed it as ``claim``
+    writes them; renamed to ``openai_file_parts`` in the transaction that ends the batch, so two
+    processes finalizing at once never write one file twice. Expires with the retention."""
+    return f"{PREFIX}:openai:file:{file_id}:draft:{claim}"
 
 
 def openai_batch(batch_id: str) -> str:

@@ -4,13 +4,17 @@ status ``failed`` naming each line, with nothing enqueued, as the Batch API does
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
 from typing import Any
 
+from redis.asyncio import Redis
+
 from common import keys
 from common.errors import AskqError, InputError
+from producer.control import cancel_batch
 from producer.submit import submit_file
 from producer.submit_report import InvalidLinesError
 from server import openai_files
@@ -18,6 +22,8 @@ from server.errors import ApiError
 from server.openai_batches import CHAT_COMPLETIONS, BatchView, read_view
 from server.state import ServerState
 
+COMPLETION_WINDOW = "24h"
+"""The one window OpenAI takes; requests here run as soon as workers take them anyway."""
 MAX_METADATA = 16
 """Pairs of metadata a batch takes, as OpenAI: keys up to 64 characters, values up to 512."""
 
@@ -48,6 +54,12 @@ async def create_batch(
         raise ApiError(
             400, f"endpoint {endpoint!r}: this server runs {CHAT_COMPLETIONS} batches only", param="endpoint"
         )
+    if completion_window != COMPLETION_WINDOW:
+        raise ApiError(
+            400,
+            f"completion_window {completion_window!r}: expected {COMPLETION_WINDOW!r}",
+            param="completion_window",
+        )
     checked = check_metadata(metadata)
     redis, ttl_s = state.redis, state.config.retention.ttl_s
     stored = await openai_files.read_file(redis, input_file_id)
@@ -71,16 +83,28 @@ async def create_batch(
         pipe.zadd(keys.OPENAI_BATCHES, {batch_id: time.time_ns() // 1000})
         await pipe.execute()
     try:
-        ended = await _submit(state, stored, batch_id)
+        errors = await _submit(state, stored, batch_id)
     except AskqError as exc:  # not the file's fault (Redis full, a knowledge base not built): said as is
-        await redis.hset(key, mapping=_failed([_error(str(exc), None, code="server_error")]))  # type: ignore[misc]
+        await _end_unsubmitted(state, batch_id, [_error(str(exc), None, code="server_error")])
         raise
-    await redis.hset(key, mapping=ended)  # type: ignore[misc]
-    return await read_view(redis, batch_id)
+    except BaseException as exc:  # a bug, a raw Redis error, a shutdown: never left validating for good
+        await _end_unsubmitted(state, batch_id, [_error(_broken_message(exc), None, code="server_error")])
+        raise  # the server's error handler logs the cause
+    if errors:
+        await _end_unsubmitted(state, batch_id, errors)
+    else:
+        await redis.hset(key, "in_progress_at", f"{time.time():.3f}")  # type: ignore[misc]
+        # After in_progress_at is set: a cancel that came while validating either saw it (and cancelled
+        # the askq batch itself) or had set cancelling_at before, seen here.
+        if await redis.hexists(key, "cancelling_at"):  # type: ignore[misc]
+            await cancel_batch(redis, batch_id, state.config)
+    return await read_view(redis, batch_id, ttl_s)
 
 
-async def _submit(state: ServerState, stored: openai_files.StoredFile, batch_id: str) -> dict[str, str]:
-    """The fields the submit adds: ``in_progress_at``, or ``failed_at`` and the errors."""
+async def _submit(
+    state: ServerState, stored: openai_files.StoredFile, batch_id: str
+) -> list[dict[str, Any]] | None:
+    """Enqueue the file's requests; the errors that stopped it (nothing enqueued), None once enqueued."""
     try:
         async with openai_files.spooled(state.redis, stored, state.settings.spool_dir) as path:
             await submit_file(
@@ -91,15 +115,30 @@ async def _submit(state: ServerState, stored: openai_files.StoredFile, batch_id:
         errors = [_error(problem.message, problem.line) for problem in problems]
         if exc.check.more_problems:
             errors.append(_error(f"... and {exc.check.more_problems:,} more bad lines", None))
-        return _failed(errors)
+        return errors
     except InputError as exc:  # the file as a whole: not UTF-8, binary, no requests in it
-        return _failed([_error(str(exc), None)])
-    return {"in_progress_at": f"{time.time():.3f}"}
+        return [_error(str(exc), None)]
+    return None
+
+
+def _broken_message(exc: BaseException) -> str:
+    """What the batch says of a submit that broke: the cause is in the server's log, never told."""
+    if isinstance(exc, asyncio.CancelledError):
+        return "the server stopped while it enqueued this batch's requests: create the batch again"
+    return "the server failed while it enqueued this batch's requests (see the server's log): create it again"
+
+
+async def _end_unsubmitted(state: ServerState, batch_id: str, errors: list[dict[str, Any]]) -> None:
+    """The batch failed, with its errors; cancelled instead (errors kept) if a cancel came while it was
+    validating. Shielded: a shutdown's cancellation does not stop this write too."""
+    await asyncio.shield(_write_end(state.redis, batch_id, errors))
+
+
+async def _write_end(redis: Redis, batch_id: str, errors: list[dict[str, Any]]) -> None:
+    key = keys.openai_batch(batch_id)
+    ended = "cancelled_at" if await redis.hexists(key, "cancelling_at") else "failed_at"  # type: ignore[misc]
+    await redis.hset(key, mapping={ended: f"{time.time():.3f}", "errors": json.dumps(errors)})  # type: ignore[misc]
 
 
 def _error(message: str, line: int | None, code: str = "invalid_request") -> dict[str, Any]:
     return {"code": code, "message": message, "param": None, "line": line}
-
-
-def _failed(errors: list[dict[str, Any]]) -> dict[str, str]:
-    return {"failed_at": f"{time.time():.3f}", "errors": json.dumps(errors)}

@@ -4,7 +4,7 @@ A batch's id is the name of the askq batch it runs as (``batch_`` and 32 hex dig
 name), so ``askq status``, ``askq tail`` and the ``/api`` routes watch it too. What the Batch API says
 beyond askq's counters (input file, metadata, the times it failed, was cancelled or ended) is a hash
 of its own. A batch's status is worked out from askq's counters each time it is read; the first read
-that finds every request ended makes its output and error files (``finalize``).
+that finds every request ended writes its output and error files (``server.openai_finalize``).
 """
 
 from __future__ import annotations
@@ -21,14 +21,11 @@ from common.errors import NotFoundError
 from common.status import JobState
 from producer.batches import BatchStatus, batch_status
 from producer.control import cancel_batch
-from server import openai_files
 from server.errors import ApiError
-from server.openai_output import OUTPUT, output_sizes
+from server.openai_finalize import ENDED, finalize
 from server.state import ServerState
 
 CHAT_COMPLETIONS = "/v1/chat/completions"
-STALE_FINALIZE_S = 300
-"""A finalize begun this long ago and not done (its process died) is done again by the next read."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +92,8 @@ def status_of(view: BatchView) -> str:
     for ended in ("cancelled", "completed"):
         if fields.get(f"{ended}_at"):
             return ended
+    if fields.get("cancelling_at") and not fields.get("in_progress_at"):
+        return "cancelling"  # cancelled while validating: its submit's end cancels it
     if not fields.get("in_progress_at"):
         return "validating"
     if view.status is None:
@@ -104,12 +103,14 @@ def status_of(view: BatchView) -> str:
     return "cancelling" if fields.get("cancelling_at") else "in_progress"
 
 
-async def read_view(redis: Redis, batch_id: str) -> BatchView:
-    """The batch's fields and askq status, finalized first if every request has ended; 404 if unknown."""
+async def read_view(redis: Redis, batch_id: str, retention_s: int) -> BatchView:
+    """The batch's fields and askq status, finalized first if every request has ended; 404 if unknown.
+    ``retention_s``: how long its files are kept should its key have no TTL."""
     fields = await _fields(redis, batch_id)
     status = await _askq_status(redis, fields)
     if status is not None and status.done and not _ended(fields):
-        fields = await _finalize(redis, fields, status)
+        await finalize(redis, batch_id, fields.get("finalizing_at"), retention_s)
+        fields = await _fields(redis, batch_id)
     return BatchView(fields, status)
 
 
@@ -130,54 +131,26 @@ async def _askq_status(redis: Redis, fields: dict[str, str]) -> BatchStatus | No
 
 
 def _ended(fields: dict[str, str]) -> bool:
-    return any(fields.get(name) for name in ("failed_at", "completed_at", "cancelled_at"))
-
-
-async def _finalize(redis: Redis, fields: dict[str, str], status: BatchStatus) -> dict[str, str]:
-    """Make the output and error files of a batch whose requests have all ended, and mark it ended.
-    One process does it (it claims ``finalizing_at``); others say ``finalizing`` meanwhile."""
-    key = keys.openai_batch(fields["id"])
-    now = time.time()
-    claimed = fields.get("finalizing_at")
-    if claimed and now - float(claimed) < STALE_FINALIZE_S:
-        return fields  # another request is making the files
-    if not claimed and not await redis.hsetnx(key, "finalizing_at", f"{now:.3f}"):  # type: ignore[misc]
-        return await _fields(redis, fields["id"])
-    ttl_s = max(await redis.ttl(key), 1)
-    ended: dict[str, str] = {}
-    for kind, size in (await output_sizes(redis, fields["id"])).items():
-        if size.lines:
-            file_id = openai_files.output_file_id(fields["id"], kind)
-            made = openai_files.StoredFile(
-                file_id,
-                size.size,
-                int(now),
-                f"{fields['id']}_{kind}.jsonl",
-                openai_files.OUTPUT_PURPOSE,
-                int(now) + ttl_s,
-                batch=fields["id"],
-                kind=kind,
-            )
-            await openai_files.save(redis, made, ttl_s)
-            ended["output_file_id" if kind == OUTPUT else "error_file_id"] = file_id
-    ended["cancelled_at" if fields.get("cancelling_at") else "completed_at"] = f"{time.time():.3f}"
-    await redis.hset(key, mapping=ended)  # type: ignore[misc]
-    return {**fields, "finalizing_at": f"{now:.3f}", **ended}
+    return any(fields.get(name) for name in ENDED)
 
 
 async def cancel(state: ServerState, batch_id: str) -> BatchView:
     """Cancel the batch's queued requests and stop its running ones; 409 for a batch already ended."""
-    view = await read_view(state.redis, batch_id)
-    status = status_of(view)
+    retention_s = state.config.retention.ttl_s
+    status = status_of(await read_view(state.redis, batch_id, retention_s))
     if status not in {"validating", "in_progress", "cancelling"}:
         raise ApiError(409, f"batch {batch_id!r} is {status}: there is nothing to cancel", code="batch_ended")
     await state.redis.hsetnx(keys.openai_batch(batch_id), "cancelling_at", f"{time.time():.3f}")  # type: ignore[misc]
-    if view.status is not None:
+    # Read again after cancelling_at is set: a submit that ended meanwhile is seen here, or it sees
+    # cancelling_at and cancels the askq batch itself (server.openai_batch_create).
+    if (await read_view(state.redis, batch_id, retention_s)).status is not None:
         await cancel_batch(state.redis, batch_id, state.config)
-    return await read_view(state.redis, batch_id)
+    return await read_view(state.redis, batch_id, retention_s)
 
 
-async def list_page(redis: Redis, after: str | None, limit: int) -> tuple[list[BatchView], bool]:
+async def list_page(
+    redis: Redis, after: str | None, limit: int, retention_s: int
+) -> tuple[list[BatchView], bool]:
     """Up to ``limit`` batches newest first, from the one after ``after``; and whether more follow."""
     start = 0
     if after is not None:
@@ -192,7 +165,7 @@ async def list_page(redis: Redis, after: str | None, limit: int) -> tuple[list[B
             break
         for batch_id in ids:
             try:
-                views.append(await read_view(redis, batch_id))
+                views.append(await read_view(redis, batch_id, retention_s))
             except ApiError:  # expired: the index has no expiry of its own
                 await redis.zrem(keys.OPENAI_BATCHES, batch_id)
                 start -= 1

@@ -1,9 +1,8 @@
 """The OpenAI Batch API's files, kept in Redis so that every server process sees them.
 
-An uploaded file is a hash (its object) and a list of its content in parts of at most 1 MiB; both
-expire with ``retention.results_days``. A batch's output and error files are a hash only: their lines
-are made from the batch's results each time they are read (``server.openai_output``), the same bytes
-every time once the batch has ended.
+A file is a hash (its object) and a list of its content in parts of at most 1 MiB; both expire with
+``retention.results_days``. An upload is stored as it is read; a batch's output and error files are
+written once, when the batch ends (``server.openai_finalize``), and never change after.
 """
 
 from __future__ import annotations
@@ -22,10 +21,8 @@ from redis.asyncio import Redis
 
 from common import keys
 from server.errors import ApiError
-from server.openai_output import OUTPUT_KINDS, output_lines
+from server.openai_output import PART_BYTES
 
-PART_BYTES = 1 << 20
-"""The largest value one part of a file's content takes in Redis."""
 UPLOAD_PURPOSE = "batch"
 """The one purpose this server takes: a batch's input file."""
 OUTPUT_PURPOSE = "batch_output"
@@ -43,10 +40,6 @@ class StoredFile:
     filename: str
     purpose: str
     expires_at: int
-    batch: str | None = None
-    """For an output or error file: the batch whose results it is made from."""
-    kind: str | None = None
-    """``output`` (the succeeded requests) or ``error`` (the others); None for an upload."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -62,7 +55,7 @@ class StoredFile:
         }
 
     def mapping(self) -> dict[str, str | int]:
-        fields: dict[str, str | int] = {
+        return {
             "id": self.id,
             "bytes": self.size,
             "created_at": self.created_at,
@@ -70,9 +63,6 @@ class StoredFile:
             "purpose": self.purpose,
             "expires_at": self.expires_at,
         }
-        if self.batch is not None and self.kind is not None:
-            fields |= {"batch": self.batch, "kind": self.kind}
-        return fields
 
 
 def output_file_id(batch_id: str, kind: str) -> str:
@@ -116,7 +106,6 @@ async def read_file(redis: Redis, file_id: str) -> StoredFile:
     if not raw:
         raise ApiError(404, f"no file {file_id!r} (unknown, deleted or expired)", kind="not_found_error")
     fields = {name.decode(): value.decode() for name, value in raw.items()}
-    kind = fields.get("kind")
     return StoredFile(
         id=fields["id"],
         size=int(fields["bytes"]),
@@ -124,17 +113,11 @@ async def read_file(redis: Redis, file_id: str) -> StoredFile:
         filename=fields["filename"],
         purpose=fields["purpose"],
         expires_at=int(fields["expires_at"]),
-        batch=fields.get("batch"),
-        kind=kind if kind in OUTPUT_KINDS else None,
     )
 
 
 async def content(redis: Redis, stored: StoredFile) -> AsyncIterator[bytes]:
-    """The file's bytes, a part (or, for an output file, a line) at a time."""
-    if stored.batch is not None and stored.kind is not None:
-        async for line in output_lines(redis, stored.batch, stored.kind):
-            yield line
-        return
+    """The file's bytes, a part at a time."""
     parts = keys.openai_file_parts(stored.id)
     for index in range(await redis.llen(parts)):  # type: ignore[misc]
         part = await redis.lindex(parts, index)  # type: ignore[misc]

@@ -3,6 +3,7 @@ simulator; files in Redis, batches as askq batches, output and error files in Op
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -15,6 +16,7 @@ from redis.asyncio import Redis
 
 from common import keys
 from common.config import AskqConfig
+from server import openai_files
 from tests.api_server import ApiServer, api_server
 from tests.conftest import Simulator
 from tests.helpers import askq, run_burst_worker
@@ -259,6 +261,53 @@ async def test_only_chat_completions_and_known_files_are_taken(client: AsyncOpen
         )
 
 
+async def test_a_window_other_than_24h_is_refused_naming_completion_window(client: AsyncOpenAI) -> None:
+    """completion_window takes "24h" only, as OpenAI: anything else is a 400 naming it, no batch made."""
+    file_id = await upload(client, jsonl(request_line("a", "one")))
+    with pytest.raises(openai.BadRequestError) as raised:
+        await client.batches.create(
+            input_file_id=file_id,
+            endpoint="/v1/chat/completions",
+            completion_window="48h",  # type: ignore[arg-type]  # the stock client's type says 24h only
+        )
+    assert raised.value.param == "completion_window"
+    assert "24h" in raised.value.message
+    assert (await client.batches.list()).data == []
+
+
+async def test_a_submit_that_breaks_fails_the_batch_rather_than_leaving_it_validating(
+    client: AsyncOpenAI, redis: Redis
+) -> None:
+    """A raw Redis error in the submit (not an askq error): a 500, and the batch is failed, saying so."""
+    await redis.set(keys.LINEAGE, "not a hash")  # the submit's first write then fails with WRONGTYPE
+    file_id = await upload(client, jsonl(request_line("a", "one")))
+    with pytest.raises(openai.InternalServerError):
+        await client.batches.create(
+            input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+    [batch] = (await client.batches.list()).data
+    assert batch.status == "failed"
+    assert batch.failed_at is not None
+    assert batch.errors is not None
+    assert batch.errors.data is not None
+    assert [error.code for error in batch.errors.data] == ["server_error"]
+    assert "server's log" in (batch.errors.data[0].message or "")
+    assert "WRONGTYPE" not in (batch.errors.data[0].message or "")  # the cause is logged, not told
+
+
+async def test_a_validating_batch_cancelled_says_cancelling(client: AsyncOpenAI, redis: Redis) -> None:
+    """A cancel while the input file is still being submitted: cancelling (not validating) at once."""
+    batch_id = f"batch_{'0' * 32}"
+    fields = {"id": batch_id, "input_file_id": "file-x", "endpoint": "/v1/chat/completions"}
+    fields |= {"completion_window": "24h", "metadata": "null", "created_at": "1700000000.0"}
+    await redis.hset(keys.openai_batch(batch_id), mapping=fields)  # as a create mid-submit holds it
+    await redis.zadd(keys.OPENAI_BATCHES, {batch_id: 1})
+    cancelled = await client.batches.cancel(batch_id)
+    assert (cancelled.status, cancelled.in_progress_at) == ("cancelling", None)
+    assert cancelled.cancelling_at is not None
+    assert (await client.batches.retrieve(batch_id)).status == "cancelling"
+
+
 async def test_a_cancelled_batch_ends_cancelled_with_its_requests_in_the_error_file(
     client: AsyncOpenAI, redis: Redis, sim: Simulator
 ) -> None:
@@ -297,3 +346,72 @@ async def test_list_pages_newest_first_with_after_and_limit(client: AsyncOpenAI,
     assert [batch.id async for batch in client.batches.list(limit=2)] == created[::-1]
     with pytest.raises(openai.BadRequestError):
         await client.batches.list(limit=0)
+
+
+# --- output files ---
+
+
+async def test_output_files_are_fixed_once_written_through_retry_and_delete(
+    client: AsyncOpenAI, server: ApiServer, redis_url: str, sim: Simulator, config: AskqConfig
+) -> None:
+    """The output and error files keep the bytes they had when the batch ended: an askq retry that
+    changes the results, then deleting the askq batch, change neither; bytes matches the content."""
+    batch = await create(client, jsonl(request_line("ok", "one"), request_line("flaky", "[sim:500x4] two")))
+    await run_burst_worker(config, redis_url)
+    done = await client.batches.retrieve(batch.id)
+    assert done.output_file_id is not None
+    assert done.error_file_id is not None
+    files = {
+        file_id: (await client.files.content(file_id)).content
+        for file_id in (done.output_file_id, done.error_file_id)
+    }
+    assert b'"flaky"' in files[done.error_file_id]
+
+    retried = httpx2.post(f"{server.url}/api/batches/{batch.id}/retry", headers=server.headers)
+    assert retried.json()["requeued"] == 1
+    await run_burst_worker(config, redis_url)  # "flaky" succeeds this time
+    assert b'"flaky"' in askq("results", batch.id, "--format", "openai-batch").stdout.encode()
+    for file_id, written in files.items():
+        assert (await client.files.content(file_id)).content == written
+        assert (await client.files.retrieve(file_id)).bytes == len(written)
+
+    deleted = httpx2.delete(f"{server.url}/api/batches/{batch.id}", headers=server.headers)
+    assert deleted.status_code == 200
+    for file_id, written in files.items():
+        assert (await client.files.content(file_id)).content == written
+
+
+async def test_two_servers_finalizing_at_once_write_the_output_once(
+    client: AsyncOpenAI, redis_url: str, sim: Simulator, config: AskqConfig
+) -> None:
+    """Both servers read the ended batch at once: one output file, its lines once, bytes matching."""
+    batch = await create(client, jsonl(*(request_line(f"q{n}", f"question {n}") for n in range(20))))
+    await run_burst_worker(config, redis_url)
+    with api_server(redis_url, token=TOKEN) as other:
+        async with AsyncOpenAI(base_url=f"{other.url}/v1", api_key=TOKEN, max_retries=0) as second:
+            views = await asyncio.gather(
+                *(stock.batches.retrieve(batch.id) for stock in (client, second, client, second))
+            )
+    assert {view.output_file_id for view in views} - {None} == {
+        openai_files.output_file_id(batch.id, "output")
+    }
+    done = await client.batches.retrieve(batch.id)
+    assert done.status == "completed"
+    assert done.output_file_id is not None
+    output = (await client.files.content(done.output_file_id)).content
+    assert [json.loads(line)["custom_id"] for line in output.splitlines()] == [f"q{n}" for n in range(20)]
+    assert (await client.files.retrieve(done.output_file_id)).bytes == len(output)
+
+
+async def test_output_files_expire_with_the_retention_when_the_batch_has_no_ttl(
+    client: AsyncOpenAI, redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig
+) -> None:
+    """A batch key without a TTL (-1): its output file is kept for retention.results_days, not 1 s."""
+    batch = await create(client, jsonl(request_line("a", "one")))
+    await run_burst_worker(config, redis_url)
+    await redis.persist(keys.openai_batch(batch.id))
+    done = await client.batches.retrieve(batch.id)
+    assert done.output_file_id is not None
+    output_file = await client.files.retrieve(done.output_file_id)
+    assert output_file.expires_at == output_file.created_at + 7 * 86_400
+    assert await redis.ttl(keys.openai_file(done.output_file_id)) > 6 * 86_400

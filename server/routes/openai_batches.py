@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from server import openai_batches
 from server.errors import ApiError
 from server.openai_batch_create import create_batch
-from server.state import RedisDep, server_state
+from server.state import server_state
 
 router = APIRouter(prefix="/v1/batches", tags=["openai"])
 
@@ -37,11 +37,12 @@ async def create(body: BatchRequest, request: Request) -> dict[str, Any]:
 
 
 @router.get("")
-async def list_batches(redis: RedisDep, after: str | None = None, limit: int = 20) -> dict[str, Any]:
+async def list_batches(request: Request, after: str | None = None, limit: int = 20) -> dict[str, Any]:
     """Batches newest first, ``limit`` (1-100) a page, from the one after ``after``."""
     if not 1 <= limit <= MAX_PAGE:
         raise ApiError(400, f"limit={limit}: expected 1 to {MAX_PAGE}", param="limit")
-    views, more = await openai_batches.list_page(redis, after, limit)
+    state = server_state(request)
+    views, more = await openai_batches.list_page(state.redis, after, limit, state.config.retention.ttl_s)
     data = [openai_batches.batch_object(view) for view in views]
     return {
         "object": "list",
@@ -53,9 +54,11 @@ async def list_batches(redis: RedisDep, after: str | None = None, limit: int = 2
 
 
 @router.get("/{batch_id}")
-async def retrieve(batch_id: str, redis: RedisDep) -> dict[str, Any]:
+async def retrieve(batch_id: str, request: Request) -> dict[str, Any]:
     """The batch: status, request counts, output and error files once it has ended."""
-    return openai_batches.batch_object(await openai_batches.read_view(redis, batch_id))
+    state = server_state(request)
+    view = await openai_batches.read_view(state.redis, batch_id, state.config.retention.ttl_s)
+    return openai_batches.batch_object(view)
 
 
 @router.post("/{batch_id}/cancel")
