@@ -148,6 +148,36 @@ async def test_a_client_that_hangs_up_mid_answer_resumes_with_last_event_id(
     assert rest[-1].event == "end"
 
 
+@pytest.mark.parametrize("resume_after_the_end", [False, True])
+async def test_a_client_resuming_a_job_whose_events_leave_the_log_loses_and_repeats_nothing(
+    server: ApiServer,
+    redis: Redis,
+    redis_url: str,
+    sim: Simulator,
+    config: AskqConfig,
+    write: Any,
+    resume_after_the_end: bool,
+) -> None:
+    """Default config (an ended job's events leave the log): a resumed client ends with the answer, once."""
+    sim.configure(**SLOW)
+    [job_id] = await _submit(redis, config, write, 1)
+    worker = asyncio.create_task(run_burst_worker(config, redis_url))
+    first = await read_events(server, f"/api/jobs/{job_id}/events", until=lambda got: _delta_count(got) >= 5)
+    if resume_after_the_end:
+        await worker  # the job ended: its events left the log before the client comes back
+    rest = await read_events(server, f"/api/jobs/{job_id}/events", last_event_id=first[-1].id)
+    await worker
+    [row] = await results(redis, "ev")
+    stream = _stream_events(first + rest)
+    assert [event["seq"] for event in stream] == list(range(1, len(stream) + 1))
+    ends = [event.json() for event in rest if event.event == "result"]
+    if ends:  # the stored end stands for what the log no longer holds: the whole answer
+        assert [end["answer"] for end in ends] == [row.answer]
+    else:
+        assert _deltas(stream) == row.answer
+    assert rest[-1].event == "end"
+
+
 async def test_a_client_reconnecting_after_the_end_is_told_to_stop(
     server: ApiServer, redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
 ) -> None:
