@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from redis.asyncio import Redis
 
 from common import keys
@@ -62,6 +64,36 @@ async def test_a_client_joining_late_reads_the_backlog_then_the_feed(redis: Redi
         late.close()
         await hub.aclose()
     assert [id_text(entry_id) for entry_id, _ in got] == before + after
+
+
+async def test_clients_cancelled_while_joining_leave_no_feed_behind(redis: Redis) -> None:
+    """A storm of clients hanging up at any point of joining: no feed, no subscription is left."""
+    hub = LiveHub(redis)
+
+    async def client() -> None:
+        reader = HubReader(hub, redis, {LOG: CHANNEL})
+        try:
+            await reader.read(LOG, "0-0", 7, 1000)
+        finally:
+            reader.close()  # as the route does when its client hangs up
+
+    async def hang_up_after(turns: int) -> None:
+        task = asyncio.create_task(client())
+        for _ in range(turns):
+            await asyncio.sleep(0)  # one turn of the event loop: the client gets that far in joining
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    try:
+        await asyncio.gather(*(hang_up_after(turns % 8) for turns in range(40)))
+        assert hub.logs() == []
+        await eventually(lambda: _subscribers_gone(redis))
+    finally:
+        await hub.aclose()
+
+
+async def _subscribers_gone(redis: Redis) -> bool:
+    return await redis.pubsub_numsub(CHANNEL) == [(CHANNEL.encode(), 0)]
 
 
 async def _behind(reader: HubReader) -> bool:

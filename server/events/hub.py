@@ -130,6 +130,10 @@ class LiveHub:
         self._queue_limit = queue_limit
         self._feeds: dict[str, Feed] = {}
 
+    def logs(self) -> list[str]:
+        """The logs that have a feed (each with one subscription and one reader)."""
+        return list(self._feeds)
+
     async def join(self, log_key: str, channel: str) -> tuple[Feed, Listener]:
         """A queue of the log's entries from now on; the caller reads what came before from the log."""
         feed = self._feeds.get(log_key)
@@ -137,11 +141,17 @@ class LiveHub:
             feed = self._feeds[log_key] = Feed(self._redis, log_key, channel, self._queue_limit)
         listener = feed.join()
         ready = asyncio.ensure_future(feed.ready.wait())
-        await asyncio.wait({ready, feed.task}, return_when=asyncio.FIRST_COMPLETED)
-        if not feed.ready.is_set():  # the feed failed before it started: its error says why
-            ready.cancel()
+        try:
+            await asyncio.wait({ready, feed.task}, return_when=asyncio.FIRST_COMPLETED)
+            if not feed.ready.is_set():  # the feed failed before it started: its error says why
+                feed.task.result()
+        except BaseException:
+            # Hung up (cancelled) or failed before the caller holds the listener, so it cannot leave:
+            # leave here, or the feed keeps its subscription and its poll for the life of the server.
             self.leave(log_key, feed, listener)
-            feed.task.result()
+            raise
+        finally:
+            ready.cancel()
         return feed, listener
 
     def leave(self, log_key: str, feed: Feed, listener: Listener) -> None:
