@@ -48,20 +48,28 @@ def askq_server(redis_url: str, config_path: Path) -> Iterator[tuple[str, subpro
     env.pop("ASKQ_API_TOKEN", None)
     command = [sys.executable, "-m", "askq.cli", "serve", "--port", "0"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    # Past its first lines, what it says (warnings) must not fill the pipe and stall it: read away.
+    draining = threading.Thread(target=process.stderr.read, daemon=True)
     try:
-        assert process.stderr is not None
-        said = []
-        for line in process.stderr:  # its first lines: the server says when it listens
-            if line.startswith(READY):
-                break
-            said.append(line)
-        else:
-            raise RuntimeError(f"askq serve exited {process.wait()}: {''.join(said)}")
-        # Its later lines (warnings) must not fill the pipe and stall it: read them away.
-        threading.Thread(target=process.stderr.read, daemon=True).start()
-        yield line.removeprefix(READY).split()[0], process
+        url = _listening_url(process)
+        draining.start()
+        yield url, process
     finally:
         stop(process)
+        if draining.is_alive():
+            draining.join()  # to the pipe's end: the process has exited
+        process.stderr.close()
+
+
+def _listening_url(process: subprocess.Popen[str]) -> str:
+    assert process.stderr is not None
+    said = []
+    for line in process.stderr:  # its first lines: the server says when it listens
+        if line.startswith(READY):
+            return line.removeprefix(READY).split()[0]
+        said.append(line)
+    raise RuntimeError(f"askq serve exited {process.wait()}: {''.join(said)}")
 
 
 @contextmanager

@@ -62,7 +62,9 @@ async def _submit(redis: Redis, folder: Path, jobs: int) -> list[str]:
 
 
 @contextmanager
-def _client_process(folder: Path, url: str, job_ids: list[str], per_job: int) -> Iterator[subprocess.Popen[str]]:
+def _client_process(
+    folder: Path, url: str, job_ids: list[str], per_job: int
+) -> Iterator[subprocess.Popen[str]]:
     jobs_path = folder / "sse-jobs.json"
     jobs_path.write_text(json.dumps(job_ids), encoding="utf-8")
     command = [sys.executable, "-m", "bench.sse_clients", url, str(jobs_path), str(per_job)]
@@ -73,6 +75,8 @@ def _client_process(folder: Path, url: str, job_ids: list[str], per_job: int) ->
         yield process
     finally:
         stop(process)
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def _said(process: subprocess.Popen[str], folder: Path, word: str) -> None:
@@ -84,7 +88,12 @@ def _said(process: subprocess.Popen[str], folder: Path, word: str) -> None:
 
 
 async def _cpu(redis: Redis, server: int, worker: int) -> dict[str, float]:
-    return {"server": cpu_s(server), "worker": cpu_s(worker), "redis": await redis_cpu_s(redis), "at": time.time()}
+    return {
+        "server": cpu_s(server),
+        "worker": cpu_s(worker),
+        "redis": await redis_cpu_s(redis),
+        "at": time.time(),
+    }
 
 
 async def run_sse(folder: Path, mix: Mix = MIX, per_job: int = CLIENTS_PER_JOB) -> dict[str, Any]:
@@ -114,7 +123,9 @@ async def run_sse(folder: Path, mix: Mix = MIX, per_job: int = CLIENTS_PER_JOB) 
                     code = await asyncio.to_thread(clients.wait, CLIENTS_TIMEOUT_S)
                     end = await _cpu(redis, server.pid, worker.pid)
                 if code != 0:
-                    raise RuntimeError(f"the SSE clients exited {code}: {(folder / 'sse-clients.log').read_text()[-2000:]}")
+                    raise RuntimeError(
+                        f"the SSE clients exited {code}: {(folder / 'sse-clients.log').read_text()[-2000:]}"
+                    )
             report = json.loads((folder / "sse-clients.json").read_text(encoding="utf-8"))
             storm_check = await _check(redis, job_ids, report["streams"])
         finally:
@@ -178,5 +189,10 @@ def _figures(
         "clients_cpu_us_per_live_event": (report["cpu_s_at_storm"] - report["cpu_s_at_connected"])
         * 1e6
         / max(live_events, 1),
-        "storm": {**storm_check, "reconnected_s": report["reconnected_at"] - report["storm_at"]},
+        "storm": {**storm_check, "reconnected_s": _between(report["storm_at"], report["reconnected_at"])},
     }
+
+
+def _between(start: float | None, end: float | None) -> float:
+    """Seconds from ``start`` to ``end``; NaN if the streams ended before the storm came."""
+    return end - start if start is not None and end is not None else float("nan")

@@ -75,8 +75,8 @@ class Clients:
     async def _connect(self, client: httpx2.AsyncClient, streams: list[Stream]) -> asyncio.Future[Any]:
         """The streams followed, once each was answered 200 (or all ended)."""
         self._answered, self._expected, self._all_answered = 0, len(streams), asyncio.Event()
-        following = asyncio.gather(*(self._follow(client, stream) for stream in streams))
-        answered = asyncio.ensure_future(self._all_answered.wait())
+        following: asyncio.Future[Any] = asyncio.gather(*(self._follow(client, stream) for stream in streams))
+        answered: asyncio.Future[Any] = asyncio.ensure_future(self._all_answered.wait())
         await asyncio.wait({answered, following}, return_when=asyncio.FIRST_COMPLETED)
         answered.cancel()
         if following.done():
@@ -136,7 +136,13 @@ class Clients:
             "cpu_s_at_connected": self.cpu_s_at_connected,
             "cpu_s_at_storm": self.cpu_s_at_storm,
             "streams": [
-                {"job_id": s.job_id, "seqs": s.seqs, "text": "".join(s.text), "events": s.events, "ended": s.ended}
+                {
+                    "job_id": s.job_id,
+                    "seqs": s.seqs,
+                    "text": "".join(s.text),
+                    "events": s.events,
+                    "ended": s.ended,
+                }
                 for s in self.streams
             ],
         }

@@ -67,11 +67,14 @@ async def test_a_client_joining_late_reads_the_backlog_then_the_feed(redis: Redi
 
 
 def _events(*job_ids: str) -> list[dict[str, object]]:
-    return [{"type": "delta", "job_id": job_id, "seq": 1, "attempt": 1, "ts": 0, "text": "x"} for job_id in job_ids]
+    return [
+        {"type": "delta", "job_id": job_id, "seq": 1, "attempt": 1, "ts": 0, "text": "x"}
+        for job_id in job_ids
+    ]
 
 
 async def test_a_reader_of_one_job_is_handed_only_that_jobs_events(redis: Redis) -> None:
-    """Of a busy batch's entries, a job's reader gets those holding its events, with only its events in them."""
+    """Of a busy batch's entries, a job's reader gets those holding its events, with only its events."""
     hub = LiveHub(redis)
     reader = HubReader(hub, redis, {LOG: CHANNEL}, job_id="hub:1")
     written = []
