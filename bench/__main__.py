@@ -27,6 +27,7 @@ from bench.mixes import Mix, standard_mixes
 from bench.queue import run_queue
 from bench.relay import run_relay
 from bench.report import rows, table
+from bench.sse import run_sse
 from bench.submit import run_submit
 from bench.throughput import run_askq, run_baseline
 from bench.transport import run_transport
@@ -43,6 +44,7 @@ SECTIONS = (
     "knowledge",
     "knowledge_batching",
     "knowledge_build",
+    "sse",
 )
 
 
@@ -108,6 +110,8 @@ def run(sections: list[str], scale: float, folder: Path) -> dict[str, Any]:
             results[section] = run_knowledge_batching(folder, mixes["latency"], questions=questions)
         elif section == "knowledge_build":
             results[section] = run_knowledge_build(folder)  # 2,000 chunks: about a second, not scaled
+        elif section == "sse":
+            results[section] = asyncio.run(run_sse(folder))  # the target's 500 clients: not scaled
     return results
 
 

@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from typing import Any
 import yaml
 from redis.asyncio import Redis
 
+from askq.serve import READY
 from askq.stack import stop
 from common import keys
 
@@ -37,6 +39,37 @@ def write_config(folder: Path, config: dict[str, Any]) -> Path:
     path = folder / "jobs.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
+
+
+@contextmanager
+def askq_server(redis_url: str, config_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """``askq serve --port 0``, ready (it said so on stderr): its base URL and process; stopped after."""
+    env = {**os.environ, "REDIS_URL": redis_url, "ASKQ_CONFIG": str(config_path)}
+    env.pop("ASKQ_API_TOKEN", None)
+    command = [sys.executable, "-m", "askq.cli", "serve", "--port", "0"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    # Past its first lines, what it says (warnings) must not fill the pipe and stall it: read away.
+    draining = threading.Thread(target=process.stderr.read, daemon=True)
+    try:
+        url = _listening_url(process)
+        draining.start()
+        yield url, process
+    finally:
+        stop(process)
+        if draining.is_alive():
+            draining.join()  # to the pipe's end: the process has exited
+        process.stderr.close()
+
+
+def _listening_url(process: subprocess.Popen[str]) -> str:
+    assert process.stderr is not None
+    said = []
+    for line in process.stderr:  # its first lines: the server says when it listens
+        if line.startswith(READY):
+            return line.removeprefix(READY).split()[0]
+        said.append(line)
+    raise RuntimeError(f"askq serve exited {process.wait()}: {''.join(said)}")
 
 
 @contextmanager

@@ -49,9 +49,10 @@ class Tap:
         self.all_ms += latencies
 
 
-async def _listen(redis: Redis, tap: Tap, ready: asyncio.Event) -> None:
+async def listen(redis: Redis, tap: Tap, ready: asyncio.Event, batch: str = BATCH) -> None:
+    """Feeds ``tap`` from the batch's channel, subscribed before ``ready`` is set."""
     async with redis.pubsub() as pubsub:
-        await pubsub.subscribe(keys.batch_events_channel(BATCH))
+        await pubsub.subscribe(keys.batch_events_channel(batch))
         ready.set()
         while True:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
@@ -70,13 +71,13 @@ async def run_relay(mix: Mix, folder: Path) -> dict[str, Any]:
     ):
         redis = Redis.from_url(redis_url)
         ready = asyncio.Event()
-        listening = asyncio.create_task(_listen(redis, tap, ready))
+        listening = asyncio.create_task(listen(redis, tap, ready))
         try:
             await wait_listening(redis, 1)
             await ready.wait()
             await redis.config_resetstat()
             await submit_file(redis, path, load_config(), batch=BATCH)
-            await _wait_tokens(tap, mix.jobs * mix.answer_tokens)
+            await wait_tokens(tap, mix.jobs * mix.answer_tokens)
             counts = await command_counts(redis)
         finally:
             listening.cancel()
@@ -99,7 +100,7 @@ async def run_relay(mix: Mix, folder: Path) -> dict[str, Any]:
     }
 
 
-async def _wait_tokens(tap: Tap, tokens: int) -> None:
+async def wait_tokens(tap: Tap, tokens: int) -> None:
     deadline = time.monotonic() + 300
     while len(tap.all_ms) < tokens:
         if time.monotonic() > deadline:

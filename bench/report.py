@@ -2,30 +2,10 @@
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-
-@dataclass(frozen=True)
-class Row:
-    section: str
-    measure: str
-    figure: float
-    unit: str = ""
-    target: float | None = None
-    better: str = ">="
-
-    @property
-    def met(self) -> bool | None:
-        if self.target is None:
-            return None
-        compare: Callable[[float, float], bool] = operator.ge if self.better == ">=" else operator.le
-        return compare(self.figure, self.target)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "met": self.met}
+from bench.report_row import Row
+from bench.report_sse import sse_rows
 
 
 def rows(results: dict[str, Any]) -> list[Row]:
@@ -112,6 +92,8 @@ def rows(results: dict[str, Any]) -> list[Row]:
         out += _batching_rows(results["knowledge_batching"])
     if "knowledge_build" in results:
         out += _build_rows(results["knowledge_build"])
+    if "sse" in results:
+        out += sse_rows(results["sse"])
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 from redis.asyncio import Redis
 
@@ -94,6 +95,32 @@ async def test_clients_cancelled_while_joining_leave_no_feed_behind(redis: Redis
 
 async def _subscribers_gone(redis: Redis) -> bool:
     return await redis.pubsub_numsub(CHANNEL) == [(CHANNEL.encode(), 0)]
+
+
+def _events(*job_ids: str) -> list[dict[str, object]]:
+    return [
+        {"type": "delta", "job_id": job_id, "seq": 1, "attempt": 1, "ts": 0, "text": "x"}
+        for job_id in job_ids
+    ]
+
+
+async def test_a_reader_of_one_job_is_handed_only_that_jobs_events(redis: Redis) -> None:
+    """Of a busy batch's entries, a job's reader gets those holding its events, with only its events."""
+    hub = LiveHub(redis)
+    reader = HubReader(hub, redis, {LOG: CHANNEL}, job_id="hub:1")
+    written = []
+    try:
+        assert await reader.read(LOG, "0-0", 7, 10) == []  # joined, caught up, nothing yet
+        for job_ids in (["hub:2", "hub:3"], ["hub:2", "hub:1", "hub:3"]):
+            data = json.dumps(_events(*job_ids))
+            written.append(id_text(await redis.xadd(LOG, {keys.LOG_FIELD: data})))
+            await redis.publish(CHANNEL, data)
+        got = await reader.read(LOG, "0-0", 7, 5000)
+    finally:
+        reader.close()
+        await hub.aclose()
+    assert [id_text(entry_id) for entry_id, _ in got] == written[1:]
+    assert json.loads(got[0][1][keys.LOG_FIELD.encode()]) == _events("hub:1")
 
 
 async def _behind(reader: HubReader) -> bool:

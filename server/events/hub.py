@@ -7,6 +7,10 @@ the log on from where it stands and hands the entries, with their ids, to every 
 The channel only says *when* to read: the log says *what*, in order, so a client's place is always
 an entry id and nothing falls between the backlog a client reads itself and the entries handed to it.
 
+A client of one job is handed only the entries holding its events, with only its events in them
+(``job_views``): the feed parses each entry once for all of them, where each would otherwise parse
+(and be woken by) every entry of its batch, the events of all the batch's running jobs.
+
 A client's queue is bounded: a client too slow to keep up loses its queue, not the others' pace,
 and reads the log itself from its own place until it has caught up (``HubReader``).
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections import deque
 from typing import Any
 
@@ -22,7 +27,7 @@ import structlog
 from redis.asyncio import Redis
 
 from common.reconnect import Backoff, waits_out
-from common.replay import Entry
+from common.replay import LOG_FIELD_BYTES, Entry
 from producer.log_reader import RedisLogReader, id_key
 
 log = structlog.get_logger(__name__)
@@ -35,16 +40,17 @@ QUEUE_ENTRIES = 1000
 
 
 class Listener:
-    """One client's queue of a feed's entries."""
+    """One client's queue of a feed's entries (of one job's events only, with ``job_id``)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, job_id: str | None = None) -> None:
         self._limit = limit
+        self.job_id = job_id
         self.entries: deque[Entry] = deque()
         self.overflowed = False
         self.arrived = asyncio.Event()
 
     def offer(self, entries: list[Entry]) -> None:
-        if self.overflowed:
+        if self.overflowed or not entries:
             return
         if len(self.entries) + len(entries) > self._limit:
             # Too far behind: drop the queue (memory stays bounded); the client reads the log instead.
@@ -74,8 +80,8 @@ class Feed:
         self._last_id: bytes | str = "0-0"
         self.task = asyncio.create_task(self._run(), name=f"askq-feed:{channel}")
 
-    def join(self) -> Listener:
-        listener = Listener(self._queue_limit)
+    def join(self, job_id: str | None = None) -> Listener:
+        listener = Listener(self._queue_limit, job_id)
         self.listeners.add(listener)
         return listener
 
@@ -116,10 +122,33 @@ class Feed:
             if not entries:
                 return
             self._last_id = entries[-1][0]
+            views = job_views(entries) if any(listener.job_id for listener in self.listeners) else {}
             for listener in list(self.listeners):
-                listener.offer(entries)
+                listener.offer(entries if listener.job_id is None else views.get(listener.job_id, []))
             if len(entries) < HUB_READ_COUNT:
                 return
+
+
+def job_views(entries: list[Entry]) -> dict[str, list[Entry]]:
+    """Each job's view of ``entries``: those holding its events, each with only its events (in order)."""
+    views: dict[str, list[Entry]] = {}
+    for entry_id, fields in entries:
+        by_job: dict[str, list[Any]] = {}
+        for item in _items(fields):
+            if isinstance(item, dict) and isinstance(job_id := item.get("job_id"), str):
+                by_job.setdefault(job_id, []).append(item)
+        for job_id, items in by_job.items():
+            views.setdefault(job_id, []).append((entry_id, {LOG_FIELD_BYTES: json.dumps(items).encode()}))
+    return views
+
+
+def _items(fields: dict[bytes, bytes]) -> list[Any]:
+    """An entry's events as parsed JSON: nothing of an entry that is not askq's (readers skip it too)."""
+    try:
+        items = json.loads(fields.get(LOG_FIELD_BYTES) or b"[]")
+    except ValueError:
+        return []
+    return items if isinstance(items, list) else []
 
 
 class LiveHub:
@@ -134,12 +163,13 @@ class LiveHub:
         """The logs that have a feed (each with one subscription and one reader)."""
         return list(self._feeds)
 
-    async def join(self, log_key: str, channel: str) -> tuple[Feed, Listener]:
-        """A queue of the log's entries from now on; the caller reads what came before from the log."""
+    async def join(self, log_key: str, channel: str, job_id: str | None = None) -> tuple[Feed, Listener]:
+        """A queue of the log's entries from now on (``job_id``: its views of them); the caller reads
+        what came before from the log."""
         feed = self._feeds.get(log_key)
         if feed is None or feed.task.done():
             feed = self._feeds[log_key] = Feed(self._redis, log_key, channel, self._queue_limit)
-        listener = feed.join()
+        listener = feed.join(job_id)
         ready = asyncio.ensure_future(feed.ready.wait())
         try:
             await asyncio.wait({ready, feed.task}, return_when=asyncio.FIRST_COMPLETED)

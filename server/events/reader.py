@@ -19,10 +19,14 @@ from server.events.hub import Feed, Listener, LiveHub
 
 class HubReader:
     """``producer.log_reader.LogReader`` for one client of the logs in ``channels`` (log key -> channel);
-    any other log, and reads that do not wait, go straight to Redis."""
+    any other log, and reads that do not wait, go straight to Redis. With ``job_id``, the hub hands it
+    only that job's events: for a reader that keeps no other (``producer.tail``)."""
 
-    def __init__(self, hub: LiveHub, redis: Redis, channels: dict[str, str]) -> None:
+    def __init__(
+        self, hub: LiveHub, redis: Redis, channels: dict[str, str], *, job_id: str | None = None
+    ) -> None:
         self._hub = hub
+        self._job_id = job_id
         self._direct = RedisLogReader(redis)
         self._channels = channels
         self._joined: dict[str, tuple[Feed, Listener]] = {}
@@ -59,7 +63,7 @@ class HubReader:
     async def _join(self, log: str) -> tuple[Feed, Listener]:
         joined = self._joined.get(log)
         if joined is None:
-            joined = self._joined[log] = await self._hub.join(log, self._channels[log])
+            joined = self._joined[log] = await self._hub.join(log, self._channels[log], self._job_id)
             self._catching_up.add(log)
         return joined
 

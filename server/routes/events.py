@@ -46,7 +46,7 @@ async def job_stream(
         return Response(status_code=204)
     resume = job_resume(last_event_id) if last_event_id else None
     batch = (await read_job(redis, job_id)).get(record.BATCH) or None
-    reader = _reader(request, redis, [keys.event_feed(job_id, batch)])
+    reader = _reader(request, redis, [keys.event_feed(job_id, batch)], job_id=job_id)
     return _respond(job_events(redis, job_id, reader, resume), reader)
 
 
@@ -68,12 +68,14 @@ async def batch_stream(
     return _respond(batch_events(redis, batch, reader, resume, keep_going=follow), reader)
 
 
-def _reader(request: Request, redis: Redis, feeds: list[tuple[str, str]]) -> HubReader:
+def _reader(
+    request: Request, redis: Redis, feeds: list[tuple[str, str]], *, job_id: str | None = None
+) -> HubReader:
     extras = server_state(request).extras
     hub = extras.get(HUB)
     if hub is None:
         hub = extras[HUB] = LiveHub(redis)  # closed by the app's lifespan (its aclose)
-    return HubReader(hub, redis, dict(feeds))
+    return HubReader(hub, redis, dict(feeds), job_id=job_id)
 
 
 def _respond(events: AsyncIterator[ServerSentEvent], reader: HubReader) -> EventSourceResponse:
