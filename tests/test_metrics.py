@@ -322,3 +322,13 @@ async def test_a_rejected_job_adds_no_latency_sample(
     assert _attempts(samples) == {}
     assert value(samples, "askq_job_latency_seconds_count") == 0
     assert value(samples, "askq_job_latency_seconds_sum") == 0
+
+
+async def test_a_scrape_drops_the_names_of_expired_batches(
+    server: ApiServer, redis: Redis, config: AskqConfig, write: Any
+) -> None:
+    """Jobs running reads the batches kept; an expired batch's name left in the index is dropped."""
+    await _batch(redis, config, write, "kept", ["one"])
+    await redis.zadd(keys.BATCHES, {"expired": 1})  # its record gone with its ttl
+    assert value(scrape(server), "askq_jobs_running") == 0
+    assert await redis.zrange(keys.BATCHES, 0, -1) == [b"kept"]
