@@ -5,13 +5,18 @@ them (``producer.metrics``) for ``GET /metrics``. Every field is an integer coun
 
 - ``jobs:STATE``: jobs that ended in STATE (succeeded, failed, cancelled). A job that ``askq retry``
   runs again ends again, and counts again.
-- ``attempts:OUTCOME:STATUS``: provider attempts of ended jobs, by how each ended (``AttemptOutcome``)
-  and the HTTP status it got (``NO_STATUS`` when none: a cut stream, a timeout, no connection).
+- ``attempts:OUTCOME:STATUS``: provider attempts of ended runs, by how each ended (``AttemptOutcome``)
+  and the HTTP status it got (``NO_STATUS`` when none: a cut stream, a timeout, no connection). A
+  run's attempts count in the call that records its end: the job's end, the acknowledgement of
+  ``askq cancel`` by a run that went on to its end, or (``lost``) the call that records a run lost,
+  handed back by its stopping worker, or stopped midway by ``askq cancel``.
 - ``tokens:prompt``, ``tokens:completion``: the provider's usage of ended jobs, as the batch counters
-  add it up.
+  add it up, and of runs that answered after ``askq cancel`` ended their job. A run stopped midway
+  got no usage from the provider: its tokens are only estimated, in the batch's lost estimates.
 - ``latency:le:BOUND``: ended jobs whose latency fell in the bucket up to BOUND seconds (and above the
   bound below it): one field per observation, made cumulative when read. ``latency:sum_us``: their
-  sum in microseconds (an integer: HINCRBYFLOAT would round differently on every worker).
+  sum in microseconds (an integer: HINCRBYFLOAT would round differently on every worker). A job that
+  made no attempt (refused unrun, or given up after its runs were lost) has no latency.
 """
 
 from __future__ import annotations
@@ -45,7 +50,8 @@ class AttemptOutcome(StrEnum):
     FAILED = "failed"
     """It failed, and the job with it (not retryable, attempts used up, or the job's time up)."""
     LOST = "lost"
-    """Made by a run whose worker was lost or stopped: how it ended is not known."""
+    """Made by a run whose worker was lost or stopped, or that ``askq cancel`` stopped midway: how it
+    ended is not known."""
 
 
 def job_ended(state: str) -> str:

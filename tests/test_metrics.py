@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,7 +23,7 @@ from producer.control import cancel_batch
 from producer.submit import submit_file
 from tests.api_server import ApiServer, api_server
 from tests.conftest import Simulator
-from tests.helpers import eventually, run_burst_worker
+from tests.helpers import eventually, logged_events, run_burst_worker
 from worker.answering.run_outcomes import Outcome, Recorded
 from worker.answering.store import JobStore
 from worker.queue.askq_worker import AskqWorker
@@ -221,3 +222,113 @@ async def test_a_job_ended_twice_counts_once(
     recorded = await JobStore(redis, config.retention.ttl_s).finish("d:0", "d", again)
     assert recorded is Recorded.ENDED_ELSEWHERE
     assert scrape(server) == before
+
+
+def _attempts(samples: Samples) -> dict[tuple[str, str], float]:
+    return {
+        (dict(labels)["outcome"], dict(labels)["status"]): count
+        for (name, labels), count in samples.items()
+        if name == "askq_provider_attempts_total" and count
+    }
+
+
+async def _streaming(redis: Redis, job_id: str) -> bool:
+    """The job's attempt has started and sent text: its run has spent an attempt."""
+    return len(await logged_events(redis, job_id)) >= 3
+
+
+async def test_a_job_cancelled_mid_stream_counts_its_attempt(
+    server: ApiServer, redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
+) -> None:
+    """`askq cancel` of a streaming job: its one attempt counts (as lost: it was stopped), its end once."""
+    sim.configure(tokens_per_s=20, answer_tokens=400)  # 20 s an answer: only the cancel ends it sooner
+    await _batch(redis, config, write, "x", ["streams a while"])
+    worker = asyncio.create_task(run_burst_worker(config, redis_url))
+    await eventually(lambda: _streaming(redis, "x:0"))
+    await cancel_batch(redis, "x", config)
+    await asyncio.wait_for(worker, 10)
+    samples = scrape(server)
+    assert _attempts(samples) == {(AttemptOutcome.LOST.value, "none"): 1}
+    assert value(samples, "askq_jobs_total", state="cancelled") == 1
+    assert value(samples, "askq_jobs_running") == 0
+
+
+async def test_a_job_handed_back_by_a_stopping_worker_counts_its_attempt_once(
+    server: ApiServer, redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
+) -> None:
+    """A worker stopping hands its streaming job back: that run's attempt counts at the hand-back, and
+    the run that then answers adds only its own."""
+    sim.configure(tokens_per_s=20, answer_tokens=400)
+    await _batch(redis, config, write, "s", ["streams a while"])
+    worker = AskqWorker(**{**worker_settings(config, url=redis_url), "handle_signals": False})
+    running = asyncio.create_task(worker.main())
+
+    worker.main_task = running  # as arq's run() sets it: a stop ends the polling too
+    try:
+        await eventually(lambda: _streaming(redis, "s:0"))
+        worker.handle_sig(signal.SIGINT)  # what a second Ctrl-C does: running jobs go back at once
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await worker.close()  # waits for the job's hand-back
+    assert await redis.hget(keys.job_record("s:0"), "state") == JobState.QUEUED.value.encode()
+    handed_back = scrape(server)
+    assert _attempts(handed_back) == {(AttemptOutcome.LOST.value, "none"): 1}
+    assert value(handed_back, "askq_jobs_total", state="succeeded") == 0
+    sim.configure(tokens_per_s=0)
+    await run_burst_worker(config, redis_url)
+    answered = scrape(server)
+    assert _attempts(answered) == {(AttemptOutcome.LOST.value, "none"): 1, ("ok", "200"): 1}
+    assert value(answered, "askq_jobs_total", state="succeeded") == 1
+
+
+async def test_a_job_cancelled_as_it_ended_counts_the_run_s_attempts_and_usage_once(
+    server: ApiServer, redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
+) -> None:
+    """A run that answered after `askq cancel` ended its job: the acknowledgement counts its attempts
+    and the provider's usage, once however often it is repeated; the job's end stays counted once."""
+    await _batch(redis, config, write, "e", ["answered too late"])
+    store = JobStore(redis, config.retention.ttl_s)
+    await store.mark_running("e:0", "e")
+    await cancel_batch(redis, "e", config)
+    late = Outcome(
+        state=JobState.SUCCEEDED,
+        attempts=2,
+        answer="late",
+        usage=Usage(prompt_tokens=5, completion_tokens=7, total_tokens=12),
+        latency_ms=10.0,
+        attempt_ends=((AttemptOutcome.RETRY, "500"), (AttemptOutcome.OK, "200")),
+    )
+    assert await store.finish("e:0", "e", late) is Recorded.ENDED_ELSEWHERE
+    for _ in range(2):
+        assert await store.acknowledge_cancel("e:0", "e", seq=1, attempt=2, events=[], spent=late)
+    samples = scrape(server)
+    assert _attempts(samples) == {("retry", "500"): 1, ("ok", "200"): 1}
+    assert value(samples, "askq_tokens_total", kind="prompt") == 5
+    assert value(samples, "askq_tokens_total", kind="completion") == 7
+    assert value(samples, "askq_jobs_total", state="cancelled") == 1
+    assert value(samples, "askq_job_latency_seconds_count") == 0
+
+
+async def test_a_rejected_job_adds_no_latency_sample(
+    server: ApiServer, redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
+) -> None:
+    """A job refused unrun (an unreadable payload) counts as failed, with no attempt and no latency."""
+    await _batch(redis, config, write, "j", ["never read"])
+    await redis.set(keys.arq_job("j:0"), b"\x80 not json")
+    await run_burst_worker(config, redis_url)
+    samples = scrape(server)
+    assert value(samples, "askq_jobs_total", state="failed") == 1
+    assert _attempts(samples) == {}
+    assert value(samples, "askq_job_latency_seconds_count") == 0
+    assert value(samples, "askq_job_latency_seconds_sum") == 0
+
+
+async def test_a_scrape_drops_the_names_of_expired_batches(
+    server: ApiServer, redis: Redis, config: AskqConfig, write: Any
+) -> None:
+    """Jobs running reads the batches kept; an expired batch's name left in the index is dropped."""
+    await _batch(redis, config, write, "kept", ["one"])
+    await redis.zadd(keys.BATCHES, {"expired": 1})  # its record gone with its ttl
+    assert value(scrape(server), "askq_jobs_running") == 0
+    assert await redis.zrange(keys.BATCHES, 0, -1) == [b"kept"]

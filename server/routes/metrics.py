@@ -59,7 +59,7 @@ def exposition(found: ClusterMetrics) -> str:
         family(
             "askq_provider_attempts_total",
             "counter",
-            "Provider attempts of ended jobs, by how each ended and its HTTP status (none: no status).",
+            "Provider attempts of ended runs, by how each ended and its HTTP status (none: no status).",
             (
                 ("askq_provider_attempts_total", {"outcome": outcome, "status": status}, count)
                 for (outcome, status), count in found.attempts.items()
@@ -74,7 +74,7 @@ def exposition(found: ClusterMetrics) -> str:
         family(
             "askq_job_latency_seconds",
             "histogram",
-            "Time from a job's start to its end, of ended jobs.",
+            "Time from a job's start to its end, of ended jobs that made an attempt.",
             [
                 *(("askq_job_latency_seconds_bucket", {"le": le}, n) for le, n in latency.buckets),
                 ("askq_job_latency_seconds_sum", {}, latency.sum_s),

@@ -96,7 +96,7 @@ async def _answer(ctx: WorkerContext, payload: JobPayload) -> dict[str, Any]:
                 ctx["released"].add(payload.job_id)
         else:
             publisher.withdraw_end(events)
-            if await _announce_cancelled(store, payload, publisher):
+            if await _announce_cancelled(store, payload, publisher, spent=outcome):
                 return {"state": "cancelled"}
             if await _record_gone(ctx, payload):
                 log.warning("result not stored: the job's record is gone", state=outcome.state.value)
@@ -165,8 +165,9 @@ async def _lost_run(
 
 
 async def _count_handed_back(ctx: WorkerContext, payload: JobPayload, publisher: EventPublisher) -> None:
-    """A run handed back (its worker stopping) was paid for: the next run's result counts it, as it
-    counts a lost run (its attempts; its tokens, estimated from the text it received)."""
+    """A run handed back (its worker stopping) or stopped by `askq cancel` was paid for: its attempts
+    count in the cluster's metrics now, and in the record, which the next run's result adds up as it
+    does a lost run's (its attempts; its tokens, estimated from the text it received)."""
     attempts, text_bytes = publisher.spent()
     if attempts:
         spent = LostRuns.of(attempts, text_bytes)
@@ -248,13 +249,22 @@ async def _outcome(ctx: WorkerContext, payload: JobPayload, publisher: EventPubl
     )
 
 
-async def _announce_cancelled(store: JobStore, payload: JobPayload, publisher: EventPublisher) -> bool:
+async def _announce_cancelled(
+    store: JobStore, payload: JobPayload, publisher: EventPublisher, *, spent: Outcome | None = None
+) -> bool:
     """The record was cancelled while this run went on: its result is dropped, and readers told, by
-    the call that marks the run stopped, after the run's events not sent yet (a retry logs after)."""
+    the call that marks the run stopped, after the run's events not sent yet (a retry logs after).
+    ``spent``: the outcome of a run that went on to its end, whose attempts and usage that call counts
+    (a run stopped midway counted its attempts already, as a handed-back run)."""
     pending = await publisher.pending()
     seq = publisher.seq + 1
     reason = await store.acknowledge_cancel(
-        payload.job_id, payload.batch, seq=seq, attempt=max(publisher.attempt, 1), events=pending
+        payload.job_id,
+        payload.batch,
+        seq=seq,
+        attempt=max(publisher.attempt, 1),
+        events=pending,
+        spent=spent,
     )
     if reason is None:
         publisher.give_back(pending)

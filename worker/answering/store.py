@@ -36,6 +36,8 @@ STORE_OUTAGE_S = 60.0
 REJECTED_MAX = 1000
 """The rejected log keeps about this many latest entries."""
 _TERMINAL_JSON = json.dumps(sorted(state.value for state in TERMINAL_STATES))
+_LOST_FIELD = metrics.attempt(metrics.AttemptOutcome.LOST, metrics.NO_STATUS)
+"""The attempts of a run lost or handed back: how each ended is not known."""
 
 
 class JobStore:
@@ -79,8 +81,9 @@ class JobStore:
     async def count_lost_run(self, job_id: str, lost: LostRuns, *, token: str | None = None) -> None:
         """Add what a lost run spent to the job's record (once: by the run that found it lost)."""
         if lost.attempts or lost.output_tokens_est:
-            args: list[str | int | float] = [token or "", lost.attempts, lost.output_tokens_est]
-            await self._call_through_outage(self._count_lost, [keys.job_record(job_id)], args)
+            args: list[str | int | float] = [token or "", lost.attempts, lost.output_tokens_est, _LOST_FIELD]
+            script_keys = [keys.job_record(job_id), keys.METRICS]
+            await self._call_through_outage(self._count_lost, script_keys, args)
 
     async def requeue(
         self, job_id: str, batch: str, *, seq: int, token: str | None = None, events: list[str] | None = None
@@ -108,13 +111,21 @@ class JobStore:
             await self.finish(arq_job_id, batch.decode(), outcome)
 
     async def acknowledge_cancel(
-        self, job_id: str, batch: str, *, seq: int, attempt: int, events: list[str]
+        self,
+        job_id: str,
+        batch: str,
+        *,
+        seq: int,
+        attempt: int,
+        events: list[str],
+        spent: Outcome | None = None,
     ) -> str | None:
         """Why the job was cancelled, when its record says it was; None otherwise.
 
         When it was, the same call logs ``events`` (the run's not yet sent) and the ``cancelled`` event
         as number ``seq``, counts it as used, and marks the run stopped: a retry after that numbers
-        after every event this run logged.
+        after every event this run logged. ``spent``: the run's outcome, when it ran to its end after
+        the cancel: its attempts and the provider's usage count in the cluster's metrics, once.
         """
         log_key, channel = keys.event_feed(job_id, batch)
         args: list[str | int | float] = [
@@ -127,8 +138,15 @@ class JobStore:
             self._log_ttl_s,
             job_id,
             self._keep,
+            json.dumps(_spent_metrics(spent) if spent is not None else {}),
         ]
-        script_keys = [keys.job_record(job_id), log_key, keys.batch_live(batch), keys.batch_record(batch)]
+        script_keys = [
+            keys.job_record(job_id),
+            log_key,
+            keys.batch_live(batch),
+            keys.batch_record(batch),
+            keys.METRICS,
+        ]
         reason = await self._call_through_outage(self._cancelled, script_keys, args)
         return reason.decode() if isinstance(reason, bytes) else None
 
@@ -191,7 +209,7 @@ class JobStore:
             token=token,
             events=events,
             batch=batch,
-            metrics=_ended_metrics(outcome, usage, lost),
+            metrics=_ended_metrics(outcome),
         )
         recorded = await self._run(job_id, batch, args)
         if recorded is not Recorded.ENDED_ELSEWHERE:
@@ -284,17 +302,22 @@ class JobStore:
                 return previous
 
 
-def _ended_metrics(outcome: Outcome, usage: Usage, lost: LostRuns) -> dict[str, int]:
-    """What the job's end adds to the cluster-wide counters (``common.metrics``)."""
+def _ended_metrics(outcome: Outcome) -> dict[str, int]:
+    """What the job's end adds to the cluster-wide counters (``common.metrics``). Lost runs'
+    attempts are not in it: they counted when each run was found lost or handed back."""
+    counts = Counter(_spent_metrics(outcome))
+    counts[metrics.job_ended(outcome.state.value)] += 1
+    if outcome.attempts:
+        # A job refused unrun (or given up before a run) has no latency to observe.
+        counts.update(metrics.latency_fields(outcome.latency_ms))
+    return dict(counts)
+
+
+def _spent_metrics(outcome: Outcome) -> dict[str, int]:
+    """What a run that ran to its end spent: its attempts, by how each ended, and the provider's usage."""
+    usage = outcome.usage or Usage()
     counts = Counter(
-        {
-            metrics.job_ended(outcome.state.value): 1,
-            metrics.TOKENS_PROMPT: usage.prompt_tokens,
-            metrics.TOKENS_COMPLETION: usage.completion_tokens,
-            **metrics.latency_fields(outcome.latency_ms),
-        }
+        {metrics.TOKENS_PROMPT: usage.prompt_tokens, metrics.TOKENS_COMPLETION: usage.completion_tokens}
     )
     counts.update(metrics.attempt(end, status) for end, status in outcome.attempt_ends)
-    # A lost run's attempts count in the record's; how each ended is not known.
-    counts[metrics.attempt(metrics.AttemptOutcome.LOST, metrics.NO_STATUS)] += lost.attempts
     return dict(counts)

@@ -125,18 +125,25 @@ return {{old, redis.call('HGET', KEYS[1], '{record.SEQ}') or '0', was_started or
   lost[2] or '0', 0}}
 """
 )
-# KEYS: job record, the job's event log, the batch's live set and record. ARGV: seq and attempt of the run's
-# announcement, now (unix s), the run's events not yet sent (an entry: a JSON array), the log's
-# channel, log maxlen, log ttl_s, job id, keep ended events ('1' or '0'). When the record says
-# cancelled: logs those events and the ``cancelled`` event (its seq counted as used), marks the run
-# stopped, ends the job's stay in the live log, and returns the reason; otherwise false.
+# KEYS: job record, the job's event log, the batch's live set and record, the cluster-wide metrics
+# hash. ARGV: seq and attempt of the run's announcement, now (unix s), the run's events not yet sent
+# (an entry: a JSON array), the log's channel, log maxlen, log ttl_s, job id, keep ended events ('1'
+# or '0'), the run's metrics increments (JSON: its attempts and usage, when it ran to its end). When
+# the record says cancelled: logs those events and the ``cancelled`` event (its seq counted as used),
+# marks the run stopped, ends the job's stay in the live log, and returns the reason; otherwise false.
 CANCELLED = LIVE_LUA + Template("""
 local state, error = unpack(redis.call('HMGET', KEYS[1], '$state', '$error'))
 if state ~= '$cancelled' then return false end
 if tonumber(redis.call('HGET', KEYS[1], '$seq') or '0') < tonumber(ARGV[1]) then
   redis.call('HSET', KEYS[1], '$seq', ARGV[1])
 end
-redis.call('HDEL', KEYS[1], '$stopping')
+if redis.call('HDEL', KEYS[1], '$stopping') == 1 then
+  -- The run's first acknowledgement (`askq cancel` marked it stopping): what it spent counts once.
+  -- (The job's end was counted by `askq cancel`.)
+  for name, count in pairs(cjson.decode(ARGV[10])) do
+    if count > 0 then redis.call('HINCRBY', KEYS[5], name, count) end
+  end
+end
 local event = cjson.encode({v = $version, type = '$cancelled', job_id = ARGV[8], seq = tonumber(ARGV[1]),
   attempt = tonumber(ARGV[2]), ts = tonumber(ARGV[3]), error = error or ''})
 local entry = '[' .. event .. ']'
@@ -156,12 +163,16 @@ return error or ''
     version=EVENT_SCHEMA_VERSION,
     log_field=keys.LOG_FIELD,
 )
-# KEYS: job record. ARGV: its owner's token ('' unfenced), attempts and output tokens (estimated) of
-# a run found lost. Counted once, by the run that found it, while it still owns the record.
+# KEYS: job record, the cluster-wide metrics hash. ARGV: its owner's token ('' unfenced), attempts and
+# output tokens (estimated) of a run found lost or handed back (its worker stopping, or `askq cancel`),
+# the metrics field of such attempts. Counted once, by the run that found it (or the run itself),
+# while it still owns the record. The cluster's attempts count here, where the run's end is known:
+# a cancelled job's run has no later end to count them, and a job's finish leaves them to this call.
 COUNT_LOST = f"""
 if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], '{record.OWNER}') ~= ARGV[1] then return 0 end
 redis.call('HINCRBY', KEYS[1], '{record.LOST_ATTEMPTS}', ARGV[2])
 redis.call('HINCRBY', KEYS[1], '{record.LOST_OUTPUT_TOKENS_EST}', ARGV[3])
+if tonumber(ARGV[2]) > 0 then redis.call('HINCRBY', KEYS[2], ARGV[4], ARGV[2]) end
 return 1
 """
 # KEYS: job record. Returns the record's finished_at, or false.
