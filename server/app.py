@@ -18,7 +18,7 @@ from producer.connection import connect
 from server.auth import require_token
 from server.body_limit import BodyLimit
 from server.docs import docs_router
-from server.errors import install_error_handlers
+from server.errors import CrashGuard, install_error_handlers
 from server.routes import ROUTERS
 from server.settings import ServerSettings
 from server.state import ServerState
@@ -59,6 +59,7 @@ def create_app(settings: ServerSettings, config: AskqConfig | None = None) -> Fa
         )
 
     app.add_middleware(BodyLimit, limit_bytes=settings.upload_limit_bytes)
+    app.add_middleware(CrashGuard)  # outside BodyLimit, which answers its own refusals
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz(request: Request) -> Response:

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common.errors import (
     AskqError,
@@ -112,8 +113,32 @@ def install_error_handlers(app: FastAPI) -> None:
             503, f"Redis is unavailable ({describe(exc)}); try again", kind="service_unavailable"
         )
 
-    @app.exception_handler(Exception)
-    async def _crash(request: Request, exc: Exception) -> JSONResponse:
-        # A bug: logged with its trace here, never sent (it may hold paths, keys, data).
-        log.exception("request failed", method=request.method, path=request.url.path)
-        return error_response(500, "internal server error: see the server's log", kind="server_error")
+
+class CrashGuard:
+    """A bug in a route: logged with its trace, answered with a JSON 500 that never holds it (it may
+    hold paths, keys, data), and the connection kept. Starlette's own handler of ``Exception`` sends
+    the 500 and then raises again, and uvicorn closes the connection: a client reusing it (the
+    openai client, retrying) got a connection error instead of the 500."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception:
+            log.exception("request failed", method=scope.get("method"), path=scope.get("path"))
+            if started:
+                raise  # mid-response: nothing else to say but to close the connection
+            response = error_response(500, "internal server error: see the server's log", kind="server_error")
+            await response(scope, receive, send)
