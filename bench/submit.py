@@ -23,11 +23,12 @@ def write_questions(path: Path, lines: int) -> None:
             )
 
 
-def _submit(path: Path, redis_url: str) -> dict[str, Any]:
+def submit_command(path: Path, redis_url: str, *, batch: str | None = None) -> dict[str, Any]:
+    """``askq submit`` of the file as a child process: its wall time and its own peak memory."""
     env = {**os.environ, "REDIS_URL": redis_url, "ASKQ_CONFIG": os.devnull}
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "askq.cli", "submit", str(path), "--batch", path.stem],
+        [sys.executable, "-m", "askq.cli", "submit", str(path), "--batch", batch or path.stem],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -46,7 +47,7 @@ def run_submit(folder: Path, sizes: list[int]) -> dict[str, Any]:
         path = folder / f"questions-{lines}.txt"
         write_questions(path, lines)
         with embedded_redis(folder / f"redis-submit-{lines}") as redis_url:
-            run = _submit(path, redis_url)
+            run = submit_command(path, redis_url)
         path.unlink()
         results[str(lines)] = {"lines": lines, "questions_per_s": lines / run["elapsed_s"], **run}
     return results
