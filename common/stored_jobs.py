@@ -15,10 +15,10 @@ fields all in the record) reads as it always did.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from string import Template
 
+import orjson
 from redis.asyncio import Redis
 
 from common import keys, record
@@ -97,7 +97,8 @@ def merged(job_id: str, raw: dict[bytes, bytes], entry: bytes | None) -> dict[st
     fields = {name.decode(): value.decode() for name, value in raw.items()}
     if fields and entry is not None:
         batch, item_id = keys.split_job_id(job_id)
-        fields.update(json.loads(entry), **{record.BATCH: batch, record.ITEM_ID: item_id})
+        # orjson: a tenth of a results download was the standard library decoding these entries.
+        fields.update(orjson.loads(entry), **{record.BATCH: batch, record.ITEM_ID: item_id})
     return fields
 
 
