@@ -1,4 +1,4 @@
-"""The lines of a results download: controls escaped in every kind of text, items in input order across pages."""
+"""A results download's lines: controls escaped in any text, items in input order across pages."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ async def test_results_come_in_input_order_across_many_pages(
 async def test_results_stopped_early_leave_no_read_running(
     redis: Redis, config: AskqConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A reader that stops after the first item (a client gone) closes the walk; the connection is reusable."""
+    """A reader stopping after one item (a client gone) closes the walk: no read left running."""
     monkeypatch.setattr(producer.batches, "PAGE_ITEMS", 2)
     path = tmp_path / "q.txt"
     path.write_text("".join(f"Question {n}?\n" for n in range(7)), encoding="utf-8")
