@@ -59,6 +59,7 @@ def serve_process(redis_url: str) -> Iterator[tuple[str, int]]:
     """``askq serve --port 0`` with the default config; yields its URL and pid once it listens."""
     env = {**os.environ, "REDIS_URL": redis_url, "ASKQ_CONFIG": os.devnull}
     env.pop("ASKQ_API_TOKEN", None)
+    drain: threading.Thread | None = None
     process = subprocess.Popen(
         [sys.executable, "-m", "askq.cli", "serve", "--port", "0"], env=env, stderr=subprocess.PIPE, text=True
     )
@@ -73,10 +74,15 @@ def serve_process(redis_url: str) -> Iterator[tuple[str, int]]:
         else:
             raise RuntimeError(f"askq serve exited {process.wait()}: {''.join(said)}")
         # Whatever it says later is drained, so a full pipe never stalls it.
-        threading.Thread(target=process.stderr.read, daemon=True).start()
+        drain = threading.Thread(target=process.stderr.read, daemon=True)
+        drain.start()
         yield url, process.pid
     finally:
         stop(process)
+        if process.stderr is not None:
+            if drain is not None:
+                drain.join()  # the pipe's end came with the process's
+            process.stderr.close()
 
 
 def memory_kb(pid: int) -> dict[str, int]:
@@ -98,7 +104,8 @@ def percentiles_ms(times_s: list[float]) -> dict[str, float]:
 
 def upload(client: httpx2.Client, url: str, path: Path, redis_url: str) -> dict[str, Any]:
     """The file through ``POST /api/batches``, then through ``askq submit``: questions a second each."""
-    lines = sum(1 for _ in path.open("rb"))
+    with path.open("rb") as lines_of:
+        lines = sum(1 for _ in lines_of)
     started = time.perf_counter()
     with path.open("rb") as body:
         response = client.post(
@@ -125,11 +132,20 @@ async def finish_all(redis: Redis, config: AskqConfig, batch: str) -> float:
     started = time.perf_counter()
     async for page in job_id_pages(redis, batch):
         outcomes = [
-            Outcome(JobState.SUCCEEDED, 1, ANSWER, usage=usage, finish_reason="stop", model="bench",
-                    latency_ms=900 + index % 200)
+            Outcome(
+                JobState.SUCCEEDED,
+                1,
+                ANSWER,
+                usage=usage,
+                finish_reason="stop",
+                model="bench",
+                latency_ms=900 + index % 200,
+            )
             for index in range(len(page))
         ]
-        await asyncio.gather(*(store.finish(job, batch, out) for job, out in zip(page, outcomes, strict=True)))
+        await asyncio.gather(
+            *(store.finish(job, batch, out) for job, out in zip(page, outcomes, strict=True))
+        )
     return time.perf_counter() - started
 
 
@@ -173,8 +189,12 @@ def download(client: httpx2.Client, url: str, pid: int, batch: str) -> dict[str,
 
 
 def status_times(client: httpx2.Client, url: str, batch: str, calls: int) -> dict[str, Any]:
-    """``calls`` status requests one after another on the kept-alive connection, after a warm-up."""
-    for _ in range(WARM_UP_CALLS):
+    """``calls`` status requests one after another on the kept-alive connection, after a warm-up whose
+    first call is timed apart: it reads what the server has not read before (``producer.latencies``)."""
+    started = time.perf_counter()
+    client.get(f"{url}/api/batches/{batch}").raise_for_status()
+    first_ms = (time.perf_counter() - started) * 1000
+    for _ in range(WARM_UP_CALLS - 1):
         client.get(f"{url}/api/batches/{batch}").raise_for_status()
     times = []
     for _ in range(calls):
@@ -183,7 +203,12 @@ def status_times(client: httpx2.Client, url: str, batch: str, calls: int) -> dic
         times.append(time.perf_counter() - started)
         response.raise_for_status()
     document = response.json()
-    return {**percentiles_ms(times), "job_ids_total": document["job_ids_total"], "done": document["done"]}
+    return {
+        **percentiles_ms(times),
+        "first_ms": first_ms,
+        "job_ids_total": document["job_ids_total"],
+        "done": document["done"],
+    }
 
 
 def finish_latencies(redis_url: str, batch: str) -> float:
@@ -194,11 +219,13 @@ def finish_latencies(redis_url: str, batch: str) -> float:
         redis = Redis.from_url(redis_url)
         try:
             started = time.perf_counter()
-            total = int(await redis.hget(keys.batch_record(batch), record.TOTAL))  # type: ignore[misc]  # redis-py types sync and async alike
+            total = int(await redis.hget(keys.batch_record(batch), record.TOTAL))
             for start in range(0, total, 10_000):
                 values = [f"{900 + index % 200:.1f}" for index in range(start, min(start + 10_000, total))]
-                await redis.rpush(keys.batch_latencies(batch), *values)  # type: ignore[misc]  # redis-py types sync and async alike
-            await redis.hset(keys.batch_record(batch), mapping={JobState.QUEUED.value: 0, JobState.SUCCEEDED.value: total})  # type: ignore[misc]  # redis-py types sync and async alike
+                await redis.rpush(keys.batch_latencies(batch), *values)
+            await redis.hset(
+                keys.batch_record(batch), mapping={JobState.QUEUED.value: 0, JobState.SUCCEEDED.value: total}
+            )
             return time.perf_counter() - started
         finally:
             await redis.aclose()

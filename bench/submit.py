@@ -33,11 +33,14 @@ def submit_command(path: Path, redis_url: str, *, batch: str | None = None) -> d
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    # wait4 gives this child's own peak resident memory, not the largest of all children so far.
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed_s = time.perf_counter() - started
-    if status != 0:
-        raise RuntimeError(f"askq submit failed: {process.stderr.read().decode() if process.stderr else ''}")
+    assert process.stderr is not None
+    with process.stderr:
+        # wait4 gives this child's own peak resident memory, not the largest of all children so far.
+        _, status, usage = os.wait4(process.pid, 0)
+        elapsed_s = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it
+        if status != 0:
+            raise RuntimeError(f"askq submit failed: {process.stderr.read().decode()}")
     return {"elapsed_s": elapsed_s, "peak_mb": usage.ru_maxrss / 1024}
 
 
