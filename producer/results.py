@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+import orjson
 from redis.asyncio import Redis
 
 from common import record
@@ -20,6 +21,9 @@ from common.untrusted import json_line
 from producer.batches import job_id_pages
 
 RESULT_FORMATS = ("jsonl", "openai-batch")
+_TERMINAL_VALUES = frozenset(state.value for state in TERMINAL_STATES)
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
+"""``json.dumps(line, ensure_ascii=False)``'s bytes, without a new encoder made for every line."""
 
 
 @dataclass(frozen=True)
@@ -60,8 +64,8 @@ class Result:
 def result_from_record(job_id: str, fields: dict[str, str]) -> Result:
     """The one reading of a job's fields (``common.stored_jobs.read_jobs``; empty when it expired)."""
     state = fields.get(record.STATE, "expired")
-    finished = state in {terminal.value for terminal in TERMINAL_STATES}
-    usage = json.loads(fields[record.USAGE]) if fields.get(record.USAGE) else None
+    finished = state in _TERMINAL_VALUES
+    usage = orjson.loads(fields[record.USAGE]) if fields.get(record.USAGE) else None
     return Result(
         item_id=fields.get(record.ITEM_ID, ""),
         job_id=job_id,
@@ -165,4 +169,4 @@ def result_line(result: Result, fmt: str = "jsonl") -> str:
     """One line of a results file in ``fmt``, newline included: ``askq results`` and the API alike."""
     line = openai_batch_line(result) if fmt == "openai-batch" else result.to_json()
     # C1, bidi and line-separator characters as \u escapes: the same JSON, inert on a terminal.
-    return json_line(json.dumps(line, ensure_ascii=False)) + "\n"
+    return json_line(_ENCODER.encode(line)) + "\n"

@@ -10,10 +10,14 @@ import pytest
 from redis.asyncio import Redis
 
 import producer.batches
+from common import record
 from common.config import AskqConfig
+from common.stored_jobs import read_jobs
 from common.untrusted import json_line
 from producer.results import iter_results
 from producer.submit import submit_file
+from tests.conftest import Simulator
+from tests.helpers import run_burst_worker
 
 
 def test_an_ascii_line_with_del_has_it_escaped() -> None:
@@ -62,3 +66,26 @@ async def test_results_stopped_early_leave_no_read_running(
     assert first.question == "Question 0?"
     assert [task for task in asyncio.all_tasks() if task is not asyncio.current_task()] == []
     assert await redis.ping()
+
+
+async def test_jobs_of_two_batches_read_together_come_in_the_order_asked(
+    redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, tmp_path: Path
+) -> None:
+    """One read of a finished batch's jobs and a queued one's, interleaved: each job its own fields."""
+    for batch in ("done", "waiting"):
+        path = tmp_path / f"{batch}.txt"
+        path.write_text("".join(f"{batch} question {n}?\n" for n in range(3)), encoding="utf-8")
+        await submit_file(redis, path, config, batch=batch)
+        if batch == "done":
+            await run_burst_worker(config, redis_url)
+    asked = ["waiting:2", "done:1", "waiting:1", "done:3", "gone:1"]
+    read = await read_jobs(redis, asked)
+    assert [fields.get(record.QUESTION) for fields in read] == [
+        "waiting question 1?",
+        "done question 0?",
+        "waiting question 0?",
+        "done question 2?",
+        None,
+    ]
+    assert [fields.get(record.STATE) for fields in read[:4]] == ["queued", "succeeded", "queued", "succeeded"]
+    assert read[1][record.ANSWER]
