@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.api import run_api
 from bench.footprint import run_footprint
 from bench.idle import run_idle
 from bench.knowledge_batching import run_knowledge_batching
@@ -45,6 +46,7 @@ SECTIONS = (
     "knowledge_batching",
     "knowledge_build",
     "sse",
+    "api",
 )
 
 
@@ -112,6 +114,15 @@ def run(sections: list[str], scale: float, folder: Path) -> dict[str, Any]:
             results[section] = run_knowledge_build(folder)  # 2,000 chunks: about a second, not scaled
         elif section == "sse":
             results[section] = asyncio.run(run_sse(folder))  # the target's 500 clients: not scaled
+        elif section == "api":
+            # The targets' sizes at --scale 1 (a 1,000,000-item batch's status); fewer below it.
+            size = min(scale, 1.0)
+            results[section] = run_api(
+                folder,
+                status_items=max(10_000, int(1_000_000 * size)),
+                result_items=max(10_000, int(200_000 * size)),
+                upload_lines=max(10_000, int(100_000 * size)),
+            )
     return results
 
 

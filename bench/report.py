@@ -94,7 +94,35 @@ def rows(results: dict[str, Any]) -> list[Row]:
         out += _build_rows(results["knowledge_build"])
     if "sse" in results:
         out += sse_rows(results["sse"])
+    if "api" in results:
+        out += _api_rows(results["api"])
     return out
+
+
+def _api_rows(api: dict[str, Any]) -> list[Row]:
+    """``askq serve`` measured from outside: a large batch's status, a results download, an upload."""
+    status, download, upload = api["status"], api["results"], api["upload"]
+    items, lines = f"{status['items']:,}", f"{upload['lines']:,}"
+    queued, finished = status["queued"], status["finished"]
+    return [
+        Row("api", f"GET a batch of {items} queued: p50", queued["p50_ms"], "ms", 5, "<="),
+        Row("api", "  p95", queued["p95_ms"], "ms"),
+        Row("api", f"GET a batch of {items} finished: p50", finished["p50_ms"], "ms", 5, "<="),
+        Row("api", "  p95", finished["p95_ms"], "ms"),
+        Row("api", "  its first GET (reads every latency)", finished["first_ms"], "ms"),
+        Row("api", f"results of {download['lines']:,} jobs: lines/s", download["lines_per_s"], "/s", 50_000),
+        Row("api", "  server RSS growth at the peak", download["peak_growth_mb"], "MB"),
+        Row("api", "  the download's size", download["mb"], "MB"),
+        Row(
+            "api",
+            f"upload + submit, {lines}-line file: questions/s",
+            upload["api_questions_per_s"],
+            "/s",
+            15_000,
+        ),
+        Row("api", "  askq submit, the same file: questions/s", upload["cli_questions_per_s"], "/s"),
+        Row("api", "  upload's rate / askq submit's", upload["ratio"], "x"),
+    ]
 
 
 def _batching_rows(batching: dict[str, Any]) -> list[Row]:

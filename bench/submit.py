@@ -23,20 +23,24 @@ def write_questions(path: Path, lines: int) -> None:
             )
 
 
-def _submit(path: Path, redis_url: str) -> dict[str, Any]:
+def submit_command(path: Path, redis_url: str, *, batch: str | None = None) -> dict[str, Any]:
+    """``askq submit`` of the file as a child process: its wall time and its own peak memory."""
     env = {**os.environ, "REDIS_URL": redis_url, "ASKQ_CONFIG": os.devnull}
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "askq.cli", "submit", str(path), "--batch", path.stem],
+        [sys.executable, "-m", "askq.cli", "submit", str(path), "--batch", batch or path.stem],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    # wait4 gives this child's own peak resident memory, not the largest of all children so far.
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed_s = time.perf_counter() - started
-    if status != 0:
-        raise RuntimeError(f"askq submit failed: {process.stderr.read().decode() if process.stderr else ''}")
+    assert process.stderr is not None
+    with process.stderr:
+        # wait4 gives this child's own peak resident memory, not the largest of all children so far.
+        _, status, usage = os.wait4(process.pid, 0)
+        elapsed_s = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it
+        if status != 0:
+            raise RuntimeError(f"askq submit failed: {process.stderr.read().decode()}")
     return {"elapsed_s": elapsed_s, "peak_mb": usage.ru_maxrss / 1024}
 
 
@@ -46,7 +50,7 @@ def run_submit(folder: Path, sizes: list[int]) -> dict[str, Any]:
         path = folder / f"questions-{lines}.txt"
         write_questions(path, lines)
         with embedded_redis(folder / f"redis-submit-{lines}") as redis_url:
-            run = _submit(path, redis_url)
+            run = submit_command(path, redis_url)
         path.unlink()
         results[str(lines)] = {"lines": lines, "questions_per_s": lines / run["elapsed_s"], **run}
     return results

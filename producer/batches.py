@@ -1,15 +1,15 @@
-"""A batch's status from its counters and latency list: no keyspace scan, whatever its size.
+"""A batch's status from its counters and latency list (read on from where this process last read it,
+``producer.latencies``): no keyspace scan, whatever its size.
 
 Its job ids are another matter: 200,000 of them took 2.3 MB in Redis and 2.7 MB of JSON. A status
 reads the first few and how many there are; every id is walked a page at a time (job_id_pages)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from redis.asyncio import Redis
 
 from common import keys, record
@@ -17,6 +17,7 @@ from common.errors import NotFoundError
 from common.provider_state import provider_states
 from common.redis_health import missing_batch, read_lineage
 from common.status import TERMINAL_STATES, JobState
+from producer.latencies import LATENCIES
 
 PAGE_ITEMS = 500
 """Job ids read per round trip when walking a batch in input order."""
@@ -29,7 +30,7 @@ async def unknown_batch(redis: Redis, batch: str) -> NotFoundError:
     return NotFoundError(missing_batch(batch, await read_lineage(redis)))
 
 
-async def job_id_pages(redis: Redis, batch: str) -> AsyncIterator[list[str]]:
+async def job_id_pages(redis: Redis, batch: str) -> AsyncGenerator[list[str], None]:
     """The batch's job ids in input order, a page at a time; NotFoundError for an unknown batch."""
     if not await redis.exists(keys.batch_record(batch)):
         raise await unknown_batch(redis, batch)
@@ -131,11 +132,12 @@ async def batch_status(
     (cheap enough to poll). With ``with_job_ids``, its first ``job_id_limit`` ids, or every one when
     None: for small batches only, a large one is walked with job_id_pages."""
     last = -1 if job_id_limit is None else job_id_limit - 1
+    start = LATENCIES.start(batch)
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.batch_record(batch))
         pipe.llen(keys.batch_items(batch))
-        if with_latencies:
-            pipe.lrange(keys.batch_latencies(batch), 0, -1)
+        if with_latencies:  # only those added since this process last read them (producer.latencies)
+            pipe.lrange(keys.batch_latencies(batch), start, -1)
         if with_job_ids and job_id_limit != 0:  # LRANGE 0 -1 would be every id, not none
             pipe.lrange(keys.batch_items(batch), 0, last)
         replies = await pipe.execute()
@@ -145,7 +147,15 @@ async def batch_status(
     if not fields_reply:
         raise await unknown_batch(redis, batch)
     job_ids = [job_id.decode() for job_id in items_reply]
-    return _status(batch, fields_reply, latency_reply, job_ids, job_ids_total=items_total)
+    percentiles: tuple[float | None, float | None] = (None, None)
+    if with_latencies:
+        created_at = fields_reply.get(record.CREATED_AT.encode(), b"")
+        found = LATENCIES.percentiles(batch, created_at, start, latency_reply)
+        if found is None:  # what was held is another batch's of this name: read this one's whole
+            whole = await redis.lrange(keys.batch_latencies(batch), 0, -1)  # type: ignore[misc]  # redis-py types sync and async alike
+            found = LATENCIES.percentiles(batch, created_at, 0, whole)
+        percentiles = found or (None, None)
+    return _status(batch, fields_reply, percentiles, job_ids, job_ids_total=items_total)
 
 
 async def recent_batches(redis: Redis, limit: int, *, after: str | None = None) -> list[BatchStatus]:
@@ -170,7 +180,7 @@ async def recent_batches(redis: Redis, limit: int, *, after: str | None = None) 
                 pipe.hgetall(keys.batch_record(name.decode()))
             records = await pipe.execute()
         pairs = list(zip(names, records, strict=True))
-        found += [_status(name.decode(), raw, [], []) for name, raw in pairs if raw]
+        found += [_status(name.decode(), raw, (None, None), []) for name, raw in pairs if raw]
         expired = [name for name, raw in pairs if not raw]
         if expired:
             # The index has no expiry of its own: an expired batch's name goes when a listing meets it.
@@ -182,14 +192,13 @@ async def recent_batches(redis: Redis, limit: int, *, after: str | None = None) 
 def _status(
     batch: str,
     raw: dict[bytes, bytes],
-    latency_reply: list[bytes],
+    percentiles: tuple[float | None, float | None],
     job_ids: list[str],
     *,
     job_ids_total: int | None = None,
 ) -> BatchStatus:
     fields = {name.decode(): value.decode() for name, value in raw.items()}
-    latencies = np.array([float(value) for value in latency_reply], dtype=np.float64)
-    p50, p95 = np.percentile(latencies, [50, 95]).tolist() if latencies.size else (None, None)
+    p50, p95 = percentiles
     return BatchStatus(
         batch=batch,
         total=int(fields.get(record.TOTAL, 0)),

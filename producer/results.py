@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+import orjson
 from redis.asyncio import Redis
 
 from common import record
@@ -18,6 +21,9 @@ from common.untrusted import json_line
 from producer.batches import job_id_pages
 
 RESULT_FORMATS = ("jsonl", "openai-batch")
+_TERMINAL_VALUES = frozenset(state.value for state in TERMINAL_STATES)
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
+"""``json.dumps(line, ensure_ascii=False)``'s bytes, without a new encoder made for every line."""
 
 
 @dataclass(frozen=True)
@@ -58,8 +64,8 @@ class Result:
 def result_from_record(job_id: str, fields: dict[str, str]) -> Result:
     """The one reading of a job's fields (``common.stored_jobs.read_jobs``; empty when it expired)."""
     state = fields.get(record.STATE, "expired")
-    finished = state in {terminal.value for terminal in TERMINAL_STATES}
-    usage = json.loads(fields[record.USAGE]) if fields.get(record.USAGE) else None
+    finished = state in _TERMINAL_VALUES
+    usage = orjson.loads(fields[record.USAGE]) if fields.get(record.USAGE) else None
     return Result(
         item_id=fields.get(record.ITEM_ID, ""),
         job_id=job_id,
@@ -82,9 +88,29 @@ def result_from_record(job_id: str, fields: dict[str, str]) -> Result:
 
 async def iter_results(redis: Redis, batch: str) -> AsyncIterator[Result]:
     """Every item of the batch in input order, one pipelined round trip per page."""
-    async for job_ids in job_id_pages(redis, batch):
-        for job_id, fields in zip(job_ids, await read_jobs(redis, job_ids), strict=True):
-            yield result_from_record(job_id, fields)
+    # The next page is read while this one's lines are made and written: Redis and this process
+    # work at once, where one after the other each waited for the other (about a third of a download).
+    pending: tuple[list[str], asyncio.Future[list[dict[str, str]]]] | None = None
+    try:
+        # Closed here, not by the loop's finalizer later: a reader gone mid-way leaves nothing running.
+        async with contextlib.aclosing(job_id_pages(redis, batch)) as pages:
+            async for job_ids in pages:
+                previous, pending = pending, (job_ids, asyncio.ensure_future(read_jobs(redis, job_ids)))
+                if previous is not None:
+                    for result in _page_results(previous[0], await previous[1]):
+                        yield result
+        if pending is not None:
+            for result in _page_results(pending[0], await pending[1]):
+                yield result
+    finally:
+        if pending is not None and not pending[1].done():  # a reader gone mid-way: no read left behind
+            pending[1].cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pending[1]
+
+
+def _page_results(job_ids: list[str], records: list[dict[str, str]]) -> list[Result]:
+    return [result_from_record(job_id, fields) for job_id, fields in zip(job_ids, records, strict=True)]
 
 
 def openai_batch_line(result: Result) -> dict[str, Any]:
@@ -143,4 +169,4 @@ def result_line(result: Result, fmt: str = "jsonl") -> str:
     """One line of a results file in ``fmt``, newline included: ``askq results`` and the API alike."""
     line = openai_batch_line(result) if fmt == "openai-batch" else result.to_json()
     # C1, bidi and line-separator characters as \u escapes: the same JSON, inert on a terminal.
-    return json_line(json.dumps(line, ensure_ascii=False)) + "\n"
+    return json_line(_ENCODER.encode(line)) + "\n"
