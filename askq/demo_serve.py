@@ -6,12 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-import uvicorn
-
 from askq.commands import stderr
+from askq.serve import uvicorn_server
 from askq.terminal import markup
 from common.config import AskqConfig
-from server.app import create_app
 from server.settings import DEFAULT_HOST, ServerSettings
 
 SERVING = "askq serve at"
@@ -21,16 +19,7 @@ SERVING = "askq serve at"
 async def serve_until_stopped(config: AskqConfig, redis_url: str, port: int, job_id: str) -> None:
     """``askq serve`` in this process, on loopback, until the demo is interrupted."""
     settings = ServerSettings(host=DEFAULT_HOST, port=port, redis_url=redis_url)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, config),
-            host=DEFAULT_HOST,
-            port=port,
-            log_level="warning",
-            access_log=False,
-            timeout_graceful_shutdown=1,
-        )
-    )
+    server = uvicorn_server(settings, config)
     serving = asyncio.create_task(server.serve())
     while not server.started:
         if serving.done():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import uvicorn
 
-from common.config import load_config
+from common.config import AskqConfig, load_config
 from common.logs import configure_logging
 from producer.connection import connect
 from server.app import create_app
@@ -36,18 +36,7 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token_file: Path |
     config = load_config()
     configure_logging(quiet=True)
     asyncio.run(_check_redis(settings))  # one clear line now, not a traceback from the server's start
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, config),
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
-            # Live event streams stay open: on shutdown they get this long, then are closed.
-            timeout_graceful_shutdown=2,
-        )
-    )
+    server = uvicorn_server(settings, config)
     original_startup = server.startup
 
     async def startup(sockets=None):  # type: ignore[no-untyped-def]
@@ -60,6 +49,22 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token_file: Path |
     server.startup = startup  # type: ignore[method-assign]
     server.run()
     return 0 if server.started else 1
+
+
+def uvicorn_server(settings: ServerSettings, config: AskqConfig) -> uvicorn.Server:
+    """The app for ``settings`` on uvicorn, quiet but for warnings (askq logs what matters)."""
+    return uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, config),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            # Live event streams stay open: on shutdown they get this long, then are closed.
+            timeout_graceful_shutdown=2,
+        )
+    )
 
 
 async def _check_redis(settings: ServerSettings) -> None:

@@ -19,12 +19,7 @@ pytestmark = pytest.mark.timeout(180)
 
 def test_the_demo_serves_its_batches_until_interrupted(tmp_path: Path) -> None:
     """The URL it prints answers /api/batches with the demo's two batches; Ctrl-C stops it all."""
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL")}
-    env["PYTHONPATH"] = str(REPO)
-    process = subprocess.Popen(
-        [*ASKQ, "demo", "--serve", "0"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True,
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    process = _demo(tmp_path)
     try:
         assert process.stderr is not None
         said = []
@@ -50,12 +45,7 @@ def test_the_demo_serves_its_batches_until_interrupted(tmp_path: Path) -> None:
 
 def test_a_terminated_demo_stops_what_it_started(tmp_path: Path) -> None:
     """SIGTERM (or the terminal closing) stops the demo's redis-server and simulator with it."""
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL")}
-    env["PYTHONPATH"] = str(REPO)
-    process = subprocess.Popen(
-        [*ASKQ, "demo", "--serve", "0"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True,
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    process = _demo(tmp_path)
     try:
         assert process.stderr is not None
         for line in process.stderr:
@@ -85,3 +75,13 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"  # a zombie has exited: only its parent's reaping is left
+
+
+def _demo(folder: Path) -> subprocess.Popen[str]:
+    """`askq demo --serve 0` on the simulator and its own Redis, in ``folder``."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL")}
+    env["PYTHONPATH"] = str(REPO)
+    return subprocess.Popen(
+        [*ASKQ, "demo", "--serve", "0"], cwd=folder, env=env, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
