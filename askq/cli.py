@@ -17,9 +17,9 @@ from typing import Any, NoReturn
 
 from redis.exceptions import RedisError
 
+from askq.arguments import add_knowledge_parser, port, positive
 from askq.render import error_json
 from common.errors import AskqError
-from common.knowledge import DEFAULT_TOP_K
 from common.redis_url import command_error, redis_url
 from common.secrets import redact_secrets
 from common.untrusted import visible
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help="run an arq worker that answers queued questions")
     worker.add_argument("--burst", action="store_true", help="exit once the queue is empty")
-    worker.add_argument("--concurrency", type=_positive, metavar="N", help="provider calls in flight")
+    worker.add_argument("--concurrency", type=positive, metavar="N", help="provider calls in flight")
     worker.add_argument("-v", "--verbose", action="store_true", help="debug logs, and arq's own")
     worker.add_argument(
         "--no-provider-check",
@@ -124,17 +124,17 @@ def build_parser() -> argparse.ArgumentParser:
     schedule_run.add_argument("--json", action="store_true", help="raw events as JSON lines")
     schedule_history = schedule_commands.add_parser("history", help="a schedule's past runs and their files")
     schedule_history.add_argument("name")
-    schedule_history.add_argument("--limit", type=_positive, default=20, help="runs shown (default 20)")
+    schedule_history.add_argument("--limit", type=positive, default=20, help="runs shown (default 20)")
     schedule_history.add_argument("--json", action="store_true")
 
-    _knowledge_parser(commands)
+    add_knowledge_parser(commands)
     serve = commands.add_parser("serve", help="the HTTP API: askq's own, the OpenAI Batch API, live events")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=_port, default=8700, help="port (default 8700; 0: any free one)")
+    serve.add_argument("--port", type=port, default=8700, help="port (default 8700; 0: any free one)")
     serve.add_argument("--token-file", type=Path, metavar="FILE", help="the API token (else $ASKQ_API_TOKEN)")
 
     batches = commands.add_parser("batches", help="recent batches with their counts and age, newest first")
-    batches.add_argument("--limit", type=_positive, default=20, help="batches shown (default 20)")
+    batches.add_argument("--limit", type=positive, default=20, help="batches shown (default 20)")
     batches.add_argument("--json", action="store_true")
 
     delete = commands.add_parser("delete", help="delete a batch: its jobs, results, events and counters")
@@ -148,51 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--serve",
         nargs="?",
         const=8700,
-        type=_port,
+        type=port,
         metavar="PORT",
         help="then keep it all up behind askq serve (default port 8700) until Ctrl-C",
     )
     return parser
-
-
-def _knowledge_parser(commands: Any) -> None:
-    knowledge = commands.add_parser("knowledge", help="knowledge bases from jobs.yaml: build, list, search")
-    subcommands = knowledge.add_subparsers(dest="knowledge_command", required=True, metavar="SUBCOMMAND")
-    build = subcommands.add_parser(
-        "build",
-        help="read, chunk and embed a base's files into Redis (a rebuild embeds only changed files)",
-    )
-    build.add_argument("name")
-    build.add_argument("--json", action="store_true", help="the report as one JSON document, no progress bar")
-    listing = subcommands.add_parser("list", help="each base with its files, chunks, model and size")
-    listing.add_argument("--json", action="store_true")
-    search = subcommands.add_parser("search", help="the chunks closest to a question, with their scores")
-    search.add_argument("name")
-    search.add_argument("question")
-    search.add_argument(
-        "-k", type=_positive, default=DEFAULT_TOP_K, metavar="N", help="chunks shown (default 4)"
-    )
-    search.add_argument("--json", action="store_true")
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {value}")
-    return value
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
-    return value
 
 
 def askq_version() -> str:
