@@ -36,6 +36,9 @@ LOG_FROM: Final = "log_from"
 STOPPING: Final = "stopping"
 """Set by ``askq cancel`` on a running job until its run says it stopped: until then the run may have
 logged events past ``seq``, so ``askq retry`` lets that run go on rather than number after ``seq``."""
+END_ENTRY: Final = "end_entry"
+"""The id of the batch log's entry that holds the job's final event, written in the call that logs it: a
+client resuming after that entry had the end from the log (``producer.batch_tail``)."""
 OWNER: Final = "owner"
 """The lease token of the worker whose run the record follows: a run's end or hand-back is refused
 when another worker's token is here (``askq worker`` only; arq's own worker sets none)."""

@@ -70,7 +70,7 @@ _CANCEL = (
     + LIVE_LUA
     + COMPACT_LUA
     + Template("""
-local queued, aborted = 0, {}
+local queued, aborted, ended = 0, {}, {}
 for i = 0, (#KEYS - 7) / 2 - 1 do
   local rec, job = KEYS[8 + 2 * i], KEYS[9 + 2 * i]
   local job_id = ARGV[8 + i]
@@ -86,6 +86,7 @@ for i = 0, (#KEYS - 7) / 2 - 1 do
       log_event(rec, job_id, '$cancelled', 0, ARGV[6])
       -- Ended for good. (A running job's record stays whole: its worker reads the reason there.)
       compact(rec, KEYS[5], job_id, ARGV[1])
+      ended[#ended + 1] = rec
       -- (A job queued again by `askq retry` was live: its events are no longer needed.)
       redis.call('ZREM', KEYS[6], job_id)
       queued = queued + 1
@@ -99,6 +100,8 @@ for i = 0, (#KEYS - 7) / 2 - 1 do
 end
 local written = send_events(ARGV[5])
 if queued > 0 then trim_log(KEYS[6], KEYS[3], ARGV[7], written, KEYS[1]) end
+-- Where their ends are in the log, for readers resuming after a place in it.
+for _, rec in ipairs(ended) do redis.call('HSET', rec, '$end_entry', written) end
 return {queued, aborted}
 """).substitute(
         state=record.STATE,
@@ -109,6 +112,7 @@ return {queued, aborted}
         running=JobState.RUNNING.value,
         cancelled=JobState.CANCELLED.value,
         stopping=record.STOPPING,
+        end_entry=record.END_ENTRY,
         cancelled_field=metrics.job_ended(JobState.CANCELLED.value),
     )
 )

@@ -99,6 +99,7 @@ return {moved, stopping}
                 record.FINISHED_AT,
                 record.LATENCY_MS,
                 record.STOPPING,
+                record.END_ENTRY,
                 record.OWNER,
                 # What earlier runs spent is in the batch's counters already; the new runs count anew.
                 record.LOST_ATTEMPTS,

@@ -84,6 +84,8 @@ if ends then
   -- Ended for good: its events are no longer needed (its result holds the answer).
   redis.call('ZREM', KEYS[12], ARGV[6])
   trim_log(KEYS[12], KEYS[10], ARGV[13], written, KEYS[2])
+  -- Where its end is in the log ('': not logged here), for readers resuming after a place in it.
+  if written ~= '' then redis.call('HSET', KEYS[1], '$end_entry', written) end
 end
 redis.call('EXPIRE', KEYS[1], ttl)
 redis.call('EXPIRE', KEYS[2], ttl)
@@ -95,6 +97,7 @@ return old
         queued=JobState.QUEUED.value,
         fenced=FENCED,
         log_field=keys.LOG_FIELD,
+        end_entry=record.END_ENTRY,
     )
 )
 # The transition to running, refused when the job's in-progress key holds another worker's lease
@@ -153,6 +156,7 @@ redis.call('EXPIRE', KEYS[2], ARGV[7])
 redis.call('PUBLISH', ARGV[5], entry)
 redis.call('ZREM', KEYS[3], ARGV[8])
 trim_log(KEYS[3], KEYS[2], ARGV[9], written, KEYS[4])
+redis.call('HSET', KEYS[1], '$end_entry', written)
 return error or ''
 """).substitute(
     state=record.STATE,
@@ -162,6 +166,7 @@ return error or ''
     cancelled=JobState.CANCELLED.value,
     version=EVENT_SCHEMA_VERSION,
     log_field=keys.LOG_FIELD,
+    end_entry=record.END_ENTRY,
 )
 # KEYS: job record, the cluster-wide metrics hash. ARGV: its owner's token ('' unfenced), attempts and
 # output tokens (estimated) of a run found lost or handed back (its worker stopping, or `askq cancel`),
