@@ -34,6 +34,7 @@ from producer.tail import READ_COUNT, Finished, Gap, LogCursor
 
 BLOCK_MS = 250
 """Longest wait on the logs; the progress is re-read at least this often."""
+_LISTING_FIELDS = [record.STATE, record.SEQ, record.STOPPING, record.END_ENTRY]
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,7 @@ class _BatchFollower:
         self._skip: BatchResume | None = None
         """Resuming: the events up to here were delivered; they still go through ``_take`` for its state."""
         self._resumed = False
+        self._had_ends_to: str | None = None  # resumed at this entry: the ends logged before it were had
         self.until_done = True
         self._listed_final = False
         """Going on after the end: the final listing of stored ends was made (until jobs run again)."""
@@ -155,7 +157,7 @@ class _BatchFollower:
             self._paging, self._final = where.listed + 1, where.final
         elif where.entry is not None:
             self._log_last_id = entry_before(where.entry)
-            self._skip = where
+            self._skip, self._had_ends_to = where, where.entry
             # Running jobs' text goes on from the log, unless entries after the reader's place left it:
             # then a job's text would have a hole no seq shows; its stored end comes instead.
             self._resumed = trimmed_to is None or id_key(trimmed_to) <= id_key(where.entry)
@@ -207,15 +209,16 @@ class _BatchFollower:
         job_ids = [job_id.decode() for job_id in page]
         async with self._redis.pipeline(transaction=False) as pipe:
             for job_id in job_ids:
-                pipe.hmget(keys.job_record(job_id), [record.STATE, record.SEQ, record.STOPPING])
+                pipe.hmget(keys.job_record(job_id), _LISTING_FIELDS)
             replies = await pipe.execute()
         seqs = {
             job_id: int(seq or 0)
-            for job_id, (state, seq, stopping) in zip(job_ids, replies, strict=True)
+            for job_id, (state, seq, stopping, end_entry) in zip(job_ids, replies, strict=True)
             if job_id not in self._ended_jobs
             and state is not None
             and JobState(state.decode()).is_terminal
             and (self._final or stopping is None)
+            and not self._had_end(job_id, end_entry)
         }
         items: list[BatchItem] = []
         index_of = {job_id: start + offset for offset, job_id in enumerate(job_ids)}
@@ -236,6 +239,14 @@ class _BatchFollower:
             self.ended = self.until_done
             self._final, self._listed_final = False, True
         return items
+
+    def _had_end(self, job_id: str, end_entry: bytes | None) -> bool:
+        """Resumed: the job's end was logged before the reader's place (a record older than ``END_ENTRY``
+        cannot say: listed; an end in the entry resumed at is read there again)."""
+        if self._had_ends_to is None or end_entry is None or id_key(end_entry) >= id_key(self._had_ends_to):
+            return False
+        self._ended_jobs.add(job_id)  # seen, as far as the exit rule and ``Unseen`` go
+        return True
 
     def _placed(
         self, entry: str, index: int, taken: list[StreamEvent | Gap], ended: list[str], ends_job: bool

@@ -348,10 +348,6 @@ def _two_deltas_after_a_result(got: list[Sse]) -> bool:
     return "result" in kinds and kinds[kinds.index("result") :].count("delta") >= 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a resumed batch stream does not know the ends the client had: its final listing resends them",
-)
 async def test_a_batch_client_resuming_after_a_result_gets_each_result_once(
     server: ApiServer, redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
 ) -> None:
