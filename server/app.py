@@ -1,4 +1,5 @@
-"""The FastAPI application: its lifespan (one Redis pool, the config), error handlers, auth, routers.
+"""The FastAPI application: its lifespan (one Redis pool, the config), error handlers, auth, routers,
+and the web console (``server/console``).
 
 Routers per resource live in ``server/routes/``; each is included with the token dependency, except
 ``/healthz``, which a load balancer calls without one.
@@ -12,11 +13,14 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 
 from common.config import AskqConfig, load_config
 from producer.connection import connect
 from server.auth import require_token
 from server.body_limit import BodyLimit
+from server.console.pages import console_router
+from server.console.render import STATIC, Pages
 from server.docs import docs_router
 from server.errors import CrashGuard, install_error_handlers
 from server.routes import ROUTERS
@@ -69,4 +73,8 @@ def create_app(settings: ServerSettings, config: AskqConfig | None = None) -> Fa
 
     for router in (*ROUTERS, docs_router()):
         app.include_router(router, dependencies=[Depends(require_token)])
+    # The console's pages send a browser without the token to /login rather than answer 401; its
+    # scripts and styles hold nothing secret, and a login page needs them before the token.
+    app.include_router(console_router(Pages()))
+    app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
     return app
