@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -71,6 +72,30 @@ def ensure_llama_server() -> None:
     LLAMA_STAMP.write_text(wanted)
 
 
+BROWSER_PACKAGES = ("chromium", "fonts-nanum")
+"""Debian's: the console's tests drive the system's Chromium (Playwright downloads none here), and
+the Korean font its pages are checked with."""
+
+
+def ensure_browser() -> None:
+    """Install Chromium for the console's tests where we may (root, apt-get); say so where we may not."""
+    if shutil.which("chromium") or shutil.which("chromium-browser") or os.environ.get("ASKQ_CHROMIUM"):
+        return
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        print("no chromium: the browser tests will skip (apt-get install chromium)", file=sys.stderr)
+        return
+    print(f"installing {' '.join(BROWSER_PACKAGES)} for the console's browser tests ...", file=sys.stderr)
+    install = ("install", "-y", "-q", "--no-install-recommends", *BROWSER_PACKAGES)
+    if _apt_get(*install) != 0:
+        _apt_get("update", "-q")  # a fresh machine's package lists
+        _apt_get(*install)
+
+
+def _apt_get(*arguments: str) -> int:
+    environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    return subprocess.run(["apt-get", *arguments], stdout=subprocess.DEVNULL, env=environment).returncode
+
+
 def run(*command: str) -> int:
     return subprocess.run(command, cwd=ROOT).returncode
 
@@ -99,6 +124,7 @@ def main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     if command == "test":
         ensure_llama_server()
+        ensure_browser()
         os.environ["ASKQ_REQUIRE_LLAMA"] = "1"  # the provider tests fail, not skip, without it
         return test(rest)
     if command == "demo":

@@ -152,6 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PORT",
         help="then keep it all up behind askq serve (default port 8700) until Ctrl-C",
     )
+    demo.add_argument(
+        "--console",
+        nargs="?",
+        const=8700,
+        type=port,
+        metavar="PORT",
+        help="as --serve, and print the web console's address: upload a file there and watch it answered",
+    )
     return parser
 
 
@@ -212,7 +220,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from askq.demo import run_demo
 
-        return _run(run_demo, questions=args.questions, serve_port=args.serve)
+        serve_port = args.console if args.console is not None else args.serve
+        console = args.console is not None
+        return _run(run_demo, questions=args.questions, serve_port=serve_port, console=console)
     if args.command == "submit":
         return _run(
             commands.submit,

@@ -75,8 +75,11 @@ def provider() -> Iterator[str]:
             del os.environ["OPENAI_BASE_URL"]
 
 
-async def run_demo(questions: Path | None = None, serve_port: int | None = None) -> int:
-    """``serve_port``: keep the stack up behind ``askq serve`` on it after the demo (0: any free port).
+async def run_demo(
+    questions: Path | None = None, serve_port: int | None = None, console: bool = False
+) -> int:
+    """``serve_port``: keep the stack up behind ``askq serve`` on it after the demo (0: any free port);
+    ``console``: and say where its web console is.
 
     SIGTERM or SIGHUP (the terminal closed) stop it as Ctrl-C does: its redis-server and simulator
     are stopped on the way out, never left running."""
@@ -93,14 +96,14 @@ async def run_demo(questions: Path | None = None, serve_port: int | None = None)
         with contextlib.suppress(NotImplementedError, RuntimeError):  # no such signal (Windows)
             loop.add_signal_handler(stop_signal, stop, stop_signal)
     try:
-        return await _demo(questions, serve_port)
+        return await _demo(questions, serve_port, console)
     except asyncio.CancelledError:
         if not stopped_by:
             raise  # Ctrl-C: asyncio.run turns it into KeyboardInterrupt, exit 130
         return 128 + stopped_by[0]
 
 
-async def _demo(questions: Path | None, serve_port: int | None) -> int:
+async def _demo(questions: Path | None, serve_port: int | None, console: bool) -> int:
     questions = questions or EXAMPLES
     if not questions.is_file():
         raise InputError(f"{questions}: no such file")
@@ -130,7 +133,7 @@ async def _demo(questions: Path | None, serve_port: int | None) -> int:
                 if serve_port is not None:
                     from askq.demo_serve import serve_until_stopped  # FastAPI: loaded when asked
 
-                    await serve_until_stopped(menu_config, url, serve_port, first)
+                    await serve_until_stopped(menu_config, url, serve_port, first, console=console)
         finally:
             await worker.close()
             worker_task.cancel()
@@ -145,7 +148,7 @@ def _said_next(status: BatchStatus) -> None:
         f"questions from its menu. Next: "
         "`askq worker` + `askq submit FILE --wait` against your own Redis (see README), "
         "`askq knowledge build` for your own documents (docs/knowledge.md), and "
-        "`askq demo --serve` to try the HTTP API on the demo's batches (docs/api.md)."
+        "`askq demo --console` to watch batches in your browser (docs/console.md)."
     )
 
 

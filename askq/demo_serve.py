@@ -14,10 +14,14 @@ from server.settings import DEFAULT_HOST, ServerSettings
 
 SERVING = "askq serve at"
 """The start of the line the demo prints once the API listens (the tests wait for it)."""
+CONSOLE = "the web console is at"
 
 
-async def serve_until_stopped(config: AskqConfig, redis_url: str, port: int, job_id: str) -> None:
-    """``askq serve`` in this process, on loopback, until the demo is interrupted."""
+async def serve_until_stopped(
+    config: AskqConfig, redis_url: str, port: int, job_id: str, *, console: bool = False
+) -> None:
+    """``askq serve`` in this process, on loopback, until the demo is interrupted; ``console``: its
+    web console's address first (the demo's worker goes on answering what is uploaded there)."""
     settings = ServerSettings(host=DEFAULT_HOST, port=port, redis_url=redis_url)
     server = uvicorn_server(settings, config)
     serving = asyncio.create_task(server.serve())
@@ -28,6 +32,11 @@ async def serve_until_stopped(config: AskqConfig, redis_url: str, port: int, job
         await asyncio.sleep(0.05)  # uvicorn offers no started event: its own flag, polled
     bound = server.servers[0].sockets[0].getsockname()[1] if server.servers else port
     url = f"http://{DEFAULT_HOST}:{bound}"
+    if console:
+        stderr.print(
+            f"\n[bold]{CONSOLE} {url}/[/]: open it, upload a question file (askq/examples has some), "
+            f"and watch the answers arrive; this job streams at {url}/jobs/{markup(job_id)}"
+        )
     stderr.print(
         f"\n[bold]{SERVING} {url}[/] (API docs at {url}/docs); Ctrl-C stops it all. Try:\n"
         f"  curl -N {url}/api/jobs/{markup(job_id)}/events\n"

@@ -103,3 +103,16 @@ async def test_token_server_sends_browser_to_login(guarded: ApiServer, page: Pag
     await expect(page.locator("h1")).to_have_text("No such batch")
     cookies = await page.context.cookies()
     assert [(c["name"], c["httpOnly"], c["sameSite"]) for c in cookies] == [("askq_token", True, "Strict")]
+
+
+async def test_sign_out_forgets_the_token(guarded: ApiServer, page: Page) -> None:
+    """Sign out removes the cookie: the next page asks for the token again."""
+    await page.goto(guarded.url + "/login")
+    await page.fill("#token", TOKEN)
+    await page.click("button[type=submit]")
+    await expect(page.locator("h1")).to_have_text("Batches")
+    await page.click("form.signout button")
+    await expect(page).to_have_url(guarded.url + "/login")
+    assert await page.context.cookies() == []
+    await page.goto(guarded.url + "/")
+    await expect(page).to_have_url(guarded.url + "/login?next=%2F")

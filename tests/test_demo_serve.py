@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from askq.demo_serve import SERVING
+from askq.demo_serve import CONSOLE, SERVING
 from tests.helpers import ASKQ, REPO
 
 pytestmark = pytest.mark.timeout(180)
@@ -35,6 +35,42 @@ def test_the_demo_serves_its_batches_until_interrupted(tmp_path: Path) -> None:
         assert httpx2.get(f"{url.group(0)}/healthz").status_code == 200
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 130  # as for any command stopped by Ctrl-C
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+def test_the_demo_console_answers_an_upload(tmp_path: Path) -> None:
+    """`--console` prints the console's address; its page lists the demo's batches, and a file
+    uploaded there is answered by the demo's worker."""
+    process = _demo(tmp_path, "--console")
+    try:
+        assert process.stderr is not None
+        said = []
+        for line in process.stderr:
+            said.append(line)
+            if SERVING in line:
+                break
+        console = next((line for line in said if CONSOLE in line), None)
+        assert console is not None, "".join(said)
+        url = re.search(r"http://127\.0\.0\.1:\d+/", console)
+        assert url is not None, console
+        page = httpx2.get(url.group(0))
+        assert page.status_code == 200
+        assert "menu_questions-" in page.text
+        upload = httpx2.post(
+            f"{url.group(0)}api/batches", files={"file": ("mine.txt", b"Redis?\n")}, data={"batch": "mine"}
+        )
+        assert upload.status_code == 201, upload.text
+        with httpx2.stream("GET", f"{url.group(0)}api/batches/mine/events", timeout=60) as events:
+            lines = list(events.iter_lines())  # the batch stream ends when the batch is done
+        assert any(line.startswith("event: end") for line in lines)
+        assert httpx2.get(f"{url.group(0)}api/batches/mine").json()["counts"]["succeeded"] == 1
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 130
     finally:
         if process.poll() is None:
             process.kill()
@@ -77,11 +113,11 @@ def _alive(pid: int) -> bool:
     return state != "Z"  # a zombie has exited: only its parent's reaping is left
 
 
-def _demo(folder: Path) -> subprocess.Popen[str]:
-    """`askq demo --serve 0` on the simulator and its own Redis, in ``folder``."""
+def _demo(folder: Path, option: str = "--serve") -> subprocess.Popen[str]:
+    """`askq demo --serve 0` (or ``option`` 0) on the simulator and its own Redis, in ``folder``."""
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL")}
     env["PYTHONPATH"] = str(REPO)
     return subprocess.Popen(
-        [*ASKQ, "demo", "--serve", "0"], cwd=folder, env=env, stderr=subprocess.PIPE, text=True,
+        [*ASKQ, "demo", option, "0"], cwd=folder, env=env, stderr=subprocess.PIPE, text=True,
         stdout=subprocess.DEVNULL,
     )  # fmt: skip

@@ -12,6 +12,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from server.auth import has_access
+from server.state import server_state
+
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
@@ -43,7 +46,8 @@ class Pages:
         self.env.filters["path_part"] = path_part
 
     def render(self, request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-        html = self.env.get_template(name).render(request=request, **context)
+        signed_in = server_state(request).settings.token is not None and has_access(request)
+        html = self.env.get_template(name).render(request=request, signed_in=signed_in, **context)
         return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
 
 
