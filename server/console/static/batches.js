@@ -29,6 +29,7 @@
     tr.querySelector(".done").textContent = `${askq.fmt(finished)} / ${askq.fmt(b.total)}`;
     tr.querySelector(".running").textContent = askq.fmt(b.counts.running);
     tr.querySelector(".failed").textContent = askq.fmt(b.counts.failed);
+    tr.querySelector(".failed").classList.toggle("some", b.counts.failed > 0);
     tr.querySelector(".tokens").textContent = askq.fmt(b.tokens.total);
     tr.querySelector(".age").textContent = askq.age(b.created_at);
     const now = Date.now() / 1000;
