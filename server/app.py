@@ -1,7 +1,7 @@
 """The FastAPI application: its lifespan (one Redis pool, the config), error handlers, auth, routers.
 
 Routers per resource live in ``server/routes/``; each is included with the token dependency, except
-``/healthz``, which a load balancer calls without one.
+``/healthz``, which a load balancer calls without one, and the Swagger UI files ``/docs`` loads.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from common.config import AskqConfig, load_config
 from producer.connection import connect
 from server.auth import require_token
 from server.body_limit import BodyLimit
-from server.docs import docs_router
+from server.docs import SWAGGER_UI_URL, docs_router, swagger_ui_files
 from server.errors import CrashGuard, install_error_handlers
 from server.routes import ROUTERS
 from server.settings import ServerSettings
@@ -69,4 +69,6 @@ def create_app(settings: ServerSettings, config: AskqConfig | None = None) -> Fa
 
     for router in (*ROUTERS, docs_router()):
         app.include_router(router, dependencies=[Depends(require_token)])
+    # Public, like /healthz: the files /docs loads, which a browser fetches without a token.
+    app.mount(SWAGGER_UI_URL, swagger_ui_files(), name="swagger-ui")
     return app
