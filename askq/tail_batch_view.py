@@ -27,7 +27,8 @@ from common.events import EventType, StreamEvent
 from common.reconnect import Reconnecting
 from common.status import JobState
 from common.wording import counted
-from producer.batch_tail import BatchItem, JobEnded, Progress, Unseen, follow_batch
+from producer.batch_tail import follow_batch
+from producer.batch_tail_items import BatchItem, JobEnded, Progress, Unseen
 from producer.batches import BatchStatus
 from producer.connection import connect
 from producer.tail import Gap

@@ -13,7 +13,7 @@ from askq.terminal import json_line, make_console, markup
 from common.events import StreamEvent
 from common.reconnect import Reconnecting
 from common.sources import Source
-from producer.batch_tail import BatchItem
+from producer.batch_tail_items import BatchItem
 from producer.tail import Gap, TailItem
 from producer.tail_json import item_json
 

@@ -35,9 +35,9 @@ from bench.mixes import Mix
 from bench.procs import askq_server, askq_workers, cpu_s, redis_cpu_s, wait_listening, write_config
 from bench.relay import Tap, listen, wait_tokens
 from common.config import load_config
+from producer.job_log import logged_events
 from producer.results import iter_results
 from producer.submit import submit_file
-from producer.tail import logged_events
 
 BATCH = "ssebench"
 MIX = Mix("sse", 50, 50, ttft_ms=500, answer_tokens=160, tokens_per_s=10, ttft_jitter_ms=100)

@@ -66,7 +66,8 @@ class LimitsConfig(Strict):
     poll_delay_s: float = Field(default=0.05, gt=0, le=10)
     lease_s: float = Field(default=15.0, ge=1, le=3600)
     """A running job's claim, renewed by its worker every third of this: a job whose worker died is
-    picked up again by another within this long."""
+    picked up again by another within this long. Also ``askq serve``'s claim on a Batch API batch it is
+    validating: one whose server died mid-submit is failed by the first read after this long."""
     max_job_runs: int = Field(default=10, ge=1, le=1000)
     """Times a job may be started (its worker lost or stopped each time) before it is recorded failed."""
     shutdown_grace_s: float = Field(default=30.0, ge=0, le=3600)

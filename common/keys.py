@@ -283,3 +283,10 @@ def openai_batch(batch_id: str) -> str:
     endpoint, metadata, and the times it failed, was cancelled or completed. The askq batch it runs as
     has the batch id for its name."""
     return f"{PREFIX}:openai:batch:{batch_id}"
+
+
+def openai_batch_lease(batch_id: str) -> str:
+    """String held, with a TTL of ``limits.lease_s``, by the server creating the batch while it checks
+    and enqueues the input file (renewed every third of that): a batch still validating without it
+    had its creator die mid-submit, and the next read fails it (``server.openai_validating``)."""
+    return f"{PREFIX}:openai:batch:{batch_id}:lease"

@@ -22,15 +22,15 @@ from redis.asyncio import Redis
 
 from common import keys, record
 from common.events import EventType, StreamEvent
-from common.reconnect import Reconnecting
 from common.replay import entry_events
 from common.status import JobState
 from common.stored_jobs import read_jobs
+from producer.batch_tail_items import BatchItem, BatchResume, JobEnded, Listed, Progress, Unseen
 from producer.batches import PAGE_ITEMS, BatchStatus, batch_status
 from producer.log_reader import At, LogReader, RedisLogReader, entry_before, id_key, id_text
 from producer.reconnect import follow_steps
 from producer.results import result_from_record
-from producer.tail import READ_COUNT, Finished, Gap, LogCursor
+from producer.tail import READ_COUNT, Gap, LogCursor
 
 BLOCK_MS = 250
 """Longest wait on the logs; the progress is re-read at least this often."""
@@ -38,51 +38,10 @@ _LISTING_FIELDS = [record.STATE, record.SEQ, record.STOPPING, record.END_ENTRY]
 
 
 @dataclass(frozen=True)
-class Progress:
-    status: BatchStatus
-
-
-class JobEnded(Finished):
-    """A job of the batch ended: its stored result."""
-
-
-@dataclass(frozen=True)
-class Unseen:
-    """Jobs the counters say ended whose records are gone (expired, or the batch deleted meanwhile)."""
-
-    count: int
-
-
-@dataclass(frozen=True)
 class _EndHere:
     """Where a job's end goes among a read's items, until its stored result is read."""
 
     job_id: str
-
-
-@dataclass(frozen=True)
-class Listed:
-    """With positions: the ``JobEnded`` that follows is the batch's item ``index``, from its stored result
-    (``final``: in the listing after the log was read to its end)."""
-
-    index: int
-    final: bool
-
-
-@dataclass(frozen=True)
-class BatchResume:
-    """Where a reader that followed the batch stopped: after the event at ``index`` of log entry
-    ``entry`` (and the job's end that followed it, when ``end_sent``), or after item ``listed`` of a
-    listing of stored ends."""
-
-    entry: str | None = None
-    index: int = 0
-    end_sent: bool = True
-    listed: int | None = None
-    final: bool = False
-
-
-BatchItem = Progress | JobEnded | StreamEvent | Gap | Unseen | Reconnecting | At | Listed
 
 
 async def follow_batch(

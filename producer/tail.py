@@ -30,6 +30,7 @@ from common.sources import Source
 from common.status import JobState
 from common.stored_jobs import read_job
 from common.usage import CUT_AT_MAX_TOKENS, Usage
+from producer.job_log import log_fields, where_to_follow_from
 from producer.log_reader import At, LogReader, RedisLogReader, id_text
 from producer.reconnect import follow_steps
 from producer.results import Result, result_from_record
@@ -167,68 +168,17 @@ async def follow_job(
     if resume is None:
         if state is JobState.QUEUED:
             yield Waiting(job_id)
-        log_key, after = await _where_to_follow_from(redis, job_id, state)
+        log_key, after = await where_to_follow_from(redis, job_id, state)
         if after is None:
             yield await stored_end(redis, job_id)
             return
         resume = Resume(after, 0)
     else:
-        log_key = keys.event_feed(job_id, (await _log_fields(redis, job_id))[0])[0]
+        log_key = keys.event_feed(job_id, (await log_fields(redis, job_id))[0])[0]
     follower = _JobFollower(redis, job_id, block_ms, state, log_key, reader or RedisLogReader(redis))
     follower.start_after(resume, positions=positions)
     async for item in follow_steps(follower):
         yield item
-
-
-async def where_events_begin(redis: Redis, job_id: str) -> tuple[str, str]:
-    """The log holding the job's events, and the entry id its events come after."""
-    batch, log_from = await _log_fields(redis, job_id)
-    log_key, _ = keys.event_feed(job_id, batch)
-    if batch is None:
-        return log_key, "0-0"  # a scheduled run's log is its own
-    if log_from is None:
-        # Not started: its events come after the log's current end, unless it starts meanwhile.
-        newest = await redis.xrevrange(log_key, count=1)
-        _, log_from = await _log_fields(redis, job_id)
-        if log_from is None:
-            return log_key, newest[0][0].decode() if newest else "0-0"
-    return log_key, f"{log_from - 1}-0"
-
-
-async def _where_to_follow_from(redis: Redis, job_id: str, state: JobState) -> tuple[str, str | None]:
-    """``where_events_begin``, unless the log was trimmed past the job's beginning: then, for a live
-    job, the first event it may still need (its time in the batch's live set), and for an ended one,
-    None (its events left the log: its stored result stands in)."""
-    log_key, after = await where_events_begin(redis, job_id)
-    if after == "0-0":
-        return log_key, after  # a scheduled run's own log, or an empty one
-    batch, _ = keys.split_job_id(job_id)
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.hget(keys.batch_record(batch), record.LOG_TRIMMED_TO)
-        pipe.zscore(keys.batch_live(batch), job_id)
-        trimmed_to, live_from = await pipe.execute()
-    if trimmed_to is None or _entry_ms(trimmed_to) <= _entry_ms(after) + 1:
-        return log_key, after  # every entry from its beginning on is there
-    if live_from is not None:
-        return log_key, f"{int(live_from) - 1}-0"
-    return log_key, None if state.is_terminal else after
-
-
-def _entry_ms(entry_id: bytes | str) -> int:
-    return int((entry_id.decode() if isinstance(entry_id, bytes) else entry_id).split("-")[0])
-
-
-async def logged_events(redis: Redis, job_id: str) -> list[StreamEvent]:
-    """Every event of the job in its log now, in log order, repeats included: for checks and reports."""
-    log_key, after = await where_events_begin(redis, job_id)
-    entries: list[Entry] = await redis.xrange(log_key, min=f"({after}" if after != "0-0" else "-")
-    return [event for _, fields in entries for event in entry_events(fields, job_id)]
-
-
-async def _log_fields(redis: Redis, job_id: str) -> tuple[str | None, int | None]:
-    fields = await read_job(redis, job_id)  # a finished job's batch is in its results entry
-    batch, log_from = fields.get(record.BATCH), fields.get(record.LOG_FROM)
-    return batch or None, (int(log_from) if log_from else None)
 
 
 class _JobFollower:

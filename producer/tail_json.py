@@ -9,7 +9,7 @@ from typing import Any
 from common.events import StreamEvent
 from common.sources import sources_json
 from common.status import JobState
-from producer.batch_tail import BatchItem, JobEnded, Unseen
+from producer.batch_tail_items import BatchItem, JobEnded, Unseen
 from producer.tail import Finished, Gap, ProviderWait, TailItem, Waiting
 
 

@@ -2,7 +2,7 @@
 and the web console (``server/console``).
 
 Routers per resource live in ``server/routes/``; each is included with the token dependency, except
-``/healthz``, which a load balancer calls without one.
+``/healthz``, which a load balancer calls without one, and the Swagger UI files ``/docs`` loads.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from server.auth import require_token
 from server.body_limit import BodyLimit
 from server.console.pages import console_router
 from server.console.render import STATIC, Pages
-from server.docs import docs_router
+from server.docs import SWAGGER_UI_URL, docs_router, swagger_ui_files
 from server.errors import CrashGuard, install_error_handlers
 from server.routes import ROUTERS
 from server.settings import ServerSettings
@@ -77,4 +77,6 @@ def create_app(settings: ServerSettings, config: AskqConfig | None = None) -> Fa
     # scripts and styles hold nothing secret, and a login page needs them before the token.
     app.include_router(console_router(Pages()))
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
+    # Public, like /healthz: the files /docs loads, which a browser fetches without a token.
+    app.mount(SWAGGER_UI_URL, swagger_ui_files(), name="swagger-ui")
     return app

@@ -10,7 +10,7 @@ import time
 import uuid
 from typing import Any
 
-from redis.asyncio import Redis
+import structlog
 
 from common import keys
 from common.errors import AskqError, InputError
@@ -18,9 +18,12 @@ from producer.control import cancel_batch
 from producer.submit import submit_file
 from producer.submit_report import InvalidLinesError
 from server import openai_files
+from server import openai_validating as validating
 from server.errors import ApiError
 from server.openai_batches import CHAT_COMPLETIONS, BatchView, read_view
 from server.state import ServerState
+
+log = structlog.get_logger(__name__)
 
 COMPLETION_WINDOW = "24h"
 """The one window OpenAI takes; requests here run as soon as workers take them anyway."""
@@ -76,14 +79,17 @@ async def create_batch(
         "metadata": json.dumps(checked),
         "created_at": f"{now:.3f}",
     }
-    async with redis.pipeline(transaction=True) as pipe:  # validating from here on
+    lease_s = state.config.limits.lease_s
+    async with redis.pipeline(transaction=True) as pipe:  # validating from here on, under the lease
         pipe.hset(key, mapping=fields)
         pipe.expire(key, ttl_s)
+        validating.take_lease(pipe, batch_id, lease_s)
         # Microseconds: batches made within one millisecond still list in the order they were made.
         pipe.zadd(keys.OPENAI_BATCHES, {batch_id: time.time_ns() // 1000})
         await pipe.execute()
     try:
-        errors = await _submit(state, stored, batch_id)
+        async with validating.renewing(redis, batch_id, lease_s):
+            errors = await _submit(state, stored, batch_id)
     except AskqError as exc:  # not the file's fault (Redis full, a knowledge base not built): said as is
         await _end_unsubmitted(state, batch_id, [_error(str(exc), None, code="server_error")])
         raise
@@ -92,13 +98,15 @@ async def create_batch(
         raise  # the server's error handler logs the cause
     if errors:
         await _end_unsubmitted(state, batch_id, errors)
-    else:
-        await redis.hset(key, "in_progress_at", f"{time.time():.3f}")  # type: ignore[misc]
+    elif not await validating.end_submitted(redis, batch_id):
+        # This process outlived its lease (stalled) and a reader failed the batch as interrupted,
+        # perhaps cancelling part of it: the rest it enqueued since must not run either.
+        await validating.cancel_enqueued(redis, batch_id, state.config)
+    elif await redis.hexists(key, "cancelling_at"):  # type: ignore[misc]
         # After in_progress_at is set: a cancel that came while validating either saw it (and cancelled
         # the askq batch itself) or had set cancelling_at before, seen here.
-        if await redis.hexists(key, "cancelling_at"):  # type: ignore[misc]
-            await cancel_batch(redis, batch_id, state.config)
-    return await read_view(redis, batch_id, ttl_s)
+        await cancel_batch(redis, batch_id, state.config)
+    return await read_view(redis, batch_id, state.config)
 
 
 async def _submit(
@@ -130,14 +138,17 @@ def _broken_message(exc: BaseException) -> str:
 
 async def _end_unsubmitted(state: ServerState, batch_id: str, errors: list[dict[str, Any]]) -> None:
     """The batch failed, with its errors; cancelled instead (errors kept) if a cancel came while it was
-    validating. Shielded: a shutdown's cancellation does not stop this write too."""
-    await asyncio.shield(_write_end(state.redis, batch_id, errors))
+    validating. What a broken submit had enqueued is cancelled: a failed batch runs nothing. Shielded:
+    a shutdown's cancellation does not stop these writes too."""
+    await asyncio.shield(_end_and_cancel(state, batch_id, errors))
 
 
-async def _write_end(redis: Redis, batch_id: str, errors: list[dict[str, Any]]) -> None:
-    key = keys.openai_batch(batch_id)
-    ended = "cancelled_at" if await redis.hexists(key, "cancelling_at") else "failed_at"  # type: ignore[misc]
-    await redis.hset(key, mapping={ended: f"{time.time():.3f}", "errors": json.dumps(errors)})  # type: ignore[misc]
+async def _end_and_cancel(state: ServerState, batch_id: str, errors: list[dict[str, Any]]) -> None:
+    await validating.end_unsubmitted(state.redis, batch_id, errors)  # unless a reader ended it first
+    try:
+        await validating.cancel_enqueued(state.redis, batch_id, state.config)
+    except Exception:  # Redis full or away: the submit's own error, raised next, is the one to tell
+        log.exception("requests of a failed batch not cancelled", batch=batch_id)
 
 
 def _error(message: str, line: int | None, code: str = "invalid_request") -> dict[str, Any]:

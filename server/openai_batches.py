@@ -4,7 +4,8 @@ A batch's id is the name of the askq batch it runs as (``batch_`` and 32 hex dig
 name), so ``askq status``, ``askq tail`` and the ``/api`` routes watch it too. What the Batch API says
 beyond askq's counters (input file, metadata, the times it failed, was cancelled or ended) is a hash
 of its own. A batch's status is worked out from askq's counters each time it is read; the first read
-that finds every request ended writes its output and error files (``server.openai_finalize``).
+that finds every request ended writes its output and error files (``server.openai_finalize``); the
+first that finds it validating with its creator gone fails it (``server.openai_validating``).
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from typing import Any
 from redis.asyncio import Redis
 
 from common import keys
+from common.config import AskqConfig
 from common.errors import NotFoundError
 from common.status import JobState
 from producer.batches import BatchStatus, batch_status
 from producer.control import cancel_batch
+from server import openai_validating as validating
 from server.errors import ApiError
 from server.openai_finalize import ENDED, finalize
 from server.state import ServerState
@@ -103,13 +106,17 @@ def status_of(view: BatchView) -> str:
     return "cancelling" if fields.get("cancelling_at") else "in_progress"
 
 
-async def read_view(redis: Redis, batch_id: str, retention_s: int) -> BatchView:
-    """The batch's fields and askq status, finalized first if every request has ended; 404 if unknown.
-    ``retention_s``: how long its files are kept should its key have no TTL."""
+async def read_view(redis: Redis, batch_id: str, config: AskqConfig) -> BatchView:
+    """The batch's fields and askq status, finalized first if every request has ended, failed first if
+    its creator died while validating it; 404 if unknown."""
     fields = await _fields(redis, batch_id)
+    validating_now = not fields.get("in_progress_at") and not _ended(fields)
+    if validating_now and await validating.end_if_abandoned(redis, batch_id, config):
+        fields = await _fields(redis, batch_id)
     status = await _askq_status(redis, fields)
     if status is not None and status.done and not _ended(fields):
-        await finalize(redis, batch_id, fields.get("finalizing_at"), retention_s)
+        # The retention: how long its files are kept should its key have no TTL.
+        await finalize(redis, batch_id, fields.get("finalizing_at"), config.retention.ttl_s)
         fields = await _fields(redis, batch_id)
     return BatchView(fields, status)
 
@@ -136,20 +143,19 @@ def _ended(fields: dict[str, str]) -> bool:
 
 async def cancel(state: ServerState, batch_id: str) -> BatchView:
     """Cancel the batch's queued requests and stop its running ones; 409 for a batch already ended."""
-    retention_s = state.config.retention.ttl_s
-    status = status_of(await read_view(state.redis, batch_id, retention_s))
+    status = status_of(await read_view(state.redis, batch_id, state.config))
     if status not in {"validating", "in_progress", "cancelling"}:
         raise ApiError(409, f"batch {batch_id!r} is {status}: there is nothing to cancel", code="batch_ended")
     await state.redis.hsetnx(keys.openai_batch(batch_id), "cancelling_at", f"{time.time():.3f}")  # type: ignore[misc]
     # Read again after cancelling_at is set: a submit that ended meanwhile is seen here, or it sees
     # cancelling_at and cancels the askq batch itself (server.openai_batch_create).
-    if (await read_view(state.redis, batch_id, retention_s)).status is not None:
+    if (await read_view(state.redis, batch_id, state.config)).status is not None:
         await cancel_batch(state.redis, batch_id, state.config)
-    return await read_view(state.redis, batch_id, retention_s)
+    return await read_view(state.redis, batch_id, state.config)
 
 
 async def list_page(
-    redis: Redis, after: str | None, limit: int, retention_s: int
+    redis: Redis, after: str | None, limit: int, config: AskqConfig
 ) -> tuple[list[BatchView], bool]:
     """Up to ``limit`` batches newest first, from the one after ``after``; and whether more follow."""
     start = 0
@@ -165,7 +171,7 @@ async def list_page(
             break
         for batch_id in ids:
             try:
-                views.append(await read_view(redis, batch_id, retention_s))
+                views.append(await read_view(redis, batch_id, config))
             except ApiError:  # expired: the index has no expiry of its own
                 await redis.zrem(keys.OPENAI_BATCHES, batch_id)
                 start -= 1

@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 
 from common.config import AskqConfig
 from common.events import EventType, StreamEvent
-from producer import tail
+from producer import job_log
 from producer.results import Result, iter_results
 from worker.queue.askq_worker import AskqWorker
 from worker.schedules.settings import schedule_worker_settings
@@ -103,7 +103,7 @@ async def eventually(
 
 async def logged_events(redis: Redis, job_id: str) -> list[StreamEvent]:
     """Every event of the job in its batch's log, oldest first."""
-    return await tail.logged_events(redis, job_id)
+    return await job_log.logged_events(redis, job_id)
 
 
 async def seqs_reused(redis: Redis, job_id: str) -> dict[int, list[str]]:

@@ -296,16 +296,26 @@ async def test_a_submit_that_breaks_fails_the_batch_rather_than_leaving_it_valid
 
 
 async def test_a_validating_batch_cancelled_says_cancelling(client: AsyncOpenAI, redis: Redis) -> None:
-    """A cancel while the input file is still being submitted: cancelling (not validating) at once."""
+    """A cancel while the input file is still being submitted: cancelling (not validating) at once;
+    cancelled, saying validation was interrupted, once its creator's lease lapses unended."""
     batch_id = f"batch_{'0' * 32}"
     fields = {"id": batch_id, "input_file_id": "file-x", "endpoint": "/v1/chat/completions"}
     fields |= {"completion_window": "24h", "metadata": "null", "created_at": "1700000000.0"}
     await redis.hset(keys.openai_batch(batch_id), mapping=fields)  # as a create mid-submit holds it
+    await redis.set(keys.openai_batch_lease(batch_id), "creator", ex=60)
     await redis.zadd(keys.OPENAI_BATCHES, {batch_id: 1})
     cancelled = await client.batches.cancel(batch_id)
     assert (cancelled.status, cancelled.in_progress_at) == ("cancelling", None)
     assert cancelled.cancelling_at is not None
     assert (await client.batches.retrieve(batch_id)).status == "cancelling"
+
+    await redis.delete(keys.openai_batch_lease(batch_id))  # its creator died before it could end it
+    ended = await client.batches.retrieve(batch_id)
+    assert (ended.status, ended.in_progress_at, ended.failed_at) == ("cancelled", None, None)
+    assert ended.cancelled_at is not None
+    assert ended.errors is not None
+    assert ended.errors.data is not None
+    assert "validation was interrupted" in (ended.errors.data[0].message or "")
 
 
 async def test_a_cancelled_batch_ends_cancelled_with_its_requests_in_the_error_file(

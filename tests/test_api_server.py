@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,10 +16,17 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from askq.stack import embedded_redis
+from server.docs import SWAGGER_UI_FILES, SWAGGER_UI_URL
 from tests.api_server import ApiServer, api_server, token_file
 from tests.helpers import askq
 
 TOKEN = "s3cret-token-for-tests"
+ASSET_TYPES = {
+    "favicon-32x32.png": {"image/png"},
+    "swagger-ui-bundle.js": {"text/javascript", "application/javascript"},
+    "swagger-ui.css": {"text/css"},
+}
+"""The files /docs loads, sorted by name, and the content types each may be served with."""
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +130,28 @@ def test_the_schema_its_pages_and_metrics_want_the_token_too(guarded: ApiServer,
     if path != "/redoc":
         assert refused.status_code == 401
         assert httpx2.get(f"{guarded.url}{path}", headers=guarded.headers).status_code == 200
+
+
+def test_docs_loads_swagger_ui_from_the_server_itself(guarded: ApiServer) -> None:
+    """/docs names no URL off the server; each file it loads is served, typed, without a token."""
+    page = httpx2.get(f"{guarded.url}/docs", headers=guarded.headers)
+    assert page.status_code == 200
+    assert re.findall(r"https?://", page.text) == []
+    assert "url: '/openapi.json'" in page.text
+    loaded = sorted(re.findall(r'(?:href|src)="([^"]+)"', page.text))
+    assert loaded == [f"{SWAGGER_UI_URL}/{name}" for name in ASSET_TYPES]
+    for url, types in zip(loaded, ASSET_TYPES.values(), strict=True):
+        response = httpx2.get(f"{guarded.url}{url}")  # a browser sends no token for a script or a style
+        assert response.status_code == 200, url
+        assert response.headers["content-type"].split(";")[0] in types, url
+        assert response.content == (SWAGGER_UI_FILES / url.rsplit("/", 1)[1]).read_bytes()
+
+
+def test_only_the_swagger_ui_files_are_public(guarded: ApiServer) -> None:
+    """Outside the Swagger UI folder nothing is served without the token: no way up to the package."""
+    for path in ("/static/swagger-ui/..%2fdocs.py", "/static/swagger-ui/%2e%2e/app.py", "/static/docs.py"):
+        assert httpx2.get(f"{guarded.url}{path}").status_code == 404, path
+    assert httpx2.get(f"{guarded.url}/openapi.json").status_code == 401
 
 
 def test_redis_gone_mid_life_is_a_503_naming_it(tmp_path: Path) -> None:

@@ -43,7 +43,8 @@ def _venv_with_project_dependencies(folder: Path) -> Path:
 
 
 def test_askq_demo_works_after_a_non_editable_install(tmp_path: Path) -> None:
-    """After `pip install .` into a fresh venv, `askq demo` run outside the repo finds its questions."""
+    """After `pip install .` into a fresh venv, `askq demo` run outside the repo finds its questions, and
+    the server has the Swagger UI files /docs loads."""
     source = tmp_path / "source"
     _copy_source(source)
     python = _venv_with_project_dependencies(tmp_path / "venv")
@@ -70,6 +71,19 @@ def test_askq_demo_works_after_a_non_editable_install(tmp_path: Path) -> None:
         check=True,
     )
     assert where.stdout.startswith(str(tmp_path / "venv")), where.stdout  # the install, not the repo
+    swagger_ui = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "from server.docs import SWAGGER_UI_FILES as f; print(*sorted(p.name for p in f.iterdir()))",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=elsewhere,
+        env=env,
+        check=True,
+    )
+    assert {"swagger-ui-bundle.js", "swagger-ui.css", "LICENSE"} <= set(swagger_ui.stdout.split())  # /docs's
     demo = subprocess.run(
         [str(tmp_path / "venv" / "bin" / "askq"), "demo"],
         capture_output=True,

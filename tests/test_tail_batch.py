@@ -12,7 +12,8 @@ from redis.asyncio import Redis
 from common.config import AskqConfig
 from common.events import StreamEvent
 from common.status import JobState
-from producer.batch_tail import BatchItem, JobEnded, Progress, follow_batch
+from producer.batch_tail import follow_batch
+from producer.batch_tail_items import BatchItem, JobEnded, Progress
 from producer.submit import submit_file
 from tests.conftest import Simulator
 from tests.helpers import final_text, on_tty, results, run_burst_worker

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from producer.batch_tail import BatchResume
+from producer.batch_tail_items import BatchResume
 from producer.tail import Resume
 from server.errors import ApiError
 

@@ -17,7 +17,8 @@ from sse_starlette import ServerSentEvent
 
 from common.events import EventType, StreamEvent
 from common.reconnect import Reconnecting
-from producer.batch_tail import BatchResume, JobEnded, Listed, Progress, follow_batch
+from producer.batch_tail import follow_batch
+from producer.batch_tail_items import BatchResume, JobEnded, Listed, Progress
 from producer.log_reader import At, LogReader
 from producer.tail import Finished, Gap, ProviderWait, Resume, Waiting, follow_job
 from producer.tail_json import item_json

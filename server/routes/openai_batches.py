@@ -42,7 +42,7 @@ async def list_batches(request: Request, after: str | None = None, limit: int = 
     if not 1 <= limit <= MAX_PAGE:
         raise ApiError(400, f"limit={limit}: expected 1 to {MAX_PAGE}", param="limit")
     state = server_state(request)
-    views, more = await openai_batches.list_page(state.redis, after, limit, state.config.retention.ttl_s)
+    views, more = await openai_batches.list_page(state.redis, after, limit, state.config)
     data = [openai_batches.batch_object(view) for view in views]
     return {
         "object": "list",
@@ -57,7 +57,7 @@ async def list_batches(request: Request, after: str | None = None, limit: int = 
 async def retrieve(batch_id: str, request: Request) -> dict[str, Any]:
     """The batch: status, request counts, output and error files once it has ended."""
     state = server_state(request)
-    view = await openai_batches.read_view(state.redis, batch_id, state.config.retention.ttl_s)
+    view = await openai_batches.read_view(state.redis, batch_id, state.config)
     return openai_batches.batch_object(view)
 
 

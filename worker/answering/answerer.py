@@ -14,9 +14,7 @@ from tenacity import RetryCallState
 from common.config import AskqConfig
 from common.errors import ProviderError, ProviderUnreachableError, StreamCutError
 from common.events import EventType
-from common.knowledge import fill_knowledge
 from common.metrics import NO_STATUS, OK_STATUS, AttemptOutcome, status_of
-from common.payload import JobPayload
 from common.tokens import estimated_usage
 from common.usage import Usage
 from worker.answering.deadline import Deadline
@@ -64,32 +62,6 @@ class Answer:
     finish_reason: str
     usage: Usage
     attempts: int
-
-
-def build_request(payload: JobPayload, config: AskqConfig, knowledge: str | None = None) -> ChatRequest:
-    """``knowledge``: the retrieved chunks, for a job type with a base: they fill its prompt's
-    ``{knowledge}``. A line with its own messages gets that prompt first, before its own."""
-    job_type = config.job_type(payload.job_type)
-    system = job_type.system_prompt
-    if knowledge is not None:
-        system = fill_knowledge(system, knowledge)
-    if payload.messages is not None:
-        messages = [message.model_dump() for message in payload.messages]
-        if knowledge is not None:
-            messages.insert(0, {"role": "system", "content": system})
-    else:
-        messages = [{"role": "system", "content": system}, {"role": "user", "content": payload.question}]
-    params = {
-        "temperature": job_type.temperature
-        if job_type.temperature is not None
-        else config.provider.temperature,
-        "max_tokens": job_type.max_tokens or config.provider.max_tokens,
-        **payload.params,
-    }
-    if "max_completion_tokens" in params:
-        params.pop("max_tokens")  # the API refuses both at once
-    model = payload.model or job_type.model or config.provider.model
-    return ChatRequest(messages=messages, model=model, params=params)
 
 
 class Answerer:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import structlog
@@ -11,19 +10,17 @@ from redis.exceptions import RedisError
 
 from common import keys
 from common.config import AskqConfig
-from common.errors import KnowledgeError, NotFoundError, ProviderError, RedisUnavailableError
+from common.errors import RedisUnavailableError
 from common.events import EventType
 from common.payload import JobPayload
 from common.reconnect import describe, waits_out
 from common.redis_health import data_lost
 from common.replay import run_trail
-from common.sources import Source
 from common.status import JobState
 from common.tokens import estimate_tokens
 from common.usage import CUT_AT_MAX_TOKENS
-from worker.answering.answerer import Answerer, build_request
-from worker.answering.deadline import QUEUE_WAIT_S, Deadline
-from worker.answering.gate import ProviderGate
+from worker.answering.chat_request import build_request
+from worker.answering.job_run import run_or_give_up
 from worker.answering.provider import ChatRequest
 from worker.answering.publisher import EventPublisher
 from worker.answering.run_outcomes import LostRuns, NotStarted, Outcome, Recorded
@@ -76,7 +73,7 @@ async def _answer(ctx: WorkerContext, payload: JobPayload) -> dict[str, Any]:
         lost += await _lost_run(ctx, payload, publisher, start.lost_run_ms)
     try:
         async with leases.hold(payload.job_id, fenced=True):
-            outcome = await _run_or_give_up(ctx, payload, publisher)
+            outcome = await run_or_give_up(ctx, payload, publisher)
         # The end is numbered now and logged by the call that records the result: never apart.
         events = await _end_events(publisher, outcome, ctx["config"], payload)
         recorded = await store.finish(
@@ -181,72 +178,6 @@ def _prompt_tokens(payload: JobPayload, outcome: Outcome) -> int:
     if payload.messages:
         return estimate_tokens("".join(str(message.content) for message in payload.messages))
     return estimate_tokens(payload.question)
-
-
-async def _run_or_give_up(ctx: WorkerContext, payload: JobPayload, publisher: EventPublisher) -> Outcome:
-    runs = ctx.get("job_try", 1)
-    max_runs = ctx["config"].limits.max_job_runs
-    if runs > max_runs:
-        error = f"started {runs - 1} times and its worker was lost or stopped each time; not run again"
-        return Outcome(state=JobState.FAILED, attempts=0, error=error, error_code="lost")
-    return await _outcome(ctx, payload, publisher)
-
-
-async def _outcome(ctx: WorkerContext, payload: JobPayload, publisher: EventPublisher) -> Outcome:
-    config = ctx["config"]
-    started = time.monotonic()
-    gate = ProviderGate(ctx["redis"], payload.batch, ctx["provider"].endpoint, config, ctx["gate_memory"])
-    answerer = Answerer(ctx["provider"], ctx["semaphore"], config, publisher, gate)
-    model = ""
-    sources: tuple[Source, ...] | None = None
-    try:
-        request = build_request(payload, config)
-        model = request.model
-        # Our own deadline, inside arq's, so a job that runs too long is recorded as failed.
-        async with asyncio.timeout(config.limits.job_timeout_s) as timeout:
-            deadline = Deadline(timeout, config.provider.outage_wait_s + QUEUE_WAIT_S)
-            # The question's embedding may wait out a provider that is away: not the job's own time.
-            retrieving = ctx["retriever"].for_job(config, payload)
-            retrieved = await deadline.excused(retrieving, config.provider.outage_wait_s)
-            if retrieved is not None:
-                sources = tuple(retrieved.sources)
-                # Before the first start: readers show where the answer comes from before it comes.
-                publisher.emit(EventType.SOURCES, publisher.attempt, sources=retrieved.sources)
-                request = build_request(payload, config, retrieved.knowledge)
-            result = await answerer.answer(request, deadline)
-    except TimeoutError:
-        error, code = f"job timed out after {config.limits.job_timeout_s:g} s", "timeout"
-    except KnowledgeError as exc:
-        # Not built, or built for another model: never answered without its knowledge.
-        error, code = str(exc), "knowledge"
-    except (ProviderError, NotFoundError) as exc:
-        error, code = str(exc), str(getattr(exc, "status_code", None) or type(exc).__name__)
-    except Exception as exc:
-        # A bug must fail this one job with a reason, never the batch or the worker.
-        log.exception("job crashed")
-        error, code = f"internal error: {type(exc).__name__}: {exc}", "internal"
-    else:
-        return Outcome(
-            state=JobState.SUCCEEDED,
-            attempts=result.attempts,
-            answer=result.text,
-            usage=result.usage,
-            finish_reason=result.finish_reason,
-            model=model,
-            latency_ms=(time.monotonic() - started) * 1000,
-            sources=sources,
-            attempt_ends=answerer.attempt_ends,
-        )
-    return Outcome(
-        state=JobState.FAILED,
-        attempts=max(answerer.attempts, 1),
-        error=error,
-        error_code=code,
-        model=model,
-        latency_ms=(time.monotonic() - started) * 1000,
-        sources=sources,
-        attempt_ends=answerer.attempt_ends,
-    )
 
 
 async def _announce_cancelled(

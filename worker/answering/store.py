@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections import Counter
 from typing import Any
 
 import structlog
@@ -22,9 +21,8 @@ from common.config import StreamConfig
 from common.live_log import keep_flag
 from common.reconnect import Backoff, OutageLog, waits_out
 from common.replay import encode_entry
-from common.sources import sources_json
 from common.status import TERMINAL_STATES, JobState
-from common.usage import CUT_AT_MAX_TOKENS, Usage
+from worker.answering.job_end import end_writes, spent_metrics
 from worker.answering.relay import log_ttl_s
 from worker.answering.run_outcomes import NO_LOSS, LostRuns, NotStarted, Outcome, Recorded, RunStart
 from worker.answering.store_scripts import CANCELLED, COUNT_LOST, FENCED, FINISHED_AT, START, TRANSITION
@@ -138,7 +136,7 @@ class JobStore:
             self._log_ttl_s,
             job_id,
             self._keep,
-            json.dumps(_spent_metrics(spent) if spent is not None else {}),
+            json.dumps(spent_metrics(spent) if spent is not None else {}),
         ]
         script_keys = [
             keys.job_record(job_id),
@@ -166,50 +164,19 @@ class JobStore:
         (the run's last, its end included) in the same call.
 
         ``seq`` is the last event number the run uses, its end event included. ``lost``: what earlier
-        runs that were lost spent; their attempts count in ``attempts``, their tokens, estimated
-        (``prompt_tokens_per_attempt`` for each of their attempts), apart from the provider's usage.
+        runs that were lost spent (``worker.answering.job_end``).
         """
-        usage = outcome.usage or Usage()
-        fields = {
-            record.ANSWER: outcome.answer,
-            record.ERROR: outcome.error,
-            record.ERROR_CODE: outcome.error_code,
-            record.ATTEMPTS: str(outcome.attempts + lost.attempts),
-            record.USAGE: usage.to_json(),
-            record.FINISH_REASON: outcome.finish_reason,
-            record.MODEL: outcome.model,
-            record.LATENCY_MS: f"{outcome.latency_ms:.1f}",
-            record.FINISHED_AT: str(time.time()),
-        }
-        if outcome.sources is not None:
-            fields[record.SOURCES] = sources_json(outcome.sources)
-        counters = {
-            record.PROMPT_TOKENS: usage.prompt_tokens,
-            record.COMPLETION_TOKENS: usage.completion_tokens,
-            record.TRUNCATED: int(outcome.finish_reason == CUT_AT_MAX_TOKENS),
-            record.USAGE_ESTIMATED: int(bool(usage.estimated)),
-        }
-        if lost.attempts or lost.output_tokens_est:
-            spent = Usage(
-                prompt_tokens=lost.attempts * prompt_tokens_per_attempt,
-                completion_tokens=lost.output_tokens_est,
-                total_tokens=lost.attempts * prompt_tokens_per_attempt + lost.output_tokens_est,
-            )
-            fields[record.LOST_USAGE_EST] = spent.to_json()
-            counters[record.LOST_PROMPT_TOKENS_EST] = spent.prompt_tokens
-            counters[record.LOST_COMPLETION_TOKENS_EST] = spent.completion_tokens
-        if seq is not None:
-            fields[record.SEQ] = str(seq)
+        writes = end_writes(outcome, lost, prompt_tokens_per_attempt, seq)
         args = self._args(
             job_id,
             outcome.state,
-            fields,
+            writes.fields,
             latency_ms=outcome.latency_ms,
-            counters=counters,
+            counters=writes.counters,
             token=token,
             events=events,
             batch=batch,
-            metrics=_ended_metrics(outcome),
+            metrics=writes.metrics,
         )
         recorded = await self._run(job_id, batch, args)
         if recorded is not Recorded.ENDED_ELSEWHERE:
@@ -217,7 +184,7 @@ class JobStore:
         # The job was ended already, maybe by this very call: a reset can lose the reply of a script
         # that ran, and the retry then finds the job ended. Its finished_at tells whose end it is.
         ended_at = await self._call_through_outage(self._finished_at, [keys.job_record(job_id)], [])
-        own = isinstance(ended_at, bytes) and ended_at.decode() == fields[record.FINISHED_AT]
+        own = isinstance(ended_at, bytes) and ended_at.decode() == writes.fields[record.FINISHED_AT]
         return Recorded.STORED if own else recorded
 
     async def _run(self, job_id: str, batch: str, args: list[str | int | float]) -> Recorded:
@@ -300,24 +267,3 @@ class JobStore:
             else:
                 self._outage.recovered()
                 return previous
-
-
-def _ended_metrics(outcome: Outcome) -> dict[str, int]:
-    """What the job's end adds to the cluster-wide counters (``common.metrics``). Lost runs'
-    attempts are not in it: they counted when each run was found lost or handed back."""
-    counts = Counter(_spent_metrics(outcome))
-    counts[metrics.job_ended(outcome.state.value)] += 1
-    if outcome.attempts:
-        # A job refused unrun (or given up before a run) has no latency to observe.
-        counts.update(metrics.latency_fields(outcome.latency_ms))
-    return dict(counts)
-
-
-def _spent_metrics(outcome: Outcome) -> dict[str, int]:
-    """What a run that ran to its end spent: its attempts, by how each ended, and the provider's usage."""
-    usage = outcome.usage or Usage()
-    counts = Counter(
-        {metrics.TOKENS_PROMPT: usage.prompt_tokens, metrics.TOKENS_COMPLETION: usage.completion_tokens}
-    )
-    counts.update(metrics.attempt(end, status) for end, status in outcome.attempt_ends)
-    return dict(counts)
