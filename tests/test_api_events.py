@@ -48,7 +48,7 @@ async def sse_stream(response: httpx2.Response) -> AsyncIterator[Sse | str]:
         if line.startswith(":"):
             yield line
         elif line == "":
-            if fields:
+            if "data" in fields:  # as EventSource does: a block without data (``retry:``) is no event
                 yield Sse(fields.get("event", "message"), fields.get("data", ""), fields.get("id"))
             fields = {}
         else:
@@ -205,6 +205,25 @@ async def test_the_stream_is_marked_unbuffered_and_uncached(
         assert response.headers["content-type"].startswith("text/event-stream")
         assert response.headers["cache-control"] == "no-cache"
         assert response.headers["x-accel-buffering"] == "no"
+
+
+async def test_the_stream_first_tells_a_browser_to_reconnect_after_a_second(
+    server: ApiServer, redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
+) -> None:
+    """The first block is ``retry: 1000`` alone (no data: EventSource dispatches nothing), then events."""
+    [job_id] = await _submit(redis, config, write, 1)
+    await run_burst_worker(config, redis_url)
+    lines: list[str] = []
+    async with (
+        httpx2.AsyncClient(timeout=30) as client,
+        client.stream("GET", f"{server.url}/api/jobs/{job_id}/events", headers=server.headers) as response,
+    ):
+        async for line in response.aiter_lines():
+            lines.append(line)
+            if lines.count("") == 2:  # two blocks
+                break
+    assert lines[:2] == ["retry: 1000", ""]
+    assert lines[2].startswith("id: ")
 
 
 async def test_the_batch_stream_ends_when_the_batch_is_done(
