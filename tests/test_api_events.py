@@ -380,3 +380,20 @@ async def test_a_batch_client_resuming_after_a_result_gets_each_result_once(
     await worker
     ended = Counter(event.json()["job_id"] for event in first + rest if event.event == "result")
     assert ended == dict.fromkeys(job_ids, 1)
+
+
+async def test_a_job_whose_item_id_holds_a_slash_is_reachable(
+    server: ApiServer, redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
+) -> None:
+    """Item ids may hold '/': sent as %2F, the job's document and its stream are found (paths are decoded)."""
+    line = json.dumps({"id": "a/b", "question": "Slashes?"})
+    await submit_file(redis, write("slash.jsonl", line + "\n"), config, batch="ev")
+    await run_burst_worker(config, redis_url)
+    [row] = await results(redis, "ev")
+    async with httpx2.AsyncClient(timeout=30) as client:
+        document = await client.get(f"{server.url}/api/jobs/ev:a%2Fb", headers=server.headers)
+    assert (document.status_code, document.json()["id"]) == (200, "a/b")
+    events = await read_events(server, "/api/jobs/ev:a%2Fb/events")
+    ended = [event.json()["answer"] for event in events if event.event == "result"]
+    assert (ended[-1] if ended else _deltas(_stream_events(events))) == row.answer
+    assert events[-1].event == "end"

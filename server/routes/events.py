@@ -39,7 +39,7 @@ not after its own default (3 s in Chromium)."""
 LastEventId = Annotated[str | None, Header(alias="Last-Event-ID")]
 
 
-@router.get("/api/jobs/{job_id}/events", response_model=None)
+@router.get("/api/jobs/{job_id:path}/events", response_model=None)
 async def job_stream(
     job_id: str, request: Request, redis: RedisDep, last_event_id: LastEventId = None
 ) -> Response:
