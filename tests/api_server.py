@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ class ApiServer:
     """``http://127.0.0.1:PORT``."""
     token: str | None
     pid: int
-    """The server's process, for a test that kills it."""
+    """The server's process: a test may kill it (the context still cleans up after it)."""
 
     @property
     def headers(self) -> dict[str, str]:
@@ -29,15 +30,20 @@ class ApiServer:
 
 @contextlib.contextmanager
 def api_server(
-    redis_url: str, *, token: str | None = None, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    redis_url: str,
+    *,
+    token: str | None = None,
+    env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
+    port: int = 0,
 ) -> Iterator[ApiServer]:
-    """``askq serve --port 0``, started and ready (it said so on stderr), stopped after."""
+    """``askq serve --port PORT`` (0: a free one), started and ready (it said so on stderr), stopped after."""
     environment = {**os.environ, "REDIS_URL": redis_url, **(env or {})}
     environment.pop("ASKQ_API_TOKEN", None)
     if token is not None:
         environment["ASKQ_API_TOKEN"] = token
     process = subprocess.Popen(
-        [*ASKQ, "serve", "--port", "0", *args],
+        [*ASKQ, "serve", "--port", str(port), *args],
         cwd=REPO,
         env=environment,
         stderr=subprocess.PIPE,
@@ -64,3 +70,11 @@ def token_file(folder: Path, token: str) -> Path:
     path = folder / "token"
     path.write_text(token + "\n", encoding="utf-8")
     return path
+
+
+def free_port() -> int:
+    """A port nothing listens on now: for a server that must come back on the same one."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

@@ -48,7 +48,7 @@ async def sse_stream(response: httpx2.Response) -> AsyncIterator[Sse | str]:
         if line.startswith(":"):
             yield line
         elif line == "":
-            if fields:
+            if "data" in fields:  # as EventSource does: a block without data (``retry:``) is no event
                 yield Sse(fields.get("event", "message"), fields.get("data", ""), fields.get("id"))
             fields = {}
         else:
@@ -207,6 +207,25 @@ async def test_the_stream_is_marked_unbuffered_and_uncached(
         assert response.headers["x-accel-buffering"] == "no"
 
 
+async def test_the_stream_first_tells_a_browser_to_reconnect_after_a_second(
+    server: ApiServer, redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
+) -> None:
+    """The first block is ``retry: 1000`` alone (no data: EventSource dispatches nothing), then events."""
+    [job_id] = await _submit(redis, config, write, 1)
+    await run_burst_worker(config, redis_url)
+    lines: list[str] = []
+    async with (
+        httpx2.AsyncClient(timeout=30) as client,
+        client.stream("GET", f"{server.url}/api/jobs/{job_id}/events", headers=server.headers) as response,
+    ):
+        async for line in response.aiter_lines():
+            lines.append(line)
+            if lines.count("") == 2:  # two blocks
+                break
+    assert lines[:2] == ["retry: 1000", ""]
+    assert lines[2].startswith("id: ")
+
+
 async def test_the_batch_stream_ends_when_the_batch_is_done(
     server: ApiServer, redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
 ) -> None:
@@ -361,3 +380,20 @@ async def test_a_batch_client_resuming_after_a_result_gets_each_result_once(
     await worker
     ended = Counter(event.json()["job_id"] for event in first + rest if event.event == "result")
     assert ended == dict.fromkeys(job_ids, 1)
+
+
+async def test_a_job_whose_item_id_holds_a_slash_is_reachable(
+    server: ApiServer, redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
+) -> None:
+    """Item ids may hold '/': sent as %2F, the job's document and its stream are found (paths are decoded)."""
+    line = json.dumps({"id": "a/b", "question": "Slashes?"})
+    await submit_file(redis, write("slash.jsonl", line + "\n"), config, batch="ev")
+    await run_burst_worker(config, redis_url)
+    [row] = await results(redis, "ev")
+    async with httpx2.AsyncClient(timeout=30) as client:
+        document = await client.get(f"{server.url}/api/jobs/ev:a%2Fb", headers=server.headers)
+    assert (document.status_code, document.json()["id"]) == (200, "a/b")
+    events = await read_events(server, "/api/jobs/ev:a%2Fb/events")
+    ended = [event.json()["answer"] for event in events if event.event == "result"]
+    assert (ended[-1] if ended else _deltas(_stream_events(events))) == row.answer
+    assert events[-1].event == "end"

@@ -15,8 +15,8 @@ from fastapi.responses import RedirectResponse, Response
 
 from common.errors import NotFoundError
 from producer.batches import recent_batches, status_document
-from producer.job_status import job_status
 from server.auth import COOKIE, check_origin, has_access, token_matches
+from server.console.job_view import job_view
 from server.console.render import Pages
 from server.state import RedisDep, server_state
 
@@ -45,15 +45,15 @@ def console_router(pages: Pages) -> APIRouter:
             return pages.render(request, "missing.html", 404, what="batch", message=str(exc))
         return pages.render(request, "batch.html", batch=batch, status=status)
 
-    @router.get("/jobs/{job_id}")
+    @router.get("/jobs/{job_id:path}")  # an item id may hold "/"
     async def job_page(job_id: str, request: Request, redis: RedisDep) -> Response:
         if not has_access(request):
             return _to_login(request)
         try:
-            job = await job_status(redis, job_id)
+            view = await job_view(redis, job_id)
         except NotFoundError as exc:
             return pages.render(request, "missing.html", 404, what="job", message=str(exc))
-        return pages.render(request, "job.html", job_id=job_id, job=job)
+        return pages.render(request, "job.html", view=view, job=view.job)
 
     @router.get("/login")
     async def login_page(request: Request, next: str = "/") -> Response:

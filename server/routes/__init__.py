@@ -6,8 +6,8 @@ from server.routes import batches, events, jobs, metrics, openai_batches, openai
 
 ROUTERS: list[APIRouter] = [
     batches.router,
+    events.router,  # before jobs: /api/jobs/{job_id:path} would take /api/jobs/ID/events too
     jobs.router,
-    events.router,
     openai_files.router,
     openai_batches.router,
     metrics.router,

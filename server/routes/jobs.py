@@ -12,7 +12,7 @@ from server.state import RedisDep
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
 
-@router.get("/{job_id}")
+@router.get("/{job_id:path}")  # an item id may hold "/" (sent as %2F, decoded before routing)
 async def get_job(job_id: str, redis: RedisDep) -> dict[str, Any]:
     """The job's state, attempts, answer or error, usage and sources; 404 for an unknown batch or item."""
     return job_document(await job_status(redis, job_id))
