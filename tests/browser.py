@@ -27,6 +27,7 @@ FLAGS = [
     "--disable-sync",
 ]
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "console"
+"""Where ``keep_screenshot`` writes, with ``ASKQ_SCREENSHOTS`` set: the console's docs page shows them."""
 
 
 def chromium() -> str:
@@ -65,3 +66,10 @@ async def page_of(
         yield page
     finally:
         await context.close()
+
+
+async def keep_screenshot(page: Page, name: str) -> None:
+    """The page as docs/console/NAME, when ``ASKQ_SCREENSHOTS`` is set (`ASKQ_SCREENSHOTS=1 python3
+    dev.py test tests/test_console_*.py`); otherwise nothing, so a test run leaves the tree as it was."""
+    if os.environ.get("ASKQ_SCREENSHOTS"):
+        await page.screenshot(path=str(SCREENSHOTS / name), full_page=True)

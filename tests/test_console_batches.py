@@ -13,7 +13,7 @@ from common import keys
 from common.config import AskqConfig
 from producer.submit import submit_file
 from tests.api_server import ApiServer, api_server
-from tests.browser import SCREENSHOTS, browser, page_of
+from tests.browser import browser, keep_screenshot, page_of
 
 TOKEN = "console-test-token-0123456789"
 
@@ -55,7 +55,7 @@ async def test_lists_batches_with_progress(
     await expect(row.locator(".done")).to_have_text("0 / 1")
     await submit_file(redis, write("later.jsonl", '{"id":"b","question":"two"}\n'), config, batch="later")
     await expect(page.locator("tr[data-batch=later] a")).to_have_attribute("href", "/batches/later")
-    await page.screenshot(path=str(SCREENSHOTS / "batches.png"), full_page=True)
+    await keep_screenshot(page, "batches.png")
 
 
 async def test_bad_upload_lists_lines_and_enqueues_nothing(
@@ -73,7 +73,7 @@ async def test_bad_upload_lists_lines_and_enqueues_nothing(
     await expect(problems.nth(0)).to_contain_text("line 2")
     await expect(problems.nth(1)).to_contain_text("line 3: question is empty")
     assert not await redis.exists(keys.batch_record("broken"))
-    await page.screenshot(path=str(SCREENSHOTS / "upload-problems.png"), full_page=True)
+    await keep_screenshot(page, "upload-problems.png")
 
 
 async def test_good_upload_opens_its_batch(

@@ -16,7 +16,7 @@ from common.events import EventType
 from producer.job_status import job_status
 from producer.submit import submit_file
 from tests.api_server import ApiServer, api_server
-from tests.browser import SCREENSHOTS, browser
+from tests.browser import browser, keep_screenshot
 from tests.conftest import Simulator
 from tests.helpers import keeping_events, logged_events, run_burst_worker
 from tests.job_pages import open_job, stream_ended, submit_question, text_of, watched
@@ -97,7 +97,7 @@ async def test_a_korean_answer_renders_at_375_px_without_sideways_scrolling(
         assert await text_of(page, "#answer") == stored.answer
         assert await text_of(page, "#question") == question
         assert await page.evaluate("document.documentElement.scrollWidth") <= 375
-        await page.screenshot(path=str(SCREENSHOTS / "job-375.png"), full_page=True)
+        await keep_screenshot(page, "job-375.png")
 
 
 async def test_a_failed_job_shows_each_retry_and_its_reason_then_the_error(
@@ -152,13 +152,13 @@ async def test_a_retried_answer_shows_only_its_last_attempt_and_the_whole_timeli
         assert await text_of(page, "#answer") == stored.answer
         await expect(page.locator("#timeline .retry")).to_have_count(2)
         await expect(page.locator("#timeline .succeeded")).to_have_count(1)
-        await page.screenshot(path=str(SCREENSHOTS / "job.png"), full_page=True)
+        await keep_screenshot(page, "job.png")
     async with watched(chromium, dialogs, dark=True) as page:
         await open_job(page, server, job_id)
         await stream_ended(page)
         assert await text_of(page, "#answer") == stored.answer
         await expect(page.locator("#timeline .retry")).to_have_count(2)
-        await page.screenshot(path=str(SCREENSHOTS / "job-dark.png"), full_page=True)
+        await keep_screenshot(page, "job-dark.png")
 
 
 async def test_a_knowledge_job_shows_its_sources_live_and_without_javascript(
