@@ -34,7 +34,7 @@ def rate_limit_headers(state: SimState, settings: SimulatorSettings, now: float)
         level = state.bucket.level(now, tpm, window_s)
         headers["x-ratelimit-limit-tokens"] = str(tpm)
         headers["x-ratelimit-remaining-tokens"] = str(max(0, math.floor(level)))
-        headers["x-ratelimit-reset-tokens"] = go_duration(state.bucket.seconds_until_full(now, tpm, window_s))
+        headers["x-ratelimit-reset-tokens"] = go_duration(state.bucket.seconds_to_fill(level, tpm, window_s))
     return headers
 
 

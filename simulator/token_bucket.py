@@ -44,9 +44,10 @@ class TokenBucket:
         """Take `tokens` (negative: give them back), whether or not they fit."""
         self._level = self.level(now, tpm, window_s) - tokens
 
-    def seconds_until_full(self, now: float, tpm: int, window_s: float) -> float:
-        capacity = tpm * window_s / MINUTE_S
-        return max(0.0, (capacity - self.level(now, tpm, window_s)) * MINUTE_S / tpm)
+    @staticmethod
+    def seconds_to_fill(level: float, tpm: int, window_s: float) -> float:
+        """Seconds until a bucket at `level` is full again."""
+        return max(0.0, (tpm * window_s / MINUTE_S - level) * MINUTE_S / tpm)
 
     def clear(self) -> None:
         self._level = None
