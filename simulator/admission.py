@@ -45,10 +45,17 @@ async def read_request(
 
 
 def rate_limited(state: SimState, settings: SimulatorSettings) -> web.Response | None:
-    """A 429 with Retry-After when the request is past ``rpm_limit`` in its window; None to go on."""
+    """A 429 with Retry-After when the request is past ``rpm_limit`` in its window; None to go on.
+    (Chat's admission, ``simulator.limits``, also counts tokens and reports the limits in headers.)"""
     now = asyncio.get_running_loop().time()
     retry_after = state.limiter.acquire(now, settings.rpm_limit, settings.rpm_window_s)
     if retry_after is None:
         return None
+    return past_rpm_limit(settings, retry_after)
+
+
+def past_rpm_limit(
+    settings: SimulatorSettings, retry_after_s: float, headers: dict[str, str] | None = None
+) -> web.Response:
     message = f"Rate limit reached: {settings.rpm_limit} requests per minute (simulated)."
-    return error_response(429, message, headers=retry_after_headers(retry_after))
+    return error_response(429, message, headers={**retry_after_headers(retry_after_s), **(headers or {})})

@@ -10,6 +10,7 @@ from aiohttp import web
 from .answers import Answer
 from .errors import error_response
 from .faults import Directive
+from .limits import Spend
 from .pacing import Pace, sleep_until
 from .rejections import stream_error_message
 from .state import SimState
@@ -24,6 +25,7 @@ async def send_completion(
     pace: Pace,
     model: str,
     start: float,
+    spend: Spend,
 ) -> web.StreamResponse:
     stats = state.stats
     if directive.kind == "cut":
@@ -40,8 +42,9 @@ async def send_completion(
     await sleep_until(start + pace.token_at(len(answer.tokens) - 1))
     finish_reason = None if directive.kind == "nofinish" else answer.finish_reason
     stats.completion_tokens_sent += len(answer.tokens)
+    spend.sent += len(answer.tokens)
     stats.responses_by_status[200] += 1
-    return web.json_response(completion_body(answer, model, finish_reason))
+    return web.json_response(completion_body(answer, model, finish_reason), headers=spend.headers)
 
 
 def completion_body(answer: Answer, model: str, finish_reason: str | None) -> dict[str, Any]:

@@ -20,10 +20,16 @@ def past_context(settings: SimulatorSettings, prompt_tokens: int) -> bool:
 
 
 async def refuse_past_context(
-    request: web.Request, settings: SimulatorSettings, prompt_tokens: int, *, stream: bool
+    request: web.Request,
+    settings: SimulatorSettings,
+    prompt_tokens: int,
+    *,
+    stream: bool,
+    headers: dict[str, str],
 ) -> web.StreamResponse:
+    """``headers``: the rate-limit headers, which the streamed 200 carries as every answer does."""
     if stream:
-        response = web.StreamResponse(headers=_SSE_HEADERS)
+        response = web.StreamResponse(headers={**_SSE_HEADERS, **headers})
         await response.prepare(request)
         await response.write_eof()
         return response

@@ -31,10 +31,11 @@ def error_response(
     param: str | None = None,
     code: str | None = None,
     headers: dict[str, str] | None = None,
+    error_type: str | None = None,
 ) -> web.Response:
-    """JSON error with the type/code the real API uses for `status`; an explicit `code` wins."""
-    error_type, default_code = _STATUS_SHAPES.get(status, ("invalid_request_error", None))
-    body = error_body(message, error_type, param, code if code is not None else default_code)
+    """JSON error with the type/code the real API uses for `status`; an explicit `code` or type wins."""
+    default_type, default_code = _STATUS_SHAPES.get(status, ("invalid_request_error", None))
+    body = error_body(message, error_type or default_type, param, code if code is not None else default_code)
     return web.json_response(body, status=status, headers=headers)
 
 

@@ -22,16 +22,26 @@ class SlidingWindowLimiter:
         """Admit and return None, or refuse and return the seconds until a slot frees."""
         if rpm <= 0:
             return None
-        limit = max(1, round(rpm * window_s / MINUTE_S))
-        cutoff = now - window_s
-        while self._admitted and self._admitted[0] <= cutoff:
-            self._admitted.popleft()
+        limit = self._expire(now, rpm, window_s)
         excess = len(self._admitted) - limit
         if excess >= 0:
             # After a runtime decrease of the limit, several admissions must expire before a slot frees.
             return self._admitted[excess] + window_s - now
         self._admitted.append(now)
         return None
+
+    def remaining(self, now: float, rpm: int, window_s: float) -> tuple[int, float]:
+        """Requests the window still admits, and the seconds until its oldest admission leaves it."""
+        limit = self._expire(now, rpm, window_s)
+        reset = self._admitted[0] + window_s - now if self._admitted else 0.0
+        return max(0, limit - len(self._admitted)), reset
+
+    def _expire(self, now: float, rpm: int, window_s: float) -> int:
+        """Drop admissions older than the window; returns how many the window holds."""
+        cutoff = now - window_s
+        while self._admitted and self._admitted[0] <= cutoff:
+            self._admitted.popleft()
+        return max(1, round(rpm * window_s / MINUTE_S))
 
     def clear(self) -> None:
         self._admitted.clear()

@@ -43,6 +43,29 @@ class SimulatorSettings(BaseModel):
         le=60.0,
         description="the limit's window: it holds rpm_limit x rpm_window_s / 60",
     )
+    tpm_limit: int = Field(
+        default=0,
+        ge=0,
+        description="tokens per minute (prompt + max_tokens taken at admission, the unused part given "
+        "back at the answer's end); 0 = unlimited",
+    )
+    tpm_window_s: float = Field(
+        default=60.0,
+        gt=0.0,
+        le=60.0,
+        description="the token limit's window: the bucket holds tpm_limit x tpm_window_s / 60",
+    )
+    ratelimit_headers: bool = Field(
+        default=True,
+        description="send OpenAI's x-ratelimit-* headers on answers and 429s when rpm_limit or tpm_limit "
+        "is set (false: a provider that sends none)",
+    )
+    overload_in_flight: int = Field(
+        default=0,
+        ge=0,
+        description="past this many requests in flight, a bare 429 (no Retry-After, no x-ratelimit-*), "
+        "before the body is read; 0 = no limit",
+    )
     strict_models: bool = Field(
         default=False, description="answer 404 model_not_found for a model /v1/models does not list"
     )

@@ -1,4 +1,4 @@
-"""Mutable per-app state: current settings, fault RNG, stats and rate window."""
+"""Mutable per-app state: current settings, fault RNG, stats, rate window and token bucket."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from .ratelimit import SlidingWindowLimiter
 from .settings import SimulatorSettings
 from .slots import Slots
 from .stats import SimStats
+from .token_bucket import TokenBucket
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class SimState:
         self.rng = random.Random(settings.seed)
         self.stats = SimStats()
         self.limiter = SlidingWindowLimiter()
+        self.bucket = TokenBucket()
         self.slots = Slots(self.stats)
         self.recorded: list[dict[str, Any]] = []
         """With ``record_requests``: each answered request's last user message, model, system messages,
@@ -64,9 +66,11 @@ class SimState:
         return new
 
     def reset(self) -> None:
-        """Clear stats, attempts and the rate window; re-seed so fault sequences replay identically."""
+        """Clear stats, attempts, the rate window and the token bucket; re-seed so that fault sequences
+        replay identically."""
         self.stats.reset()
         self.limiter.clear()
+        self.bucket.clear()
         self.recorded.clear()
         self.recorded_embeddings.clear()
         self.files.clear()

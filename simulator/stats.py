@@ -28,6 +28,16 @@ class SimStats:
     """Streams with one ``data:`` line that is not a chunk (``badline``)."""
     client_disconnects: int = 0
     completion_tokens_sent: int = 0
+    refused_rpm: int = 0
+    """429s for ``rpm_limit``; the other 429s by cause are ``refused_tpm`` and ``refused_overload``, and
+    the rest of ``responses_by_status["429"]`` are faults (``rate_429``, ``[sim:429]``)."""
+    refused_tpm: int = 0
+    refused_overload: int = 0
+    tokens_admitted: int = 0
+    """Tokens taken from the ``tpm_limit`` bucket: prompt plus reserved completion at admission, plus what
+    an answer used beyond its reservation; tokens used = ``tokens_admitted - tokens_returned``."""
+    tokens_returned: int = 0
+    """Reserved tokens an answer did not use (all of them for a request refused with a status)."""
     attempts: Counter[str] = field(default_factory=Counter)
     batches_created: int = 0
     batch_requests: int = 0
@@ -58,6 +68,8 @@ class SimStats:
         self.max_in_flight = self.in_flight
         self.max_waiting_for_slot = self.streams_interrupted = 0
         self.requests_total = self.completion_tokens_sent = self.client_disconnects = 0
+        self.refused_rpm = self.refused_tpm = self.refused_overload = 0
+        self.tokens_admitted = self.tokens_returned = 0
         self.streams_completed = self.streams_cut = self.streams_errored = self.streams_malformed = 0
         self.batches_created = self.batch_requests = 0
         self.embedding_requests = self.embedding_inputs = self.bad_embeddings_sent = 0
@@ -79,6 +91,11 @@ class SimStats:
             "streams_malformed": self.streams_malformed,
             "client_disconnects": self.client_disconnects,
             "completion_tokens_sent": self.completion_tokens_sent,
+            "refused_rpm": self.refused_rpm,
+            "refused_tpm": self.refused_tpm,
+            "refused_overload": self.refused_overload,
+            "tokens_admitted": self.tokens_admitted,
+            "tokens_returned": self.tokens_returned,
             "attempts": dict(self.attempts),
             "batches_created": self.batches_created,
             "batch_requests": self.batch_requests,

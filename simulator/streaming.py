@@ -11,6 +11,7 @@ from aiohttp import web
 
 from .answers import Answer
 from .faults import Directive
+from .limits import Spend
 from .pacing import STAMP, Pace, Step, play
 from .rejections import stream_error_message
 from .sse import DONE, ChunkEncoder, error_event, mangled
@@ -31,17 +32,19 @@ async def send_stream(
     pace: Pace,
     model: str,
     include_usage: bool,
+    spend: Spend,
 ) -> web.StreamResponse:
     stats = state.stats
     encoder = ChunkEncoder(new_completion_id(), int(time.time()), model)
     cut_after = state.settings.cut_after_chunks
-    resp = web.StreamResponse(headers=_SSE_HEADERS)
+    resp = web.StreamResponse(headers={**_SSE_HEADERS, **spend.headers} if spend.headers else _SSE_HEADERS)
     stats.responses_by_status[200] += 1
     await resp.prepare(request)
     start = asyncio.get_running_loop().time()
 
     def count_tokens(sent: int) -> None:
         stats.completion_tokens_sent += sent
+        spend.sent += sent
 
     stamp = state.settings.stamp_tokens
     tokens = [STAMP.decode() + " "] * len(answer.tokens) if stamp else answer.tokens
