@@ -43,6 +43,16 @@ def _low(texts: list[str], model: str, estimate: Any) -> list[tuple[int, int, st
         ("뇎", 3, 3),  # one grapheme: never cut by the splitter, counted after a separator
         ("😀", 1, 2),
         ("\n\n", 1, 1),
+        ("def f(x):\n    return x * 2\n", 11, 11),
+        (
+            "아메리카노는 하우스 블렌드 원두로 만듭니다. "
+            "따뜻한 아메리카노는 레귤러 2,000원, 라지 2,500원입니다.",
+            48,
+            63,
+        ),
+        ("Iced Americano: Regular 2,500 won, Large 3,000 won.", 19, 19),
+        ("👍🏽🇰🇷", 7, 12),
+        ("askq:batch:{id}:items", 8, 8),
     ],
 )
 def test_the_reference_counts_as_tiktoken_does(text: str, o200k: int, cl100k: int) -> None:
