@@ -91,9 +91,10 @@ _SHAPES = bytes.maketrans(
     bytes(range(ord("a"), ord("z") + 1)) + bytes(range(ord("A"), ord("Z") + 1)) + b"\r\n \t\f\v",
     b"a" * 26 + b"A" * 26 + b"nnsttt",
 )
-"""Each byte to its class: a lower-case letter, A capital, n line break, s space, t tab; a digit or a
-mark stays itself, so ``_NOT_MARKS`` can drop all but those."""
-_NOT_MARKS = bytes(byte for byte in range(256) if not (0x21 <= byte <= 0x7E) or chr(byte).isalpha())
+"""Each byte to its class: a lower-case letter, A capital, n line break, s space, t tab; a digit, a
+mark or a control character stays itself."""
+_NOT_MARKS = bytes(range(ord("a"), ord("z") + 1)) + bytes(range(ord("A"), ord("Z") + 1)) + b"\r\n \t\f\v"
+"""What ``bytes.translate`` drops to leave the digits, marks and control characters, one token each."""
 
 
 def non_ascii_quarters(model: str) -> int:
