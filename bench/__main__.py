@@ -31,6 +31,7 @@ from bench.report import rows, table
 from bench.sse import run_sse
 from bench.submit import run_submit
 from bench.throughput import run_askq, run_baseline
+from bench.token_estimate import run_estimate
 from bench.transport import run_transport
 
 SECTIONS = (
@@ -47,6 +48,7 @@ SECTIONS = (
     "knowledge_build",
     "sse",
     "api",
+    "estimate",
 )
 
 
@@ -123,6 +125,8 @@ def run(sections: list[str], scale: float, folder: Path) -> dict[str, Any]:
                 result_items=max(10_000, int(200_000 * size)),
                 upload_lines=max(10_000, int(100_000 * size)),
             )
+        elif section == "estimate":
+            results[section] = run_estimate()  # every question of its sets: not scaled
     return results
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.report_estimate import estimate_rows
 from bench.report_row import Row
 from bench.report_sse import sse_rows
 
@@ -96,6 +97,8 @@ def rows(results: dict[str, Any]) -> list[Row]:
         out += sse_rows(results["sse"])
     if "api" in results:
         out += _api_rows(results["api"])
+    if "estimate" in results:
+        out += estimate_rows(results["estimate"])
     return out
 
 
