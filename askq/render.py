@@ -39,6 +39,8 @@ def status_table(status: BatchStatus, providers: Iterable[ProviderState] = ()) -
     if status.truncated:
         table.add_row("cut at max_tokens", f"{status.truncated} (finish_reason length)")
     table.add_row("latency p50 / p95", f"{_ms(status.latency_p50_ms)} / {_ms(status.latency_p95_ms)}")
+    if status.errors:
+        table.add_row("errors", cell(errors_line(status)))
     table.add_row("source", cell(status.source))
     first = status.job_ids[:SHOWN_JOB_IDS]
     shown = ", ".join(first)
@@ -50,6 +52,15 @@ def status_table(status: BatchStatus, providers: Iterable[ProviderState] = ()) -
         for line in provider.lines():  # its error quotes the provider: shown, never obeyed
             table.add_row("provider", cell(line))
     return table
+
+
+def errors_line(status: BatchStatus) -> str:
+    """Attempts and jobs that failed, by reason: ``37 × HTTP 429 (5 failed)``."""  # noqa: RUF002  # the sign shown
+    parts = []
+    for error in status.errors:
+        failed = f" ({error.failed} failed)" if error.failed else ""
+        parts.append(f"{error.retried + error.failed} × {error.reason}{failed}")
+    return ", ".join(parts)
 
 
 def tokens_line(status: BatchStatus) -> str:

@@ -44,6 +44,20 @@ async def job_id_pages(redis: Redis, batch: str) -> AsyncGenerator[list[str], No
 
 
 @dataclass(frozen=True)
+class ErrorCount:
+    """How often the batch's attempts and jobs failed for one reason (``HTTP 429``, ``timeout``)."""
+
+    reason: str
+    retried: int
+    """Attempts that failed so and were tried again."""
+    failed: int
+    """Jobs that failed so."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"reason": self.reason, "retried": self.retried, "failed": self.failed}
+
+
+@dataclass(frozen=True)
 class BatchStatus:
     batch: str
     total: int
@@ -66,6 +80,8 @@ class BatchStatus:
     """Jobs whose usage askq estimated (the provider reported none): the token counts are approximate."""
     truncated: int = 0
     """Answers cut at max_tokens (finish_reason ``length``)."""
+    errors: tuple[ErrorCount, ...] = ()
+    """Failed attempts and jobs by reason, the most frequent first."""
 
     @property
     def finished(self) -> int:
@@ -97,6 +113,7 @@ class BatchStatus:
                 "estimated_jobs": self.usage_estimated,
             },
             "truncated": self.truncated,
+            "errors": [error.to_json() for error in self.errors],
             "latency_ms": {"p50": self.latency_p50_ms, "p95": self.latency_p95_ms},
             "created_at": self.created_at,
             "source": self.source,
@@ -216,4 +233,16 @@ def _status(
         lost_completion_tokens_est=int(fields.get(record.LOST_COMPLETION_TOKENS_EST, 0)),
         usage_estimated=int(fields.get(record.USAGE_ESTIMATED, 0)),
         truncated=int(fields.get(record.TRUNCATED, 0)),
+        errors=_errors(fields),
     )
+
+
+def _errors(fields: dict[str, str]) -> tuple[ErrorCount, ...]:
+    """The batch record's error counters (``record.ERRORS_RETRIED`` and ``ERRORS_FAILED``), by reason."""
+    counts: dict[str, list[int]] = {}
+    for name, value in fields.items():
+        for place, prefix in enumerate((record.ERRORS_RETRIED, record.ERRORS_FAILED)):
+            if name.startswith(prefix):
+                counts.setdefault(name.removeprefix(prefix), [0, 0])[place] = int(value)
+    found = [ErrorCount(reason, retried, failed) for reason, (retried, failed) in counts.items()]
+    return tuple(sorted(found, key=lambda error: (-(error.retried + error.failed), error.reason)))

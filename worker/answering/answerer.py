@@ -18,6 +18,7 @@ from common.metrics import NO_STATUS, OK_STATUS, AttemptOutcome, status_of
 from common.tokens import estimated_usage
 from common.usage import Usage
 from worker.answering.deadline import Deadline
+from worker.answering.error_reasons import INTERNAL, error_reason
 from worker.answering.gate import Admission, ProviderGate
 from worker.answering.in_flight import PLACE_POLL_S, Call
 from worker.answering.outage import Outage, backoff_s
@@ -83,6 +84,7 @@ class Answerer:
         self._gate = gate
         self._attempts = 0
         self._ends: list[tuple[AttemptOutcome, str]] = []
+        self._retried: list[str] = []
         self._deadline = Deadline(None, 0)
         self._part = part
         # A scheduled run's calls share one log: each of their events says which call it is.
@@ -97,6 +99,11 @@ class Answerer:
         """How each attempt so far ended, and its HTTP status: what ``askq_provider_attempts_total``
         counts once the job's end is recorded."""
         return tuple(self._ends)
+
+    @property
+    def retried(self) -> tuple[str, ...]:
+        """Why each attempt that was tried again failed, as ``error_reasons`` labels it."""
+        return tuple(self._retried)
 
     async def answer(self, request: ChatRequest, deadline: Deadline | None = None) -> Answer:
         """``deadline``: the job's own, which waits for a provider that is away push back."""
@@ -268,6 +275,7 @@ class Answerer:
         wait_s = state.next_action.sleep if state.next_action is not None else 0.0
         reason = str(error) if isinstance(error, ProviderError) else repr(error)
         self._ends.append((AttemptOutcome.RETRY, status_of(error) if error is not None else NO_STATUS))
+        self._retried.append(error_reason(error) if error is not None else INTERNAL)
         log.warning("retrying", attempt=state.attempt_number, retry_in_s=round(wait_s, 3), error=reason)
         self._publisher.emit(
             EventType.RETRY, state.attempt_number, error=reason, retry_in_s=round(wait_s, 3), **self._labels

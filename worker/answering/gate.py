@@ -37,7 +37,13 @@ from redis.exceptions import RedisError
 
 from common import keys
 from common.config import AskqConfig
-from common.errors import FatalProviderError, ProviderError, ProviderUnreachableError, RetryableProviderError
+from common.errors import (
+    BatchHaltedError,
+    FatalProviderError,
+    ProviderError,
+    ProviderUnreachableError,
+    RetryableProviderError,
+)
 from common.reconnect import describe, is_connection_loss
 from worker.answering.in_flight import InFlight, new_call_id
 from worker.answering.outage import HELD_FOR_S, Outage, OutageWatch
@@ -229,7 +235,7 @@ class ProviderGate:
         reason, cooldown_ms, send_in_ms, *rest = fields + [b""] * (9 - len(fields))
         if reason is not None:
             message = NOT_SENT.format(reason=reason.decode(), batch=self._batch)
-            raise FatalProviderError(message, status_code=HALTING_STATUS)
+            raise BatchHaltedError(message, status_code=HALTING_STATUS)
         since_ms, age_ms, error, limit, place, used = rest
         admission = Admission(
             float(cooldown_ms) / 1000,
