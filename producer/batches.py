@@ -7,7 +7,7 @@ reads the first few and how many there are; every id is walked a page at a time 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from redis.asyncio import Redis
@@ -17,7 +17,7 @@ from common.errors import NotFoundError
 from common.provider_state import provider_states
 from common.redis_health import missing_batch, read_lineage
 from common.status import TERMINAL_STATES, JobState
-from producer.latencies import LATENCIES
+from producer.latencies import FIRST_TOKENS, LATENCIES, LatencyCache
 
 PAGE_ITEMS = 500
 """Job ids read per round trip when walking a batch in input order."""
@@ -82,6 +82,9 @@ class BatchStatus:
     """Answers cut at max_tokens (finish_reason ``length``)."""
     errors: tuple[ErrorCount, ...] = ()
     """Failed attempts and jobs by reason, the most frequent first."""
+    first_token_p50_ms: float | None = None
+    first_token_p95_ms: float | None = None
+    """Of succeeded jobs: from their answering attempt's request to its stream's first piece."""
 
     @property
     def finished(self) -> int:
@@ -115,6 +118,7 @@ class BatchStatus:
             "truncated": self.truncated,
             "errors": [error.to_json() for error in self.errors],
             "latency_ms": {"p50": self.latency_p50_ms, "p95": self.latency_p95_ms},
+            "first_token_ms": {"p50": self.first_token_p50_ms, "p95": self.first_token_p95_ms},
             "created_at": self.created_at,
             "source": self.source,
             "job_type": self.job_type,
@@ -149,30 +153,43 @@ async def batch_status(
     (cheap enough to poll). With ``with_job_ids``, its first ``job_id_limit`` ids, or every one when
     None: for small batches only, a large one is walked with job_id_pages."""
     last = -1 if job_id_limit is None else job_id_limit - 1
-    start = LATENCIES.start(batch)
+    lists = ((LATENCIES, keys.batch_latencies(batch)), (FIRST_TOKENS, keys.batch_first_tokens(batch)))
+    starts = [cache.start(batch) for cache, _ in lists]
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.batch_record(batch))
         pipe.llen(keys.batch_items(batch))
         if with_latencies:  # only those added since this process last read them (producer.latencies)
-            pipe.lrange(keys.batch_latencies(batch), start, -1)
+            for (_, key), start in zip(lists, starts, strict=True):
+                pipe.lrange(key, start, -1)
         if with_job_ids and job_id_limit != 0:  # LRANGE 0 -1 would be every id, not none
             pipe.lrange(keys.batch_items(batch), 0, last)
         replies = await pipe.execute()
-    fields_reply, items_total, *lists = replies
-    latency_reply = lists.pop(0) if with_latencies else []
-    items_reply = lists.pop(0) if lists else []
+    fields_reply, items_total, *rest = replies
+    tails = rest[: len(lists)] if with_latencies else []
+    items_reply = rest[len(tails)] if len(rest) > len(tails) else []
     if not fields_reply:
         raise await unknown_batch(redis, batch)
     job_ids = [job_id.decode() for job_id in items_reply]
-    percentiles: tuple[float | None, float | None] = (None, None)
+    created_at = fields_reply.get(record.CREATED_AT.encode(), b"")
+    percentiles: list[tuple[float | None, float | None]] = [(None, None), (None, None)]
     if with_latencies:
-        created_at = fields_reply.get(record.CREATED_AT.encode(), b"")
-        found = LATENCIES.percentiles(batch, created_at, start, latency_reply)
-        if found is None:  # what was held is another batch's of this name: read this one's whole
-            whole = await redis.lrange(keys.batch_latencies(batch), 0, -1)  # type: ignore[misc]  # redis-py types sync and async alike
-            found = LATENCIES.percentiles(batch, created_at, 0, whole)
-        percentiles = found or (None, None)
-    return _status(batch, fields_reply, percentiles, job_ids, job_ids_total=items_total)
+        percentiles = [
+            await _percentiles(redis, cache, key, batch, created_at, start, tail)
+            for (cache, key), start, tail in zip(lists, starts, tails, strict=True)
+        ]
+    status = _status(batch, fields_reply, percentiles[0], job_ids, job_ids_total=items_total)
+    return replace(status, first_token_p50_ms=percentiles[1][0], first_token_p95_ms=percentiles[1][1])
+
+
+async def _percentiles(
+    redis: Redis, cache: LatencyCache, key: str, batch: str, created_at: bytes, start: int, tail: list[bytes]
+) -> tuple[float | None, float | None]:
+    """p50 and p95 of the list at ``key``, of which ``tail`` is what follows the ``start`` values held."""
+    found = cache.percentiles(batch, created_at, start, tail)
+    if found is None:  # what was held is another batch's of this name: read this one's whole
+        whole = await redis.lrange(key, 0, -1)  # type: ignore[misc]  # redis-py types sync and async alike
+        found = cache.percentiles(batch, created_at, 0, whole)
+    return found or (None, None)
 
 
 async def recent_batches(redis: Redis, limit: int, *, after: str | None = None) -> list[BatchStatus]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
@@ -63,6 +63,8 @@ class Answer:
     finish_reason: str
     usage: Usage
     attempts: int
+    first_token_ms: float | None = None
+    """From the request to the stream's first piece (its first text, or its end for an empty answer)."""
 
 
 class Answerer:
@@ -240,6 +242,7 @@ class Answerer:
             # the job's deadline (first_byte_timeout_s bounds it).
             first_byte_s = self._config.provider.first_byte_timeout_s
             first = await self._deadline.excused(anext(pieces), first_byte_s)
+            first_token_ms = (time.monotonic() - started) * 1000
             if call is not None:
                 self._gate.in_flight.arrived(call)
             await self._gate.reachable(call.sent if call is not None else started)
@@ -247,7 +250,7 @@ class Answerer:
             async for piece in pieces:
                 answer = answer or self._take(piece, parts, request, started)
             if answer is not None:
-                return answer
+                return replace(answer, first_token_ms=first_token_ms)
         raise AssertionError("unreachable: astream ends with a finish piece or raises")  # pragma: no cover
 
     def _take(

@@ -80,6 +80,7 @@ async def _outcome(ctx: WorkerContext, payload: JobPayload, publisher: EventPubl
             finish_reason=result.finish_reason,
             model=model,
             latency_ms=(time.monotonic() - started) * 1000,
+            first_token_ms=result.first_token_ms,
             sources=sources,
             attempt_ends=answerer.attempt_ends,
             retried=answerer.retried,

@@ -71,6 +71,8 @@ class Outcome:
     finish_reason: str = ""
     model: str = ""
     latency_ms: float = 0.0
+    first_token_ms: float | None = None
+    """From the answering attempt's request to its stream's first piece; None unless it succeeded."""
     sources: tuple[Source, ...] | None = None
     """The knowledge chunks in the job's prompt, best first; None for a job that retrieved none."""
     attempt_ends: tuple[tuple[AttemptOutcome, str], ...] = ()

@@ -179,6 +179,7 @@ class JobStore:
             outcome.state,
             writes.fields,
             latency_ms=outcome.latency_ms,
+            first_token_ms=outcome.first_token_ms,
             counters=writes.counters,
             token=token,
             events=events,
@@ -218,6 +219,7 @@ class JobStore:
             keys.batch_results(batch),
             keys.batch_live(batch),
             keys.METRICS,
+            keys.batch_first_tokens(batch),
         ]
 
     def _args(
@@ -227,6 +229,7 @@ class JobStore:
         fields: dict[str, str],
         *,
         latency_ms: float | None = None,
+        first_token_ms: float | None = None,
         counters: dict[str, int] | None = None,
         token: str | None = None,
         events: list[str] | None = None,
@@ -248,6 +251,7 @@ class JobStore:
             self._log_ttl_s,
             self._keep,
             json.dumps(metrics or {}),
+            "" if first_token_ms is None else f"{first_token_ms:.1f}",
         ]
         for name, value in fields.items():
             args += [name, value]
