@@ -25,7 +25,9 @@ from producer.results import Result
 from producer.schedules import ScheduleRow
 
 
-def status_table(status: BatchStatus, providers: Iterable[ProviderState] = ()) -> Table:
+def status_table(
+    status: BatchStatus, providers: Iterable[ProviderState] = (), halt: str | None = None
+) -> Table:
     table = Table(title=cell(f"batch {status.batch}"), show_header=False, title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("value")
@@ -51,6 +53,8 @@ def status_table(status: BatchStatus, providers: Iterable[ProviderState] = ()) -
     for provider in providers:
         for line in provider.lines():  # its error quotes the provider: shown, never obeyed
             table.add_row("provider", cell(line))
+    if halt is not None:  # quotes the provider's refusal: shown, never obeyed
+        table.add_row("halted", cell(f"jobs are not sent: {halt}; fix it, then `askq retry {status.batch}`"))
     return table
 
 

@@ -135,10 +135,21 @@ class BatchStatus:
 
 async def status_document(redis: Redis, batch: str) -> dict[str, Any]:
     """What ``askq status BATCH --json`` prints and ``GET /api/batches/{batch}`` answers: the counters,
-    the first job ids, and the providers in an outage or at their in-flight limit."""
+    the first job ids, the providers in an outage, at their in-flight limit, cooling down or paced,
+    and why the batch is halted (a 401: its jobs are not sent until ``askq retry``), if it is."""
     result = await batch_status(redis, batch, job_id_limit=SHOWN_JOB_IDS)
     providers = await provider_states(redis)
-    return {**result.to_json(), "providers": [state.to_json() for state in providers]}
+    return {
+        **result.to_json(),
+        "providers": [state.to_json() for state in providers],
+        "halt": await halt_reason(redis, batch),
+    }
+
+
+async def halt_reason(redis: Redis, batch: str) -> str | None:
+    """Why the batch's jobs are not sent (the provider refused the key: ``worker.answering.gate``)."""
+    halt = await redis.get(keys.batch_halt(batch))
+    return halt.decode() if halt is not None else None
 
 
 async def batch_status(
