@@ -12,7 +12,8 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 from redis.asyncio import Redis
 
-from common.config import AskqConfig
+from common.config import AskqConfig, parse_config
+from common.errors import RetryableProviderError
 from common.status import JobState
 from producer.batches import batch_status
 from producer.submit import submit_file
@@ -20,6 +21,7 @@ from tests.api_server import ApiServer, api_server
 from tests.browser import browser, keep_screenshot, page_of
 from tests.conftest import Simulator
 from tests.helpers import results, run_burst_worker
+from worker.answering.gate import GateMemory, ProviderGate
 
 HOSTILE_ID = "<script>alert(1)</script>"
 HOSTILE_ANSWER = "<b>markup</b> & <script>alert(2)</script> 서울"
@@ -241,3 +243,28 @@ async def test_follow_view_streams_running_jobs_text(
                 await page.goto(server.url + "/batches/live")
                 await expect(page.locator("#errors li")).to_have_count(2)
                 await keep_screenshot(page, name)
+
+
+async def test_provider_gate_shows_a_halt_and_a_cooldown(
+    server: ApiServer,
+    page: Page,
+    redis: Redis,
+    redis_url: str,
+    sim: Simulator,
+    config: AskqConfig,
+    write: Any,
+) -> None:
+    """A 401 halts the batch (the refusal quoted, its other jobs failed unsent); a 429's cooldown shows."""
+    lines = [{"id": "key", "question": "[sim:401] Refused key"}, {"id": "other", "question": "Never sent"}]
+    await _submit(redis, config, write, "halted", lines)
+    await run_burst_worker(config, redis_url, max_jobs=1)  # one at a time: the 401 comes first
+    gate = ProviderGate(redis, "halted", "api.example.test", parse_config({}), GateMemory())
+    await gate.refused(RetryableProviderError("HTTP 429", status_code=429, retry_after_s=60.0))
+    await page.goto(server.url + "/batches/halted")
+    await expect(page.locator("#gate .gate-halt")).to_contain_text("Halted: its jobs are not sent. HTTP 401")
+    await expect(page.locator("#gate .gate-cooldown")).to_contain_text(
+        "api.example.test asked to hold off (429)"
+    )
+    await expect(page.locator("#errors li")).to_have_text(
+        ["1 × HTTP 401 (1 failed)", "1 × not sent: batch halted (1 failed)"]
+    )
