@@ -189,6 +189,10 @@ async def test_items_filter_and_pages(
     await expect(page.locator("#items-next")).to_be_hidden()
     await page.click("#items-previous")
     await expect(rows.first.locator("a")).to_have_text("i25")
+    await expect(page).to_have_url(server.url + "/batches/many?after=24")
+    await page.click("#items-first")
+    await expect(rows.first.locator("a")).to_have_text("i00")
+    await expect(page).to_have_url(server.url + "/batches/many")
     await page.select_option("#items-state", "failed")
     failed = [f"i{n:02}" for n in range(60) if n % 7 == 3]
     await expect(rows.locator("a")).to_have_text(failed)

@@ -195,7 +195,7 @@
     $("items-where").textContent = `${askq.fmt(found.total)} items`;
     const shown = query(after);
     shown.delete("limit");
-    history.replaceState(null, "", `?${shown}`);
+    history.replaceState(null, "", String(shown) ? `?${shown}` : location.pathname);
   }
 
   function pager() {
