@@ -30,7 +30,14 @@ from common.reconnect import CONNECTION_ERRORS, Backoff
 from common.redis_health import check_memory_policy
 from common.status import JobState
 from common.wording import counted
-from producer.batches import SHOWN_JOB_IDS, BatchStatus, batch_status, job_id_pages, status_document
+from producer.batches import (
+    SHOWN_JOB_IDS,
+    BatchStatus,
+    batch_status,
+    halt_reason,
+    job_id_pages,
+    status_document,
+)
 from producer.connection import connect
 from producer.control import cancel_batch
 from producer.job_status import is_job_id, job_status
@@ -159,7 +166,8 @@ async def status(batch: str, *, as_json: bool, ids: bool = False) -> int:
             return 0
         result = await batch_status(redis, batch, job_id_limit=SHOWN_JOB_IDS)
         providers = await provider_states(redis)
-    stdout.print(status_table(result, providers))
+        halt = await halt_reason(redis, batch)
+    stdout.print(status_table(result, providers, halt))
     return 0
 
 

@@ -25,7 +25,9 @@ from producer.results import Result
 from producer.schedules import ScheduleRow
 
 
-def status_table(status: BatchStatus, providers: Iterable[ProviderState] = ()) -> Table:
+def status_table(
+    status: BatchStatus, providers: Iterable[ProviderState] = (), halt: str | None = None
+) -> Table:
     table = Table(title=cell(f"batch {status.batch}"), show_header=False, title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("value")
@@ -39,6 +41,8 @@ def status_table(status: BatchStatus, providers: Iterable[ProviderState] = ()) -
     if status.truncated:
         table.add_row("cut at max_tokens", f"{status.truncated} (finish_reason length)")
     table.add_row("latency p50 / p95", f"{_ms(status.latency_p50_ms)} / {_ms(status.latency_p95_ms)}")
+    if status.errors:
+        table.add_row("errors", cell(errors_line(status)))
     table.add_row("source", cell(status.source))
     first = status.job_ids[:SHOWN_JOB_IDS]
     shown = ", ".join(first)
@@ -49,7 +53,18 @@ def status_table(status: BatchStatus, providers: Iterable[ProviderState] = ()) -
     for provider in providers:
         for line in provider.lines():  # its error quotes the provider: shown, never obeyed
             table.add_row("provider", cell(line))
+    if halt is not None:  # quotes the provider's refusal: shown, never obeyed
+        table.add_row("halted", cell(f"jobs are not sent: {halt}; fix it, then `askq retry {status.batch}`"))
     return table
+
+
+def errors_line(status: BatchStatus) -> str:
+    """Attempts and jobs that failed, by reason: ``37 × HTTP 429 (5 failed)``."""  # noqa: RUF002  # the sign shown
+    parts = []
+    for error in status.errors:
+        failed = f" ({error.failed} failed)" if error.failed else ""
+        parts.append(f"{error.retried + error.failed} × {error.reason}{failed}")
+    return ", ".join(parts)
 
 
 def tokens_line(status: BatchStatus) -> str:

@@ -13,9 +13,11 @@ AskqError
       │    │                             first byte: the server is away; jobs wait, spending no attempt
       │    ├── FirstByteTimeoutError     no first byte within provider.first_byte_timeout_s
       │    ├── StreamStalledError        silent mid-stream for provider.stall_timeout_s
-      │    └── StreamCutError            the stream ended without a finish_reason
+      │    ├── StreamCutError            the stream ended without a finish_reason
+      │    └── StreamBrokenError         dropped mid-stream, a line not a chunk, an error in the stream
       └── FatalProviderError       400, 401, 403, 404, 422, TLS certificate: attempting again cannot help
-           └── ContextOverflowError      the prompt is longer than the model's context
+           ├── ContextOverflowError      the prompt is longer than the model's context
+           └── BatchHaltedError          not sent: an earlier job of the batch got a 401
 """
 
 from __future__ import annotations
@@ -64,6 +66,10 @@ class RetryableProviderError(ProviderError):
         self.retry_after_s = retry_after_s
 
 
+class StreamBrokenError(RetryableProviderError):
+    """A stream that began and broke: dropped mid-way, a line that is not a chunk, an error inside it."""
+
+
 class FatalProviderError(ProviderError):
     pass
 
@@ -94,3 +100,8 @@ class StreamCutError(RetryableProviderError):
 
 class ContextOverflowError(FatalProviderError):
     """The prompt (with ``max_tokens``) is longer than the model's context: no attempt can fit it."""
+
+
+class BatchHaltedError(FatalProviderError):
+    """Not sent: the provider refused the key (401) for an earlier job of the batch, which is halted
+    until ``askq retry`` (``worker.answering.gate``)."""

@@ -112,6 +112,12 @@ def batch_latencies(batch: str) -> str:
     return f"{PREFIX}:batch:{batch}:latency_ms"
 
 
+def batch_first_tokens(batch: str) -> str:
+    """List of succeeded jobs' times to first token in milliseconds (their answering attempt's, from
+    its request to the stream's first piece), for percentiles."""
+    return f"{PREFIX}:batch:{batch}:first_token_ms"
+
+
 def batch_halt(batch: str) -> str:
     """String set when the provider refused the API key for a job of the batch: why its others stop."""
     return f"{PREFIX}:batch:{batch}:halt"

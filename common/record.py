@@ -75,4 +75,10 @@ USAGE_ESTIMATED: Final = "usage_estimated"
 LOG_TRIMMED_TO: Final = "log_trimmed_to"
 """The floor of the last trim that dropped entries from the batch's log (an entry id, or its ms): the
 log holds every entry from there on (``common.live_log``); absent while it was never trimmed."""
+ERRORS_RETRIED: Final = "errors:retried:"
+"""With a reason after it (``HTTP 429``, ``timeout``: ``worker.answering.error_reasons``): the batch's
+provider attempts that failed that way and were tried again, counted when their job ends."""
+ERRORS_FAILED: Final = "errors:failed:"
+"""With a reason after it: the batch's jobs that failed that way (a job run again by ``askq retry``
+counts at each failure)."""
 STATE_COUNTERS: Final = tuple(state.value for state in JobState)

@@ -7,7 +7,7 @@ reads the first few and how many there are; every id is walked a page at a time 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from redis.asyncio import Redis
@@ -17,7 +17,7 @@ from common.errors import NotFoundError
 from common.provider_state import provider_states
 from common.redis_health import missing_batch, read_lineage
 from common.status import TERMINAL_STATES, JobState
-from producer.latencies import LATENCIES
+from producer.latencies import FIRST_TOKENS, LATENCIES, LatencyCache
 
 PAGE_ITEMS = 500
 """Job ids read per round trip when walking a batch in input order."""
@@ -44,6 +44,20 @@ async def job_id_pages(redis: Redis, batch: str) -> AsyncGenerator[list[str], No
 
 
 @dataclass(frozen=True)
+class ErrorCount:
+    """How often the batch's attempts and jobs failed for one reason (``HTTP 429``, ``timeout``)."""
+
+    reason: str
+    retried: int
+    """Attempts that failed so and were tried again."""
+    failed: int
+    """Jobs that failed so."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"reason": self.reason, "retried": self.retried, "failed": self.failed}
+
+
+@dataclass(frozen=True)
 class BatchStatus:
     batch: str
     total: int
@@ -66,6 +80,11 @@ class BatchStatus:
     """Jobs whose usage askq estimated (the provider reported none): the token counts are approximate."""
     truncated: int = 0
     """Answers cut at max_tokens (finish_reason ``length``)."""
+    errors: tuple[ErrorCount, ...] = ()
+    """Failed attempts and jobs by reason, the most frequent first."""
+    first_token_p50_ms: float | None = None
+    first_token_p95_ms: float | None = None
+    """Of succeeded jobs: from their answering attempt's request to its stream's first piece."""
 
     @property
     def finished(self) -> int:
@@ -97,7 +116,9 @@ class BatchStatus:
                 "estimated_jobs": self.usage_estimated,
             },
             "truncated": self.truncated,
+            "errors": [error.to_json() for error in self.errors],
             "latency_ms": {"p50": self.latency_p50_ms, "p95": self.latency_p95_ms},
+            "first_token_ms": {"p50": self.first_token_p50_ms, "p95": self.first_token_p95_ms},
             "created_at": self.created_at,
             "source": self.source,
             "job_type": self.job_type,
@@ -114,10 +135,21 @@ class BatchStatus:
 
 async def status_document(redis: Redis, batch: str) -> dict[str, Any]:
     """What ``askq status BATCH --json`` prints and ``GET /api/batches/{batch}`` answers: the counters,
-    the first job ids, and the providers in an outage or at their in-flight limit."""
+    the first job ids, the providers in an outage, at their in-flight limit, cooling down or paced,
+    and why the batch is halted (a 401: its jobs are not sent until ``askq retry``), if it is."""
     result = await batch_status(redis, batch, job_id_limit=SHOWN_JOB_IDS)
     providers = await provider_states(redis)
-    return {**result.to_json(), "providers": [state.to_json() for state in providers]}
+    return {
+        **result.to_json(),
+        "providers": [state.to_json() for state in providers],
+        "halt": await halt_reason(redis, batch),
+    }
+
+
+async def halt_reason(redis: Redis, batch: str) -> str | None:
+    """Why the batch's jobs are not sent (the provider refused the key: ``worker.answering.gate``)."""
+    halt = await redis.get(keys.batch_halt(batch))
+    return halt.decode() if halt is not None else None
 
 
 async def batch_status(
@@ -132,30 +164,43 @@ async def batch_status(
     (cheap enough to poll). With ``with_job_ids``, its first ``job_id_limit`` ids, or every one when
     None: for small batches only, a large one is walked with job_id_pages."""
     last = -1 if job_id_limit is None else job_id_limit - 1
-    start = LATENCIES.start(batch)
+    lists = ((LATENCIES, keys.batch_latencies(batch)), (FIRST_TOKENS, keys.batch_first_tokens(batch)))
+    starts = [cache.start(batch) for cache, _ in lists]
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.batch_record(batch))
         pipe.llen(keys.batch_items(batch))
         if with_latencies:  # only those added since this process last read them (producer.latencies)
-            pipe.lrange(keys.batch_latencies(batch), start, -1)
+            for (_, key), start in zip(lists, starts, strict=True):
+                pipe.lrange(key, start, -1)
         if with_job_ids and job_id_limit != 0:  # LRANGE 0 -1 would be every id, not none
             pipe.lrange(keys.batch_items(batch), 0, last)
         replies = await pipe.execute()
-    fields_reply, items_total, *lists = replies
-    latency_reply = lists.pop(0) if with_latencies else []
-    items_reply = lists.pop(0) if lists else []
+    fields_reply, items_total, *rest = replies
+    tails = rest[: len(lists)] if with_latencies else []
+    items_reply = rest[len(tails)] if len(rest) > len(tails) else []
     if not fields_reply:
         raise await unknown_batch(redis, batch)
     job_ids = [job_id.decode() for job_id in items_reply]
-    percentiles: tuple[float | None, float | None] = (None, None)
+    created_at = fields_reply.get(record.CREATED_AT.encode(), b"")
+    percentiles: list[tuple[float | None, float | None]] = [(None, None), (None, None)]
     if with_latencies:
-        created_at = fields_reply.get(record.CREATED_AT.encode(), b"")
-        found = LATENCIES.percentiles(batch, created_at, start, latency_reply)
-        if found is None:  # what was held is another batch's of this name: read this one's whole
-            whole = await redis.lrange(keys.batch_latencies(batch), 0, -1)  # type: ignore[misc]  # redis-py types sync and async alike
-            found = LATENCIES.percentiles(batch, created_at, 0, whole)
-        percentiles = found or (None, None)
-    return _status(batch, fields_reply, percentiles, job_ids, job_ids_total=items_total)
+        percentiles = [
+            await _percentiles(redis, cache, key, batch, created_at, start, tail)
+            for (cache, key), start, tail in zip(lists, starts, tails, strict=True)
+        ]
+    status = _status(batch, fields_reply, percentiles[0], job_ids, job_ids_total=items_total)
+    return replace(status, first_token_p50_ms=percentiles[1][0], first_token_p95_ms=percentiles[1][1])
+
+
+async def _percentiles(
+    redis: Redis, cache: LatencyCache, key: str, batch: str, created_at: bytes, start: int, tail: list[bytes]
+) -> tuple[float | None, float | None]:
+    """p50 and p95 of the list at ``key``, of which ``tail`` is what follows the ``start`` values held."""
+    found = cache.percentiles(batch, created_at, start, tail)
+    if found is None:  # what was held is another batch's of this name: read this one's whole
+        whole = await redis.lrange(key, 0, -1)  # type: ignore[misc]  # redis-py types sync and async alike
+        found = cache.percentiles(batch, created_at, 0, whole)
+    return found or (None, None)
 
 
 async def recent_batches(redis: Redis, limit: int, *, after: str | None = None) -> list[BatchStatus]:
@@ -216,4 +261,16 @@ def _status(
         lost_completion_tokens_est=int(fields.get(record.LOST_COMPLETION_TOKENS_EST, 0)),
         usage_estimated=int(fields.get(record.USAGE_ESTIMATED, 0)),
         truncated=int(fields.get(record.TRUNCATED, 0)),
+        errors=_errors(fields),
     )
+
+
+def _errors(fields: dict[str, str]) -> tuple[ErrorCount, ...]:
+    """The batch record's error counters (``record.ERRORS_RETRIED`` and ``ERRORS_FAILED``), by reason."""
+    counts: dict[str, list[int]] = {}
+    for name, value in fields.items():
+        for place, prefix in enumerate((record.ERRORS_RETRIED, record.ERRORS_FAILED)):
+            if name.startswith(prefix):
+                counts.setdefault(name.removeprefix(prefix), [0, 0])[place] = int(value)
+    found = [ErrorCount(reason, retried, failed) for reason, (retried, failed) in counts.items()]
+    return tuple(sorted(found, key=lambda error: (-(error.retried + error.failed), error.reason)))

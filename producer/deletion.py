@@ -70,6 +70,7 @@ async def delete_batch(
         pipe.delete(
             keys.batch_items(batch),
             keys.batch_latencies(batch),
+            keys.batch_first_tokens(batch),
             keys.batch_halt(batch),
             keys.batch_log(batch),
             keys.batch_live(batch),

@@ -86,3 +86,5 @@ class LatencyCache:
 
 LATENCIES = LatencyCache()
 """This process's: the server's status route and the CLI's status share the one reading."""
+FIRST_TOKENS = LatencyCache()
+"""The same for the batches' times to first token (``keys.batch_first_tokens``), which grow alike."""

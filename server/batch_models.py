@@ -40,6 +40,34 @@ class BatchPage(BaseModel):
     has_more: bool
 
 
+class BatchItem(BaseModel):
+    """One item of a batch as its items page lists it: long texts cut (``GET /api/jobs/{job_id}``
+    has the whole job)."""
+
+    index: int = Field(description="its place in the batch, from 0, in input order")
+    id: str = Field(description="the item's id")
+    job_id: str
+    state: str = Field(
+        description="queued, running, succeeded, failed, cancelled; expired when its record is gone"
+    )
+    question: str = Field(description="its first 300 characters")
+    answer: str | None = Field(description="its first 300 characters; null unless it succeeded")
+    error: str | None = Field(description="its first 300 characters")
+    attempts: int
+    finished_at: float | None = Field(description="Unix time, once ended")
+
+
+class ItemPage(BaseModel):
+    """A page of a batch's items in input order; ``?after=next_after`` gives the next."""
+
+    object: Literal["list"] = "list"
+    data: list[BatchItem]
+    next_after: int | None = Field(description="pass as `after` for the next page; null at the list's end")
+    has_more: bool = Field(description="whether the list goes on past this page (a page may hold none)")
+    scanned: int = Field(description="items looked at: a filtered page reads at most 5,000 states")
+    total: int = Field(description="items in the batch")
+
+
 class RetryResult(BaseModel):
     batch: str
     requeued: int = Field(description="failed (and with ?cancelled=true, cancelled) jobs queued again")

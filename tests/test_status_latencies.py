@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -92,3 +93,24 @@ def test_the_least_recently_asked_batch_is_dropped_past_the_limit() -> None:
     for batch in ("a", "b", "c"):
         assert held.percentiles(batch, b"1", 0, [b"5.0", b"7.0"]) == (6.0, 6.9)
     assert (held.start("a"), held.start("b"), held.start("c")) == (0, 2, 2)
+
+
+async def test_first_token_times_are_kept_for_answered_jobs_only(
+    redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, write: Any
+) -> None:
+    """Each answered job adds its time to first token, never shorter than the provider's delay before
+    its first token; a failed job adds none; the status has their percentiles."""
+    sim.configure(ttft_ms=150, tokens_per_s=2000, answer_tokens=20)
+    lines = [{"id": f"q{i}", "question": f"Question {i}?"} for i in range(3)]
+    lines.append({"id": "bad", "question": "[sim:400] Refused"})
+    path = write("ttft.jsonl", "".join(json.dumps(line) + "\n" for line in lines))
+    await submit_file(redis, path, config, batch="ttft")
+    await run_burst_worker(config, redis_url)
+    values = [float(value) for value in await redis.lrange(keys.batch_first_tokens("ttft"), 0, -1)]  # type: ignore[misc]  # redis-py types sync and async alike
+    assert len(values) == 3
+    assert min(values) >= 150
+    latencies = [float(value) for value in await redis.lrange(keys.batch_latencies("ttft"), 0, -1)]  # type: ignore[misc]  # redis-py types sync and async alike
+    assert len(latencies) == 4  # the failed job has a latency, not a first token
+    document = (await batch_status(redis, "ttft", with_job_ids=False)).to_json()
+    p50, p95 = np.percentile(values, [50, 95]).tolist()
+    assert document["first_token_ms"] == {"p50": p50, "p95": p95}

@@ -14,8 +14,18 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from common.errors import NotFoundError
+from common.status import JobState
+from producer.batch_items import item_page
 from producer.batches import recent_batches, status_document
 from server.auth import COOKIE, check_origin, has_access, token_matches
+from server.console.batch_view import (
+    ITEMS_SHOWN,
+    error_lines,
+    gate_lines,
+    index_asked,
+    milliseconds,
+    state_asked,
+)
 from server.console.job_view import job_view
 from server.console.render import Pages
 from server.state import RedisDep, server_state
@@ -41,9 +51,23 @@ def console_router(pages: Pages) -> APIRouter:
             return _to_login(request)
         try:
             status = await status_document(redis, batch)
+            state = state_asked(request.query_params.get("state"))
+            after = index_asked(request.query_params.get("after"))
+            items = await item_page(redis, batch, state=state, after=after, limit=ITEMS_SHOWN)
         except NotFoundError as exc:
             return pages.render(request, "missing.html", 404, what="batch", message=str(exc))
-        return pages.render(request, "batch.html", batch=batch, status=status)
+        return pages.render(
+            request,
+            "batch.html",
+            batch=batch,
+            status=status,
+            items=items,
+            state=state.value if state else "",
+            states=[state.value for state in JobState],
+            errors=error_lines(status),
+            gate=gate_lines(status),
+            milliseconds=milliseconds,
+        )
 
     @router.get("/jobs/{job_id:path}")  # an item id may hold "/"
     async def job_page(job_id: str, request: Request, redis: RedisDep) -> Response:

@@ -13,8 +13,13 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
+from redis.asyncio import Redis
+
+from common import keys
 from producer.batch_tail_items import BatchResume
+from producer.log_reader import id_key
 from producer.tail import Resume
 from server.errors import ApiError
 
@@ -50,6 +55,36 @@ def batch_resume(last_event_id: str) -> BatchResume:
     if item := _BATCH_ITEM.fullmatch(last_event_id):
         return BatchResume(listed=int(item[2]), final=item[1] is not None)
     raise _not_ours(last_event_id, "ENTRY.INDEX, ENTRY.INDEX+ or item.N")
+
+
+@dataclass(frozen=True)
+class EndedSkipped:
+    """A batch stream that leaves out the jobs ended before it began (``?skip_ended=true``).
+
+    It reads the log from the first event still needed by a job live when it began (the log is
+    trimmed below that only), so those jobs' text comes whole; the other jobs whose events are in
+    the log before ``until`` (now, when it began) had ended: their events and ends are left out,
+    and no listing of stored ends comes first.
+    """
+
+    resume: BatchResume
+    live: frozenset[str]
+    until: tuple[int, int]
+
+    def skips(self, job_id: str, entry: str | None) -> bool:
+        return entry is not None and id_key(entry) < self.until and job_id not in self.live
+
+
+async def ended_skipped(redis: Redis, batch: str) -> EndedSkipped:
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.zrange(keys.batch_live(batch), 0, -1, withscores=True)
+        pipe.time()
+        live, (seconds, micros) = await pipe.execute()
+    now = f"{seconds * 1000 + micros // 1000}-0"
+    start = f"{int(min(score for _, score in live))}-0" if live else now
+    # As if everything before ``start`` was delivered: ends logged before it were had.
+    resume = BatchResume(entry=start, index=-1)
+    return EndedSkipped(resume, frozenset(job_id.decode() for job_id, _ in live), id_key(now))
 
 
 def _not_ours(last_event_id: str, shape: str) -> ApiError:

@@ -22,7 +22,7 @@ from producer.batch_tail_items import BatchResume, JobEnded, Listed, Progress
 from producer.log_reader import At, LogReader
 from producer.tail import Finished, Gap, ProviderWait, Resume, Waiting, follow_job
 from producer.tail_json import item_json
-from server.events.cursors import END, event_cursor, item_cursor, job_cursor
+from server.events.cursors import END, EndedSkipped, event_cursor, item_cursor, job_cursor
 
 _ENDS = {EventType.DONE: "succeeded", EventType.FAILED: "failed", EventType.CANCELLED: "cancelled"}
 """A final event's job state, as ``result`` and ``GET /api/jobs/{id}`` name it."""
@@ -67,20 +67,38 @@ async def job_events(
 
 
 async def batch_events(
-    redis: Redis, batch: str, reader: LogReader, resume: BatchResume | None, *, keep_going: bool
+    redis: Redis,
+    batch: str,
+    reader: LogReader,
+    resume: BatchResume | None,
+    *,
+    keep_going: bool,
+    skip: EndedSkipped | None = None,
 ) -> AsyncIterator[ServerSentEvent]:
-    """Progress, every job's events and every job's end, until the batch is done (or for good)."""
+    """Progress, every job's events and every job's end, until the batch is done (or for good);
+    with ``skip``, not those of the jobs that had ended before the stream began."""
     place: str | None = None
+    entry: str | None = None
     after_event = False
     sent_progress: dict[str, Any] | None = None
+    if skip is not None:
+        resume = skip.resume
     items = follow_batch(
         redis, batch, follow=True, reader=reader, positions=True, resume=resume, until_done=not keep_going
     )
     async for item in items:
+        if (
+            skip is not None
+            and isinstance(item, StreamEvent | JobEnded | Gap)
+            and skip.skips(item.job_id, entry)
+        ):
+            continue
         if isinstance(item, At):
+            entry = item.after
             place, after_event = event_cursor(item.after, item.index or 0), True
         elif isinstance(item, Listed):
             place, after_event = item_cursor(item.index, final=item.final), False
+            entry = None
         elif isinstance(item, StreamEvent):
             yield _event(item.type.value, item.to_json(), place)
         elif isinstance(item, JobEnded):

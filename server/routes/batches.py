@@ -10,6 +10,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from redis.asyncio import Redis
 
+from common.status import JobState
+from producer.batch_items import item_page
 from producer.batches import PAGE_ITEMS, batch_status, recent_batches, status_document
 from producer.control import cancel_batch
 from producer.deletion import delete_batch
@@ -21,6 +23,7 @@ from server.batch_models import (
     CancelResult,
     DeleteResult,
     InputFormat,
+    ItemPage,
     ResultFormat,
     RetryResult,
     SubmitResult,
@@ -95,6 +98,28 @@ async def list_batches(
 async def get_batch(batch: str, redis: RedisDep) -> dict[str, Any]:
     """The batch's counts, tokens, latency and first job ids: `askq status BATCH --json`."""
     return await status_document(redis, batch)
+
+
+@router.get("/{batch}/items", response_model=ItemPage, responses=_UNKNOWN)
+async def get_items(
+    batch: str,
+    redis: RedisDep,
+    state: Annotated[JobState | None, Query(description="only the items in this state")] = None,
+    after: Annotated[int | None, Query(ge=0, description="the previous page's `next_after`")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    """The batch's items in input order, a page at a time; with `state`, only those in it. A filtered
+    page looks at 5,000 items at most: it may come back short, or empty, with `has_more` (go on from
+    `next_after`), so a page of a batch of millions is as quick as one of a few."""
+    page = await item_page(redis, batch, state=state, after=after, limit=limit)
+    return {
+        "object": "list",
+        "data": page.items,
+        "next_after": page.next_after,
+        "has_more": page.next_after is not None,
+        "scanned": page.scanned,
+        "total": page.total,
+    }
 
 
 @router.get(

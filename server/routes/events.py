@@ -19,7 +19,7 @@ from common import keys, record
 from common.stored_jobs import read_job
 from producer.batches import unknown_batch
 from producer.job_status import job_status
-from server.events.cursors import END, batch_resume, job_resume
+from server.events.cursors import END, batch_resume, ended_skipped, job_resume
 from server.events.hub import LiveHub
 from server.events.reader import HubReader
 from server.events.streams import batch_events, job_events
@@ -60,15 +60,18 @@ async def batch_stream(
     redis: RedisDep,
     last_event_id: LastEventId = None,
     follow: Annotated[bool, Query(description="go on after the batch is done")] = False,
+    skip_ended: Annotated[bool, Query(description="leave out jobs ended before the stream began")] = False,
 ) -> Response:
-    """Progress, every job's events and ends, until the batch is done (with ``follow``: for good)."""
+    """Progress, every job's events and ends, until the batch is done (with ``follow``: for good).
+    With ``skip_ended``, from the jobs running now on, with no listing of those ended before."""
     if not await redis.exists(keys.batch_record(batch)):
         raise await unknown_batch(redis, batch)
     if last_event_id == END and not follow:
         return Response(status_code=204)
     resume = batch_resume(last_event_id) if last_event_id and last_event_id != END else None
+    skip = await ended_skipped(redis, batch) if resume is None and skip_ended else None
     reader = _reader(request, redis, [(keys.batch_log(batch), keys.batch_events_channel(batch))])
-    return _respond(batch_events(redis, batch, reader, resume, keep_going=follow), reader)
+    return _respond(batch_events(redis, batch, reader, resume, keep_going=follow, skip=skip), reader)
 
 
 def _reader(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
@@ -18,6 +18,7 @@ from common.metrics import NO_STATUS, OK_STATUS, AttemptOutcome, status_of
 from common.tokens import estimated_usage
 from common.usage import Usage
 from worker.answering.deadline import Deadline
+from worker.answering.error_reasons import INTERNAL, error_reason
 from worker.answering.gate import Admission, ProviderGate
 from worker.answering.in_flight import PLACE_POLL_S, Call
 from worker.answering.outage import Outage, backoff_s
@@ -62,6 +63,8 @@ class Answer:
     finish_reason: str
     usage: Usage
     attempts: int
+    first_token_ms: float | None = None
+    """From the request to the stream's first piece (its first text, or its end for an empty answer)."""
 
 
 class Answerer:
@@ -83,6 +86,7 @@ class Answerer:
         self._gate = gate
         self._attempts = 0
         self._ends: list[tuple[AttemptOutcome, str]] = []
+        self._retried: list[str] = []
         self._deadline = Deadline(None, 0)
         self._part = part
         # A scheduled run's calls share one log: each of their events says which call it is.
@@ -97,6 +101,11 @@ class Answerer:
         """How each attempt so far ended, and its HTTP status: what ``askq_provider_attempts_total``
         counts once the job's end is recorded."""
         return tuple(self._ends)
+
+    @property
+    def retried(self) -> tuple[str, ...]:
+        """Why each attempt that was tried again failed, as ``error_reasons`` labels it."""
+        return tuple(self._retried)
 
     async def answer(self, request: ChatRequest, deadline: Deadline | None = None) -> Answer:
         """``deadline``: the job's own, which waits for a provider that is away push back."""
@@ -233,6 +242,7 @@ class Answerer:
             # the job's deadline (first_byte_timeout_s bounds it).
             first_byte_s = self._config.provider.first_byte_timeout_s
             first = await self._deadline.excused(anext(pieces), first_byte_s)
+            first_token_ms = (time.monotonic() - started) * 1000
             if call is not None:
                 self._gate.in_flight.arrived(call)
             await self._gate.reachable(call.sent if call is not None else started)
@@ -240,7 +250,7 @@ class Answerer:
             async for piece in pieces:
                 answer = answer or self._take(piece, parts, request, started)
             if answer is not None:
-                return answer
+                return replace(answer, first_token_ms=first_token_ms)
         raise AssertionError("unreachable: astream ends with a finish piece or raises")  # pragma: no cover
 
     def _take(
@@ -268,6 +278,7 @@ class Answerer:
         wait_s = state.next_action.sleep if state.next_action is not None else 0.0
         reason = str(error) if isinstance(error, ProviderError) else repr(error)
         self._ends.append((AttemptOutcome.RETRY, status_of(error) if error is not None else NO_STATUS))
+        self._retried.append(error_reason(error) if error is not None else INTERNAL)
         log.warning("retrying", attempt=state.attempt_number, retry_in_s=round(wait_s, 3), error=reason)
         self._publisher.emit(
             EventType.RETRY, state.attempt_number, error=reason, retry_in_s=round(wait_s, 3), **self._labels

@@ -37,8 +37,15 @@ from redis.exceptions import RedisError
 
 from common import keys
 from common.config import AskqConfig
-from common.errors import FatalProviderError, ProviderError, ProviderUnreachableError, RetryableProviderError
+from common.errors import (
+    BatchHaltedError,
+    FatalProviderError,
+    ProviderError,
+    ProviderUnreachableError,
+    RetryableProviderError,
+)
 from common.reconnect import describe, is_connection_loss
+from worker.answering.gate_scripts import ADMIT, COOL_DOWN, REACHABLE, UNREACHABLE
 from worker.answering.in_flight import InFlight, new_call_id
 from worker.answering.outage import HELD_FOR_S, Outage, OutageWatch
 
@@ -56,78 +63,6 @@ MAX_REMEMBERED = 10_000
 IDLE_PROVIDERS_MS = 3_600_000
 """How long ``askq status`` keeps looking at a provider that had an outage or a limit."""
 NOT_SENT = "not sent: an earlier job of this batch was refused ({reason}); fix it, then `askq retry {batch}`"
-
-# KEYS: halt, cooldown, pace, outage, in-flight limit, in-flight calls.
-# ARGV: ms between requests (0: no pace), call id, ms a place is held.
-# Returns {halt reason or false, cooldown ms, ms until this attempt's reserved send time,
-#          outage since ms, its age ms, its error, in-flight limit, place ('1' taken, '0' none free),
-#          places in use}; trailing fields absent when they do not apply.
-_ADMIT = """
-local reason = redis.call('GET', KEYS[1])
-if reason then return {reason, '0', '0'} end
-local cooldown_ms = redis.call('PTTL', KEYS[2])
-if cooldown_ms > 0 then return {false, tostring(cooldown_ms), '0'} end
-local outage = redis.call('HMGET', KEYS[4], 'since_ms', 'error')
-local limit = redis.call('HGET', KEYS[5], 'limit')
-local interval = tonumber(ARGV[1])
-if not outage[1] and not limit and interval <= 0 then return {false, '0', '0'} end
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-if outage[1] then
-  return {false, '0', '0', outage[1], tostring(now - tonumber(outage[1])), outage[2] or ''}
-end
-local place, used = '', 0
-if limit then
-  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now)
-  used = redis.call('ZCARD', KEYS[6])
-  if used >= tonumber(limit) then return {false, '0', '0', '', '', '', limit, '0', tostring(used)} end
-  redis.call('ZADD', KEYS[6], now + tonumber(ARGV[3]), ARGV[2])
-  redis.call('PEXPIRE', KEYS[6], ARGV[3])
-  used = used + 1
-  place = '1'
-end
-local send_in = 0
-if interval > 0 then
-  local send_at = math.max(now, tonumber(redis.call('GET', KEYS[3]) or '0'))
-  redis.call('SET', KEYS[3], tostring(send_at + interval), 'PX', math.ceil(send_at + interval - now) + 1000)
-  send_in = send_at - now
-end
-return {false, '0', tostring(send_in), '', '', '', limit or '', place, tostring(used)}
-"""
-
-# KEYS: outage, providers. ARGV: error, ms it is held, endpoint, ms the providers set is kept.
-# Returns {since ms, age ms, '1' if this call began it}.
-_UNREACHABLE = """
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local since = redis.call('HGET', KEYS[1], 'since_ms')
-local began = '0'
-if not since then
-  since = tostring(now)
-  began = '1'
-end
-redis.call('HSET', KEYS[1], 'since_ms', since, 'error', ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-redis.call('SADD', KEYS[2], ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-return {since, tostring(now - tonumber(since)), began}
-"""
-
-# KEYS: outage. Returns how long the outage lasted (ms), or false if there was none.
-_REACHABLE = """
-local since = redis.call('HGET', KEYS[1], 'since_ms')
-if not since then return false end
-redis.call('DEL', KEYS[1])
-local time = redis.call('TIME')
-return tostring(tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) - tonumber(since))
-"""
-
-# KEYS: cooldown. ARGV: ms. Lengthens the cooldown, never shortens it.
-_COOL_DOWN = """
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
-  redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
-end
-"""
 
 
 @dataclass(frozen=True)
@@ -200,14 +135,15 @@ class ProviderGate:
             keys.provider_outage(endpoint),
             keys.provider_in_flight_limit(endpoint),
             keys.provider_in_flight_calls(endpoint),
+            keys.PROVIDERS,
         ]
         rpm = config.provider.requests_per_minute
         self._interval_ms = 60_000 / rpm if rpm else 0
         self._ttl_s = config.retention.ttl_s
-        self._admit = redis.register_script(_ADMIT)
-        self._cool_down = redis.register_script(_COOL_DOWN)
-        self._unreachable = redis.register_script(_UNREACHABLE)
-        self._reachable = redis.register_script(_REACHABLE)
+        self._admit = redis.register_script(ADMIT)
+        self._cool_down = redis.register_script(COOL_DOWN)
+        self._unreachable = redis.register_script(UNREACHABLE)
+        self._reachable = redis.register_script(REACHABLE)
 
     async def admit(self) -> Admission:
         """When this attempt may call; raises the batch's halt as its error."""
@@ -218,7 +154,8 @@ class ProviderGate:
         call_id = new_call_id()
         try:
             reply = await self._admit(
-                keys=self._keys, args=[self._interval_ms, call_id, self.in_flight.place_ms]
+                keys=self._keys,
+                args=[self._interval_ms, call_id, self.in_flight.place_ms, self._endpoint, IDLE_PROVIDERS_MS],
             )
         except Exception as exc:
             if not (isinstance(exc, RedisError) or is_connection_loss(exc)):  # uvloop's reset: RuntimeError
@@ -229,7 +166,7 @@ class ProviderGate:
         reason, cooldown_ms, send_in_ms, *rest = fields + [b""] * (9 - len(fields))
         if reason is not None:
             message = NOT_SENT.format(reason=reason.decode(), batch=self._batch)
-            raise FatalProviderError(message, status_code=HALTING_STATUS)
+            raise BatchHaltedError(message, status_code=HALTING_STATUS)
         since_ms, age_ms, error, limit, place, used = rest
         admission = Admission(
             float(cooldown_ms) / 1000,
@@ -296,5 +233,7 @@ class ProviderGate:
         if isinstance(error, RetryableProviderError) and error.status_code == COOLDOWN_STATUS:
             wait_ms = round(min(error.retry_after_s or 0.0, MAX_COOLDOWN_S) * 1000)
             if wait_ms > 0:
-                return self._cool_down(keys=self._keys[1:2], args=[wait_ms])
+                return self._cool_down(
+                    keys=[self._keys[1], keys.PROVIDERS], args=[wait_ms, self._endpoint, IDLE_PROVIDERS_MS]
+                )
         return None

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from common import metrics, record
 from common.sources import sources_json
+from common.status import JobState
 from common.usage import CUT_AT_MAX_TOKENS, Usage
 from worker.answering.run_outcomes import LostRuns, Outcome
 
@@ -49,6 +50,7 @@ def end_writes(
         record.COMPLETION_TOKENS: usage.completion_tokens,
         record.TRUNCATED: int(outcome.finish_reason == CUT_AT_MAX_TOKENS),
         record.USAGE_ESTIMATED: int(bool(usage.estimated)),
+        **error_counters(outcome),
     }
     if lost.attempts or lost.output_tokens_est:
         spent = Usage(
@@ -62,6 +64,16 @@ def end_writes(
     if seq is not None:
         fields[record.SEQ] = str(seq)
     return EndWrites(fields, counters, ended_metrics(outcome))
+
+
+def error_counters(outcome: Outcome) -> dict[str, int]:
+    """What the job's end adds to its batch's errors by reason: its run's retried attempts, and its
+    failure. Counted once, with the end (a run lost or handed back leaves no reasons: its attempts
+    count as lost runs' do)."""
+    counts = Counter(record.ERRORS_RETRIED + reason for reason in outcome.retried)
+    if outcome.state is JobState.FAILED:
+        counts[record.ERRORS_FAILED + (outcome.failed_reason or "unknown")] += 1
+    return dict(counts)
 
 
 def ended_metrics(outcome: Outcome) -> dict[str, int]:

@@ -18,6 +18,7 @@ from common.status import JobState
 from worker.answering.answerer import Answerer
 from worker.answering.chat_request import build_request
 from worker.answering.deadline import QUEUE_WAIT_S, Deadline
+from worker.answering.error_reasons import INTERNAL, LOST, TIMEOUT, error_reason
 from worker.answering.gate import ProviderGate
 from worker.answering.publisher import EventPublisher
 from worker.answering.run_outcomes import Outcome
@@ -32,7 +33,7 @@ async def run_or_give_up(ctx: WorkerContext, payload: JobPayload, publisher: Eve
     max_runs = ctx["config"].limits.max_job_runs
     if runs > max_runs:
         error = f"started {runs - 1} times and its worker was lost or stopped each time; not run again"
-        return Outcome(state=JobState.FAILED, attempts=0, error=error, error_code="lost")
+        return Outcome(state=JobState.FAILED, attempts=0, error=error, error_code="lost", failed_reason=LOST)
     return await _outcome(ctx, payload, publisher)
 
 
@@ -59,16 +60,17 @@ async def _outcome(ctx: WorkerContext, payload: JobPayload, publisher: EventPubl
                 request = build_request(payload, config, retrieved.knowledge)
             result = await answerer.answer(request, deadline)
     except TimeoutError:
-        error, code = f"job timed out after {config.limits.job_timeout_s:g} s", "timeout"
+        error, code, reason = f"job timed out after {config.limits.job_timeout_s:g} s", "timeout", TIMEOUT
     except KnowledgeError as exc:
         # Not built, or built for another model: never answered without its knowledge.
-        error, code = str(exc), "knowledge"
+        error, code, reason = str(exc), "knowledge", error_reason(exc)
     except (ProviderError, NotFoundError) as exc:
-        error, code = str(exc), str(getattr(exc, "status_code", None) or type(exc).__name__)
+        code = str(getattr(exc, "status_code", None) or type(exc).__name__)
+        error, reason = str(exc), error_reason(exc)
     except Exception as exc:
         # A bug must fail this one job with a reason, never the batch or the worker.
         log.exception("job crashed")
-        error, code = f"internal error: {type(exc).__name__}: {exc}", "internal"
+        error, code, reason = f"internal error: {type(exc).__name__}: {exc}", "internal", INTERNAL
     else:
         return Outcome(
             state=JobState.SUCCEEDED,
@@ -78,8 +80,10 @@ async def _outcome(ctx: WorkerContext, payload: JobPayload, publisher: EventPubl
             finish_reason=result.finish_reason,
             model=model,
             latency_ms=(time.monotonic() - started) * 1000,
+            first_token_ms=result.first_token_ms,
             sources=sources,
             attempt_ends=answerer.attempt_ends,
+            retried=answerer.retried,
         )
     return Outcome(
         state=JobState.FAILED,
@@ -90,4 +94,6 @@ async def _outcome(ctx: WorkerContext, payload: JobPayload, publisher: EventPubl
         latency_ms=(time.monotonic() - started) * 1000,
         sources=sources,
         attempt_ends=answerer.attempt_ends,
+        retried=answerer.retried,
+        failed_reason=reason,
     )

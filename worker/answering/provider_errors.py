@@ -16,6 +16,7 @@ from common.errors import (
     ProviderError,
     ProviderUnreachableError,
     RetryableProviderError,
+    StreamBrokenError,
 )
 from common.secrets import redact_secrets
 from worker.answering.overflow import context_overflow
@@ -38,11 +39,11 @@ def translate(exc: BaseException) -> ProviderError:
         return RetryableProviderError(f"cannot connect to the provider: {_cause(exc)}")
     if isinstance(exc, openai.APIError):
         # An error object inside a 200 stream: the provider failed mid-answer.
-        return RetryableProviderError(f"provider error in stream: {redact_secrets(exc.message)}")
+        return StreamBrokenError(f"provider error in stream: {redact_secrets(exc.message)}")
     if isinstance(exc, httpx2.TimeoutException):
         return RetryableProviderError("provider request timed out")
     if isinstance(exc, httpx2.HTTPError):
-        return RetryableProviderError(f"stream broken: {type(exc).__name__}: {redact_secrets(str(exc))}")
+        return StreamBrokenError(f"stream broken: {type(exc).__name__}: {redact_secrets(str(exc))}")
     raise exc
 
 

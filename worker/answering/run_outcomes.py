@@ -71,7 +71,13 @@ class Outcome:
     finish_reason: str = ""
     model: str = ""
     latency_ms: float = 0.0
+    first_token_ms: float | None = None
+    """From the answering attempt's request to its stream's first piece; None unless it succeeded."""
     sources: tuple[Source, ...] | None = None
     """The knowledge chunks in the job's prompt, best first; None for a job that retrieved none."""
     attempt_ends: tuple[tuple[AttemptOutcome, str], ...] = ()
     """How each of this run's attempts ended, and its HTTP status (``common.metrics``)."""
+    retried: tuple[str, ...] = ()
+    """Why each of this run's attempts that was tried again failed (``worker.answering.error_reasons``)."""
+    failed_reason: str = ""
+    """Why the job failed, as a label of ``worker.answering.error_reasons``; empty unless it failed."""

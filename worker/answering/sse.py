@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import orjson
 from pydantic import ValidationError
 
-from common.errors import RetryableProviderError, StreamCutError
+from common.errors import StreamBrokenError, StreamCutError
 from common.secrets import redact_secrets
 from common.usage import Usage
 
@@ -72,7 +72,7 @@ async def stream_pieces(chunks: AsyncIterator[bytes]) -> AsyncIterator[StreamPie
         try:
             chunk = orjson.loads(data)
             if chunk.get("error"):
-                raise RetryableProviderError(f"provider error in stream: {_error_message(chunk['error'])}")
+                raise StreamBrokenError(f"provider error in stream: {_error_message(chunk['error'])}")
             if chunk.get("usage"):
                 usage = Usage.model_validate(chunk["usage"])
             for choice in chunk.get("choices") or ():
@@ -94,12 +94,12 @@ async def stream_pieces(chunks: AsyncIterator[bytes]) -> AsyncIterator[StreamPie
     yield StreamPiece(finish_reason=finish_reason, usage=usage)
 
 
-def _malformed(what: str, data: bytes) -> RetryableProviderError:
+def _malformed(what: str, data: bytes) -> StreamBrokenError:
     """The error for a line askq cannot read, quoting its start: short, first line only, secrets masked
     (masked before clipping, so no clipped key escapes the mask)."""
     line = redact_secrets("data: " + data[: _QUOTED * 4].decode("utf-8", "replace").split("\n")[0])
     quoted = line if len(line) <= _QUOTED else line[: _QUOTED - 3] + "..."
-    return RetryableProviderError(f"the provider sent a malformed stream line ({what}): {quoted}")
+    return StreamBrokenError(f"the provider sent a malformed stream line ({what}): {quoted}")
 
 
 def _error_message(error: object) -> str:

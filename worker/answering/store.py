@@ -22,6 +22,7 @@ from common.live_log import keep_flag
 from common.reconnect import Backoff, OutageLog, waits_out
 from common.replay import encode_entry
 from common.status import TERMINAL_STATES, JobState
+from worker.answering.error_reasons import INVALID_PAYLOAD
 from worker.answering.job_end import end_writes, spent_metrics
 from worker.answering.relay import log_ttl_s
 from worker.answering.run_outcomes import NO_LOSS, LostRuns, NotStarted, Outcome, Recorded, RunStart
@@ -105,7 +106,13 @@ class JobStore:
         # Only the record the job is stored as: a payload naming another job must not fail that one.
         batch = await self._redis.hget(keys.job_record(arq_job_id), record.BATCH)  # type: ignore[misc]  # redis-py types sync and async alike
         if batch is not None:
-            outcome = Outcome(state=JobState.FAILED, attempts=0, error=reason, error_code="invalid_payload")
+            outcome = Outcome(
+                state=JobState.FAILED,
+                attempts=0,
+                error=reason,
+                error_code="invalid_payload",
+                failed_reason=INVALID_PAYLOAD,
+            )
             await self.finish(arq_job_id, batch.decode(), outcome)
 
     async def acknowledge_cancel(
@@ -172,6 +179,7 @@ class JobStore:
             outcome.state,
             writes.fields,
             latency_ms=outcome.latency_ms,
+            first_token_ms=outcome.first_token_ms,
             counters=writes.counters,
             token=token,
             events=events,
@@ -211,6 +219,7 @@ class JobStore:
             keys.batch_results(batch),
             keys.batch_live(batch),
             keys.METRICS,
+            keys.batch_first_tokens(batch),
         ]
 
     def _args(
@@ -220,6 +229,7 @@ class JobStore:
         fields: dict[str, str],
         *,
         latency_ms: float | None = None,
+        first_token_ms: float | None = None,
         counters: dict[str, int] | None = None,
         token: str | None = None,
         events: list[str] | None = None,
@@ -241,6 +251,7 @@ class JobStore:
             self._log_ttl_s,
             self._keep,
             json.dumps(metrics or {}),
+            "" if first_token_ms is None else f"{first_token_ms:.1f}",
         ]
         for name, value in fields.items():
             args += [name, value]

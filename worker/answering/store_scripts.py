@@ -16,11 +16,13 @@ FENCED = "fenced"
 
 # KEYS: job record, batch record, batch latencies, the finished-jobs index, then arq's: the job's
 # in-progress, retry and job keys, the abort set and the queue; then the job's event log, the
-# batch's results hash and its live set; then the cluster-wide metrics hash.
+# batch's results hash and its live set; then the cluster-wide metrics hash; then the batch's times
+# to first token.
 # ARGV: new state, ttl_s, latency_ms ('' if none), batch counter increments (JSON), terminal states
 # (JSON), job id, now (unix s), the run's lease token ('' when unfenced), events to log (an entry,
 # '' if none), the log's channel, log maxlen, log ttl_s, keep ended events ('1' or '0'), metrics
-# increments when the job ends here (JSON: common.metrics fields), then field/value pairs.
+# increments when the job ends here (JSON: common.metrics fields), time to first token (ms, '' if
+# none), then field/value pairs.
 # Field names come from common.record. Returns the previous state, '' when the record is missing or
 # already terminal (nothing changed), or 'fenced' when another worker's run owns the job now.
 TRANSITION = (
@@ -48,7 +50,7 @@ if old ~= ARGV[1] then
   redis.call('HINCRBY', KEYS[2], old, -1)
   redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
 end
-redis.call('HSET', KEYS[1], '$state', ARGV[1], unpack(ARGV, 15))
+redis.call('HSET', KEYS[1], '$state', ARGV[1], unpack(ARGV, 16))
 if ends then
   -- Indexed by finish time for scheduled summaries; entries older than the results go with them.
   redis.call('ZADD', KEYS[4], ARGV[7], ARGV[6])
@@ -63,6 +65,10 @@ end
 if ARGV[3] ~= '' then
   redis.call('RPUSH', KEYS[3], ARGV[3])
   redis.call('EXPIRE', KEYS[3], ttl)
+end
+if ARGV[15] ~= '' then
+  redis.call('RPUSH', KEYS[14], ARGV[15])
+  redis.call('EXPIRE', KEYS[14], ttl)
 end
 for name, count in pairs(cjson.decode(ARGV[4])) do
   if count > 0 then redis.call('HINCRBY', KEYS[2], name, count) end

@@ -19,6 +19,7 @@ from common.errors import (
     ProviderError,
     ProviderUnreachableError,
     RetryableProviderError,
+    StreamBrokenError,
     StreamStalledError,
 )
 from common.secrets import redact_secrets
@@ -86,7 +87,7 @@ def mid_stream(exc: aiohttp.ClientError, received: int, first_byte_s: float, sta
         return ProviderUnreachableError(
             "the provider closed the connection before answering (after its headers)"
         )
-    return RetryableProviderError(f"the connection dropped mid-stream, {received} bytes into the response")
+    return StreamBrokenError(f"the connection dropped mid-stream, {received} bytes into the response")
 
 
 def _os_words(error: OSError) -> str:
