@@ -17,3 +17,4 @@ from common.keys.knowledge import *  # noqa: F403
 from common.keys.providers import *  # noqa: F403
 from common.keys.queue import *  # noqa: F403
 from common.keys.schedules import *  # noqa: F403
+from common.keys.spend import *  # noqa: F403

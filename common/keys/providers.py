@@ -1,5 +1,6 @@
 """The provider gate, shared by every worker, per endpoint (``host:port``): the cooldown a 429 asked
-for, the request pace, an outage, the calls in flight and their limit."""
+for, the request and token paces, the rate limits its headers gave, an outage, the calls in flight
+and their limit."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ __all__ = [
     "provider_in_flight_limit",
     "provider_outage",
     "provider_pace",
+    "provider_probe",
+    "provider_rate_limits",
+    "provider_token_pace",
 ]
 
 
@@ -23,6 +27,26 @@ def provider_cooldown(endpoint: str) -> str:
 def provider_pace(endpoint: str) -> str:
     """The next free send time (ms) under ``provider.requests_per_minute``, shared by every worker."""
     return f"{PREFIX}:pace:{endpoint}"
+
+
+def provider_token_pace(endpoint: str) -> str:
+    """String: the theoretical arrival time (ms) of the token pace to ``endpoint``, shared by every
+    worker (GCRA on Redis's clock): each call reserves its prompt estimate plus ``max_tokens`` at send
+    and gives back what it did not use when its usage comes."""
+    return f"{PREFIX}:pace:{endpoint}:tokens"
+
+
+def provider_rate_limits(endpoint: str) -> str:
+    """Hash of the limits the provider's ``x-ratelimit-*`` headers gave (``requests``, ``tokens``,
+    ``tokens_burst_ms``, ``seen_ms``), or ``none`` when it sends no such headers: what askq paces
+    from when jobs.yaml sets no limit. Expires an hour after it last changed or was seen."""
+    return f"{PREFIX}:ratelimits:{endpoint}"
+
+
+def provider_probe(endpoint: str) -> str:
+    """String holding the id of the one call let through to learn the provider's rate limits from its
+    answer's headers, while the others wait; it expires after 30 s, so a lost probe frees itself."""
+    return f"{PREFIX}:probe:{endpoint}"
 
 
 def provider_outage(endpoint: str) -> str:
