@@ -76,6 +76,11 @@ class StreamEvent(BaseModel):
     """sources: the knowledge chunks in the prompt, best first (file, chunk position, score)."""
     part: str | None = None
     """A scheduled run's start, delta, retry and part_done: which model call ("map 3/12", "summary")."""
+    cached: bool | None = None
+    """done: true when the answer came from the answer cache (no call was made); absent otherwise."""
+    code: str | None = None
+    """cancelled: a short machine-readable reason beside ``error`` (``budget``: the batch's budget was
+    spent); absent otherwise."""
 
     def to_json(self) -> str:
         return self.model_dump_json(exclude_none=True)

@@ -49,6 +49,11 @@ LOST_OUTPUT_TOKENS_EST: Final = "lost_output_tokens_est"
 """An estimate (4 bytes of text a token) of the completion tokens lost runs received before they stopped."""
 LOST_USAGE_EST: Final = "lost_usage_est"
 """Set at the job's end when runs were lost: JSON like ``usage``, an estimate of what they spent."""
+COST_USD: Final = "cost_usd"
+"""What the job's calls cost, in USD as a decimal string (``f"{nano_usd / 1e9:.9f}"``, exact to the
+nano-dollar); absent when it is unknown (no price for its model in ``prices:``), never a zero."""
+CACHED: Final = "cached"
+"""``1`` when the job's answer came from the answer cache: no call, no cost."""
 
 RESULT_FIELDS: Final = (QUESTION, REQUEST, CUSTOM_ID, ANSWER, ERROR, USAGE, MODEL, SOURCES)
 """The fields that can exceed 64 bytes (text, JSON, names the user or the provider chose). When a
@@ -81,4 +86,29 @@ provider attempts that failed that way and were tried again, counted when their 
 ERRORS_FAILED: Final = "errors:failed:"
 """With a reason after it: the batch's jobs that failed that way (a job run again by ``askq retry``
 counts at each failure)."""
+COST_NUSD: Final = "cost_nusd"
+"""The batch's cost so far in nano-USD (1e-9 USD, an integer: exact, and ``HINCRBY`` adds it): the sum
+of its priced jobs' ``cost_usd``."""
+UNPRICED: Final = "unpriced"
+"""Jobs of the batch that used tokens of a model with no price: their cost is unknown, not in
+``cost_nusd``."""
+CACHED_JOBS: Final = "cached"
+"""Jobs of the batch answered from the answer cache."""
+NO_CACHE: Final = "no_cache"
+"""``1`` when the batch was submitted with ``--no-cache``: its jobs, retried too, bypass the cache."""
+BUDGET_CANCELLED: Final = "budget_cancelled"
+"""Jobs of the batch cancelled because its budget was spent (their ``error_code`` is ``budget``)."""
 STATE_COUNTERS: Final = tuple(state.value for state in JobState)
+
+# Batch budget (keys.batch_budget): amounts in nano-USD.
+BUDGET_CAP_NUSD: Final = "cap_nusd"
+"""What the batch may spend."""
+BUDGET_SPENT_NUSD: Final = "spent_nusd"
+"""What its settled calls spent, and the holds of calls whose worker died (they may have been billed)."""
+BUDGET_HELD_NUSD: Final = "held_nusd"
+"""The worst cases reserved by the calls in flight (``keys.batch_budget_holds``), not yet settled."""
+BUDGET_SPENT_MS: Final = "spent_ms"
+"""Redis time (ms) the budget ran out: set by the first call that could not fit with nothing held;
+raising the cap clears it."""
+BUDGET_EXHAUSTED_REASON: Final = "exhausted_reason"
+"""Why the budget stopped the batch, when not the sum (a model with no price, say)."""
