@@ -80,6 +80,29 @@ async def test_no_usage_chunk_gives_no_usage() -> None:
     assert pieces[-1] == StreamPiece(finish_reason="length", usage=None)
 
 
+CACHED_DETAILS = [
+    ({"prompt_tokens_details": {"cached_tokens": 2, "audio_tokens": 0}}, 2),
+    ({"prompt_tokens_details": {"cached_tokens": 0}}, 0),
+    ({}, None),
+    ({"prompt_tokens_details": None}, None),
+    ({"prompt_tokens_details": {"cached_tokens": "n/a"}}, None),
+    ({"prompt_tokens_details": "x"}, None),
+]
+
+
+@pytest.mark.parametrize(("details", "cached"), CACHED_DETAILS)
+async def test_cached_prompt_tokens_are_read_when_sent_and_absent_when_not(
+    details: dict[str, object], cached: int | None
+) -> None:
+    """prompt_tokens_details.cached_tokens becomes usage.cached_tokens; unsent or unreadable, it is None
+    (stored as before) and the answer is still read."""
+    usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5, **details}
+    pieces = await _pieces(_chunk("hi") + _chunk(finish="stop") + _event({"choices": [], "usage": usage}), 64)
+    assert pieces[-1].usage is not None
+    assert pieces[-1].usage.cached_tokens == cached
+    assert ("cached_tokens" in json.loads(pieces[-1].usage.to_json())) is (cached is not None)
+
+
 MALFORMED = [
     (b'data: {"choices": [{"delta": {"content": "tru\n\n', "not JSON"),
     (b"data: \xff\xfe\n\n", "not JSON"),

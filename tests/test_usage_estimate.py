@@ -79,6 +79,16 @@ def test_a_sum_with_an_estimate_is_an_estimate() -> None:
     }
 
 
+def test_a_sum_adds_cached_tokens_only_where_reported() -> None:
+    """Cached prompt tokens add up when either side reported them, and stay absent when neither did."""
+    cached = Usage(prompt_tokens=10, cached_tokens=4)
+    plain = Usage(prompt_tokens=5)
+    assert (cached + plain).cached_tokens == 4
+    assert (cached + cached).cached_tokens == 8
+    assert (plain + plain).cached_tokens is None
+    assert "cached_tokens" not in json.loads((plain + plain).to_json())
+
+
 def test_a_summary_with_estimated_usage_says_so() -> None:
     """A scheduled summary whose calls had no reported usage shows its tokens and cost as estimated."""
     usage = Usage(prompt_tokens=120, completion_tokens=30, total_tokens=150, estimated=True)
