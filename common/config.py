@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import AliasChoices, Field, ValidationError, model_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 
 from common.errors import ConfigError, NotFoundError
 from common.knowledge import (
@@ -18,6 +18,8 @@ from common.knowledge import (
     check_base_name,
 )
 from common.knowledge_files import check_knowledge_files
+from common.prices import PriceConfig, with_defaults
+from common.retired_keys import refuse_retired_keys
 from common.schedules import ScheduleConfig, check_schedule_name
 from common.strict import Strict
 from common.tokens import BudgetError, call_budget
@@ -49,9 +51,6 @@ class ProviderConfig(Strict):
     """How long jobs wait, without spending attempts, for a provider that cannot be reached."""
     context_tokens: int = Field(default=128_000, ge=1)
     """The model's context window: `askq submit` refuses a question surely longer than this."""
-    input_usd_per_mtok: float = Field(default=0.15, ge=0)
-    """Price of a million prompt tokens, for the cost estimate in summaries (default: gpt-4o-mini's)."""
-    output_usd_per_mtok: float = Field(default=0.60, ge=0)
     requests_per_minute: int = Field(default=0, ge=0)
     """Requests a minute askq sends, spaced evenly across every worker (0: no limit but concurrency).
     Set it a little under the provider's limit: a request's arrival time varies by a few ms."""
@@ -135,6 +134,9 @@ class AskqConfig(Strict):
     default_job_type: str = "qa"
     schedules: dict[str, ScheduleConfig] = Field(default_factory=dict)
     knowledge: dict[str, KnowledgeConfig] = Field(default_factory=dict)
+    prices: dict[str, PriceConfig | None] = Field(default_factory=lambda: with_defaults({}))
+    """USD per million tokens by model: askq's defaults (``common.prices``), each model given here
+    replacing its default, and one given as null having no price."""
     files_root: str | None = None
     """The folder schedules read (``source.glob``) and write (``output``) in, and never leave: relative
     to the folder of jobs.yaml, which is the default. Resolved to an absolute path at load."""
@@ -142,6 +144,17 @@ class AskqConfig(Strict):
     @property
     def root(self) -> Path:
         return Path(self.files_root) if self.files_root is not None else Path.cwd()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_retired_keys(cls, raw: Any) -> Any:
+        refuse_retired_keys(raw)
+        return raw
+
+    @field_validator("prices", mode="after")
+    @classmethod
+    def _over_the_defaults(cls, prices: dict[str, PriceConfig | None]) -> dict[str, PriceConfig | None]:
+        return with_defaults(prices)
 
     @model_validator(mode="after")
     def _default_job_type_exists(self) -> AskqConfig:

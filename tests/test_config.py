@@ -47,6 +47,31 @@ def _schedule(*, cron: str, tz: str, kind: str) -> str:
         ),
         ("job_types:\n  qa:\n    prompt: hi\n", "job_types.qa.prompt: unknown key"),
         ("- just\n- a list\n", "expected a mapping of settings at the top level"),
+        (
+            "prices:\n  m: {input: -1, output: 1}\n",
+            "prices.m.input: Input should be greater than or equal to 0",
+        ),
+        ("prices:\n  m: {input: 1, output: 1, reasoning: 2}\n", "prices.m.reasoning: unknown key"),
+        ("prices:\n  m: {input: 1}\n", "prices.m.output: Field required"),
+        (
+            "prices:\n  m: {input: 1, output: 1.0e+9}\n",
+            "prices.m.output: Input should be less than or equal to",
+        ),
+        (
+            "provider:\n  input_usd_per_mtok: 0.5\n",
+            "provider.input_usd_per_mtok: replaced by `prices:`, a price per model in USD per million "
+            "tokens, e.g. prices: {gpt-4o-mini: {input: 0.5, output: 0.6}} (docs/configuration.md#prices)",
+        ),
+        (
+            "provider:\n  model: gpt-4o\n  input_usd_per_mtok: 3\n  output_usd_per_mtok: 12\n",
+            "provider.input_usd_per_mtok, provider.output_usd_per_mtok: replaced by `prices:`, a price per "
+            "model in USD per million tokens, e.g. prices: {gpt-4o: {input: 3.0, output: 12.0}}",
+        ),
+        (
+            'provider:\n  model: "a\\e[31m"\n  output_usd_per_mtok: lots\n',
+            "provider.output_usd_per_mtok: replaced by `prices:`, a price per model in USD per million "
+            "tokens, e.g. prices: {gpt-4o-mini: {input: 0.15, output: 0.6}}",
+        ),
         ("provider: [unclosed\n", "is not valid YAML"),
         (
             _schedule(cron="0 2 * *", tz="Europe/Paris", kind="answers"),

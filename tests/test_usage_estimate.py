@@ -10,7 +10,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from common.config import AskqConfig, ProviderConfig
+from common.config import AskqConfig
 from common.usage import Usage
 from producer.submit import submit_file
 from tests.conftest import Simulator
@@ -105,9 +105,9 @@ def test_a_summary_with_estimated_usage_says_so() -> None:
         usage=usage,
         map_usage=Usage(),
         batch_api=False,
-        model="gemma-3-270m",
+        model="gpt-4o-mini",
     )
-    text = render(report, "All good.", ProviderConfig())
+    text = render(report, "All good.", AskqConfig().prices)
     assert "- tokens: ~120 in, ~30 out (estimated: the provider reported no usage); estimated cost ~$" in text
-    reported = render(replace(report, usage=Usage(prompt_tokens=1)), "All good.", ProviderConfig())
+    reported = render(replace(report, usage=Usage(prompt_tokens=1)), "All good.", AskqConfig().prices)
     assert "~" not in reported

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from common.config import ProviderConfig
+from common.prices import PriceConfig, cost_nusd, price_for
 from common.usage import Usage
 from common.wording import counted
 
@@ -32,18 +33,16 @@ class RunReport:
     model: str
 
 
-def estimated_cost_usd(report: RunReport, prices: ProviderConfig) -> float:
-    def cost(usage: Usage) -> float:
-        return (
-            usage.prompt_tokens * prices.input_usd_per_mtok
-            + usage.completion_tokens * prices.output_usd_per_mtok
-        ) / 1e6
-
-    discount = cost(report.map_usage) * BATCH_API_DISCOUNT if report.batch_api else 0.0
-    return cost(report.usage) - discount
+def estimated_cost_usd(report: RunReport, prices: Mapping[str, PriceConfig | None]) -> float | None:
+    """The run's cost at its model's price, None when the model has no price (unknown, not zero)."""
+    price = price_for(prices, report.model)
+    if price is None:
+        return None
+    discount = cost_nusd(report.map_usage, price) * BATCH_API_DISCOUNT if report.batch_api else 0.0
+    return (cost_nusd(report.usage, price) - discount) / 1e9
 
 
-def render(report: RunReport, summary: str | None, prices: ProviderConfig) -> str:
+def render(report: RunReport, summary: str | None, prices: Mapping[str, PriceConfig | None]) -> str:
     """The file's text; ``summary`` None means nothing was new, and no model was called."""
     zone = report.window_end.tzinfo
     day = report.window_end.strftime("%Y-%m-%d")
@@ -65,21 +64,24 @@ def render(report: RunReport, summary: str | None, prices: ProviderConfig) -> st
             how += f", {report.reduce_levels} intermediate reduce {levels}"
         if report.batch_api and report.chunks > 1:
             how += ", map step through the Batch API"
-        lines += [f"- {how}; model {report.model}", _tokens_line(report.usage, cost)]
+        lines += [f"- {how}; model {report.model}", _tokens_line(report, cost)]
     lines += [f"- run: {report.run_id} ({report.trigger})", ""]
     body = summary if summary is not None else "Nothing to summarize: nothing new since the previous run."
     return "\n".join(lines) + "\n" + body.rstrip() + "\n"
 
 
-def _tokens_line(usage: Usage, cost_usd: float) -> str:
-    if not usage.estimated:
-        tokens = f"{usage.prompt_tokens} in, {usage.completion_tokens} out"
-        return f"- tokens: {tokens}; estimated cost ${cost_usd:.4f}"
+def _tokens_line(report: RunReport, cost_usd: float | None) -> str:
+    usage = report.usage
     # The provider reported no usage for some calls: their counts are askq's own estimate.
-    return (
-        f"- tokens: ~{usage.prompt_tokens} in, ~{usage.completion_tokens} out (estimated: the provider "
-        f"reported no usage); estimated cost ~${cost_usd:.4f}"
-    )
+    about = "~" if usage.estimated else ""
+    if cost_usd is None:
+        cost = f"estimated cost unknown (no price for model {report.model} in prices:)"
+    else:
+        cost = f"estimated cost {about}${cost_usd:.4f}"
+    tokens = f"{about}{usage.prompt_tokens} in, {about}{usage.completion_tokens} out"
+    if usage.estimated:
+        tokens += " (estimated: the provider reported no usage)"
+    return f"- tokens: {tokens}; {cost}"
 
 
 def _when(moment: datetime, *, seconds: bool = False) -> str:

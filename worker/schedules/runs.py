@@ -165,7 +165,7 @@ async def _summarize(
         batch_api=schedule.batch_api,
         model=model,
     )
-    text = render(report, summary, ctx["config"].provider)
+    text = render(report, summary, ctx["config"].prices)
     if summary is None:
         publisher.delta(text, "summary")  # nothing streamed: show the reader the file
     path = await asyncio.to_thread(_write_summary, ctx["config"].root, schedule, payload, fire, text)
