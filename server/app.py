@@ -70,3 +70,11 @@ def create_app(settings: ServerSettings, config: AskqConfig | None = None) -> Fa
     for router in (*ROUTERS, docs_router()):
         app.include_router(router, dependencies=[Depends(require_token)])
     return app
+
+
+def stop_live_streams(app: FastAPI) -> None:
+    """The server starts to stop: its live event streams end now. uvicorn waits for open responses
+    before it stops, and a stream is open until its client leaves."""
+    state: ServerState | None = getattr(app.state, "askq", None)
+    if state is not None:
+        state.stopping.set()

@@ -9,11 +9,10 @@ that hold no data (waiting, reconnecting) as comment lines; and ``end`` when the
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from redis.asyncio import Redis
-from sse_starlette import ServerSentEvent
 
 from common.events import EventType, StreamEvent
 from common.reconnect import Reconnecting
@@ -22,30 +21,30 @@ from producer.log_reader import At, LogReader
 from producer.tail import Finished, Gap, ProviderWait, Resume, Waiting, follow_job
 from producer.tail_json import item_json
 from server.events.cursors import END, event_cursor, item_cursor, job_cursor
+from server.events.sse import comment, frame
 
 _ENDS = {EventType.DONE: "succeeded", EventType.FAILED: "failed", EventType.CANCELLED: "cancelled"}
 """A final event's job state, as ``result`` and ``GET /api/jobs/{id}`` name it."""
 
 
-def _event(kind: str, data: dict[str, Any] | str, cursor: str | None = None) -> ServerSentEvent:
-    text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
-    return ServerSentEvent(data=text, event=kind, id=cursor)
+def _event(kind: str, data: dict[str, Any] | str, cursor: str | None = None) -> bytes:
+    return frame(kind, data if isinstance(data, str) else json.dumps(data, ensure_ascii=False), cursor)
 
 
-def _notice(item: object) -> ServerSentEvent | None:
+def _notice(item: object) -> bytes | None:
     """The followers' notices as comment lines: for a person at ``curl -N``, ignored by programs."""
     if isinstance(item, Waiting):
-        return ServerSentEvent(comment="queued: waiting for a worker")
+        return comment("queued: waiting for a worker")
     if isinstance(item, ProviderWait):
-        return ServerSentEvent(comment=f"attempt {item.attempt}: waiting for the provider's first token")
+        return comment(f"attempt {item.attempt}: waiting for the provider's first token")
     if isinstance(item, Reconnecting):
-        return ServerSentEvent(comment=f"lost Redis; reconnecting in {item.retry_in_s:.1f} s")
+        return comment(f"lost Redis; reconnecting in {item.retry_in_s:.1f} s")
     return None
 
 
 async def job_events(
     redis: Redis, job_id: str, reader: LogReader, resume: Resume | None
-) -> AsyncIterator[ServerSentEvent]:
+) -> AsyncGenerator[bytes, None]:
     """The job's events from its first (or after ``resume``) until it ends, then ``end``."""
     after = resume.after if resume else "0-0"
     state: str | None = None
@@ -67,7 +66,7 @@ async def job_events(
 
 async def batch_events(
     redis: Redis, batch: str, reader: LogReader, resume: BatchResume | None, *, keep_going: bool
-) -> AsyncIterator[ServerSentEvent]:
+) -> AsyncGenerator[bytes, None]:
     """Progress, every job's events and every job's end, until the batch is done (or for good)."""
     place: str | None = None
     after_event = False
