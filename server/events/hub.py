@@ -27,7 +27,7 @@ import structlog
 from redis.asyncio import Redis
 
 from common.reconnect import Backoff, waits_out
-from common.replay import LOG_FIELD_BYTES, Entry
+from common.replay import LOG_FIELD_BYTES, Entry, ParsedFields, parse_events
 from producer.log_reader import RedisLogReader, id_key
 
 log = structlog.get_logger(__name__)
@@ -47,7 +47,7 @@ class Listener:
         self.job_id = job_id
         self.entries: deque[Entry] = deque()
         self.overflowed = False
-        self.arrived = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
 
     def offer(self, entries: list[Entry]) -> None:
         if self.overflowed or not entries:
@@ -58,7 +58,21 @@ class Listener:
             self.entries.clear()
         else:
             self.entries.extend(entries)
-        self.arrived.set()
+        if self._waiter is not None:
+            _wake(self._waiter)
+
+    async def wait(self, timeout_s: float) -> None:
+        """Until entries are offered (or the queue is dropped), ``timeout_s`` at most. One future and
+        one timer: ``asyncio.wait_for`` made a task of its own for each wait (Python 3.11), and each
+        of a worker's flushes ends hundreds of waits at once."""
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(timeout_s, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
 
     def take(self, after: bytes | str, count: int) -> list[Entry]:
         """Up to ``count`` queued entries after ``after`` (older ones the client read itself)."""
@@ -130,7 +144,8 @@ class Feed:
 
 
 def job_views(entries: list[Entry]) -> dict[str, list[Entry]]:
-    """Each job's view of ``entries``: those holding its events, each with only its events (in order)."""
+    """Each job's view of ``entries``: those holding its events, each with only its events (in order),
+    parsed once here for all the job's clients."""
     views: dict[str, list[Entry]] = {}
     for entry_id, fields in entries:
         by_job: dict[str, list[Any]] = {}
@@ -138,8 +153,14 @@ def job_views(entries: list[Entry]) -> dict[str, list[Entry]]:
             if isinstance(item, dict) and isinstance(job_id := item.get("job_id"), str):
                 by_job.setdefault(job_id, []).append(item)
         for job_id, items in by_job.items():
-            views.setdefault(job_id, []).append((entry_id, {LOG_FIELD_BYTES: json.dumps(items).encode()}))
+            fields = ParsedFields({LOG_FIELD_BYTES: json.dumps(items).encode()}, parse_events(items))
+            views.setdefault(job_id, []).append((entry_id, fields))
     return views
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _items(fields: dict[bytes, bytes]) -> list[Any]:
