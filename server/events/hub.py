@@ -48,6 +48,8 @@ class Listener:
         self.entries: deque[Entry] = deque()
         self.overflowed = False
         self._waiter: asyncio.Future[None] | None = None
+        self._handed_up_to: bytes | str | None = None
+        """The id of the last entry ``take`` handed out."""
 
     def offer(self, entries: list[Entry]) -> None:
         if self.overflowed or not entries:
@@ -76,10 +78,14 @@ class Listener:
 
     def take(self, after: bytes | str, count: int) -> list[Entry]:
         """Up to ``count`` queued entries after ``after`` (older ones the client read itself)."""
-        floor = id_key(after)
-        while self.entries and id_key(self.entries[0][0]) <= floor:
-            self.entries.popleft()
-        return [self.entries.popleft() for _ in range(min(count, len(self.entries)))]
+        if after != self._handed_up_to:  # else every queued entry is newer: no id to parse
+            floor = id_key(after)
+            while self.entries and id_key(self.entries[0][0]) <= floor:
+                self.entries.popleft()
+        taken = [self.entries.popleft() for _ in range(min(count, len(self.entries)))]
+        if taken:
+            self._handed_up_to = taken[-1][0]
+        return taken
 
 
 class Feed:
