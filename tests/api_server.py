@@ -19,6 +19,8 @@ class ApiServer:
     url: str
     """``http://127.0.0.1:PORT``."""
     token: str | None
+    pid: int = 0
+    """The server process's id (for a test that stops it)."""
 
     @property
     def headers(self) -> dict[str, str]:
@@ -51,7 +53,7 @@ def api_server(
             said.append(line)
         else:
             raise RuntimeError(f"askq serve exited {process.wait()}: {''.join(said)}")
-        yield ApiServer(url, token)
+        yield ApiServer(url, token, process.pid)
     finally:
         stop(process)
         if process.stderr is not None:
