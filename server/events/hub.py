@@ -48,6 +48,8 @@ class Listener:
         self.entries: deque[Entry] = deque()
         self.overflowed = False
         self._waiter: asyncio.Future[None] | None = None
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
         self._handed_up_to: bytes | str | None = None
         """The id of the last entry ``take`` handed out."""
 
@@ -64,17 +66,32 @@ class Listener:
             _wake(self._waiter)
 
     async def wait(self, timeout_s: float) -> None:
-        """Until entries are offered (or the queue is dropped), ``timeout_s`` at most. One future and
-        one timer: ``asyncio.wait_for`` made a task of its own for each wait (Python 3.11), and each
-        of a worker's flushes ends hundreds of waits at once."""
+        """Until entries are offered (or the queue is dropped), ``timeout_s`` at most.
+
+        Each of a worker's flushes ends hundreds of waits at once, so a wait is one future: not
+        ``asyncio.wait_for`` (a task of its own per wait in Python 3.11), nor a timer set and
+        cancelled per wait. The listener's one timer, set for a wait's deadline, ends the wait then
+        running if that one's deadline has come, else is set again for it: a client woken every
+        flush sets it about once per ``timeout_s``, not 25 times a second."""
         loop = asyncio.get_running_loop()
+        self._deadline = loop.time() + timeout_s
         waiter = self._waiter = loop.create_future()
-        timer = loop.call_later(timeout_s, _wake, waiter)
+        if self._timer is None:
+            self._timer = loop.call_at(self._deadline, self._time_up)
         try:
             await waiter
         finally:
-            timer.cancel()
             self._waiter = None
+
+    def _time_up(self) -> None:
+        self._timer = None
+        if self._waiter is None:
+            return  # no wait now: the next one sets the timer
+        loop = self._waiter.get_loop()
+        if loop.time() >= self._deadline:
+            _wake(self._waiter)
+        else:
+            self._timer = loop.call_at(self._deadline, self._time_up)
 
     def take(self, after: bytes | str, count: int) -> list[Entry]:
         """Up to ``count`` queued entries after ``after`` (older ones the client read itself)."""
