@@ -132,8 +132,9 @@ async def test_a_wait_ends_at_its_timeout_after_earlier_waits_ended_by_entries()
     listener = Listener(10, job_id=None)
     loop = asyncio.get_running_loop()
     for n in range(2):
+        entry: Entry = (f"{n}-1".encode(), {})
         waiting = asyncio.create_task(listener.wait(0.2))
-        loop.call_soon(listener.offer, [(f"{n}-1".encode(), {})])  # runs once the wait has begun
+        loop.call_soon(listener.offer, [entry])  # runs once the wait has begun
         await waiting
     await asyncio.wait_for(listener.wait(0.2), 10)  # a wait whose timer was lost would hang here
     assert [entry_id for entry_id, _ in listener.take("0-0", 7)] == [b"0-1", b"1-1"]
