@@ -9,7 +9,7 @@ that hold no data (waiting, reconnecting) as comment lines; and ``end`` when the
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from redis.asyncio import Redis
@@ -49,7 +49,7 @@ async def job_events(
     read brings in one piece (one send: a reconnect's backlog, a fast stream's burst)."""
     frames = _JobFrames(resume)
     async for items in follow_job_reads(redis, job_id, reader=reader, resume=resume, positions=True):
-        if data := _joined(frames.of(item) for item in items):
+        if data := b"".join(frame for item in items if (frame := frames.of(item)) is not None):
             yield data
     yield _event("end", {"job_id": job_id, "state": frames.state}, END)
 
@@ -63,14 +63,10 @@ async def batch_events(
         redis, batch, follow=True, reader=reader, positions=True, resume=resume, until_done=not keep_going
     )
     async for items in reads:
-        if data := _joined(frames.of(item) for item in items):
+        if data := b"".join(frame for item in items if (frame := frames.of(item)) is not None):
             yield data
     done = bool(frames.sent_progress and frames.sent_progress["done"])
     yield _event("end", {"batch": batch, "done": done}, END)
-
-
-def _joined(frames: Iterable[bytes | None]) -> bytes:
-    return b"".join(frame for frame in frames if frame is not None)
 
 
 class _JobFrames:
