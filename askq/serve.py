@@ -11,7 +11,7 @@ import uvicorn
 from common.config import AskqConfig, load_config
 from common.logs import configure_logging
 from producer.connection import connect
-from server.app import create_app
+from server.app import create_app, stop_live_streams
 from server.settings import (
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -53,18 +53,27 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token_file: Path |
 
 def uvicorn_server(settings: ServerSettings, config: AskqConfig) -> uvicorn.Server:
     """The app for ``settings`` on uvicorn, quiet but for warnings (askq logs what matters)."""
-    return uvicorn.Server(
+    app = create_app(settings, config)
+    server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings, config),
+            app,
             host=settings.host,
             port=settings.port,
             log_level="warning",
             access_log=False,
             lifespan="on",
-            # Live event streams stay open: on shutdown they get this long, then are closed.
+            # Requests still running on shutdown get this long, then are cancelled.
             timeout_graceful_shutdown=2,
         )
     )
+    original_shutdown = server.shutdown
+
+    async def shutdown(sockets=None):  # type: ignore[no-untyped-def]
+        stop_live_streams(app)  # open streams end now, not at the graceful timeout
+        await original_shutdown(sockets)
+
+    server.shutdown = shutdown  # type: ignore[method-assign]
+    return server
 
 
 async def _check_redis(settings: ServerSettings) -> None:

@@ -42,6 +42,15 @@ def encode_entry(events: list[str]) -> str:
     return f"[{','.join(events)}]"
 
 
+class ParsedFields(dict[bytes, bytes]):
+    """An entry's fields that come with its events already parsed: a server hands one entry to every
+    client of a job, and each would otherwise parse and validate it again."""
+
+    def __init__(self, fields: dict[bytes, bytes], events: list[StreamEvent]) -> None:
+        super().__init__(fields)
+        self.events = events
+
+
 def decode_message(
     data: bytes | str | None, job_id: str | None = None, *, deltas: bool = True
 ) -> list[StreamEvent]:
@@ -55,12 +64,23 @@ def decode_message(
         return []
     if not isinstance(raw, list):
         return []
-    return [event for item in raw if (event := _event(item, job_id, deltas)) is not None]
+    return parse_events(raw, job_id, deltas=deltas)
+
+
+def parse_events(items: list[Any], job_id: str | None = None, *, deltas: bool = True) -> list[StreamEvent]:
+    """``decode_message`` of an entry's items already read as JSON."""
+    return [event for item in items if (event := _event(item, job_id, deltas)) is not None]
 
 
 def entry_events(
     fields: dict[bytes, bytes], job_id: str | None = None, *, deltas: bool = True
 ) -> list[StreamEvent]:
+    if isinstance(fields, ParsedFields):
+        return [
+            event
+            for event in fields.events
+            if (job_id is None or event.job_id == job_id) and (deltas or event.type is not EventType.DELTA)
+        ]
     return decode_message(fields.get(LOG_FIELD_BYTES), job_id, deltas=deltas)
 
 

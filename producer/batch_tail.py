@@ -28,7 +28,7 @@ from common.stored_jobs import read_jobs
 from producer.batch_tail_items import BatchItem, BatchResume, JobEnded, Listed, Progress, Unseen
 from producer.batches import PAGE_ITEMS, BatchStatus, batch_status
 from producer.log_reader import At, LogReader, RedisLogReader, entry_before, id_key, id_text
-from producer.reconnect import follow_steps
+from producer.reconnect import each_item, follow_steps
 from producer.results import result_from_record
 from producer.tail import READ_COUNT, Gap, LogCursor
 
@@ -44,7 +44,7 @@ class _EndHere:
     job_id: str
 
 
-async def follow_batch(
+async def follow_batch_reads(
     redis: Redis,
     batch: str,
     *,
@@ -54,8 +54,9 @@ async def follow_batch(
     positions: bool = False,
     resume: BatchResume | None = None,
     until_done: bool = True,
-) -> AsyncIterator[BatchItem]:
-    """Yield progress, ended jobs and (with ``follow``) every running job's events until the batch ends.
+) -> AsyncIterator[list[BatchItem]]:
+    """Yield progress, ended jobs and (with ``follow``) every running job's events until the batch ends,
+    what each read brings in one list (a server writes it in one send; ``follow_batch``: one by one).
 
     ``positions``: an ``At`` before each log event's items and a ``Listed`` before each stored end,
     each job's end right after its final event: where a reader that resumes (``resume``) stopped.
@@ -63,14 +64,17 @@ async def follow_batch(
     """
     follower = _BatchFollower(redis, batch, follow, block_ms, reader or RedisLogReader(redis), positions)
     follower.until_done = until_done
-    yield Progress(await follower.read_progress())
+    yield [Progress(await follower.read_progress())]
     if resume is not None:
         trimmed_to = await redis.hget(keys.batch_record(batch), record.LOG_TRIMMED_TO)  # type: ignore[misc]  # redis-py types sync and async alike
         follower.resume(resume, trimmed_to=None if trimmed_to is None else id_text(trimmed_to))
     elif await redis.hexists(keys.batch_record(batch), record.LOG_TRIMMED_TO):  # type: ignore[misc]  # redis-py types sync and async alike
         follower.report_stored_ends_first()
-    async for item in follow_steps(follower):
-        yield item
+    async for items in follow_steps(follower):
+        yield items
+
+
+follow_batch = each_item(follow_batch_reads)
 
 
 class _BatchFollower:

@@ -32,7 +32,7 @@ from common.stored_jobs import read_job
 from common.usage import CUT_AT_MAX_TOKENS, Usage
 from producer.job_log import log_fields, where_to_follow_from
 from producer.log_reader import At, LogReader, RedisLogReader, id_text
-from producer.reconnect import follow_steps
+from producer.reconnect import each_item, follow_steps
 from producer.results import Result, result_from_record
 
 BLOCK_MS = 1000
@@ -152,7 +152,7 @@ class LogCursor:
         return items
 
 
-async def follow_job(
+async def follow_job_reads(
     redis: Redis,
     job_id: str,
     *,
@@ -160,25 +160,29 @@ async def follow_job(
     reader: LogReader | None = None,
     resume: Resume | None = None,
     positions: bool = False,
-) -> AsyncIterator[TailItem]:
+) -> AsyncIterator[list[TailItem]]:
     """Yield every event of the job from its first (or after ``resume``), then live, until it ends;
     reconnect on drops. ``reader``: how the log is read (default: straight from Redis);
-    ``positions``: an ``At`` before each read's items, for readers that resume."""
+    ``positions``: an ``At`` before each read's items, for readers that resume. What each read
+    brings comes in one list (a server writes it in one send); ``follow_job`` yields them one by one."""
     state = await job_state(redis, job_id)
     if resume is None:
         if state is JobState.QUEUED:
-            yield Waiting(job_id)
+            yield [Waiting(job_id)]
         log_key, after = await where_to_follow_from(redis, job_id, state)
         if after is None:
-            yield await stored_end(redis, job_id)
+            yield [await stored_end(redis, job_id)]
             return
         resume = Resume(after, 0)
     else:
         log_key = keys.event_feed(job_id, (await log_fields(redis, job_id))[0])[0]
     follower = _JobFollower(redis, job_id, block_ms, state, log_key, reader or RedisLogReader(redis))
     follower.start_after(resume, positions=positions)
-    async for item in follow_steps(follower):
-        yield item
+    async for items in follow_steps(follower):
+        yield items
+
+
+follow_job = each_item(follow_job_reads)
 
 
 class _JobFollower:

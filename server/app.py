@@ -80,3 +80,11 @@ def create_app(settings: ServerSettings, config: AskqConfig | None = None) -> Fa
     # Public, like /healthz: the files /docs loads, which a browser fetches without a token.
     app.mount(SWAGGER_UI_URL, swagger_ui_files(), name="swagger-ui")
     return app
+
+
+def stop_live_streams(app: FastAPI) -> None:
+    """The server starts to stop: its live event streams end now. uvicorn waits for open responses
+    before it stops, and a stream is open until its client leaves."""
+    state: ServerState | None = getattr(app.state, "askq", None)
+    if state is not None:
+        state.stopping.set()

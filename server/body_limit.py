@@ -22,9 +22,15 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length", b"")
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.limit_bytes:
             await self._refuse(send, f"the body is {int(declared):,} bytes")
+            return
+        if declared in (b"", b"0") and b"transfer-encoding" not in headers:
+            # No body (HTTP/1.1 has none without either header): nothing to count, and the response
+            # (a live stream's thousands of sends) goes out without a wrapper of ours.
+            await self.app(scope, receive, send)
             return
         received = 0
         over = False

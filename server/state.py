@@ -3,6 +3,7 @@ the Redis connection."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -20,6 +21,8 @@ class ServerState:
     redis: Redis
     extras: dict[str, Any] = field(default_factory=dict)
     """Per-process helpers a router makes on first use (a subscription hub, say), closed at shutdown."""
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set as the server starts to stop: live event streams end (uvicorn waits for open responses)."""
 
 
 def server_state(request: Request) -> ServerState:

@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from common import keys
 from common.replay import Entry
 from producer.log_reader import id_text
-from server.events.hub import LiveHub
+from server.events.hub import Listener, LiveHub
 from server.events.reader import HubReader
 from tests.helpers import eventually
 
@@ -125,3 +125,16 @@ async def test_a_reader_of_one_job_is_handed_only_that_jobs_events(redis: Redis)
 
 async def _behind(reader: HubReader) -> bool:
     return reader.behind(LOG)
+
+
+async def test_a_wait_ends_at_its_timeout_after_earlier_waits_ended_by_entries() -> None:
+    """Two waits ended by entries, then one with nothing to come: it ends too (the timer is set again)."""
+    listener = Listener(10, job_id=None)
+    loop = asyncio.get_running_loop()
+    for n in range(2):
+        entry: Entry = (f"{n}-1".encode(), {})
+        waiting = asyncio.create_task(listener.wait(0.2))
+        loop.call_soon(listener.offer, [entry])  # runs once the wait has begun
+        await waiting
+    await asyncio.wait_for(listener.wait(0.2), 10)  # a wait whose timer was lost would hang here
+    assert [entry_id for entry_id, _ in listener.take("0-0", 7)] == [b"0-1", b"1-1"]

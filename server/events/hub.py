@@ -27,7 +27,7 @@ import structlog
 from redis.asyncio import Redis
 
 from common.reconnect import Backoff, waits_out
-from common.replay import LOG_FIELD_BYTES, Entry
+from common.replay import LOG_FIELD_BYTES, Entry, ParsedFields, parse_events
 from producer.log_reader import RedisLogReader, id_key
 
 log = structlog.get_logger(__name__)
@@ -47,7 +47,11 @@ class Listener:
         self.job_id = job_id
         self.entries: deque[Entry] = deque()
         self.overflowed = False
-        self.arrived = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._handed_up_to: bytes | str | None = None
+        """The id of the last entry ``take`` handed out."""
 
     def offer(self, entries: list[Entry]) -> None:
         if self.overflowed or not entries:
@@ -58,14 +62,47 @@ class Listener:
             self.entries.clear()
         else:
             self.entries.extend(entries)
-        self.arrived.set()
+        if self._waiter is not None:
+            _wake(self._waiter)
+
+    async def wait(self, timeout_s: float) -> None:
+        """Until entries are offered (or the queue is dropped), ``timeout_s`` at most.
+
+        Each of a worker's flushes ends hundreds of waits at once, so a wait is one future: not
+        ``asyncio.wait_for`` (a task of its own per wait in Python 3.11), nor a timer set and
+        cancelled per wait. The listener's one timer, set for a wait's deadline, ends the wait then
+        running if that one's deadline has come, else is set again for it: a client woken every
+        flush sets it about once per ``timeout_s``, not 25 times a second."""
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.time() + timeout_s
+        waiter = self._waiter = loop.create_future()
+        if self._timer is None:
+            self._timer = loop.call_at(self._deadline, self._time_up)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+
+    def _time_up(self) -> None:
+        self._timer = None
+        if self._waiter is None:
+            return  # no wait now: the next one sets the timer
+        loop = self._waiter.get_loop()
+        if loop.time() >= self._deadline:
+            _wake(self._waiter)
+        else:
+            self._timer = loop.call_at(self._deadline, self._time_up)
 
     def take(self, after: bytes | str, count: int) -> list[Entry]:
         """Up to ``count`` queued entries after ``after`` (older ones the client read itself)."""
-        floor = id_key(after)
-        while self.entries and id_key(self.entries[0][0]) <= floor:
-            self.entries.popleft()
-        return [self.entries.popleft() for _ in range(min(count, len(self.entries)))]
+        if after != self._handed_up_to:  # else every queued entry is newer: no id to parse
+            floor = id_key(after)
+            while self.entries and id_key(self.entries[0][0]) <= floor:
+                self.entries.popleft()
+        taken = [self.entries.popleft() for _ in range(min(count, len(self.entries)))]
+        if taken:
+            self._handed_up_to = taken[-1][0]
+        return taken
 
 
 class Feed:
@@ -130,7 +167,8 @@ class Feed:
 
 
 def job_views(entries: list[Entry]) -> dict[str, list[Entry]]:
-    """Each job's view of ``entries``: those holding its events, each with only its events (in order)."""
+    """Each job's view of ``entries``: those holding its events, each with only its events (in order),
+    parsed once here for all the job's clients."""
     views: dict[str, list[Entry]] = {}
     for entry_id, fields in entries:
         by_job: dict[str, list[Any]] = {}
@@ -138,8 +176,14 @@ def job_views(entries: list[Entry]) -> dict[str, list[Entry]]:
             if isinstance(item, dict) and isinstance(job_id := item.get("job_id"), str):
                 by_job.setdefault(job_id, []).append(item)
         for job_id, items in by_job.items():
-            views.setdefault(job_id, []).append((entry_id, {LOG_FIELD_BYTES: json.dumps(items).encode()}))
+            fields = ParsedFields({LOG_FIELD_BYTES: json.dumps(items).encode()}, parse_events(items))
+            views.setdefault(job_id, []).append((entry_id, fields))
     return views
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _items(fields: dict[bytes, bytes]) -> list[Any]:

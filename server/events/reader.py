@@ -7,9 +7,6 @@ is armed before that read, so an entry is either in what the read returns or in 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 from redis.asyncio import Redis
 
 from common.replay import Entry
@@ -50,9 +47,7 @@ class HubReader:
         taken = listener.take(after, count)
         if taken or listener.overflowed:
             return taken
-        listener.arrived.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(listener.arrived.wait(), block_ms / 1000)
+        await listener.wait(block_ms / 1000)
         return [] if listener.overflowed else listener.take(after, count)
 
     def behind(self, log: str) -> bool:

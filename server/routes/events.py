@@ -7,13 +7,12 @@ live, nothing lost and nothing repeated, across reconnects too (``Last-Event-ID`
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 from redis.asyncio import Redis
-from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from common import keys, record
 from common.stored_jobs import read_job
@@ -22,6 +21,7 @@ from producer.job_status import job_status
 from server.events.cursors import END, batch_resume, ended_skipped, job_resume
 from server.events.hub import LiveHub
 from server.events.reader import HubReader
+from server.events.sse import EventStreamResponse
 from server.events.streams import batch_events, job_events
 from server.state import RedisDep, server_state
 
@@ -50,7 +50,7 @@ async def job_stream(
     resume = job_resume(last_event_id) if last_event_id else None
     batch = (await read_job(redis, job_id)).get(record.BATCH) or None
     reader = _reader(request, redis, [keys.event_feed(job_id, batch)], job_id=job_id)
-    return _respond(job_events(redis, job_id, reader, resume), reader)
+    return _respond(request, job_events(redis, job_id, reader, resume), reader)
 
 
 @router.get("/api/batches/{batch}/events", response_model=None)
@@ -71,7 +71,7 @@ async def batch_stream(
     resume = batch_resume(last_event_id) if last_event_id and last_event_id != END else None
     skip = await ended_skipped(redis, batch) if resume is None and skip_ended else None
     reader = _reader(request, redis, [(keys.batch_log(batch), keys.batch_events_channel(batch))])
-    return _respond(batch_events(redis, batch, reader, resume, keep_going=follow, skip=skip), reader)
+    return _respond(request, batch_events(redis, batch, reader, resume, keep_going=follow, skip=skip), reader)
 
 
 def _reader(
@@ -84,13 +84,21 @@ def _reader(
     return HubReader(hub, redis, dict(feeds), job_id=job_id)
 
 
-def _respond(events: AsyncIterator[ServerSentEvent], reader: HubReader) -> EventSourceResponse:
-    async def stream() -> AsyncIterator[ServerSentEvent]:
-        try:
-            yield ServerSentEvent(retry=RECONNECT_MS)  # no data: sets the delay, dispatches no event
-            async for event in events:
-                yield event
-        finally:
-            reader.close()  # the client left or the stream ended: its queue leaves the hub
+def _respond(request: Request, frames: AsyncGenerator[bytes, None], reader: HubReader) -> EventStreamResponse:
+    return EventStreamResponse(
+        _reconnect_delay_first(frames),
+        headers=HEADERS,
+        keepalive_s=KEEPALIVE_S,
+        stopping=server_state(request).stopping,
+        on_close=reader.close,  # the client left or the stream ended: its queue leaves the hub
+    )
 
-    return EventSourceResponse(stream(), headers=HEADERS, ping=KEEPALIVE_S)
+
+async def _reconnect_delay_first(frames: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
+    """The stream's ``retry:`` before its events: no data, so it dispatches no event."""
+    yield f"retry: {RECONNECT_MS}\n\n".encode()
+    try:
+        async for data in frames:
+            yield data
+    finally:
+        await frames.aclose()
