@@ -105,7 +105,7 @@
     showList("errors", "no-errors", errorLines(status).map((text) => [null, text]));
     showList("gate", "gate-open", gateLines(status));
     await itemsMoved(status.counts);
-    askq.live(`updated ${new Date().toLocaleTimeString()}`);
+    askq.updated();
   }
 
   // The states moved: the item page shown is read again (at most once a second, from either source).

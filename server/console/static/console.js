@@ -56,6 +56,14 @@ const askq = (() => {
     if (node) node.textContent = message;
   }
 
+  // A look that worked: its time shown beside the live region, not in it (not read out every 2 s),
+  // and a failure said there before is cleared.
+  function updated() {
+    live("");
+    const node = document.getElementById("live-time");
+    if (node) node.textContent = `updated ${new Date().toLocaleTimeString()}`;
+  }
+
   // Calls fn now, then every intervalMs (at least a second) while the page is visible; fn returns
   // false to stop. One chain only: a tab shown again while a call is still out (no timer set yet)
   // must not start a second chain, which would poll twice as often from then on.
@@ -80,5 +88,5 @@ const askq = (() => {
 
   function pathPart(value) { return encodeURIComponent(value); }
 
-  return { api, el, fmt, age, duration, live, every, pathPart };
+  return { api, el, fmt, age, duration, live, updated, every, pathPart };
 })();
