@@ -69,7 +69,7 @@
       p.notice.textContent = "";
     },
     retry(e, p) {
-      const next = e.retry_in_s ? `, next in ${e.retry_in_s} s` : "";
+      const next = typeof e.retry_in_s === "number" ? `, next in ${askq.duration(e.retry_in_s)}` : "";
       p.notice.textContent = `attempt ${e.attempt} failed (${e.error || "no reason"}); its text is void${next}`;
     },
     waiting(e, p) { p.notice.textContent = e.reason || "waiting"; },
