@@ -46,6 +46,16 @@ def test_a_rebound_name_gets_nothing_from_a_tokenless_server(server: ApiServer) 
     assert httpx2.get(f"{server.url}/api/batches", headers={"Host": "localhost:1"}).status_code == 200
 
 
+def test_a_rebound_name_gets_no_console_page_from_a_tokenless_server(server: ApiServer) -> None:
+    """The console's pages hold the API's questions and answers: a non-loopback name gets a 403 page."""
+    for path in ("/", "/batches/any", "/jobs/any:item"):
+        page = httpx2.get(f"{server.url}{path}", headers={"Host": "attacker.example"})
+        assert page.status_code == 403, path
+        assert "answers only loopback names" in page.text
+        assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert httpx2.get(f"{server.url}/", headers={"Host": "localhost:1"}).status_code == 200
+
+
 def test_the_console_cookie_authorises_api_calls(guarded: ApiServer) -> None:
     """The cookie /login sets is accepted like the bearer header; a wrong one is 401."""
     login = httpx2.post(f"{guarded.url}/login", data={"token": TOKEN, "next": "/"})

@@ -89,6 +89,7 @@ async def test_counters_errors_and_hostile_text(
     await page.goto(server.url + "/batches/faults")
     await expect(count(page, "succeeded")).to_have_text("3")
     await expect(count(page, "failed")).to_have_text("2")
+    await expect(count(page, "failed")).to_have_class("some")  # in red
     await expect(page.locator("#errors li")).to_have_text(
         ["6 × HTTP 500 (1 failed)", "1 × HTTP 400 (1 failed)"]
     )
@@ -132,7 +133,11 @@ async def test_cancel_asks_first_then_cancels_the_queued_jobs(
     await expect(page.locator("#cancel-button")).to_be_disabled()
     await expect(page.locator("#items .state")).to_have_text(["cancelled"] * 4)
     assert (await batch_status(redis, "stop")).counts[JobState.CANCELLED] == 4
+    await expect(count(page, "failed")).not_to_have_class("some")  # a 0 is not in red
     await page.click("#retry-button")  # none failed: the dialog offers the cancelled ones
+    await expect(page.locator("#confirm-text")).to_have_text(
+        "No job of stop failed; tick below to queue its cancelled jobs again."
+    )
     await page.check("#confirm-cancelled")
     await page.click("#confirm-yes")
     await expect(page.locator("#action-result")).to_have_text("4 jobs queued again.")

@@ -17,7 +17,7 @@ from common.errors import NotFoundError
 from common.status import JobState
 from producer.batch_items import item_page
 from producer.batches import recent_batches, status_document
-from server.auth import COOKIE, check_origin, has_access, token_matches
+from server.auth import COOKIE, check_loopback_host, check_origin, has_access, token_matches
 from server.console.batch_view import (
     ITEMS_SHOWN,
     error_lines,
@@ -28,6 +28,7 @@ from server.console.batch_view import (
 )
 from server.console.job_view import job_view
 from server.console.render import Pages
+from server.errors import ApiError
 from server.state import RedisDep, server_state
 
 BATCHES_SHOWN = 50
@@ -39,16 +40,16 @@ def console_router(pages: Pages) -> APIRouter:
 
     @router.get("/")
     async def batches_page(request: Request, redis: RedisDep) -> Response:
-        if not has_access(request):
-            return _to_login(request)
+        if refused := _refused(pages, request):
+            return refused
         batches = [batch.listing_json() for batch in await recent_batches(redis, BATCHES_SHOWN)]
         job_types = sorted(server_state(request).config.job_types)
         return pages.render(request, "batches.html", batches=batches, job_types=job_types)
 
     @router.get("/batches/{batch}")
     async def batch_page(batch: str, request: Request, redis: RedisDep) -> Response:
-        if not has_access(request):
-            return _to_login(request)
+        if refused := _refused(pages, request):
+            return refused
         try:
             status = await status_document(redis, batch)
             state = state_asked(request.query_params.get("state"))
@@ -71,8 +72,8 @@ def console_router(pages: Pages) -> APIRouter:
 
     @router.get("/jobs/{job_id:path}")  # an item id may hold "/"
     async def job_page(job_id: str, request: Request, redis: RedisDep) -> Response:
-        if not has_access(request):
-            return _to_login(request)
+        if refused := _refused(pages, request):
+            return refused
         try:
             view = await job_view(redis, job_id)
         except NotFoundError as exc:
@@ -112,6 +113,18 @@ def console_router(pages: Pages) -> APIRouter:
         return response
 
     return router
+
+
+def _refused(pages: Pages, request: Request) -> Response | None:
+    """Why a page is not shown: a rebound name on a tokenless server (403, as the API answers it: the
+    page holds the same questions and answers), or no token yet (to /login); None to show it."""
+    if server_state(request).settings.token is None:
+        try:
+            check_loopback_host(request)
+        except ApiError as exc:
+            return pages.render(request, "refused.html", 403, message=exc.message)
+        return None
+    return None if has_access(request) else _to_login(request)
 
 
 def _to_login(request: Request) -> Response:

@@ -8,7 +8,8 @@
   const ITEMS_SHOWN = 25;
   const RATE_WINDOW_S = 60; // throughput over the last minute's looks
   const STATES = ["queued", "running", "succeeded", "failed", "cancelled"];
-  let page, base, status = null;
+  let page, base;
+  let counts = null; // the latest counts, from the status or the stream's progress: what the dialogs say
   const samples = []; // {at, finished, tokens}
   const items = { state: "", after: null, back: [], counts: "", readAt: 0 };
 
@@ -21,9 +22,11 @@
     return value < 1000 ? `${Math.round(value)} ms` : `${(value / 1000).toFixed(1)} s`;
   }
 
-  function showCounts(counts, total, tokens, done) {
+  function showCounts(latest, total, tokens, done) {
+    counts = latest;
     const finished = finishedOf(counts);
     for (const state of STATES) document.querySelector(`[data-count=${state}]`).textContent = askq.fmt(counts[state]);
+    document.querySelector("[data-count=failed]").classList.toggle("some", counts.failed > 0);
     const bar = $("progress");
     bar.max = total || 0;
     bar.value = finished;
@@ -94,7 +97,7 @@
   }
 
   async function refresh() {
-    status = await askq.api(base);
+    const status = await askq.api(base);
     showCounts(status.counts, status.total, status.tokens, status.done);
     $("latency").textContent = `${ms(status.latency_ms.p50)} / ${ms(status.latency_ms.p95)}`;
     $("first-token").textContent = `${ms(status.first_token_ms.p50)} / ${ms(status.first_token_ms.p95)}`;
@@ -102,7 +105,7 @@
     showList("errors", "no-errors", errorLines(status).map((text) => [null, text]));
     showList("gate", "gate-open", gateLines(status));
     await itemsMoved(status.counts);
-    askq.live(`updated ${new Date().toLocaleTimeString()}`);
+    askq.updated();
   }
 
   // The states moved: the item page shown is read again (at most once a second, from either source).
@@ -143,17 +146,19 @@
     }
   }
 
+  // The buttons are enabled from the latest counts, so the dialogs word them too (the status read
+  // every 2 s may be older: "0 failed jobs" and no cancelled option, under an enabled Retry).
   async function retry() {
-    const counts = status ? status.counts : { failed: 0, cancelled: 0 };
     const option = counts.cancelled ? `Also the ${askq.fmt(counts.cancelled)} cancelled jobs` : null;
-    const text = `Queue the ${askq.fmt(counts.failed)} failed jobs of ${page.dataset.batch} again. A worker answers them anew.`;
+    const text = counts.failed
+      ? `Queue the ${askq.fmt(counts.failed)} failed jobs of ${page.dataset.batch} again. A worker answers them anew.`
+      : `No job of ${page.dataset.batch} failed; tick below to queue its cancelled jobs again.`;
     if (!(await ask("Retry failed jobs?", text, "Retry", option))) return;
     const cancelled = $("confirm-cancelled").checked;
     await act(cancelled ? "retry?cancelled=true" : "retry", (a) => `${counted(a.requeued, "job")} queued again.`);
   }
 
   async function cancel() {
-    const counts = status ? status.counts : { queued: 0, running: 0 };
     const running = counts.running ? ` and stop the ${askq.fmt(counts.running)} running ones` : "";
     const text = `Cancel the ${askq.fmt(counts.queued)} queued jobs of ${page.dataset.batch}${running}. Retry can queue them again.`;
     if (!(await ask("Cancel this batch?", text, "Cancel the batch", null, true))) return;
@@ -215,6 +220,7 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     page = $("batch-page");
+    counts = JSON.parse(page.dataset.counts);
     base = `/api/batches/${askq.pathPart(page.dataset.batch)}`;
     const asked = new URLSearchParams(location.search);
     items.state = asked.get("state") || "";

@@ -7,8 +7,11 @@
   const SHOWN = 8; // the latest jobs to start; older ones make room
   const TEXT_KEPT = 20000; // characters of an answer kept on screen (its job page has the whole)
   const ENDS = { done: "succeeded", failed: "failed", cancelled: "cancelled" };
+  const REOPEN_AFTER_MS = [1000, 2000, 5000, 10000, 30000]; // after the browser gave up: never faster than 1 s
   const panels = new Map(); // job id -> {node, text, state, notice, attempt}
   let source = null, area, stateLine;
+  let failures = 0, reopening = null, fresh = false;
+  const NONE_RUNNING = "No job is running; answers appear here as jobs start.";
 
   function itemOf(jobId) { return jobId.slice(jobId.indexOf(":") + 1); }
 
@@ -34,10 +37,12 @@
   }
 
   function evict() {
-    // An ended job goes first; else the one that started longest ago.
-    let victim = null;
-    for (const [jobId, p] of panels) if (p.ended) { victim = jobId; break; }
-    victim = victim ?? panels.keys().next().value;
+    // An ended job goes first; else the one that started longest ago. Never the panel holding the
+    // keyboard's focus (its link), while another can go: its removal would drop the focus to <body>.
+    const focused = document.activeElement;
+    const movable = [...panels].filter(([, p]) => !p.node.contains(focused));
+    const pool = movable.length ? movable : [...panels];
+    const victim = (pool.find(([, p]) => p.ended) ?? pool[0])[0];
     panels.get(victim).node.remove();
     panels.delete(victim);
   }
@@ -64,7 +69,7 @@
       p.notice.textContent = "";
     },
     retry(e, p) {
-      const next = e.retry_in_s ? `, next in ${e.retry_in_s} s` : "";
+      const next = typeof e.retry_in_s === "number" ? `, next in ${askq.duration(e.retry_in_s)}` : "";
       p.notice.textContent = `attempt ${e.attempt} failed (${e.error || "no reason"}); its text is void${next}`;
     },
     waiting(e, p) { p.notice.textContent = e.reason || "waiting"; },
@@ -96,25 +101,53 @@
     source.addEventListener("progress", (message) => {
       document.dispatchEvent(new CustomEvent("askq:progress", { detail: JSON.parse(message.data) }));
     });
-    source.addEventListener("open", () => { stateLine.dataset.connection = "open"; });
+    source.addEventListener("open", () => {
+      failures = 0;
+      stateLine.dataset.connection = "open";
+      if (fresh) clear(); // the panels of a stream opened anew: the old text stayed until now
+      fresh = false;
+    });
     source.addEventListener("error", () => {
       stateLine.dataset.connection = "lost";
-      askq.live("live text: connection lost, resuming…");
+      if (source.readyState === EventSource.CLOSED) reopenLater();
+      else askq.live("live text: connection lost, resuming…"); // the browser resumes by itself
     });
-    if (!panels.size) stateLine.textContent = "No job is running; answers appear here as jobs start.";
+    if (!panels.size) stateLine.textContent = NONE_RUNNING;
+  }
+
+  function clear() {
+    for (const p of panels.values()) p.node.remove();
+    panels.clear();
+    stateLine.textContent = NONE_RUNNING;
+  }
+
+  // The browser stops for good when the server answers with an error (Redis away: 503; signed out:
+  // 401): open the stream anew after a while, from the jobs running then, until it is paused.
+  function reopenLater() {
+    source.close();
+    const wait = REOPEN_AFTER_MS[Math.min(failures, REOPEN_AFTER_MS.length - 1)];
+    failures += 1;
+    askq.live(`live text stopped by the server; trying again in ${askq.duration(wait / 1000)}`);
+    reopening = setTimeout(() => { reopening = null; reopen(); }, wait);
+  }
+
+  // From the jobs running now (?skip_ended=true): the text shown stays until the new stream opens.
+  function reopen() {
+    fresh = true;
+    open();
   }
 
   function toggle(event) {
     const button = event.currentTarget;
     const following = button.getAttribute("aria-pressed") === "true";
     if (following) {
+      clearTimeout(reopening);
+      reopening = null;
       source.close();
       source = null;
       stateLine.textContent = "Paused: the text shown stays as it was.";
     } else {
-      for (const p of panels.values()) p.node.remove();
-      panels.clear();
-      open();
+      reopen();
     }
     button.setAttribute("aria-pressed", String(!following));
     button.textContent = following ? "Follow" : "Pause";

@@ -60,7 +60,7 @@
       if (none) none.remove();
       document.getElementById("batches").hidden = false;
     }
-    askq.live(`updated ${new Date().toLocaleTimeString()}`);
+    askq.updated();
   }
 
   function showProblems(target, error) {

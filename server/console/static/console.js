@@ -56,23 +56,37 @@ const askq = (() => {
     if (node) node.textContent = message;
   }
 
+  // A look that worked: its time shown beside the live region, not in it (not read out every 2 s),
+  // and a failure said there before is cleared.
+  function updated() {
+    live("");
+    const node = document.getElementById("live-time");
+    if (node) node.textContent = `updated ${new Date().toLocaleTimeString()}`;
+  }
+
   // Calls fn now, then every intervalMs (at least a second) while the page is visible; fn returns
-  // false to stop.
+  // false to stop. One chain only: a tab shown again while a call is still out (no timer set yet)
+  // must not start a second chain, which would poll twice as often from then on.
   function every(intervalMs, fn) {
     const wait = Math.max(POLL_MIN_MS, intervalMs);
     let timer = null;
+    let calling = false;
+    let stopped = false;
     async function tick() {
       timer = null;
-      if (document.hidden) return;
-      let again = true;
-      try { again = (await fn()) !== false; } catch (error) { live(`not updated: ${error.message}`); }
-      if (again) timer = setTimeout(tick, wait);
+      if (document.hidden || stopped) return;
+      calling = true;
+      try { stopped = (await fn()) === false; } catch (error) { live(`not updated: ${error.message}`); }
+      calling = false;
+      if (!stopped && !document.hidden) timer = setTimeout(tick, wait);
     }
-    document.addEventListener("visibilitychange", () => { if (!document.hidden && timer === null) tick(); });
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden && timer === null && !calling) tick();
+    });
     tick();
   }
 
   function pathPart(value) { return encodeURIComponent(value); }
 
-  return { api, el, fmt, age, duration, live, every, pathPart };
+  return { api, el, fmt, age, duration, live, updated, every, pathPart };
 })();
