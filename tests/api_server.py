@@ -36,8 +36,10 @@ def api_server(
     env: dict[str, str] | None = None,
     args: tuple[str, ...] = (),
     port: int = 0,
+    said_after: list[str] | None = None,
 ) -> Iterator[ApiServer]:
-    """``askq serve --port PORT`` (0: a free one), started and ready (it said so on stderr), stopped after."""
+    """``askq serve --port PORT`` (0: a free one), started and ready (it said so on stderr), stopped after;
+    ``said_after``: given the lines it wrote on stderr after it was ready, once it has stopped."""
     environment = {**os.environ, "REDIS_URL": redis_url, **(env or {})}
     environment.pop("ASKQ_API_TOKEN", None)
     if token is not None:
@@ -63,6 +65,8 @@ def api_server(
     finally:
         stop(process)
         if process.stderr is not None:
+            if said_after is not None:
+                said_after.extend(process.stderr)
             process.stderr.close()
 
 
