@@ -33,5 +33,11 @@ async def job_status(redis: Redis, job_id: str) -> Result:
 
 
 def job_document(job: Result) -> dict[str, Any]:
-    """The job as JSON: its result line (``askq results``) with ``error_code`` and ``model`` added."""
-    return {**job.to_json(), "error_code": job.error_code, "model": job.model}
+    """The job as JSON: its result line (``askq results``) with ``error_code``, ``model`` and
+    ``first_token_ms`` added."""
+    return {
+        **job.to_json(),
+        "error_code": job.error_code,
+        "model": job.model,
+        "first_token_ms": job.first_token_ms,
+    }

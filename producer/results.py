@@ -43,6 +43,8 @@ class Result:
     finished_at: float | None
     sources: list[Source] | None = None
     """The knowledge chunks in the job's prompt, best first; None for a job that retrieved none."""
+    first_token_ms: float | None = None
+    """The answering attempt's time to its first token; None unless it was answered (and recorded it)."""
 
     def to_json(self) -> dict[str, Any]:
         line = {
@@ -83,6 +85,7 @@ def result_from_record(job_id: str, fields: dict[str, str]) -> Result:
         if finished and fields.get(record.FINISHED_AT)
         else None,
         sources=parse_sources(fields[record.SOURCES]) if fields.get(record.SOURCES) else None,
+        first_token_ms=float(fields[record.FIRST_TOKEN_MS]) if fields.get(record.FIRST_TOKEN_MS) else None,
     )
 
 

@@ -70,3 +70,18 @@ async def test_status_of_an_unknown_item_names_the_batch_and_how_to_list_its_job
     assert unknown.returncode == 1
     assert "unknown batch 'nobatch'" in unknown.stderr
     assert "Traceback" not in unknown.stderr
+
+
+async def test_status_keeps_the_answering_attempts_time_to_first_token(
+    redis: Redis, redis_url: str, sim: Simulator, tmp_path: Path
+) -> None:
+    """An ended job's document has its time to first token from its record (its events are gone)."""
+    sim.configure(ttft_ms=200)
+    config = menu_config(tmp_path)
+    questions = tmp_path / "q.txt"
+    questions.write_text("What is Redis?\n", encoding="utf-8")
+    await submit_file(redis, questions, config, batch="t", job_type="qa")
+    await run_burst_worker(config, redis_url)
+    document = json.loads(askq("status", "t:1", "--json").stdout)
+    assert document["status"] == "succeeded"
+    assert document["first_token_ms"] >= 200  # the provider's delay before its first piece, at least

@@ -43,6 +43,9 @@ def end_writes(
         record.LATENCY_MS: f"{outcome.latency_ms:.1f}",
         record.FINISHED_AT: str(time.time()),
     }
+    if outcome.first_token_ms is not None:
+        # Kept in the record: the job's events (its live timeline) leave the log after its end.
+        fields[record.FIRST_TOKEN_MS] = f"{outcome.first_token_ms:.1f}"
     if outcome.sources is not None:
         fields[record.SOURCES] = sources_json(outcome.sources)
     counters = {
