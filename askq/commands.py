@@ -40,7 +40,7 @@ from producer.batches import (
 )
 from producer.connection import connect
 from producer.control import cancel_batch
-from producer.job_status import is_job_id, job_status
+from producer.job_status import is_job_id, job_record, retried_reasons
 from producer.reconnect import GIVE_UP_S
 from producer.results import write_results
 from producer.retry import retry_batch
@@ -152,9 +152,9 @@ async def status(batch: str, *, as_json: bool, ids: bool = False) -> int:
     A job's id (``BATCH:ITEM``) in place of the batch: that job alone."""
     async with connect() as redis:
         if is_job_id(batch) and not ids:
-            job = await job_status(redis, batch)
+            job, fields = await job_record(redis, batch)
             if as_json:
-                print(job_json(job))
+                print(job_json(job, retried_reasons(fields)))
             else:
                 stdout.print(job_table(job))
             return 0

@@ -35,8 +35,8 @@ def job_table(job: Result) -> Table:
     return table
 
 
-def job_json(job: Result) -> str:
-    return json.dumps(job_document(job), ensure_ascii=False)
+def job_json(job: Result, retried: list[str] | None = None) -> str:
+    return json.dumps(job_document(job, retried), ensure_ascii=False)
 
 
 def _short(text: str, limit: int = 200) -> str:

@@ -28,6 +28,10 @@ SOURCES: Final = "sources"
 LATENCY_MS: Final = "latency_ms"
 FIRST_TOKEN_MS: Final = "first_token_ms"
 """The answering attempt's time from its request to its stream's first piece (ms); set when known."""
+RETRIED: Final = "retried"
+"""JSON array of the reasons its last run's attempts were retried, in order (``error_reasons`` labels, at
+most ``RETRIED_KEPT``): the job page's timeline once the job's events have left the log."""
+RETRIED_KEPT: Final = 20
 ENQUEUED_AT: Final = "enqueued_at"
 STARTED_AT: Final = "started_at"
 FINISHED_AT: Final = "finished_at"

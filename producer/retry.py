@@ -98,6 +98,8 @@ return {moved, stopping}
                 record.STARTED_AT,
                 record.FINISHED_AT,
                 record.LATENCY_MS,
+                record.FIRST_TOKEN_MS,
+                record.RETRIED,
                 record.STOPPING,
                 record.END_ENTRY,
                 record.OWNER,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from playwright.async_api import Browser, Page, expect
@@ -128,6 +129,33 @@ async def test_a_failed_job_shows_each_retry_and_its_reason_then_the_error(
     assert await text_of(page, "#error") == stored.error
     await expect(page.locator("#job-state")).to_have_text("failed")
     assert await text_of(page, "#answer") == ""
+
+
+async def test_an_ended_job_opened_later_shows_its_retries_from_the_record(
+    server: ApiServer,
+    chromium: Browser,
+    redis: Redis,
+    redis_url: str,
+    sim: Simulator,
+    config: AskqConfig,
+    write: Any,
+) -> None:
+    """Rendered from the record (what a page opened once the events left the log starts from; here
+    without JavaScript): each retry with its reason, then the end."""
+    job_id = await submit_question(redis, config, write, "[sim:500x2] Third time lucky?")
+    await run_burst_worker(config, redis_url)
+    stored = await job_status(redis, job_id)
+    assert (stored.status, stored.attempts) == ("succeeded", 3)
+    context = await chromium.new_context(java_script_enabled=False)
+    page = await context.new_page()
+    await page.goto(f"{server.url}/jobs/{quote(job_id, safe='')}")
+    entries = page.locator("#timeline .retry")
+    await expect(entries).to_have_count(2)
+    for number, entry in enumerate(await entries.all(), start=1):
+        await expect(entry.locator(".what")).to_have_text(f"Attempt {number} failed, retried")
+        await expect(entry.locator(".detail")).to_have_text("HTTP 500")
+    await expect(page.locator("#timeline .summary")).to_have_text("Succeeded after 3 attempts")
+    await context.close()
 
 
 async def test_a_retried_answer_shows_only_its_last_attempt_and_the_whole_timeline(

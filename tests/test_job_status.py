@@ -85,3 +85,24 @@ async def test_status_keeps_the_answering_attempts_time_to_first_token(
     document = json.loads(askq("status", "t:1", "--json").stdout)
     assert document["status"] == "succeeded"
     assert document["first_token_ms"] >= 200  # the provider's delay before its first piece, at least
+
+
+async def test_status_says_why_each_attempt_was_retried_until_the_job_runs_again(
+    redis: Redis, redis_url: str, sim: Simulator, tmp_path: Path
+) -> None:
+    """An ended job's document lists why its run retried each attempt; `askq retry` clears the list."""
+    config = menu_config(tmp_path)
+    questions = tmp_path / "q.txt"
+    questions.write_text("[sim:500x2] Third time lucky?\n[sim:400] No\n", encoding="utf-8")
+    await submit_file(redis, questions, config, batch="r", job_type="qa")
+    await run_burst_worker(config, redis_url)
+    lucky = json.loads(askq("status", "r:1", "--json").stdout)
+    assert (lucky["status"], lucky["attempts"], lucky["retried"]) == (
+        "succeeded",
+        3,
+        ["HTTP 500", "HTTP 500"],
+    )
+    refused = json.loads(askq("status", "r:2", "--json").stdout)
+    assert (refused["status"], refused["retried"]) == ("failed", [])
+    assert askq("retry", "r").returncode == 0
+    assert json.loads(askq("status", "r:2", "--json").stdout)["retried"] == []

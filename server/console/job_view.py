@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from common import keys, record
 from common.status import TERMINAL_STATES
 from common.stored_jobs import read_job
-from producer.job_status import job_status
+from producer.job_status import job_status, retried_reasons
 from producer.results import Result, result_from_record
 
 _ENDED = frozenset(state.value for state in TERMINAL_STATES)
@@ -23,6 +23,8 @@ class JobView:
     job: Result
     latency_ms: float | None
     """From the job's start to its end (ended jobs only; the page's script takes it from the events)."""
+    retried: tuple[str, ...] = ()
+    """Why its last run retried each attempt: the timeline of an ended job, whose events left the log."""
 
     @property
     def ended(self) -> bool:
@@ -39,7 +41,14 @@ async def job_view(redis: Redis, job_id: str) -> JobView:
     # One read for the usual case; job_status says which of the batch or the item is unknown.
     job = result_from_record(job_id, fields) if fields else await job_status(redis, job_id)
     batch, _ = keys.split_job_id(job_id)
-    return JobView(job_id=job_id, batch=batch, job=job, latency_ms=_latency_ms(fields, job.status))
+    ended = job.status in _ENDED
+    return JobView(
+        job_id=job_id,
+        batch=batch,
+        job=job,
+        latency_ms=_latency_ms(fields, job.status),
+        retried=tuple(retried_reasons(fields)) if ended else (),
+    )
 
 
 def _latency_ms(fields: dict[str, str], state: str) -> float | None:

@@ -4,6 +4,7 @@ Lua call to write together."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -48,6 +49,8 @@ def end_writes(
         fields[record.FIRST_TOKEN_MS] = f"{outcome.first_token_ms:.1f}"
     if outcome.sources is not None:
         fields[record.SOURCES] = sources_json(outcome.sources)
+    if outcome.retried:  # bounded labels, not provider text: a few bytes a retried job, none otherwise
+        fields[record.RETRIED] = json.dumps(list(outcome.retried[: record.RETRIED_KEPT]))
     counters = {
         record.PROMPT_TOKENS: usage.prompt_tokens,
         record.COMPLETION_TOKENS: usage.completion_tokens,

@@ -139,6 +139,8 @@
       showUsage(e.usage);
       showSources(e.sources);
       if (e.attempts) $("attempts").textContent = String(e.attempts);
+      // An ended job's page came with its timeline from the record: the stored result adds nothing to it.
+      if (!job.fromEvents && $("timeline").dataset.rendered === "ended") return;
       const count = `${e.attempts} attempt${e.attempts === 1 ? "" : "s"}`;
       note(`summary ${e.state}`, null, `${e.state[0].toUpperCase()}${e.state.slice(1)} after ${count}`,
         job.fromEvents ? "from its stored result" : "The attempts' events have left the log: this is the stored result.");
