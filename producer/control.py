@@ -25,7 +25,7 @@ from common.stored_jobs import COMPACT_LUA
 from producer.arq_jobs import wake_workers
 from producer.batches import job_id_pages
 
-CANCELLED = "cancelled by `askq cancel`"
+CANCELLED = "cancelled on request (askq cancel, the API or the console)"
 
 # Numbers one event after the job's record's seq (or ``floor``, the last seq a lost run logged, when
 # higher) and gathers it; `send_events` writes what was

@@ -79,3 +79,11 @@ def test_pages_carry_a_strict_content_security_policy(server: ApiServer) -> None
     assert page.status_code == 200
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert "unsafe-inline" not in page.headers["content-security-policy"]
+
+
+def test_login_on_a_tokenless_server_goes_where_it_was_asked(server: ApiServer) -> None:
+    """With no token to ask for, /login sends the browser on to `next` (a local path only)."""
+    answer = httpx2.get(f"{server.url}/login", params={"next": "/batches/x"})
+    assert (answer.status_code, answer.headers["location"]) == (303, "/batches/x")
+    elsewhere = httpx2.get(f"{server.url}/login", params={"next": "//evil.example/"})
+    assert elsewhere.headers["location"] == "/"

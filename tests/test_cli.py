@@ -224,7 +224,7 @@ async def test_cancel_then_retry_cancelled_from_the_command_line(
     assert "2 queued jobs cancelled, 0 running jobs aborting" in cancelled.stderr
     tail = askq("tail", "c:a")
     assert (tail.returncode, tail.stdout) == (1, "")
-    assert "cancelled by `askq cancel`" in tail.stderr
+    assert "cancelled on request (askq cancel, the API or the console)" in tail.stderr
     assert "cancelled" in askq("status", "c").stdout
     plain = askq("retry", "c")
     assert "0 failed jobs of batch c queued again" in plain.stderr

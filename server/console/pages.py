@@ -82,6 +82,8 @@ def console_router(pages: Pages) -> APIRouter:
 
     @router.get("/login")
     async def login_page(request: Request, next: str = "/") -> Response:
+        if server_state(request).settings.token is None:  # nothing to sign in to
+            return RedirectResponse(_local(next), status_code=303)
         return pages.render(request, "login.html", next=_local(next), failed=False)
 
     @router.post("/login")
