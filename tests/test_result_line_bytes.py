@@ -50,7 +50,7 @@ def reference_line(job_id: str, fields: dict[str, str], fmt: str) -> bytes:
 
 
 def openai_batch_document(result: Result) -> dict[str, Any]:
-    """The OpenAI Batch API output line of a result, written plainly (the format in docs/api.md)."""
+    """The OpenAI Batch API output line of a result, written plainly (the format in docs/results.md)."""
     custom_id = result.custom_id or result.item_id
     line_id = "batch_req_" + hashlib.sha256(result.job_id.encode()).hexdigest()[:24]
     line: dict[str, Any]
