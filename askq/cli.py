@@ -24,7 +24,7 @@ from common.redis_url import command_error, redis_url
 from common.secrets import redact_secrets
 from common.untrusted import visible
 from producer.lines import FORMATS as QUESTION_FORMATS
-from producer.results import RESULT_FORMATS
+from producer.result_lines import RESULT_FORMATS
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2

@@ -8,8 +8,9 @@ keys and fields a worker leaves. What is timed is the server's side only.
 
 - upload: ``POST /api/batches`` of a question file as multipart, beside ``askq submit`` of the same
   file (a fresh batch each), questions a second over the whole request / command;
-- results: ``GET /api/batches/{batch}/results`` of a finished batch, streamed: lines a second, and the
-  server's ``VmRSS`` before and after and its ``VmHWM`` (reset before the download) over the body;
+- results: ``GET /api/batches/{batch}/results`` of a finished batch, streamed: lines a second, the
+  server's and Redis's CPU a line (the rate depends on what else the machine runs; the CPU much
+  less), and the server's ``VmRSS`` before and after and its ``VmHWM`` (reset before the download);
 - status: ``GET /api/batches/{batch}`` of a large batch as submitted (queued), then once every job
   has a latency (finished): p50 / p95.
 """
@@ -33,6 +34,7 @@ from redis.asyncio import Redis
 
 from askq.serve import READY
 from askq.stack import embedded_redis, stop
+from bench.procs import cpu_s, redis_cpu_s
 from bench.submit import submit_command, write_questions
 from common import keys, record
 from common.config import AskqConfig, load_config
@@ -164,10 +166,11 @@ async def build_batch(redis_url: str, path: Path, batch: str, *, finished: bool)
         await redis.aclose()
 
 
-def download(client: httpx2.Client, url: str, pid: int, batch: str) -> dict[str, Any]:
-    """The batch's results streamed and counted; the server's memory around it."""
+def download(client: httpx2.Client, url: str, pid: int, redis_url: str, batch: str) -> dict[str, Any]:
+    """The batch's results streamed and counted; the server's memory around it, its CPU and Redis's."""
     reset_peak(pid)
     before = memory_kb(pid)
+    cpu_before = cpu_s(pid), redis_cpu_now(redis_url)
     lines = size = 0
     started = time.perf_counter()
     with client.stream("GET", f"{url}/api/batches/{batch}/results") as response:
@@ -177,6 +180,7 @@ def download(client: httpx2.Client, url: str, pid: int, batch: str) -> dict[str,
             size += len(chunk)
     elapsed_s = time.perf_counter() - started
     after = memory_kb(pid)
+    server_cpu_s, redis_cpu_s = cpu_s(pid) - cpu_before[0], redis_cpu_now(redis_url) - cpu_before[1]
     return {
         "lines": lines,
         "mb": size / 1e6,
@@ -185,7 +189,22 @@ def download(client: httpx2.Client, url: str, pid: int, batch: str) -> dict[str,
         "rss_before_mb": before["VmRSS"] / 1024,
         "rss_after_mb": after["VmRSS"] / 1024,
         "peak_growth_mb": (after["VmHWM"] - before["VmRSS"]) / 1024,
+        "server_cpu_us_per_line": server_cpu_s * 1e6 / max(lines, 1),
+        "redis_cpu_us_per_line": redis_cpu_s * 1e6 / max(lines, 1),
     }
+
+
+def redis_cpu_now(redis_url: str) -> float:
+    """Redis's user + system CPU seconds so far."""
+
+    async def read() -> float:
+        redis = Redis.from_url(redis_url)
+        try:
+            return await redis_cpu_s(redis)
+        finally:
+            await redis.aclose()
+
+    return asyncio.run(read())
 
 
 def status_times(client: httpx2.Client, url: str, batch: str, calls: int) -> dict[str, Any]:
@@ -256,7 +275,7 @@ def run_api(
         path = folder / "results.txt"
         write_questions(path, result_items)
         built = asyncio.run(build_batch(redis_url, path, "results", finished=True))
-        results["results"] = {**built, **download(client, url, pid, "results")}
+        results["results"] = {**built, **download(client, url, pid, redis_url, "results")}
 
         path = folder / "status.txt"
         write_questions(path, status_items)

@@ -114,6 +114,8 @@ def _api_rows(api: dict[str, Any]) -> list[Row]:
         Row("api", "  p95", finished["p95_ms"], "ms"),
         Row("api", "  its first GET (reads every latency)", finished["first_ms"], "ms"),
         Row("api", f"results of {download['lines']:,} jobs: lines/s", download["lines_per_s"], "/s", 50_000),
+        Row("api", "  server CPU a line (user + system)", download["server_cpu_us_per_line"], "us"),
+        Row("api", "  Redis CPU a line", download["redis_cpu_us_per_line"], "us"),
         Row("api", "  server RSS growth at the peak", download["peak_growth_mb"], "MB"),
         Row("api", "  the download's size", download["mb"], "MB"),
         Row(

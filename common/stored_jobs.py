@@ -93,36 +93,56 @@ end
 """
 
 
-def merged(job_id: str, raw: dict[bytes, bytes], entry: bytes | None) -> dict[str, str]:
-    """A job's fields from its record's hash and its results entry (None when it has none)."""
-    fields = {name.decode(): value.decode() for name, value in raw.items()}
+def merged(job_id: str, record_json: bytes, entry: bytes | None) -> dict[str, str]:
+    """A job's fields from its record's hash, as ``_RECORD_JSON`` writes it, and its results entry (None
+    when it has none)."""
+    fields: dict[str, str] = orjson.loads(record_json)
     if fields and entry is not None:
-        batch, item_id = keys.split_job_id(job_id)
         # orjson: a tenth of a results download was the standard library decoding these entries.
-        fields.update(orjson.loads(entry), **{record.BATCH: batch, record.ITEM_ID: item_id})
+        fields.update(orjson.loads(entry))
+        fields[record.BATCH], fields[record.ITEM_ID] = keys.split_job_id(job_id)
     return fields
 
 
+# A record's fields as one JSON object (``{}`` when it is gone): for the reader, one value to parse
+# in C, where the fields one by one were a dozen objects to make and decode (a third of a results
+# download). An object, not the flat HGETALL reply encoded as is: that costs Redis 1 µs a job less
+# but the reader, which a download waits on, 0.9 µs more to pair the names and values.
+_RECORD_JSON = """
+local function record_json(key)
+  local flat = redis.call('HGETALL', key)
+  local fields = {}
+  for i = 1, #flat, 2 do fields[flat[i]] = flat[i + 1] end
+  return cjson.encode(fields)
+end
+"""
+
 # KEYS: per job, its record and its batch's results hash. ARGV: the job ids. Returns per job its
-# record's fields (flat) and its results entry (or false). For a Redis at maxmemory, which refuses
+# record (record_json) and its results entry (or false). For a Redis at maxmemory, which refuses
 # every command queued in a MULTI but runs a script that writes nothing.
-_READ_JOBS = """
+_READ_JOBS = (
+    _RECORD_JSON
+    + """
 local out = {}
 for i = 1, #ARGV do
-  out[#out + 1] = redis.call('HGETALL', KEYS[2 * i - 1])
+  out[#out + 1] = record_json(KEYS[2 * i - 1])
   out[#out + 1] = redis.call('HGET', KEYS[2 * i], ARGV[i])
 end
 return out
 """
+)
 
 
-# KEYS: job records. Returns each one's fields, flat. In a MULTI beside the HMGET of the results
+# KEYS: job records. Returns each one's record_json. In a MULTI beside the HMGET of the results
 # entries: a record is a few short fields, which Lua copies cheaply, where an answer it would copy twice.
-_READ_RECORDS = """
+_READ_RECORDS = (
+    _RECORD_JSON
+    + """
 local out = {}
-for i = 1, #KEYS do out[i] = redis.call('HGETALL', KEYS[i]) end
+for i = 1, #KEYS do out[i] = record_json(KEYS[i]) end
 return out
 """
+)
 
 
 async def read_jobs(redis: Redis, job_ids: Sequence[str]) -> list[dict[str, str]]:
@@ -141,7 +161,7 @@ async def read_jobs(redis: Redis, job_ids: Sequence[str]) -> list[dict[str, str]
             pipe.eval(_READ_RECORDS, len(records), *records)
             for results, places in by_results.items():
                 pipe.hmget(results, [job_ids[place] for place in places])
-            flat_records, *entry_lists = await pipe.execute()
+            record_jsons, *entry_lists = await pipe.execute()
     except Exception as exc:
         if not is_out_of_memory(exc):
             raise
@@ -151,8 +171,8 @@ async def read_jobs(redis: Redis, job_ids: Sequence[str]) -> list[dict[str, str]
         for place, entry in zip(places, found, strict=True):
             entries[place] = entry
     return [
-        merged(job_id, _pairs(flat), entry)
-        for job_id, flat, entry in zip(job_ids, flat_records, entries, strict=True)
+        merged(job_id, record_json, entry)
+        for job_id, record_json, entry in zip(job_ids, record_jsons, entries, strict=True)
     ]
 
 
@@ -162,11 +182,7 @@ async def _read_jobs_in_script(redis: Redis, job_ids: Sequence[str]) -> list[dic
     for job_id in job_ids:
         call_keys += [keys.job_record(job_id), keys.batch_results(keys.split_job_id(job_id)[0])]
     replies = await redis.register_script(_READ_JOBS)(keys=call_keys, args=list(job_ids))
-    return [merged(job_id, _pairs(replies[2 * i]), replies[2 * i + 1]) for i, job_id in enumerate(job_ids)]
-
-
-def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
-    return dict(zip(flat[::2], flat[1::2], strict=True))
+    return [merged(job_id, replies[2 * i], replies[2 * i + 1]) for i, job_id in enumerate(job_ids)]
 
 
 async def read_job(redis: Redis, job_id: str) -> dict[str, str]:

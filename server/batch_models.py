@@ -8,7 +8,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, Field
 
 from producer.lines import FORMATS
-from producer.results import RESULT_FORMATS
+from producer.result_lines import RESULT_FORMATS
 
 InputFormat = Literal["jsonl", "txt", "csv", "openai-batch"]
 ResultFormat = Literal["jsonl", "openai-batch"]

@@ -4,14 +4,12 @@ and the others in the error file. Written once, when the batch ends (``server.op
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
 from common.status import JobState
-from common.untrusted import json_line
-from producer.results import Result, iter_results, openai_batch_line
+from producer.results import line_pages
 
 OUTPUT = "output"
 ERROR = "error"
@@ -26,13 +24,8 @@ class OutputSize:
     size: int = 0
 
 
-def kind_of(result: Result) -> str:
-    return OUTPUT if result.status == JobState.SUCCEEDED.value else ERROR
-
-
-def encoded(result: Result) -> bytes:
-    """The result's line as ``askq results --format openai-batch`` writes it (``write_results``)."""
-    return (json_line(json.dumps(openai_batch_line(result), ensure_ascii=False)) + "\n").encode()
+def kind_of(status: str) -> str:
+    return OUTPUT if status == JobState.SUCCEEDED.value else ERROR
 
 
 async def write_outputs(redis: Redis, batch: str, parts: dict[str, str], ttl_s: int) -> dict[str, OutputSize]:
@@ -41,12 +34,13 @@ async def write_outputs(redis: Redis, batch: str, parts: dict[str, str], ttl_s: 
     lines = dict.fromkeys(OUTPUT_KINDS, 0)
     pending = {kind: bytearray() for kind in OUTPUT_KINDS}
     written = dict.fromkeys(OUTPUT_KINDS, 0)
-    async for result in iter_results(redis, batch):
-        kind = kind_of(result)
-        lines[kind] += 1
-        pending[kind] += encoded(result)
-        while len(pending[kind]) >= PART_BYTES:  # the results of a large batch never all in memory
-            written[kind] += await _push(redis, parts[kind], pending[kind], PART_BYTES, ttl_s)
+    async for page in line_pages(redis, batch, "openai-batch"):
+        for status, line in page:
+            kind = kind_of(status)
+            lines[kind] += 1
+            pending[kind] += line
+            while len(pending[kind]) >= PART_BYTES:  # the results of a large batch never all in memory
+                written[kind] += await _push(redis, parts[kind], pending[kind], PART_BYTES, ttl_s)
     for kind in OUTPUT_KINDS:
         if pending[kind]:
             written[kind] += await _push(redis, parts[kind], pending[kind], len(pending[kind]), ttl_s)

@@ -178,24 +178,45 @@ async def test_the_status_is_what_askq_status_json_prints(
     assert response.json()["counts"]["succeeded"] == 1
 
 
+ODD = 'café 東京 🙂 — del\x7f c1\x9b bidi\u202e line\u2028 tab\t quote" slash/ back\\'
+"""Text a line must carry exactly: non-ASCII, controls it escapes (DEL, C1, bidi, separators), JSON's own."""
+ECHOED = "".join(
+    json.dumps({"id": item, "question": f"[sim:{directive}]{ODD}"}) + "\n"
+    for item, directive in (("echo", "echo"), ("echo-error", "echo-error"))
+)
+
+
 @pytest.mark.parametrize("fmt", ["jsonl", "openai-batch"])
 async def test_results_stream_byte_for_byte_what_askq_results_writes(
     served: ApiServer, redis: Redis, redis_url: str, sim: Simulator, config: AskqConfig, fmt: str
 ) -> None:
-    """Answered and failed lines, and a batch of several pages still queued: the same bytes as the CLI."""
-    assert upload(served, "q.jsonl", QUESTIONS, batch="answered").status_code == 201
+    """Answered and failed lines (odd text in answers and errors), a cancelled batch, and a batch of
+    several pages still queued: the same bytes as the CLI."""
+    assert upload(served, "q.jsonl", QUESTIONS + ECHOED, batch="answered").status_code == 201
     await run_burst_worker(config, redis_url)
     many = "".join(f"Question {n}?\n" for n in range(1234))  # PAGE_ITEMS is 500: three pages
     assert raw(served, many, format="txt", batch="queued").status_code == 201
-    for batch in ("answered", "queued"):
+    assert raw(served, "Left?\nAlone?\n", format="txt", batch="cancelled").status_code == 201
+    assert post(served, "/cancelled/cancel").status_code == 200
+    bodies = {}
+    for batch in ("answered", "queued", "cancelled"):
         with httpx2.stream(
             "GET", f"{served.url}/api/batches/{batch}/results", params={"format": fmt}
         ) as response:
             assert response.status_code == 200
             assert response.headers["content-type"] == "application/x-ndjson"
-            body = response.read()
-        assert body == askq("results", batch, "--format", fmt).stdout.encode()
-    assert len(body.splitlines()) == 1234
+            bodies[batch] = response.read()
+        assert bodies[batch] == askq("results", batch, "--format", fmt).stdout.encode()
+    assert len(bodies["queued"].splitlines()) == 1234
+    assert bodies["cancelled"].count(b'"cancelled"') == 2
+    answered = bodies["answered"].decode()
+    assert not any(char in answered for char in "\x7f\x9b\u202e\u2028")  # each one escaped
+    rows = {row.get("custom_id", row["id"]): row for row in map(json.loads, answered.splitlines())}
+    if fmt == "jsonl":
+        assert rows["echo"]["answer"] == ODD
+        assert ODD in rows["echo-error"]["error"]
+    else:
+        assert rows["echo"]["response"]["body"]["choices"][0]["message"]["content"] == ODD
 
 
 async def test_batches_are_listed_newest_first_a_page_at_a_time(served: ApiServer, redis: Redis) -> None:

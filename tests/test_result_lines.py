@@ -13,7 +13,7 @@ import producer.batches
 from common import record
 from common.config import AskqConfig
 from common.stored_jobs import read_jobs
-from common.untrusted import json_line
+from common.untrusted import _JSON_ESCAPES, json_line, json_line_bytes
 from producer.results import iter_results
 from producer.submit import submit_file
 from tests.conftest import Simulator
@@ -38,6 +38,17 @@ def test_a_non_ascii_line_has_c1_bidi_and_separators_escaped_and_reads_the_same(
     assert not any(char in line for char in "\x9b\u202e\u202c\u2028\x7f")
     assert "café" in line
     assert json.loads(line) == {"a": value}
+
+
+def test_json_line_escapes_exactly_the_listed_code_points_in_str_and_bytes() -> None:
+    """ASCII, Latin-1, general punctuation (every listed code point is below U+2100) and a few more
+    beside ASCII and non-ASCII text: escaped when listed, left as they are otherwise."""
+    for code in (*range(0x2100), 0x3000, 0xFEFF, 0x1F642):
+        for line in (f'{{"a": "x{chr(code)}y"}}', f'{{"a": "é{chr(code)}"}}'):
+            expected = line.translate(_JSON_ESCAPES)
+            assert json_line(line) == expected, hex(code)
+            assert json_line_bytes(line.encode()) == expected.encode(), hex(code)
+    assert json_line('{"a": "\x7f"}') == '{"a": "\\u007f"}'
 
 
 async def test_results_come_in_input_order_across_many_pages(

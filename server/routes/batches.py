@@ -12,10 +12,10 @@ from redis.asyncio import Redis
 
 from common.status import JobState
 from producer.batch_items import item_page
-from producer.batches import PAGE_ITEMS, batch_status, recent_batches, status_document
+from producer.batches import batch_status, recent_batches, status_document
 from producer.control import cancel_batch
 from producer.deletion import delete_batch
-from producer.results import iter_results, result_line
+from producer.results import line_pages
 from producer.retry import retry_batch
 from server.batch_models import (
     UPLOAD_BODY,
@@ -135,15 +135,9 @@ async def get_results(
     return StreamingResponse(_result_pages(redis, batch, fmt), media_type="application/x-ndjson")
 
 
-async def _result_pages(redis: Redis, batch: str, fmt: str) -> AsyncIterator[str]:
-    page: list[str] = []
-    async for result in iter_results(redis, batch):
-        page.append(result_line(result, fmt))
-        if len(page) == PAGE_ITEMS:  # one write per page read: memory stays flat, whatever the batch
-            yield "".join(page)
-            page = []
-    if page:
-        yield "".join(page)
+async def _result_pages(redis: Redis, batch: str, fmt: str) -> AsyncIterator[bytes]:
+    async for page in line_pages(redis, batch, fmt):  # one write per page read: memory stays flat
+        yield b"".join(line for _, line in page)
 
 
 @router.post("/{batch}/retry", response_model=RetryResult, responses=_UNKNOWN)
