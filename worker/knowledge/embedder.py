@@ -26,7 +26,8 @@ from tenacity import RetryCallState
 
 from common.config import AskqConfig
 from common.errors import FatalProviderError, ProviderError, ProviderUnreachableError, RetryableProviderError
-from worker.answering.gate import Admission, ProviderGate
+from worker.answering.admission import Admission
+from worker.answering.gate import ProviderGate
 from worker.answering.in_flight import PLACE_POLL_S
 from worker.answering.outage import Outage, backoff_s
 from worker.answering.provider_errors import translate
