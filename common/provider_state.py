@@ -72,7 +72,7 @@ class ProviderState:
     def _pace_lines(self) -> list[str]:
         if self.learning:
             return [probing_line(self.endpoint)]
-        if self.pace is not None and self.pace_wait_ms is not None:
+        if self.pace is not None:  # as the last admission used them (no wait: none booked ahead)
             return [pace_line(self.endpoint, self.pace, self.learned, self.pace_wait_ms)]
         if self.pace_wait_ms is not None:  # paced by a worker that does not say by what
             wait = f"{self.pace_wait_ms / 1000:.1f} s"
