@@ -212,7 +212,7 @@ class Answerer:
         """The call itself, counted in flight (holding its place, if a limit is in force), its
         reservation settled when it ends."""
         in_flight = self._gate.in_flight
-        call = in_flight.begin(admission.place, admission.limit, admission.used)
+        call = in_flight.begin(admission.place, admission.limit, admission.used, admission.send_in_s)
         spend = self._gate.spend(admission, reservation)
         try:
             if admission.send_in_s > 0:

@@ -144,7 +144,7 @@ class Embedder:
 
     async def _admitted(self, texts: Sequence[str], admission: Admission) -> Any:
         in_flight = self._gate.in_flight
-        call = in_flight.begin(admission.place, admission.limit, admission.used)
+        call = in_flight.begin(admission.place, admission.limit, admission.used, admission.send_in_s)
         try:
             if admission.send_in_s > 0:
                 await asyncio.sleep(admission.send_in_s)
