@@ -1,5 +1,5 @@
 """The pace in force for a provider and the limits learned from its headers, as ``askq status`` tells
-them: read from what the workers write (``worker.answering.gate`` and ``worker.answering.spend``)."""
+them: read from what the workers write (``worker.answering.gate`` and ``worker.answering.pacing``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 BY_CONFIG = "jobs.yaml"
 BY_HEADERS = "headers"
 MARGIN_SHOWN = "97%"
-"""The share of a learned limit the workers pace at (``worker.answering.spend.MARGIN``), as shown."""
+"""The share of a learned limit the workers pace at (``worker.answering.pacing.MARGIN``), as shown."""
 
 
 def clock(ms: int) -> str:

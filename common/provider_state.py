@@ -2,7 +2,7 @@
 a cooldown a 429 asked for, the shared paces and what set them, the limits learned from its headers.
 
 Written by the workers (``worker.answering.gate``, ``worker.answering.in_flight`` and
-``worker.answering.spend``); the endpoints that had any of them lately are listed in ``keys.PROVIDERS``.
+``worker.answering.pacing``); the endpoints that had any of them lately are listed in ``keys.PROVIDERS``.
 """
 
 from __future__ import annotations

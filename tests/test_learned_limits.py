@@ -4,14 +4,17 @@ path."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from redis.asyncio import Redis
 
 from common import keys
 from common.config import parse_config
 from common.provider_state import provider_states
-from worker.answering.admission import GateMemory
+from worker.answering.admission import Admission, GateMemory
 from worker.answering.gate import ProviderGate
+from worker.answering.pacing import OWN_PROBE_WAIT_S
 from worker.answering.provider import ChatRequest
 
 ENDPOINT = "provider:443"
@@ -152,3 +155,36 @@ async def test_an_embeddings_call_neither_probes_nor_waits(redis: Redis) -> None
     await gate.admit(gate.reservation(REQUEST))  # a chat call probes
     admission = await gate.admit()
     assert (admission.learning, admission.probe, admission.paced) == (False, None, False)
+
+
+async def test_answers_with_the_same_limits_write_nothing_more(redis: Redis) -> None:
+    """What is left changes with every answer: only a change of the limits is written (or a minute on)."""
+    gate = _gate(redis)
+    reservation = gate.reservation(REQUEST)
+    probe = await gate.admit(reservation)
+    gate.spend(probe, reservation).on_headers(HEADERS, 200)
+    await gate.pacing.drain()
+    await redis.config_resetstat()
+    for remaining in ("98000", "97000"):
+        gate.spend(Admission(), reservation).on_headers(
+            {**HEADERS, "x-ratelimit-remaining-tokens": remaining}, 200
+        )
+    await gate.pacing.drain()
+    assert await _scripts_run(redis) == 0
+    gate.spend(Admission(), reservation).on_headers({**HEADERS, "x-ratelimit-limit-tokens": "900000"}, 200)
+    await gate.pacing.drain()
+    assert await redis.hget(keys.provider_rate_limits(ENDPOINT), "tokens") == b"900000"
+
+
+async def test_a_probe_done_wakes_the_calls_of_its_process_waiting_for_it(redis: Redis) -> None:
+    """Calls of the probe's own process wait for it, not for a poll: its answer's headers wake them."""
+    gate = _gate(redis, GateMemory())
+    reservation = gate.reservation(REQUEST)
+    probe = await gate.admit(reservation)
+    spend = gate.spend(probe, reservation)
+    waiting = asyncio.create_task(gate.pacing.learned(1))
+    await asyncio.sleep(0)  # it starts waiting
+    assert not waiting.done()
+    spend.on_headers(HEADERS, 200)
+    await gate.pacing.drain()
+    await asyncio.wait_for(waiting, OWN_PROBE_WAIT_S / 2)  # woken, not timed out

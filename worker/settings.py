@@ -23,9 +23,9 @@ from worker.answering.admission import GateMemory
 from worker.answering.client import embeddings_client, provider_client
 from worker.answering.deadline import QUEUE_WAIT_S
 from worker.answering.job import answer
+from worker.answering.pacing import configured_pace
 from worker.answering.provider import ChatProvider
 from worker.answering.relay import EventRelay
-from worker.answering.spend import configured_pace
 from worker.answering.store import JobStore
 from worker.context import WorkerContext
 from worker.knowledge.senders import retriever

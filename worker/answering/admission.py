@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from worker.answering.in_flight import InFlight
 from worker.answering.outage import Outage, OutageWatch
-from worker.answering.spend import Pacing
+from worker.answering.pacing import Pacing
 
 OPEN_FOR_S = 0.05
 """How long a process admits unpaced attempts on its last reading of an open gate. At 200 jobs a

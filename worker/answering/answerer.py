@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -51,6 +50,7 @@ class _Waits:
     """What one attempt has waited for so far: a provider away (how often, since when), a place."""
 
     outages: int = 0
+    learning: int = 0
     since_ms: int | None = None
     """The earliest beginning of an outage this attempt saw (an outage's key may lapse and start anew)."""
     said: str = ""
@@ -184,8 +184,8 @@ class Answerer:
             return self._deadline.excused(self._gate.in_flight.wait_for_place(), PLACE_POLL_S), False
         if admission.learning:
             self._waiting(waits, LEARNING)  # one call goes first: its headers pace the others
-            wait_s = random.uniform(PLACE_POLL_S / 2, PLACE_POLL_S)
-            return self._deadline.excused(asyncio.sleep(wait_s), PLACE_POLL_S), False
+            waits.learning += 1
+            return self._deadline.excused(self._gate.pacing.learned(waits.learning), PLACE_POLL_S), False
         return None, False
 
     async def _unreachable(self, error: ProviderUnreachableError, waits: _Waits) -> Any:

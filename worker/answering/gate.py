@@ -53,15 +53,9 @@ from worker.answering.admission import Admission, GateMemory
 from worker.answering.gate_scripts import ADMIT, COOL_DOWN, REACHABLE, UNREACHABLE
 from worker.answering.in_flight import new_call_id
 from worker.answering.outage import HELD_FOR_S, Outage
+from worker.answering.pacing import LEARNED_BURST_SHARE, MARGIN, PROBE_MS, RATE_LIMITS_KEPT_MS
 from worker.answering.provider import ChatRequest
-from worker.answering.spend import (
-    LEARNED_BURST_SHARE,
-    MARGIN,
-    PROBE_MS,
-    RATE_LIMITS_KEPT_MS,
-    CallSpend,
-    Reservation,
-)
+from worker.answering.spend import CallSpend, Reservation
 
 log = structlog.get_logger(__name__)
 

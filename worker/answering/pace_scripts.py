@@ -1,4 +1,4 @@
-"""The Lua of the token pace and of the limits learned from headers (``worker.answering.spend``): a
+"""The Lua of the token pace and of the limits learned from headers (``worker.answering.pacing``): a
 call's settle, and what its response's headers taught, are one call each."""
 
 from __future__ import annotations
