@@ -120,6 +120,10 @@ async def test_a_provider_without_headers_keeps_the_no_redis_path(redis: Redis) 
     assert not admissions[0].paced
     assert await _scripts_run(redis) == 1
     assert not await redis.exists(keys.provider_token_pace(ENDPOINT), keys.provider_pace(ENDPOINT))
+    unremembered = ProviderGate(redis, "c", ENDPOINT, NOTHING_SET, memory)  # another batch: not open yet
+    reservation = unremembered.reservation(REQUEST)
+    assert (await unremembered.admit(reservation)) == admissions[0]
+    assert "prompt" not in reservation.__dict__  # nothing to reserve for: no estimate made
     [state] = await provider_states(redis)
     assert state.lines() == [
         f"{ENDPOINT} sends no x-ratelimit headers (seen at {state.lines()[0].split('seen at ')[1][:8]}): "

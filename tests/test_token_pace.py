@@ -184,3 +184,26 @@ async def test_an_embeddings_call_takes_no_tokens(redis: Redis) -> None:
     admission = await _gate(redis).admit()
     assert admission.reserved == 0
     assert not await redis.exists(keys.provider_token_pace(ENDPOINT))
+
+
+async def test_a_call_cancelled_before_its_send_time_gives_everything_back(redis: Redis) -> None:
+    """Past the burst, a call waits for its send time; cancelled meanwhile, it was never sent."""
+    gate = _gate(redis)
+    reservation = gate.reservation(REQUEST)
+    admission = await gate.admit(reservation)
+    while admission.send_in_s < 1:
+        admission = await gate.admit(reservation)
+    booked = await _pace(redis)
+    gate.spend(admission, reservation).end()  # no headers: it ended asleep
+    await gate.pacing.drain()
+    assert await _pace(redis) == booked - reservation.tokens * MS_PER_TOKEN
+
+
+async def test_an_embeddings_call_does_not_change_the_pace_status_shows(redis: Redis) -> None:
+    """Status shows the chat calls' paces: an embeddings call paced by requests alone leaves them."""
+    gate = _gate(redis)
+    await gate.admit(gate.reservation(REQUEST))
+    shown = await redis.hget(keys.provider_rate_limits(ENDPOINT), "paced")
+    assert shown == b"600000 jobs.yaml 600 jobs.yaml 30000"
+    await gate.admit()
+    assert await redis.hget(keys.provider_rate_limits(ENDPOINT), "paced") == shown

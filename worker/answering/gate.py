@@ -124,6 +124,7 @@ class ProviderGate:
             admission.per_token_ms,
             admission.probe,
             learns,
+            admission.send_in_s,
         )
 
     async def admit(self, reservation: Reservation | None = None) -> Admission:
@@ -149,7 +150,11 @@ class ProviderGate:
         return admission
 
     def _admit_args(self, call_id: str, reservation: Reservation | None) -> list[Any]:
-        tokens = reservation.tokens if reservation is not None else 0
+        # A provider this process has seen send no rate-limit headers has nothing to learn: its
+        # calls read no learned limits, and need no estimate unless jobs.yaml paces tokens.
+        learn = "" if self.pacing.sends_none(self._endpoint) else self._learn
+        reserving = reservation is not None and (self._per_token_ms or learn)
+        tokens = reservation.tokens if reservation is not None and reserving else 0
         return [
             self._interval_ms,
             call_id,
@@ -159,11 +164,12 @@ class ProviderGate:
             tokens,
             self._per_token_ms,
             self._burst_ms,
-            self._learn,
+            learn,
             MARGIN,
             LEARNED_BURST_SHARE,
             PROBE_MS,
             RATE_LIMITS_KEPT_MS,
+            "1" if reservation is not None else "0",
         ]
 
     def _admission(self, fields: list[Any], call_id: str) -> Admission:

@@ -11,7 +11,8 @@ from __future__ import annotations
 #       requests_per_minute only, learning nothing), 7 ms per token configured (0: none), 8 token
 #       burst ms configured, 9 what to pace from the provider's headers ('', 'r', 't' or 'rt'),
 #       10 margin under a learned limit, 11 share of a learned token burst used, 12 ms a probe is
-#       held, 13 ms the rate limits hash is kept.
+#       held, 13 ms the rate limits hash is kept, 14 '1' for a chat call (whose paces status shows;
+#       an embeddings call's would say it takes no tokens).
 # Returns {halt reason or false, cooldown ms, ms until this attempt's reserved send time,
 #          outage since ms, its age ms, its error, in-flight limit, place ('1' taken, '0' none free),
 #          places in use, tokens reserved, ms per token they were reserved at, probe ('1': this call
@@ -85,6 +86,8 @@ end
 if interval > 0 or per_token > 0 then
   redis.call('SADD', KEYS[7], ARGV[4])
   redis.call('PEXPIRE', KEYS[7], ARGV[5])
+end
+if (interval > 0 or per_token > 0) and ARGV[14] == '1' then
   local rpm = interval > 0 and math.floor(60000 / interval + 0.5) or 0
   local tpm = per_token > 0 and math.floor(60000 / per_token + 0.5) or 0
   local paced = string.format('%d %s %d %s %d', rpm, by_r, tpm, by_t, math.floor(burst))

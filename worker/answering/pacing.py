@@ -102,6 +102,11 @@ class Pacing:
         self._learn = redis.register_script(LEARN)
         self._free_probe = redis.register_script(FREE_PROBE)
 
+    def sends_none(self, endpoint: str) -> bool:
+        """Whether the provider's last answer this process heard had no rate-limit headers."""
+        told = self._told.get(endpoint)
+        return told is not None and not told.limits.known
+
     def news(self, endpoint: str, limits: RateLimits, *, probe: bool) -> bool:
         """Whether what a response's headers said should be written: it is the probe's, it differs
         from what this process last wrote, or that was a while ago."""

@@ -59,6 +59,7 @@ class CallSpend:
         per_token_ms: float,
         probe_id: str | None,
         learns: bool,
+        send_in_s: float = 0.0,
     ) -> None:
         self._pacing = pacing
         self._endpoint = endpoint
@@ -74,6 +75,8 @@ class CallSpend:
         self._completion: int | None = None
         self._limits = NO_LIMITS
         self._heard_at: float | None = None
+        self._send_at = time.monotonic() + send_in_s
+        """Its send time: a call that ends before it (cancelled while it waited) was never sent."""
 
     @property
     def listens(self) -> bool:
@@ -108,6 +111,8 @@ class CallSpend:
             self._pacing.spawn(self._pacing.free_probe(self._endpoint, self._probe_id))
         if self._reserved <= 0:
             return
+        if self._heard_at is None and time.monotonic() < self._send_at:
+            self._used = 0  # cancelled before its send time: the provider never saw it
         given = self._reserved - self._used if self._used is not None else 0
         ahead_ms = self._provider_ahead_ms()
         if given != 0 or ahead_ms >= 0:
