@@ -102,7 +102,7 @@ class CallSpend:
             return  # no reported usage: the provider's count is unknown, the reservation is kept
         self._used = usage.prompt_tokens + usage.completion_tokens
         self._completion = usage.completion_tokens
-        if self._reservation is not None:
+        if self._reservation is not None and self._reserved > 0:  # (else no estimate was made)
             self._pacing.prompt_tokens.reported(self._reservation.prompt, usage)
 
     def end(self) -> None:
