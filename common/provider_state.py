@@ -7,7 +7,7 @@ Written by the workers (``worker.answering.gate``, ``worker.answering.in_flight`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from redis.asyncio import Redis
@@ -35,6 +35,13 @@ class ProviderState:
     """What the provider's rate-limit headers said, or that it sends none."""
     learning: bool = False
     """One call is out to learn the provider's rate limits; the others wait for its headers."""
+
+    @property
+    def holds(self) -> bool:
+        """Whether anything holds calls to it back or paces them now. That it sends no rate-limit
+        headers alone is not listed (nothing paces it), only said beside what holds."""
+        unlearned = replace(self, learned=None)
+        return unlearned != ProviderState(self.endpoint)
 
     def lines(self) -> list[str]:
         """One plain line for each state that holds."""
@@ -104,7 +111,7 @@ async def provider_states(redis: Redis) -> list[ProviderState]:
     states = []
     for index, endpoint in enumerate(endpoints):
         state = _state(endpoint, replies[_READS * index : _READS * (index + 1)], now_ms)
-        if state != ProviderState(endpoint):
+        if state.holds:
             states.append(state)
     return states
 

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from common import keys
 from common.config import parse_config
+from common.errors import RetryableProviderError
 from common.provider_state import provider_states
 from worker.answering.admission import Admission, GateMemory
 from worker.answering.gate import ProviderGate
@@ -105,8 +106,8 @@ async def test_a_configured_dimension_wins_over_the_headers(redis: Redis) -> Non
 
 
 async def test_a_provider_without_headers_keeps_the_no_redis_path(redis: Redis) -> None:
-    """Its probe's answer had no rate-limit headers: that is stored, nothing is paced, and a process
-    admits 20 calls on one reading of Redis."""
+    """Its probe's answer had no rate-limit headers: that is stored, nothing is paced (status lists
+    nothing), and a process admits 20 calls on one reading of Redis."""
     memory = GateMemory(open_for_s=3600)
     gate = _gate(redis, memory)
     reservation = gate.reservation(REQUEST)
@@ -124,11 +125,12 @@ async def test_a_provider_without_headers_keeps_the_no_redis_path(redis: Redis) 
     reservation = unremembered.reservation(REQUEST)
     assert (await unremembered.admit(reservation)) == admissions[0]
     assert "prompt" not in reservation.__dict__  # nothing to reserve for: no estimate made
-    [state] = await provider_states(redis)
-    assert state.lines() == [
-        f"{ENDPOINT} sends no x-ratelimit headers (seen at {state.lines()[0].split('seen at ')[1][:8]}): "
-        "askq paces it only as jobs.yaml sets"
-    ]
+    assert await provider_states(redis) == []  # nothing holds it back: status lists nothing
+    await gate.refused(RetryableProviderError("HTTP 429", status_code=429, retry_after_s=30.0))
+    [state] = await provider_states(redis)  # a cooldown now: why nothing else paces it is said beside
+    assert state.lines()[1].startswith(f"{ENDPOINT} sends no x-ratelimit headers (seen at ")
+    assert state.lines()[1].endswith("): askq paces it only as jobs.yaml sets")
+    assert state.to_json()["rate_limits"]["sends_none"] is True
 
 
 async def test_a_probe_that_learned_nothing_lets_another_go(redis: Redis) -> None:
