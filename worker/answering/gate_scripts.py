@@ -12,7 +12,8 @@ from __future__ import annotations
 #       burst ms configured, 9 what to pace from the provider's headers ('', 'r', 't' or 'rt'),
 #       10 margin under a learned limit, 11 share of a learned token burst used, 12 ms a probe is
 #       held, 13 ms the rate limits hash is kept, 14 '1' for a chat call (whose paces status shows;
-#       an embeddings call's would say it takes no tokens).
+#       an embeddings call's would say it takes no tokens). A call with no tokens to reserve and
+#       no request pace sends the first 5 and the first 7 keys: the rest would not be read.
 # Returns {halt reason or false, cooldown ms, ms until this attempt's reserved send time,
 #          outage since ms, its age ms, its error, in-flight limit, place ('1' taken, '0' none free),
 #          places in use, tokens reserved, ms per token they were reserved at, probe ('1': this call
@@ -25,14 +26,15 @@ local cooldown_ms = redis.call('PTTL', KEYS[2])
 if cooldown_ms > 0 then return {false, tostring(cooldown_ms), '0'} end
 local outage = redis.call('HMGET', KEYS[4], 'since_ms', 'error')
 local limit = redis.call('HGET', KEYS[5], 'limit')
-local tokens = tonumber(ARGV[6])
-local interval, per_token, burst, learn = tonumber(ARGV[1]), tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]
+local tokens = tonumber(ARGV[6] or '0')
+local interval, per_token, burst = tonumber(ARGV[1]), tonumber(ARGV[7] or '0'), tonumber(ARGV[8] or '0')
+local learn = ARGV[9] or ''
 if tokens <= 0 then per_token, learn = 0, '' end
 local by_r = interval > 0 and 'jobs.yaml' or '-'
 local by_t = per_token > 0 and 'jobs.yaml' or '-'
-local probe = ''
+local probe, rates = '', {}
 if learn ~= '' then
-  local rates = redis.call('HMGET', KEYS[9], 'requests', 'tokens', 'tokens_burst_ms', 'none')
+  rates = redis.call('HMGET', KEYS[9], 'requests', 'tokens', 'tokens_burst_ms', 'none', 'paced')
   if not rates[1] and not rates[2] and not rates[4] then
     probe = 'learn'
   else
@@ -91,7 +93,7 @@ if (interval > 0 or per_token > 0) and ARGV[14] == '1' then
   local rpm = interval > 0 and math.floor(60000 / interval + 0.5) or 0
   local tpm = per_token > 0 and math.floor(60000 / per_token + 0.5) or 0
   local paced = string.format('%d %s %d %s %d', rpm, by_r, tpm, by_t, math.floor(burst))
-  if redis.call('HGET', KEYS[9], 'paced') ~= paced then
+  if (rates[5] or redis.call('HGET', KEYS[9], 'paced')) ~= paced then
     redis.call('HSET', KEYS[9], 'paced', paced)
     redis.call('PEXPIRE', KEYS[9], ARGV[13])
   end
