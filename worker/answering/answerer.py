@@ -182,9 +182,10 @@ class Answerer:
             )
             # Not the job's own time: its deadline leaves the wait for a place out.
             return self._deadline.excused(self._gate.in_flight.wait_for_place(), PLACE_POLL_S), False
-        if admission.learning:
-            self._waiting(waits, LEARNING)  # one call goes first: its headers pace the others
+        if admission.learning:  # one call goes first: its headers pace the others
             waits.learning += 1
+            if waits.learning > 1:  # said when it lasts: a quick probe is back before anyone reads it
+                self._waiting(waits, LEARNING)
             return self._deadline.excused(self._gate.pacing.learned(waits.learning), PLACE_POLL_S), False
         return None, False
 
