@@ -32,6 +32,7 @@ from bench.sse import run_sse
 from bench.submit import run_submit
 from bench.throughput import run_askq, run_baseline
 from bench.token_estimate import run_estimate
+from bench.tpm import run_tpm
 from bench.transport import run_transport
 
 SECTIONS = (
@@ -49,6 +50,7 @@ SECTIONS = (
     "sse",
     "api",
     "estimate",
+    "tpm",
 )
 
 
@@ -127,6 +129,9 @@ def run(sections: list[str], scale: float, folder: Path) -> dict[str, Any]:
             )
         elif section == "estimate":
             results[section] = run_estimate()  # every question of its sets: not scaled
+        elif section == "tpm":
+            # At least a minute at the limit: past the bucket's first burst, a steady stretch to measure.
+            results[section] = run_tpm(folder, jobs=max(2400, int(3000 * scale)))
     return results
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from bench.report_estimate import estimate_rows
 from bench.report_row import Row
 from bench.report_sse import sse_rows
+from bench.report_tpm import tpm_rows
 
 
 def rows(results: dict[str, Any]) -> list[Row]:
@@ -99,6 +100,8 @@ def rows(results: dict[str, Any]) -> list[Row]:
         out += _api_rows(results["api"])
     if "estimate" in results:
         out += estimate_rows(results["estimate"])
+    if "tpm" in results:
+        out += tpm_rows(results["tpm"])
     return out
 
 

@@ -54,6 +54,13 @@ class ProviderConfig(Strict):
     requests_per_minute: int = Field(default=0, ge=0)
     """Requests a minute askq sends, spaced evenly across every worker (0: no limit but concurrency).
     Set it a little under the provider's limit: a request's arrival time varies by a few ms."""
+    tokens_per_minute: int = Field(default=0, ge=0)
+    """Tokens a minute askq sends, across every worker, counted as providers count them: at send, the
+    prompt's estimate plus ``max_tokens``, the unused part given back when the usage comes (0: none).
+    With neither this nor ``requests_per_minute`` set, askq paces from the provider's headers."""
+    rate_burst_s: float = Field(default=30.0, gt=0, le=60)
+    """Of ``tokens_per_minute``, how many seconds' worth may go at once: it must cover the tokens
+    reserved by calls in flight beyond what they use, and stay under the provider's own burst."""
 
 
 class LimitsConfig(Strict):

@@ -74,6 +74,19 @@ def _schedule(*, cron: str, tz: str, kind: str) -> str:
         ),
         ("provider: [unclosed\n", "is not valid YAML"),
         (
+            "provider:\n  tokens_per_minute: -1\n",
+            "provider.tokens_per_minute: Input should be greater than or equal to 0",
+        ),
+        (
+            "provider:\n  requests_per_minute: -5\n",
+            "provider.requests_per_minute: Input should be greater than or equal to 0",
+        ),
+        ("provider:\n  rate_burst_s: -2\n", "provider.rate_burst_s: Input should be greater than 0"),
+        (
+            "provider:\n  rate_burst_s: 90\n",
+            "provider.rate_burst_s: Input should be less than or equal to 60",
+        ),
+        (
             _schedule(cron="0 2 * *", tz="Europe/Paris", kind="answers"),
             "schedules.nightly.cron: invalid cron expression '0 2 * *': expected 5 fields",
         ),

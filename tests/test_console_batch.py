@@ -21,7 +21,8 @@ from tests.api_server import ApiServer, api_server
 from tests.browser import browser, keep_screenshot, page_of
 from tests.conftest import Simulator
 from tests.helpers import results, run_burst_worker
-from worker.answering.gate import GateMemory, ProviderGate
+from worker.answering.admission import GateMemory
+from worker.answering.gate import ProviderGate
 
 HOSTILE_ID = "<script>alert(1)</script>"
 HOSTILE_ANSWER = "<b>markup</b> & <script>alert(2)</script> 서울"

@@ -18,7 +18,7 @@ from producer.submit import submit_file
 from tests.conftest import Simulator
 from tests.helpers import askq, eventually, results, run_burst_worker
 from tests.test_faults import worker_process
-from worker.answering.in_flight import CUT_REASON
+from worker.answering.in_flight import CUT_REASON, InFlight
 
 JOBS = 40
 
@@ -132,3 +132,14 @@ async def test_waiting_at_a_busy_server_does_not_count_against_the_job_timeout(
     await _submit(redis, config, write, "patient", count=8)  # the last waits about 3 s
     await run_burst_worker(config, redis_url)
     await _all_answered_once(redis, "patient", count=8)
+
+
+def test_a_call_waiting_for_its_send_time_is_not_waiting_for_the_server() -> None:
+    """A paced call asleep until its send time is no call the server keeps waiting: were it counted,
+    a pace that books calls seconds ahead would look like queueing and lower the calls in flight."""
+    in_flight = InFlight()
+    asleep = in_flight.begin(None, None, 0, send_in_s=60)
+    in_flight.begin(None, None, 0)
+    other = in_flight.begin(None, None, 0)
+    assert in_flight.waiting(other) == 1
+    assert asleep.sent > other.sent + 59

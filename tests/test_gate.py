@@ -10,7 +10,8 @@ from common import keys
 from common.config import parse_config
 from common.errors import FatalProviderError, RetryableProviderError
 from tests.helpers import eventually
-from worker.answering.gate import GateMemory, ProviderGate
+from worker.answering.admission import GateMemory
+from worker.answering.gate import ProviderGate
 
 ENDPOINT = "provider:443"
 UNPACED = parse_config({})

@@ -15,7 +15,8 @@ from producer.retry import retry_batch
 from producer.submit import submit_file
 from tests.conftest import Simulator
 from tests.helpers import askq, run_burst_worker
-from worker.answering.gate import GateMemory, ProviderGate
+from worker.answering.admission import GateMemory
+from worker.answering.gate import ProviderGate
 
 ENDPOINT = "provider:443"
 

@@ -16,8 +16,9 @@ from common.config import AskqConfig
 from common.errors import FatalProviderError, ProviderUnreachableError, RetryableProviderError
 from tests.conftest import Simulator
 from tests.helpers import answers_again, eventually
+from worker.answering.admission import GateMemory
 from worker.answering.client import provider_client
-from worker.answering.gate import GateMemory, ProviderGate
+from worker.answering.gate import ProviderGate
 from worker.knowledge.embedder import Embedder, vectors
 
 Make = Callable[[AskqConfig], Embedder]

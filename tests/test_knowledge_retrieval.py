@@ -18,8 +18,8 @@ from common.errors import KnowledgeError
 from common.knowledge import KnowledgeConfig, KnowledgeMeta, StoredChunk
 from tests.conftest import Simulator
 from tests.knowledge_helpers import FILES, QUESTIONS, build_base, menu_config
+from worker.answering.admission import GateMemory
 from worker.answering.client import provider_client
-from worker.answering.gate import GateMemory
 from worker.answering.provider import ChatProvider
 from worker.knowledge.cache import KnowledgeCache
 from worker.knowledge.index import Hit, KnowledgeIndex, normalised

@@ -17,7 +17,8 @@ from producer.retry import retry_batch
 from producer.submit import submit_file
 from tests.conftest import Simulator
 from tests.helpers import eventually, logged_events, results, run_burst_worker
-from worker.answering.gate import Admission, ProviderGate
+from worker.answering.admission import Admission
+from worker.answering.gate import ProviderGate
 
 
 async def _run_one(question: str, redis: Redis, redis_url: str, config: AskqConfig, write: Any) -> Any:

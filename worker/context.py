@@ -13,7 +13,7 @@ if TYPE_CHECKING:  # types only: the answering modules import this one, never th
 
     from common.config import AskqConfig
     from common.redis_health import LineageWatch
-    from worker.answering.gate import GateMemory
+    from worker.answering.admission import GateMemory
     from worker.answering.provider import ChatProvider
     from worker.answering.relay import EventRelay
     from worker.answering.store import JobStore

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import secrets
 from typing import Any, cast
@@ -18,10 +19,11 @@ from common.redis_health import LineageWatch, persistence_warning
 from common.redis_url import arq_settings, redact, redis_url
 from common.redis_wire import pack_with_hiredis
 from common.serializer import job_serializer
+from worker.answering.admission import GateMemory
 from worker.answering.client import embeddings_client, provider_client
 from worker.answering.deadline import QUEUE_WAIT_S
-from worker.answering.gate import GateMemory
 from worker.answering.job import answer
+from worker.answering.pacing import configured_pace
 from worker.answering.provider import ChatProvider
 from worker.answering.relay import EventRelay
 from worker.answering.store import JobStore
@@ -41,6 +43,9 @@ payload again, serialized and written per job) cost CPU and Redis memory for not
 QUESTIONS = "questions"
 """What the questions worker serves, as its start and stop lines say (the schedules worker of the same
 process runs the same startup: without it, its lines were the same)."""
+SETTLES_GRACE_S = 2.0
+"""At a stop, how long the token pace's last settles may take before they are dropped (which only
+leaves the pace a little slower)."""
 JOBS_PER_SLOT = 2
 """``--concurrency N`` lets a worker hold at least this many jobs per slot, as the defaults do."""
 
@@ -109,6 +114,7 @@ async def on_startup(raw_ctx: dict[str, Any]) -> None:
         serves=serves,
         provider=str(ctx["client"].base_url),
         concurrency=config.limits.concurrency,
+        pace=configured_pace(config),
         # The schedules worker's own max_jobs is its runs at once, not the questions' limit.
         **({"max_jobs": config.limits.max_jobs} if serves == QUESTIONS else {}),
     )
@@ -137,6 +143,10 @@ async def on_shutdown(raw_ctx: dict[str, Any]) -> None:
         await ctx["leases"].aclose()
     if "gate_memory" in ctx:
         await ctx["gate_memory"].in_flight.aclose()
+        # Settles give back what ended calls did not use: let them land, briefly.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ctx["gate_memory"].pacing.drain(), SETTLES_GRACE_S)
+        await ctx["gate_memory"].pacing.aclose()
     if "relay" in ctx:
         await ctx["relay"].aclose()
     if "retriever" in ctx:

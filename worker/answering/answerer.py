@@ -17,14 +17,16 @@ from common.events import EventType
 from common.metrics import NO_STATUS, OK_STATUS, AttemptOutcome, status_of
 from common.tokens import estimated_usage
 from common.usage import Usage
+from worker.answering.admission import Admission
 from worker.answering.deadline import Deadline
 from worker.answering.error_reasons import INTERNAL, error_reason
-from worker.answering.gate import Admission, ProviderGate
+from worker.answering.gate import ProviderGate
 from worker.answering.in_flight import PLACE_POLL_S, Call
 from worker.answering.outage import Outage, backoff_s
 from worker.answering.provider import ChatProvider, ChatRequest
 from worker.answering.publisher import EventPublisher
 from worker.answering.retry import retrying
+from worker.answering.spend import CallSpend, Reservation
 from worker.answering.sse import StreamPiece
 
 log = structlog.get_logger(__name__)
@@ -32,6 +34,7 @@ log = structlog.get_logger(__name__)
 
 CUT_FOR_ANOTHER = "the provider ended the stream early for another request; sent again, no attempt spent"
 QUEUED = "the provider's slots are busy: waiting in its queue"
+LEARNING = "learning the provider's rate limits from its first answer"
 
 
 class _CutForAnother(Exception):
@@ -47,6 +50,7 @@ class _Waits:
     """What one attempt has waited for so far: a provider away (how often, since when), a place."""
 
     outages: int = 0
+    learning: int = 0
     since_ms: int | None = None
     """The earliest beginning of an outage this attempt saw (an outage's key may lapse and start anew)."""
     said: str = ""
@@ -130,13 +134,14 @@ class Answerer:
         """One attempt, however long it waits (for a cooldown, a place, a provider that is away); a
         provider away, or a stream cut for another request, sends it again without spending it."""
         waits = _Waits()
+        reservation = self._gate.reservation(request)
         while True:
             async with self._semaphore:
-                admission = await self._gate.admit()
+                admission = await self._gate.admit(reservation)
                 pause, probe = self._pause(admission, waits)
                 if pause is None:
                     try:
-                        return await self._call(request, admission)
+                        return await self._call(request, admission, reservation)
                     except ProviderUnreachableError as exc:
                         pause = await self._unreachable(exc, waits)
                     except _SendAgain:
@@ -177,6 +182,11 @@ class Answerer:
             )
             # Not the job's own time: its deadline leaves the wait for a place out.
             return self._deadline.excused(self._gate.in_flight.wait_for_place(), PLACE_POLL_S), False
+        if admission.learning:  # one call goes first: its headers pace the others
+            waits.learning += 1
+            if waits.learning > 1:  # said when it lasts: a quick probe is back before anyone reads it
+                self._waiting(waits, LEARNING)
+            return self._deadline.excused(self._gate.pacing.learned(waits.learning), PLACE_POLL_S), False
         return None, False
 
     async def _unreachable(self, error: ProviderUnreachableError, waits: _Waits) -> Any:
@@ -199,16 +209,18 @@ class Answerer:
             waits.said = reason
             self._publisher.emit(EventType.WAITING, self._attempts, reason=reason, **self._labels)
 
-    async def _call(self, request: ChatRequest, admission: Admission) -> Answer:
-        """The call itself, counted in flight (holding its place, if a limit is in force)."""
+    async def _call(self, request: ChatRequest, admission: Admission, reservation: Reservation) -> Answer:
+        """The call itself, counted in flight (holding its place, if a limit is in force), its
+        reservation settled when it ends."""
         in_flight = self._gate.in_flight
-        call = in_flight.begin(admission.place, admission.limit, admission.used)
+        call = in_flight.begin(admission.place, admission.limit, admission.used, admission.send_in_s)
+        spend = self._gate.spend(admission, reservation)
         try:
             if admission.send_in_s > 0:
                 await asyncio.sleep(admission.send_in_s)  # the send time reserved for this attempt
             in_flight.watch(call, self._queued)
             try:
-                return await self._attempt(request, call)
+                return await self._attempt(request, call, spend)
             except ProviderUnreachableError as exc:
                 if self._gate.outage.predates_end(call.sent):
                     raise _SendAgain from exc  # the outage it met is over: no new one, no attempt
@@ -229,27 +241,29 @@ class Answerer:
                 raise
         finally:
             in_flight.end(call)
+            spend.end()
 
     def _queued(self) -> None:
         self._publisher.emit(EventType.WAITING, self._attempts, reason=QUEUED, **self._labels)
 
-    async def _attempt(self, request: ChatRequest, call: Call | None = None) -> Answer:
+    async def _attempt(self, request: ChatRequest, call: Call, spend: CallSpend) -> Answer:
         started = time.monotonic()
         self._publisher.emit(EventType.START, self._attempts, model=request.model, **self._labels)
         parts: list[str] = []
-        async with contextlib.aclosing(self._provider.astream(request)) as pieces:
+        on_headers = spend.on_headers if spend.listens else None
+        async with contextlib.aclosing(self._provider.astream(request, on_headers)) as pieces:
             # Waiting for the first byte is the server's queue, not this job's answer: left out of
             # the job's deadline (first_byte_timeout_s bounds it).
             first_byte_s = self._config.provider.first_byte_timeout_s
             first = await self._deadline.excused(anext(pieces), first_byte_s)
             first_token_ms = (time.monotonic() - started) * 1000
-            if call is not None:
-                self._gate.in_flight.arrived(call)
-            await self._gate.reachable(call.sent if call is not None else started)
+            self._gate.in_flight.arrived(call)
+            await self._gate.reachable(call.sent)
             answer = self._take(first, parts, request, started)
             async for piece in pieces:
                 answer = answer or self._take(piece, parts, request, started)
             if answer is not None:
+                spend.answered(answer.usage)
                 return replace(answer, first_token_ms=first_token_ms)
         raise AssertionError("unreachable: astream ends with a finish piece or raises")  # pragma: no cover
 

@@ -110,8 +110,15 @@ class InFlight:
 
     # -- calls ---------------------------------------------------------------------------------
 
-    def begin(self, place: str | None, limit: int | None, used: int) -> Call:
-        call = Call(place, limit, at_limit=limit is not None and used >= limit, ends_before=self._ends)
+    def begin(self, place: str | None, limit: int | None, used: int, send_in_s: float = 0.0) -> Call:
+        """``send_in_s``: the wait for its send time (a pace's): its first byte is timed from then."""
+        call = Call(
+            place,
+            limit,
+            at_limit=limit is not None and used >= limit,
+            ends_before=self._ends,
+            sent=time.monotonic() + send_in_s,
+        )
         self.calls.add(call)
         if limit is not None and limit != self._limit_seen:
             self._seen_change(limit)
@@ -123,7 +130,13 @@ class InFlight:
 
     def waiting(self, besides: Call) -> int:
         """Calls of this process sent and still without a first byte, besides ``besides``."""
-        return sum(1 for call in self.calls if call is not besides and call.first_byte is None)
+        return sum(1 for call in self._unanswered() if call is not besides)
+
+    def _unanswered(self) -> list[Call]:
+        """Calls sent and still without a first byte (not those still waiting for their send time:
+        a paced call waits for no server)."""
+        now = time.monotonic()
+        return [call for call in self.calls if call.first_byte is None and call.sent <= now]
 
     def arrived(self, call: Call) -> None:
         """``call``'s first piece came; a run of quick ones at the limit raises it."""
@@ -174,7 +187,7 @@ class InFlight:
             )
         elif call.place is not None and all(other.place is not None for other in self.calls):
             # (Calls sent before the limit, still queued at the server, would explain the wait.)
-            waiting = sum(1 for other in self.calls if other.first_byte is None)
+            waiting = len(self._unanswered())
             new = max(call.limit - waiting, 1)
             self._spawn(
                 self._lower_to(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import structlog
 
 from common.errors import ProviderUnreachableError
-from common.provider_state import clock
+from common.provider_pace import clock
 
 log = structlog.get_logger(__name__)
 

@@ -10,7 +10,7 @@ JSON. Everything else (base URL, headers, auth, timeouts, status errors) is the 
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -25,6 +25,9 @@ from worker.answering.provider_errors import translate
 from worker.answering.sse import StreamPiece, stream_pieces
 
 _CHAT_PATH = "/chat/completions"
+
+OnHeaders = Callable[[Mapping[str, str], int], None]
+"""Told a response's headers and status before its body: an answer's, or a refusal's."""
 
 
 @dataclass(frozen=True)
@@ -64,11 +67,14 @@ class ChatProvider:
             raise translate(exc) from exc
         return response.choices[0].message.content or ""
 
-    async def astream(self, question: str | ChatRequest) -> AsyncGenerator[StreamPiece, None]:
+    async def astream(
+        self, question: str | ChatRequest, on_headers: OnHeaders | None = None
+    ) -> AsyncGenerator[StreamPiece, None]:
         """The answer as it is generated; the last piece carries the finish reason and usage.
 
         The body is read raw and parsed lean (``worker.answering.sse``). A stream that ends without a finish
-        reason was cut: it raises rather than pass as an answer.
+        reason was cut: it raises rather than pass as an answer. ``on_headers`` hears the response's
+        headers first (its rate limits), a refusal's too.
         """
         body = {**self._create_args(question), "stream": True, "stream_options": {"include_usage": True}}
         try:
@@ -76,12 +82,16 @@ class ChatProvider:
             response = await self.client.post(
                 _CHAT_PATH, cast_to=httpx2.Response, body=body, stream=True, stream_cls=None
             )
+            if on_headers is not None:
+                on_headers(response.headers, response.status_code)
             try:
                 async for piece in stream_pieces(response.aiter_bytes()):
                     yield piece
             finally:
                 await response.aclose()
         except (openai.OpenAIError, httpx2.HTTPError) as exc:
+            if on_headers is not None and isinstance(exc, openai.APIStatusError):
+                on_headers(exc.response.headers, exc.status_code)
             raise translate(exc) from exc
         except StreamCutError as cut:
             if cut.events:

@@ -17,8 +17,9 @@ from redis.asyncio import Redis
 
 from common.config import AskqConfig
 from common.tokens import estimate_tokens
+from worker.answering.admission import GateMemory
 from worker.answering.client import embeddings_client, provider_client
-from worker.answering.gate import GateMemory, ProviderGate
+from worker.answering.gate import ProviderGate
 from worker.answering.provider import ChatProvider
 from worker.knowledge.embedder import Embedder
 from worker.knowledge.index import Matrix

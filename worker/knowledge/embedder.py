@@ -26,7 +26,8 @@ from tenacity import RetryCallState
 
 from common.config import AskqConfig
 from common.errors import FatalProviderError, ProviderError, ProviderUnreachableError, RetryableProviderError
-from worker.answering.gate import Admission, ProviderGate
+from worker.answering.admission import Admission
+from worker.answering.gate import ProviderGate
 from worker.answering.in_flight import PLACE_POLL_S
 from worker.answering.outage import Outage, backoff_s
 from worker.answering.provider_errors import translate
@@ -143,7 +144,7 @@ class Embedder:
 
     async def _admitted(self, texts: Sequence[str], admission: Admission) -> Any:
         in_flight = self._gate.in_flight
-        call = in_flight.begin(admission.place, admission.limit, admission.used)
+        call = in_flight.begin(admission.place, admission.limit, admission.used, admission.send_in_s)
         try:
             if admission.send_in_s > 0:
                 await asyncio.sleep(admission.send_in_s)

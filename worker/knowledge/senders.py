@@ -9,7 +9,8 @@ from openai import AsyncOpenAI
 from redis.asyncio import Redis
 
 from common.config import AskqConfig
-from worker.answering.gate import GateMemory, ProviderGate
+from worker.answering.admission import GateMemory
+from worker.answering.gate import ProviderGate
 from worker.knowledge.batcher import Send
 from worker.knowledge.cache import KnowledgeCache
 from worker.knowledge.embedder import Embedder
