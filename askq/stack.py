@@ -71,7 +71,10 @@ def embedded_redis(
         *extra_args,
     ]
     process = subprocess.Popen(
-        [redis_server_binary(), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [redis_server_binary(), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        process_group=0,  # a terminal's Ctrl-C reaches askq alone, which stops this server after its work
     )
     url = f"redis://127.0.0.1:{port}"
     try:
@@ -109,6 +112,7 @@ def simulator_process(*flags: str) -> Iterator[str]:
         stdout=subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         text=True,
+        process_group=0,  # as redis-server's: stopped by askq on its way out, not by the terminal's Ctrl-C
     )
     try:
         assert process.stdout is not None

@@ -100,6 +100,30 @@ def test_a_terminated_demo_stops_what_it_started(tmp_path: Path) -> None:
             process.stderr.close()
 
 
+def test_ctrl_c_at_a_terminal_stops_the_demo_cleanly(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C signals the whole foreground group: the demo still ends as interrupted
+    (130, no lost-Redis error), its redis-server and simulator stopped by it, not killed under it."""
+    process = _demo(tmp_path, own_group=True)
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:
+            if SERVING in line:
+                break
+        children = _children(process.pid)
+        os.killpg(process.pid, signal.SIGINT)  # what the terminal sends on Ctrl-C
+        said = process.stderr.read()
+        assert process.wait(timeout=60) == 130, said
+        assert "lost the connection" not in said
+        assert "Unclosed" not in said
+        assert [pid for pid in children if _alive(pid)] == []
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
+
+
 def _children(pid: int) -> list[int]:
     found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     return [int(child) for child in found]
@@ -113,11 +137,12 @@ def _alive(pid: int) -> bool:
     return state != "Z"  # a zombie has exited: only its parent's reaping is left
 
 
-def _demo(folder: Path, option: str = "--serve") -> subprocess.Popen[str]:
-    """`askq demo --serve 0` (or ``option`` 0) on the simulator and its own Redis, in ``folder``."""
+def _demo(folder: Path, option: str = "--serve", *, own_group: bool = False) -> subprocess.Popen[str]:
+    """`askq demo --serve 0` (or ``option`` 0) on the simulator and its own Redis, in ``folder``;
+    ``own_group``: as a terminal runs it, the leader of its own process group."""
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL")}
     env["PYTHONPATH"] = str(REPO)
     return subprocess.Popen(
         [*ASKQ, "demo", option, "0"], cwd=folder, env=env, stderr=subprocess.PIPE, text=True,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, process_group=0 if own_group else None,
     )  # fmt: skip
