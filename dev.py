@@ -97,7 +97,14 @@ def _apt_get(*arguments: str) -> int:
 
 
 def run(*command: str) -> int:
-    return subprocess.run(command, cwd=ROOT).returncode
+    process = subprocess.Popen(command, cwd=ROOT)
+    while True:
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            # The terminal's Ctrl-C reached the command too: it stops as it sees fit (askq demo
+            # stops its stack, exit 130), and its exit status is ours, with no traceback of this file's.
+            continue
 
 
 def test(extra: list[str]) -> int:

@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx2
@@ -146,3 +147,28 @@ def _demo(folder: Path, option: str = "--serve", *, own_group: bool = False) -> 
         [*ASKQ, "demo", option, "0"], cwd=folder, env=env, stderr=subprocess.PIPE, text=True,
         stdout=subprocess.DEVNULL, process_group=0 if own_group else None,
     )  # fmt: skip
+
+
+def test_ctrl_c_under_dev_py_ends_without_a_traceback(tmp_path: Path) -> None:
+    """`python3 dev.py demo` (the README's command) at a terminal's Ctrl-C: the demo's exit status,
+    130, and no KeyboardInterrupt traceback from dev.py's wait."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL")}
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "dev.py"), "demo", "--serve", "0"], cwd=tmp_path, env=env,
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, process_group=0,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:
+            if SERVING in line:
+                break
+        os.killpg(process.pid, signal.SIGINT)  # what the terminal sends on Ctrl-C
+        said = process.stderr.read()
+        assert process.wait(timeout=60) == 130, said
+        assert "Traceback" not in said
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
