@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.async_api import Browser
 from redis.asyncio import Redis
 
 from askq.stack import embedded_redis, simulator_process
 from common.config import AskqConfig, parse_config
+from tests.browser import browser
 
 # Instant answers by default; a test that needs pacing or faults asks the simulator for them.
 SIMULATOR_DEFAULTS: dict[str, Any] = {
@@ -153,3 +155,10 @@ def write(tmp_path: Path) -> Any:
         return path
 
     return _write
+
+
+@pytest.fixture
+async def chromium() -> AsyncIterator[Browser]:
+    """The system's headless Chromium for a console test (skipped without one: tests/browser.py)."""
+    async with browser() as running:
+        yield running

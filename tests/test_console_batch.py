@@ -18,7 +18,7 @@ from common.status import JobState
 from producer.batches import batch_status
 from producer.submit import submit_file
 from tests.api_server import ApiServer, api_server
-from tests.browser import browser, keep_screenshot, page_of
+from tests.browser import keep_screenshot, page_of
 from tests.conftest import Simulator
 from tests.helpers import results, run_burst_worker
 from worker.answering.admission import GateMemory
@@ -38,12 +38,6 @@ FAULTS = [
 @pytest.fixture(scope="module")
 def server(redis_url: str) -> Iterator[ApiServer]:
     with api_server(redis_url) as running:
-        yield running
-
-
-@pytest.fixture
-async def chromium() -> AsyncIterator[Browser]:
-    async with browser() as running:
         yield running
 
 

@@ -13,7 +13,7 @@ from common import keys
 from common.config import AskqConfig
 from producer.submit import submit_file
 from tests.api_server import ApiServer, api_server
-from tests.browser import browser, keep_screenshot, page_of
+from tests.browser import keep_screenshot, page_of
 
 TOKEN = "console-test-token-0123456789"
 
@@ -27,12 +27,6 @@ def server(redis_url: str) -> Iterator[ApiServer]:
 @pytest.fixture(scope="module")
 def guarded(redis_url: str) -> Iterator[ApiServer]:
     with api_server(redis_url, token=TOKEN) as running:
-        yield running
-
-
-@pytest.fixture
-async def chromium() -> AsyncIterator[Browser]:
-    async with browser() as running:
         yield running
 
 

@@ -17,7 +17,7 @@ from common.events import EventType
 from producer.job_status import job_status
 from producer.submit import submit_file
 from tests.api_server import ApiServer, api_server
-from tests.browser import browser, keep_screenshot
+from tests.browser import keep_screenshot
 from tests.conftest import Simulator
 from tests.helpers import keeping_events, logged_events, run_burst_worker
 from tests.job_pages import open_job, stream_ended, submit_question, text_of, watched
@@ -29,12 +29,6 @@ HOSTILE = '<script>alert(1)</script><img src=x onerror=alert(1)><b>markup</b> & 
 @pytest.fixture(scope="module")
 def server(redis_url: str) -> Iterator[ApiServer]:
     with api_server(redis_url) as running:
-        yield running
-
-
-@pytest.fixture
-async def chromium() -> AsyncIterator[Browser]:
-    async with browser() as running:
         yield running
 
 

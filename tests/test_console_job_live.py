@@ -19,7 +19,6 @@ from common.config import AskqConfig
 from common.events import EventType
 from producer.job_status import job_status
 from tests.api_server import ApiServer, api_server, free_port
-from tests.browser import browser
 from tests.conftest import Simulator
 from tests.helpers import eventually, logged_events, run_burst_worker
 from tests.job_pages import SLOW, open_job, stream_ended, submit_question, text_of, watched
@@ -28,12 +27,6 @@ from tests.job_pages import SLOW, open_job, stream_ended, submit_question, text_
 @pytest.fixture(scope="module")
 def server(redis_url: str) -> Iterator[ApiServer]:
     with api_server(redis_url) as running:
-        yield running
-
-
-@pytest.fixture
-async def chromium() -> AsyncIterator[Browser]:
-    async with browser() as running:
         yield running
 
 
